@@ -1,0 +1,82 @@
+/** How a host's SSH host key is checked: `strict` refuses unknown hosts, `accept-new` records them once. */
+export type HostKeyPolicy = 'strict' | 'accept-new'
+
+export type RestartKind = 'auto' | 'phased' | 'hot' | 'full' | 'none'
+
+export type Strategy = 'parallel' | 'rolling' | 'canary'
+
+/** SSH settings, after `~` and `${VAR}` expansion. */
+export interface SshSettings {
+  /** Private key file; when absent the SSH agent (`SSH_AUTH_SOCK`) is used. */
+  identity?: string
+  /** known_hosts file used to verify (and, with `accept-new`, record) host keys. */
+  knownHosts: string
+  hostKey: HostKeyPolicy
+  /** Seconds to wait for a connection and its handshake. */
+  connectTimeout: number
+}
+
+/** One target, after per-host overrides are applied. */
+export interface HostConfig {
+  /** The name used in messages and `--host` filters. */
+  name: string
+  /** `local` for this machine, otherwise where to connect. */
+  kind: 'local' | 'ssh'
+  user?: string
+  hostname?: string
+  port: number
+  deployTo: string
+  ssh: SshSettings
+}
+
+export interface SharedSettings {
+  files: string[]
+  dirs: string[]
+}
+
+export interface InstallSettings {
+  command: string
+  lockfiles: string[]
+  vendor?: string
+}
+
+export interface ServerSettings {
+  kind: 'puma'
+  config: string
+  pidfile: string
+  controlUrl?: string
+  controlToken?: string
+  restart: RestartKind
+  start?: string
+  fullRestart?: string
+  envFiles: string[]
+}
+
+export interface HealthSettings {
+  url: string
+  expect?: string
+  /** Seconds. */
+  timeout: number
+}
+
+/** A validated deployer.yml. Paths on this machine are absolute; `deployTo` is absolute and normalised. */
+export interface DeployConfig {
+  /** The file it came from (absolute). */
+  file: string
+  app: string
+  /** The built app directory to upload (absolute, local). */
+  source: string
+  exclude: string[]
+  deployTo: string
+  keepReleases: number
+  hosts: HostConfig[]
+  strategy: Strategy
+  concurrency: number
+  batch: number
+  onFailure: 'rollback' | 'stop'
+  ssh: SshSettings
+  shared: SharedSettings
+  install?: InstallSettings
+  server?: ServerSettings
+  health?: HealthSettings
+}

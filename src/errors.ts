@@ -1,0 +1,104 @@
+/**
+ * Exit codes are part of the contract: CI scripts branch on them. Keep the README table in sync.
+ */
+export const ExitCode = {
+  ok: 0,
+  failure: 1,
+  usage: 2,
+  config: 3,
+  connection: 4,
+  hostKey: 5,
+  locked: 6,
+  install: 7,
+  verify: 8,
+  partial: 9,
+  interrupted: 130,
+} as const
+
+export type ExitCodeValue = (typeof ExitCode)[keyof typeof ExitCode]
+
+/** A failure the user can act on: a full-sentence message, an exit code and a hint saying what to do next. */
+export class DeployerError extends Error {
+  readonly exitCode: ExitCodeValue
+  readonly hint?: string
+  /** The host the failure happened on, when there is one. */
+  readonly host?: string
+
+  constructor(message: string, options: { exitCode?: ExitCodeValue; hint?: string; host?: string; cause?: unknown } = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause })
+    this.name = new.target.name
+    this.exitCode = options.exitCode ?? ExitCode.failure
+    this.hint = options.hint
+    this.host = options.host
+  }
+}
+
+export class ConfigError extends DeployerError {
+  /** Every problem found, each already formatted as `file:line: key: message`. */
+  readonly problems: string[]
+
+  constructor(file: string, problems: string[]) {
+    super(`${file} has ${problems.length} problem${problems.length === 1 ? '' : 's'}:\n  ${problems.join('\n  ')}`, {
+      exitCode: ExitCode.config,
+      hint: 'Fix the lines above; `deployer init` writes a commented example of every key.',
+    })
+    this.problems = problems
+  }
+}
+
+export class ConnectionError extends DeployerError {
+  constructor(host: string, message: string, hint: string, cause?: unknown) {
+    super(`Host ${host}: ${message}`, { exitCode: ExitCode.connection, hint, host, cause })
+  }
+}
+
+export class HostKeyError extends DeployerError {
+  constructor(host: string, message: string, hint: string) {
+    super(`Host ${host}: ${message}`, { exitCode: ExitCode.hostKey, hint, host })
+  }
+}
+
+/** A remote command exited non-zero. Carries what it printed so the user sees the real cause. */
+export class RemoteCommandError extends DeployerError {
+  readonly code: number | null
+  readonly stdout: string
+  readonly stderr: string
+
+  constructor(
+    host: string,
+    what: string,
+    result: { code: number | null; stdout: string; stderr: string },
+    options: { exitCode?: ExitCodeValue; hint?: string } = {},
+  ) {
+    const tail = lastLines(result.stderr || result.stdout, 20)
+    super(`Host ${host}: ${what} failed (exit ${result.code ?? 'signal'})${tail ? `:\n${indent(tail)}` : '.'}`, {
+      exitCode: options.exitCode ?? ExitCode.failure,
+      hint: options.hint,
+      host,
+    })
+    this.code = result.code
+    this.stdout = result.stdout
+    this.stderr = result.stderr
+  }
+}
+
+export class InterruptedError extends DeployerError {
+  constructor(signal: string) {
+    super(`Interrupted by ${signal}; nothing was published on hosts that had not flipped yet.`, {
+      exitCode: ExitCode.interrupted,
+      hint: 'Run the same command again: stale partial releases are cleaned up first.',
+    })
+  }
+}
+
+export function lastLines(text: string, count: number): string {
+  const lines = text.trimEnd().split('\n')
+  return lines.slice(-count).join('\n')
+}
+
+function indent(text: string): string {
+  return text
+    .split('\n')
+    .map((line) => `    ${line}`)
+    .join('\n')
+}
