@@ -174,7 +174,6 @@ export function expandEnv(
     (match, name: string | undefined, fallback: string | undefined) => {
       if (match === '$${') return '${'
       if (name === undefined) {
-        // biome-ignore lint/suspicious/noTemplateCurlyInString: the message spells out the ${...} syntax
         problems.push('has a ${ that is not ${NAME} or ${NAME:-default} (write $${ for a literal ${)')
         return match
       }
@@ -644,7 +643,6 @@ function readText(ctx: Ctx, entry: Entry | undefined): Text | undefined {
   for (const problem of expansion.problems) report(ctx, entry, problem)
   if (expansion.problems.length > 0) return undefined
   if (expansion.value === '') {
-    // biome-ignore lint/suspicious/noTemplateCurlyInString: the message spells out the ${...} syntax
     report(ctx, entry, expansion.fromEnv ? 'is empty once ${...} is expanded' : 'must not be empty')
     return undefined
   }
