@@ -1,0 +1,295 @@
+import { type ChildProcess, execFile, spawn } from 'node:child_process'
+import { chmod, chown, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises'
+import { createServer, connect as netConnect } from 'node:net'
+import { tmpdir, userInfo } from 'node:os'
+import { join } from 'node:path'
+import { promisify } from 'node:util'
+import type { HostConfig, SshSettings } from '../../src/config/types.js'
+import { waitFor } from './wait.js'
+
+const run = promisify(execFile)
+
+const SSHD = '/usr/sbin/sshd'
+const HOSTNAME = '127.0.0.1'
+/** sshd re-execs itself and needs its privilege-separation directory; the service unit normally makes it. */
+const PRIVSEP_DIR = '/run/sshd'
+// Another process can take the free port between our probe and sshd's bind; a few retries cover that.
+const BIND_ATTEMPTS = 3
+
+/** Host key types `startSshd` can generate. */
+export type HostKeyType = 'ed25519' | 'ecdsa' | 'rsa'
+
+export interface SshdOptions {
+  /** The login user; defaults to the user running the tests (root in CI). */
+  user?: string
+  /** Create `user` with `useradd -m` if it does not exist and unlock it for key logins. Needs root. */
+  createUser?: boolean
+  /** Host keys to generate, each recorded in `knownHostsPath`. Default: `['ed25519']`. */
+  hostKeyTypes?: HostKeyType[]
+}
+
+/** What a HostConfig for the test server may override; `deployTo` has no sensible default. */
+export type HostConfigOverrides = Partial<Omit<HostConfig, 'ssh'>> & {
+  deployTo: string
+  ssh?: Partial<SshSettings>
+}
+
+/** A running private sshd on 127.0.0.1 and everything needed to log in to it. */
+export interface TestSshd {
+  port: number
+  hostname: string
+  user: string
+  /** The temp dir holding config, keys, log and pidfile; removed by `stop()`. */
+  dir: string
+  /** Private key (unencrypted ed25519) whose public half is authorized for `user`. */
+  clientKeyPath: string
+  /** A known_hosts file with a `[127.0.0.1]:PORT type key` line for each host key. */
+  knownHostsPath: string
+  /** The first host key as `type base64`, as in known_hosts. */
+  hostPublicKey: string
+  /** Every host key as `type base64`, keyed by the generated type. */
+  hostPublicKeys: Partial<Record<HostKeyType, string>>
+  /** sshd's own log (`-E`), useful when a test fails. */
+  logPath: string
+  pid: number
+  /** A HostConfig for this server: kind ssh, its user, address, client key and known_hosts, strict host keys. */
+  hostConfig(overrides: HostConfigOverrides): HostConfig
+  /** Stops this sshd (only the process it started, by pid), waits for it to exit and removes `dir`. */
+  stop(): Promise<void>
+}
+
+/**
+ * Starts a private OpenSSH server on a free port of 127.0.0.1 with keys generated now (nothing committed),
+ * and resolves once the port accepts connections.
+ */
+export async function startSshd(options: SshdOptions = {}): Promise<TestSshd> {
+  const user = options.user ?? userInfo().username
+  const hostKeyTypes = options.hostKeyTypes ?? ['ed25519']
+  if (options.createUser) await ensureUser(user)
+
+  const dir = await mkdtemp(join(tmpdir(), 'deployer-sshd-'))
+  try {
+    // sshd reads authorized_keys with the user's rights, so a non-root user must be able to reach it.
+    await chmod(dir, 0o755)
+    const hostPublicKeys: Partial<Record<HostKeyType, string>> = {}
+    const hostKeyPaths: string[] = []
+    for (const type of hostKeyTypes) {
+      const path = join(dir, `ssh_host_${type}_key`)
+      await generateKey(path, type)
+      hostKeyPaths.push(path)
+      hostPublicKeys[type] = withoutComment(await readFile(`${path}.pub`, 'utf8'))
+    }
+    const clientKeyPath = join(dir, 'client_ed25519')
+    await generateKey(clientKeyPath, 'ed25519')
+    await writeAuthorizedKeys(dir, user, await readFile(`${clientKeyPath}.pub`, 'utf8'))
+    await mkdir(PRIVSEP_DIR, { recursive: true, mode: 0o755 })
+
+    const { child, port } = await launch(dir, hostKeyPaths)
+    const knownHostsPath = join(dir, 'known_hosts')
+    const knownHostsLines = Object.values(hostPublicKeys).map((key) => `[${HOSTNAME}]:${port} ${key}\n`)
+    await writeFile(knownHostsPath, knownHostsLines.join(''), { mode: 0o600 })
+
+    let stopped: Promise<void> | undefined
+    return {
+      port,
+      hostname: HOSTNAME,
+      user,
+      dir,
+      clientKeyPath,
+      knownHostsPath,
+      hostPublicKey: Object.values(hostPublicKeys)[0]!,
+      hostPublicKeys,
+      logPath: join(dir, 'sshd.log'),
+      pid: child.pid!,
+      hostConfig(overrides) {
+        const { ssh, ...rest } = overrides
+        return {
+          name: `sshd-${port}`,
+          kind: 'ssh',
+          user,
+          hostname: HOSTNAME,
+          port,
+          ...rest,
+          ssh: {
+            identity: clientKeyPath,
+            knownHosts: knownHostsPath,
+            hostKey: 'strict',
+            connectTimeout: 10,
+            ...ssh,
+          },
+        }
+      },
+      stop() {
+        stopped ??= (async () => {
+          await stopProcess(child)
+          await rm(dir, { recursive: true, force: true })
+        })()
+        return stopped
+      },
+    }
+  } catch (error) {
+    await rm(dir, { recursive: true, force: true })
+    throw error
+  }
+}
+
+async function launch(dir: string, hostKeyPaths: string[]): Promise<{ child: ChildProcess; port: number }> {
+  const configPath = join(dir, 'sshd_config')
+  const logPath = join(dir, 'sshd.log')
+  for (let attempt = 1; ; attempt++) {
+    const port = await findFreePort()
+    await writeFile(configPath, sshdConfig(dir, port, hostKeyPaths))
+    try {
+      await run(SSHD, ['-t', '-f', configPath])
+    } catch (error) {
+      throw new Error(`sshd -t rejected ${configPath}: ${(error as { stderr?: string }).stderr ?? error}`)
+    }
+    await writeFile(logPath, '')
+    const child = spawn(SSHD, ['-D', '-f', configPath, '-E', logPath], { stdio: 'ignore' })
+    let exited = false
+    child.once('exit', () => {
+      exited = true
+    })
+    await waitFor(async () => exited || (await acceptsConnections(port)), {
+      what: `sshd to accept connections on ${HOSTNAME}:${port}`,
+      timeoutMs: 10_000,
+    }).catch(async (error: Error) => {
+      await stopProcess(child)
+      throw new Error(`${error.message}\nsshd log:\n${await readFile(logPath, 'utf8')}`)
+    })
+    if (!exited) return { child, port }
+    const log = await readFile(logPath, 'utf8')
+    if (attempt < BIND_ATTEMPTS && /Address already in use/.test(log)) continue
+    throw new Error(`sshd exited at start (exit ${child.exitCode ?? child.signalCode}); its log:\n${log}`)
+  }
+}
+
+function sshdConfig(dir: string, port: number, hostKeyPaths: string[]): string {
+  return [
+    `Port ${port}`,
+    `ListenAddress ${HOSTNAME}`,
+    ...hostKeyPaths.map((path) => `HostKey ${path}`),
+    `PidFile ${join(dir, 'sshd.pid')}`,
+    `AuthorizedKeysFile ${join(dir, 'authorized_keys')}/%u`,
+    'PasswordAuthentication no',
+    'KbdInteractiveAuthentication no',
+    'UsePAM no',
+    // Keys under a temp dir fail the ownership/mode checks sshd applies to home directories.
+    'StrictModes no',
+    'PermitRootLogin prohibit-password',
+    // Tests run many commands at once over one connection (OpenSSH's default is 10).
+    'MaxSessions 50',
+    'MaxStartups 50:30:100',
+    'Subsystem sftp internal-sftp',
+    'PrintMotd no',
+    'LogLevel VERBOSE',
+    '',
+  ].join('\n')
+}
+
+async function writeAuthorizedKeys(dir: string, user: string, publicKey: string): Promise<void> {
+  const keysDir = join(dir, 'authorized_keys')
+  await mkdir(keysDir, { mode: 0o755 })
+  const file = join(keysDir, user)
+  await writeFile(file, publicKey, { mode: 0o644 })
+  const { uid, gid } = await userIds(user)
+  if (uid !== process.getuid?.()) await chown(file, uid, gid)
+}
+
+async function ensureUser(user: string): Promise<void> {
+  try {
+    await run('id', ['-u', user])
+  } catch {
+    await run('useradd', ['-m', '-s', '/bin/bash', user])
+  }
+  // useradd leaves the password field locked ('!'); with UsePAM no, sshd then refuses even key logins.
+  await run('usermod', ['-p', '*', user])
+}
+
+async function userIds(user: string): Promise<{ uid: number; gid: number }> {
+  const uid = Number((await run('id', ['-u', user])).stdout.trim())
+  const gid = Number((await run('id', ['-g', user])).stdout.trim())
+  return { uid, gid }
+}
+
+async function generateKey(path: string, type: HostKeyType): Promise<void> {
+  await run('ssh-keygen', ['-q', '-t', type, '-N', '', '-C', `deployer-test-${type}`, '-f', path])
+}
+
+function withoutComment(publicKeyLine: string): string {
+  return publicKeyLine.trim().split(/\s+/).slice(0, 2).join(' ')
+}
+
+/**
+ * The sshd processes serving this server's connections (per-connection monitors and their unprivileged
+ * children; not the listener, not the users' commands). SIGKILL on them drops those connections, which is
+ * how tests simulate a network failure while touching only processes this sshd started.
+ */
+export async function sessionProcesses(sshd: Pick<TestSshd, 'pid'>): Promise<number[]> {
+  const processes = await listProcesses()
+  const sessions: number[] = []
+  const parents = [sshd.pid]
+  while (parents.length > 0) {
+    const parent = parents.pop()!
+    for (const candidate of processes) {
+      if (candidate.ppid !== parent || candidate.comm !== 'sshd') continue
+      sessions.push(candidate.pid)
+      parents.push(candidate.pid)
+    }
+  }
+  return sessions
+}
+
+async function listProcesses(): Promise<Array<{ pid: number; ppid: number; comm: string }>> {
+  const processes: Array<{ pid: number; ppid: number; comm: string }> = []
+  for (const name of await readdir('/proc')) {
+    if (!/^\d+$/.test(name)) continue
+    // A process can exit between readdir and this read.
+    const stat = await readFile(`/proc/${name}/stat`, 'utf8').catch(() => undefined)
+    if (!stat) continue
+    // "pid (comm) state ppid ...": comm may itself contain spaces and parentheses.
+    const commEnd = stat.lastIndexOf(')')
+    const comm = stat.slice(stat.indexOf('(') + 1, commEnd)
+    const ppid = Number(stat.slice(commEnd + 2).split(' ')[1])
+    processes.push({ pid: Number(name), ppid, comm })
+  }
+  return processes
+}
+
+/** A port that was free a moment ago: bind port 0 and let the kernel choose. */
+export function findFreePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer()
+    server.once('error', reject)
+    server.listen(0, HOSTNAME, () => {
+      const address = server.address()
+      const port = typeof address === 'object' && address ? address.port : 0
+      server.close(() => resolve(port))
+    })
+  })
+}
+
+function acceptsConnections(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = netConnect({ host: HOSTNAME, port })
+    socket.once('connect', () => {
+      socket.destroy()
+      resolve(true)
+    })
+    socket.once('error', () => resolve(false))
+  })
+}
+
+async function stopProcess(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()))
+  child.kill('SIGTERM')
+  const stillRunning = await Promise.race([
+    exited.then(() => false),
+    new Promise<boolean>((resolve) => setTimeout(() => resolve(true), 5_000).unref()),
+  ])
+  if (stillRunning) {
+    child.kill('SIGKILL')
+    await exited
+  }
+}
