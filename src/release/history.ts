@@ -1,0 +1,35 @@
+/** Who ran a command: recorded in the lock and in every history line. */
+export interface Actor {
+  user: string
+  /** The machine deployer ran on. */
+  machine: string
+  pid: number
+  /** A CI run's URL or id, when deployer runs in CI. */
+  ci?: string
+}
+
+/** One line of `.deployer/history.jsonl`. Appended, never rewritten. */
+export type HistoryEvent =
+  | { event: 'release'; release: number; previous: number | null; revision: string; time: string; by: Actor }
+  | { event: 'rollback'; from: number | null; to: number; time: string; by: Actor }
+  | { event: 'failed'; release: number; reason: string; time: string; by: Actor }
+  | { event: 'prune'; deleted: number[]; time: string; by: Actor }
+
+/** Parses history text, skipping lines that are not deployer events (a torn last line after a crash). */
+export function parseHistory(text: string): HistoryEvent[] {
+  const events: HistoryEvent[] = []
+  for (const line of text.split('\n')) {
+    if (!line.trim()) continue
+    try {
+      const value = JSON.parse(line) as HistoryEvent
+      if (value && typeof value === 'object' && typeof value.event === 'string') events.push(value)
+    } catch {
+      // A line cut short by a killed run: the events before it still stand.
+    }
+  }
+  return events
+}
+
+export function serializeEvent(event: HistoryEvent): string {
+  return JSON.stringify(event)
+}

@@ -1,0 +1,172 @@
+import type { Readable } from 'node:stream'
+import type { HostConfig } from '../config/types.js'
+import { DeployerError, ExitCode, type ExitCodeValue, RemoteCommandError } from '../errors.js'
+import { findLiveDirsCommand, type LiveDirs, parseLiveDirs } from '../guard/live-dirs.js'
+import type { ExecOptions, Transport } from '../transport/transport.js'
+import type { HistoryEvent } from './history.js'
+import { type HostState, parseHostState, parseLockOwner } from './host-state.js'
+import { type Layout, layoutFor } from './layout.js'
+import type { LockOwner } from './lock.js'
+import * as remote from './remote-commands.js'
+
+/** A held lock, as acquireLock reports it when somebody else has it. */
+export class LockHeldError extends DeployerError {
+  readonly owner: LockOwner | null
+  constructor(host: string, message: string, hint: string, owner: LockOwner | null) {
+    super(message, { exitCode: ExitCode.locked, hint, host })
+    this.owner = owner
+  }
+}
+
+/**
+ * One host's side of every operation: runs the pure command builders over the host's transport and
+ * turns non-zero exits into typed errors naming the host and the step.
+ */
+export class HostSession {
+  readonly host: HostConfig
+  readonly transport: Transport
+  readonly layout: Layout
+
+  constructor(host: HostConfig, transport: Transport) {
+    this.host = host
+    this.transport = transport
+    this.layout = layoutFor(host.deployTo)
+  }
+
+  get name(): string {
+    return this.host.name
+  }
+
+  async inspect(): Promise<HostState> {
+    const output = await this.run('reading the state of deploy_to', remote.inspectCommand(this.layout))
+    return parseHostState(output)
+  }
+
+  /** Takes the lock, or returns the current owner (null when unreadable) when someone else holds it. */
+  async tryLock(
+    owner: LockOwner,
+  ): Promise<{ acquired: true } | { acquired: false; holder: LockOwner | null }> {
+    const output = await this.run('taking the deploy lock', remote.acquireLockCommand(this.layout, owner), {
+      hint: `Check that ${this.layout.deployTo} (or its parent) is writable by the SSH user.`,
+    })
+    if (output.startsWith('acquired')) return { acquired: true }
+    return { acquired: false, holder: parseLockOwner(output.replace(/^held\n/, '')) }
+  }
+
+  async unlock(owner: LockOwner): Promise<void> {
+    await this.run('releasing the deploy lock', remote.releaseLockCommand(this.layout, owner))
+  }
+
+  async breakLock(): Promise<void> {
+    await this.run('breaking the deploy lock', remote.breakLockCommand(this.layout))
+  }
+
+  /** Prepares `.N.partial`; returns the stale partial releases it removed. */
+  async prepare(release: number): Promise<string[]> {
+    const output = await this.run(
+      `preparing release ${release}`,
+      remote.prepareCommand(this.layout, release),
+      {
+        hint: `Check that ${this.layout.deployTo} is writable by the SSH user and the disk is not full.`,
+      },
+    )
+    return output
+      .split('\n')
+      .filter((line) => line.startsWith('removed-stale\t'))
+      .map((line) => line.slice('removed-stale\t'.length))
+  }
+
+  async upload(release: number, archive: Readable, signal?: AbortSignal): Promise<void> {
+    await this.run(`uploading release ${release}`, remote.extractCommand(this.layout, release), {
+      stdin: archive,
+      signal,
+      hint: 'Check free disk space on the host (`df -h`) and that GNU tar is installed.',
+    })
+  }
+
+  async linkShared(release: number, dirs: readonly string[], files: readonly string[]): Promise<void> {
+    if (dirs.length === 0 && files.length === 0) return
+    await this.run(
+      `linking shared files into release ${release}`,
+      remote.linkSharedCommand(this.layout, release, dirs, files),
+      {
+        hint: `Create missing shared files under ${this.layout.shared} on the host (they hold server-side data such as .env).`,
+      },
+    )
+  }
+
+  async install(
+    release: number,
+    command: string,
+    options: Pick<ExecOptions, 'signal' | 'onOutput'>,
+  ): Promise<void> {
+    await this.run(
+      `install (\`${command}\`) in release ${release}`,
+      remote.installCommand(this.layout, release, command),
+      {
+        ...options,
+        exitCode: ExitCode.install,
+        hint: 'Fix the install (run it by hand in the release directory to see it fail); `current` was not changed.',
+      },
+    )
+  }
+
+  async discardPartial(release: number): Promise<void> {
+    await this.run(
+      `removing the partial release ${release}`,
+      remote.discardPartialCommand(this.layout, release),
+    )
+  }
+
+  async publish(release: number): Promise<void> {
+    await this.run(`publishing release ${release}`, remote.publishCommand(this.layout, release))
+  }
+
+  async flip(release: number): Promise<void> {
+    await this.run(`pointing current at release ${release}`, remote.flipCommand(this.layout, release), {
+      hint: `If ${this.layout.current} is a real directory (not a symlink), move it away first.`,
+    })
+  }
+
+  async record(event: HistoryEvent): Promise<void> {
+    await this.run('appending to the history', remote.appendHistoryCommand(this.layout, event))
+  }
+
+  async liveDirs(): Promise<LiveDirs> {
+    return parseLiveDirs(
+      await this.run('listing processes that use releases', findLiveDirsCommand(this.layout.releases)),
+    )
+  }
+
+  async removeReleases(releases: readonly number[]): Promise<number[]> {
+    if (releases.length === 0) return []
+    const output = await this.run(
+      `deleting releases ${releases.join(', ')}`,
+      remote.removeReleasesCommand(this.layout, releases),
+    )
+    return output
+      .split('\n')
+      .filter((line) => line.startsWith('removed\t'))
+      .map((line) => Number(line.slice('removed\t'.length)))
+  }
+
+  async close(): Promise<void> {
+    await this.transport.close()
+  }
+
+  /** Runs a command and returns its stdout; a non-zero exit becomes a RemoteCommandError. */
+  async run(
+    what: string,
+    command: string,
+    options: ExecOptions & { exitCode?: ExitCodeValue; hint?: string } = {},
+  ): Promise<string> {
+    const result = await this.transport.exec(command, options)
+    if (result.code !== 0) {
+      throw new RemoteCommandError(this.name, what, result, {
+        exitCode: options.exitCode,
+        hint: options.hint,
+      })
+    }
+    return result.stdout
+  }
+}

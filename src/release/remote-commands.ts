@@ -1,0 +1,195 @@
+import { posix } from 'node:path'
+import { quote } from '../transport/quote.js'
+import { type HistoryEvent, serializeEvent } from './history.js'
+import {
+  assertReleaseNumber,
+  currentTarget,
+  deletingPath,
+  isInside,
+  type Layout,
+  partialPath,
+  releasePath,
+} from './layout.js'
+import type { LockOwner } from './lock.js'
+
+/*
+ * Pure builders of the shell commands deployer runs on a host. Every path and value goes through
+ * quote(); commands are POSIX sh (sshd runs them through the user's login shell) with GNU coreutils.
+ */
+
+/** Prints one tagged line per fact about the host; parsed by parseHostState. One round trip. */
+export function inspectCommand(layout: Layout): string {
+  const d = quote(layout.deployTo)
+  return [
+    `d=${d}`,
+    `if [ ! -d "$d" ]; then echo absent; exit 0; fi`,
+    `printf 'real\\t%s\\n' "$(cd "$d" && pwd -P)"`,
+    `if [ -L "$d/current" ]; then printf 'current\\t%s\\n' "$(readlink "$d/current")"; elif [ -e "$d/current" ]; then echo 'current-not-link'; fi`,
+    `if [ -f "$d/.deployer/sequence" ]; then printf 'sequence\\t%s\\n' "$(head -c 32 "$d/.deployer/sequence")"; fi`,
+    `if [ -d "$d/.deployer/lock" ]; then printf 'lock\\t%s\\n' "$(head -c 4096 "$d/.deployer/lock/owner.json" 2>/dev/null | base64 | tr -d '\\n')"; fi`,
+    `if [ -d "$d/releases" ]; then for e in "$d"/releases/* "$d"/releases/.[0-9]*; do`,
+    `  [ -e "$e" ] || continue; n=\${e##*/}`,
+    `  case "$n" in *[!0-9]*) case "$n" in .*.partial|.*.deleting) printf 'other\\t%s\\n' "$n";; esac;;`,
+    `  *) printf 'release\\t%s\\t%s\\t%s\\n' "$n" "$(stat -c %Y "$e")" "$(head -c 128 "$e/REVISION" 2>/dev/null | head -n 1)";; esac`,
+    `done; fi`,
+    `if [ -f "$d/.deployer/history.jsonl" ]; then tail -n 5000 "$d/.deployer/history.jsonl" | sed 's/^/history\\t/'; fi`,
+  ].join('\n')
+}
+
+/** Takes the lock with an atomic mkdir; prints `acquired`, or `held` followed by the holder's owner.json. */
+export function acquireLockCommand(layout: Layout, owner: LockOwner): string {
+  return [
+    `mkdir -p ${quote(layout.meta)}`,
+    `if mkdir ${quote(layout.lock)} 2>/dev/null; then`,
+    `  printf '%s\\n' ${quote(JSON.stringify(owner))} > ${quote(layout.lockOwner)} && echo acquired`,
+    `else echo held; cat ${quote(layout.lockOwner)} 2>/dev/null; fi`,
+  ].join('\n')
+}
+
+/** Removes the lock only if this run still owns it, so a run never frees a lock someone else took. */
+export function releaseLockCommand(layout: Layout, owner: LockOwner): string {
+  return `if grep -qF ${quote(owner.token)} ${quote(layout.lockOwner)} 2>/dev/null; then rm -rf -- ${quote(layout.lock)}; fi`
+}
+
+/** Breaks the lock whoever holds it (`deployer unlock`). */
+export function breakLockCommand(layout: Layout): string {
+  return `rm -rf -- ${quote(guardedPath(layout, layout.lock))}`
+}
+
+/**
+ * Prepares a host for building release N, under the lock: the directory skeleton, the sequence
+ * (so N is never handed out again, even if this run dies), removal of partial and half-deleted releases
+ * left by killed runs (nobody else can be building: we hold the lock), and the empty partial directory.
+ */
+export function prepareCommand(layout: Layout, release: number): string {
+  const partial = partialPath(layout, release)
+  return [
+    'set -e',
+    `mkdir -p ${quote(layout.releases)} ${quote(layout.shared)} ${quote(layout.meta)}`,
+    `printf '%s\\n' ${release} > ${quote(layout.sequence)}.tmp && mv -f ${quote(layout.sequence)}.tmp ${quote(layout.sequence)}`,
+    `for stale in ${quote(layout.releases)}/.[0-9]*.partial ${quote(layout.releases)}/.[0-9]*.deleting; do`,
+    `  if [ -e "$stale" ]; then chmod -R u+w "$stale" 2>/dev/null || true; rm -rf -- "$stale"; printf 'removed-stale\\t%s\\n' "$stale"; fi`,
+    'done',
+    `if [ -e ${quote(releasePath(layout, release))} ]; then echo "release ${release} already exists" >&2; exit 3; fi`,
+    `mkdir ${quote(partial)}`,
+  ].join('\n')
+}
+
+/** Unpacks the tar stream on stdin into the partial release, keeping modes but not the uploader's uid. */
+export function extractCommand(layout: Layout, release: number): string {
+  return `tar -x -p --no-same-owner -f - -C ${quote(partialPath(layout, release))}`
+}
+
+/**
+ * Links `shared.dirs` and `shared.files` into the partial release. Shared entries outlive releases:
+ * a dir is created when missing; a file missing in shared/ is seeded from the release's own copy, and
+ * with no copy at all the step fails rather than linking to nothing.
+ */
+export function linkSharedCommand(
+  layout: Layout,
+  release: number,
+  dirs: readonly string[],
+  files: readonly string[],
+): string {
+  const partial = partialPath(layout, release)
+  const lines = ['set -e']
+  for (const dir of dirs) {
+    const inShared = posix.join(layout.shared, dir)
+    const inRelease = posix.join(partial, dir)
+    lines.push(
+      `mkdir -p ${quote(inShared)} ${quote(posix.dirname(inRelease))}`,
+      `rm -rf -- ${quote(inRelease)}`,
+      `ln -s ${quote(inShared)} ${quote(inRelease)}`,
+    )
+  }
+  for (const file of files) {
+    const inShared = posix.join(layout.shared, file)
+    const inRelease = posix.join(partial, file)
+    lines.push(
+      `mkdir -p ${quote(posix.dirname(inShared))} ${quote(posix.dirname(inRelease))}`,
+      `if [ ! -e ${quote(inShared)} ]; then`,
+      `  if [ -f ${quote(inRelease)} ] && [ ! -L ${quote(inRelease)} ]; then cp -p ${quote(inRelease)} ${quote(inShared)}`,
+      `  else echo ${quote(`shared file ${inShared} does not exist`)} >&2; exit 4; fi`,
+      'fi',
+      `rm -rf -- ${quote(inRelease)}`,
+      `ln -s ${quote(inShared)} ${quote(inRelease)}`,
+    )
+  }
+  return lines.join('\n')
+}
+
+/** Runs the user's install command inside the partial release, telling it where it is. */
+export function installCommand(layout: Layout, release: number, command: string): string {
+  const partial = partialPath(layout, release)
+  return [
+    `cd ${quote(partial)}`,
+    `export DEPLOYER_RELEASE=${release} DEPLOYER_RELEASE_PATH=${quote(partial)} DEPLOYER_DEPLOY_TO=${quote(layout.deployTo)}`,
+    // The user's command is shell by design; it runs in a subshell so its `exit` or `cd` cannot leak.
+    `( ${command}\n)`,
+  ].join('\n')
+}
+
+/** Renames the complete partial release to `releases/N`; refuses to overwrite anything. */
+export function publishCommand(layout: Layout, release: number): string {
+  const partial = partialPath(layout, release)
+  const final = releasePath(layout, release)
+  return [
+    'set -e',
+    `if [ -e ${quote(final)} ]; then echo "release ${release} already exists" >&2; exit 3; fi`,
+    `mv -T -- ${quote(partial)} ${quote(final)}`,
+  ].join('\n')
+}
+
+/**
+ * Points `current` at release N atomically: a new symlink under a temporary name, then rename(2) over
+ * `current`. Readers see either the old or the new target, never a missing link. `mv -T` refuses to
+ * replace a real directory named `current`.
+ */
+export function flipCommand(layout: Layout, release: number): string {
+  assertReleaseNumber(release)
+  const temporary = posix.join(layout.deployTo, `.current.${release}.tmp`)
+  return [
+    'set -e',
+    `test -d ${quote(releasePath(layout, release))}`,
+    `rm -f -- ${quote(temporary)}`,
+    `ln -s ${quote(currentTarget(release))} ${quote(temporary)}`,
+    `mv -T -f -- ${quote(temporary)} ${quote(layout.current)}`,
+  ].join('\n')
+}
+
+/** Appends one event to the host's history; a single write of one line, so lines never interleave. */
+export function appendHistoryCommand(layout: Layout, event: HistoryEvent): string {
+  return `mkdir -p ${quote(layout.meta)} && printf '%s\\n' ${quote(serializeEvent(event))} >> ${quote(layout.history)}`
+}
+
+/** Removes an unpublished partial release (a failed or interrupted build). */
+export function discardPartialCommand(layout: Layout, release: number): string {
+  const partial = guardedPath(layout, partialPath(layout, release))
+  return `if [ -e ${quote(partial)} ]; then chmod -R u+w ${quote(partial)} 2>/dev/null || true; rm -rf -- ${quote(partial)}; fi`
+}
+
+/**
+ * Deletes published releases: each is first renamed out of the release namespace, so a delete that
+ * dies half way leaves `.N.deleting` (cleaned up by the next run), never a broken `releases/N`.
+ * `current` is re-checked on the host as the last guard.
+ */
+export function removeReleasesCommand(layout: Layout, releases: readonly number[]): string {
+  const lines = ['set -e']
+  for (const release of releases) {
+    const final = guardedPath(layout, releasePath(layout, release))
+    const deleting = guardedPath(layout, deletingPath(layout, release))
+    lines.push(
+      `if [ "$(readlink ${quote(layout.current)} 2>/dev/null)" = ${quote(currentTarget(release))} ]; then echo "release ${release} is current" >&2; exit 5; fi`,
+      `if [ -d ${quote(final)} ]; then mv -T -- ${quote(final)} ${quote(deleting)}; chmod -R u+w ${quote(deleting)} 2>/dev/null || true; rm -rf -- ${quote(deleting)}; printf 'removed\\t%s\\n' ${release}; fi`,
+    )
+  }
+  return lines.join('\n')
+}
+
+/** Every path handed to `rm` passes here: it must lie strictly inside `deploy_to`. */
+export function guardedPath(layout: Layout, path: string): string {
+  if (!isInside(layout.deployTo, path)) {
+    throw new Error(`Refusing to delete ${path}: it is not inside deploy_to ${layout.deployTo}`)
+  }
+  return path
+}
