@@ -1,0 +1,132 @@
+import { createHash } from 'node:crypto'
+import { createReadStream } from 'node:fs'
+import { lstat, readdir, readlink } from 'node:fs/promises'
+import { join, posix } from 'node:path'
+import picomatch from 'picomatch'
+import { DeployerError, ExitCode } from '../errors.js'
+
+/** One entry of the tree to upload; `path` is relative, with `/` separators. */
+export interface TreeEntry {
+  path: string
+  type: 'file' | 'dir' | 'symlink'
+  /** Permission bits (`mode & 0o7777`). */
+  mode: number
+  size: number
+  mtime: number
+  sha256?: string
+  /** Symlink target, as written in the link. */
+  target?: string
+}
+
+export interface LocalTree {
+  root: string
+  entries: TreeEntry[]
+  /** A hash over every path, type, mode and content: the REVISION of a source that is not a git checkout. */
+  contentHash: string
+  totalBytes: number
+  /** Sockets, FIFOs and devices: they cannot be uploaded and are left out, with a warning. */
+  skipped: string[]
+}
+
+/**
+ * Walks the source directory once (minus `exclude`), hashing every file. Symlinks are kept as links,
+ * but one that points outside the tree (absolute, or climbing out with `..`) is refused: on the host it
+ * would point somewhere else, or somewhere deployer must never write through.
+ */
+export async function scanTree(root: string, exclude: readonly string[]): Promise<LocalTree> {
+  const rootStat = await lstat(root).catch(() => null)
+  if (!rootStat?.isDirectory()) {
+    throw new DeployerError(`The source ${root} is not a directory.`, {
+      exitCode: ExitCode.config,
+      hint: 'Set `source:` in deployer.yml or pass `--source DIR` with the built app.',
+    })
+  }
+  const isExcluded = excludeMatcher(exclude)
+  const entries: TreeEntry[] = []
+  const skipped: string[] = []
+  const escaping: string[] = []
+
+  async function walk(relativeDir: string): Promise<void> {
+    const names = (await readdir(join(root, relativeDir))).sort()
+    for (const name of names) {
+      const relative = relativeDir ? `${relativeDir}/${name}` : name
+      if (isExcluded(relative)) continue
+      const absolute = join(root, relative)
+      const stat = await lstat(absolute)
+      const base = { path: relative, mode: stat.mode & 0o7777, mtime: Math.floor(stat.mtimeMs / 1000) }
+      if (stat.isDirectory()) {
+        entries.push({ ...base, type: 'dir', size: 0 })
+        await walk(relative)
+      } else if (stat.isSymbolicLink()) {
+        const target = await readlink(absolute)
+        if (symlinkEscapes(relative, target)) escaping.push(`${relative} -> ${target}`)
+        entries.push({ ...base, type: 'symlink', size: 0, target })
+      } else if (stat.isFile()) {
+        entries.push({ ...base, type: 'file', size: stat.size, sha256: await hashFile(absolute) })
+      } else {
+        skipped.push(relative)
+      }
+    }
+  }
+  await walk('')
+
+  if (escaping.length > 0) {
+    throw new DeployerError(
+      `The source ${root} has symlinks that point outside it:\n  ${escaping.slice(0, 20).join('\n  ')}`,
+      {
+        exitCode: ExitCode.config,
+        hint: 'Make them relative links inside the app, or list them under `exclude:` (or use `shared:` for server-side files).',
+      },
+    )
+  }
+  return {
+    root,
+    entries,
+    contentHash: hashTree(entries),
+    totalBytes: entries.reduce((sum, entry) => sum + entry.size, 0),
+    skipped,
+  }
+}
+
+/**
+ * `exclude` patterns follow .gitignore habits: a pattern without `/` matches a name at any depth
+ * (`log`, `*.tmp`); one with `/` matches from the source root (`public/assets`). A match on a
+ * directory leaves out everything below it.
+ */
+export function excludeMatcher(patterns: readonly string[]): (relative: string) => boolean {
+  const matchers = patterns.map((pattern) => {
+    const anchored = pattern.includes('/')
+    const clean = pattern.replace(/^\/+/, '').replace(/\/+$/, '')
+    const match = picomatch(clean, { dot: true })
+    return (relative: string) =>
+      anchored ? match(relative) : relative.split('/').some((name) => match(name))
+  })
+  return (relative) => matchers.some((matches) => matches(relative))
+}
+
+/** True when a link at `linkPath` (relative to the root) with `target` resolves outside the root. */
+export function symlinkEscapes(linkPath: string, target: string): boolean {
+  if (posix.isAbsolute(target)) return true
+  const resolved = posix.normalize(posix.join(posix.dirname(linkPath), target))
+  return resolved === '..' || resolved.startsWith('../')
+}
+
+function hashFile(path: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const hash = createHash('sha256')
+    createReadStream(path)
+      .on('error', reject)
+      .on('data', (chunk) => hash.update(chunk))
+      .on('end', () => resolve(hash.digest('hex')))
+  })
+}
+
+function hashTree(entries: readonly TreeEntry[]): string {
+  const hash = createHash('sha256')
+  for (const entry of entries) {
+    // Only the executable bit of a mode matters for content identity; umask differences do not.
+    const executable = entry.type === 'file' && (entry.mode & 0o111) !== 0 ? 'x' : '-'
+    hash.update(`${entry.type}\0${entry.path}\0${executable}\0${entry.sha256 ?? entry.target ?? ''}\n`)
+  }
+  return hash.digest('hex')
+}

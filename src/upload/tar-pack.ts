@@ -1,0 +1,66 @@
+import { createReadStream } from 'node:fs'
+import { join } from 'node:path'
+import { Readable } from 'node:stream'
+import { pipeline } from 'node:stream/promises'
+import { pack as createPack, type Pack } from 'tar-stream'
+import type { TreeEntry } from './local-tree.js'
+
+/** A file deployer writes into the release itself (RELEASE, REVISION, the manifest). */
+export interface GeneratedFile {
+  path: string
+  content: string
+  mode?: number
+}
+
+/**
+ * Streams `entries` from `root` as a tar archive, followed by the generated files. Entries are written
+ * one at a time (tar is sequential); a file that changes size while it is read fails the stream rather
+ * than uploading a torn copy.
+ */
+export function packTree(
+  root: string,
+  entries: readonly TreeEntry[],
+  generated: readonly GeneratedFile[],
+): Readable {
+  const pack = createPack()
+  const fill = async () => {
+    for (const entry of entries) {
+      const header = {
+        name: entry.path,
+        mode: entry.mode,
+        mtime: new Date(entry.mtime * 1000),
+        uid: 0,
+        gid: 0,
+      }
+      if (entry.type === 'dir') {
+        await addEntry(pack, { ...header, type: 'directory' })
+      } else if (entry.type === 'symlink') {
+        await addEntry(pack, { ...header, type: 'symlink', linkname: entry.target })
+      } else {
+        const sink = pack.entry({ ...header, type: 'file', size: entry.size })
+        await pipeline(createReadStream(join(root, entry.path)), sink)
+      }
+    }
+    const now = new Date()
+    for (const file of generated) {
+      const body = Buffer.from(file.content, 'utf8')
+      await addEntry(
+        pack,
+        { name: file.path, mode: file.mode ?? 0o644, mtime: now, type: 'file', size: body.length },
+        body,
+      )
+    }
+    pack.finalize()
+  }
+  fill().catch((error: unknown) => pack.destroy(error instanceof Error ? error : new Error(String(error))))
+  // tar-stream's pack is a streamx stream; callers (and transports) deal in Node byte streams.
+  return Readable.from(pack, { objectMode: false })
+}
+
+function addEntry(pack: Pack, header: Parameters<Pack['entry']>[0], body?: Buffer): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const done = (error?: Error | null) => (error ? reject(error) : resolve())
+    if (body) pack.entry(header, body, done)
+    else pack.entry(header, done)
+  })
+}

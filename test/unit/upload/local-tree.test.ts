@@ -1,0 +1,94 @@
+import { mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { expect } from 'chai'
+import { excludeMatcher, scanTree, symlinkEscapes } from '../../../src/upload/local-tree.js'
+
+describe('excludeMatcher', () => {
+  const cases: [string[], string, boolean][] = [
+    [['log'], 'log', true],
+    [['log'], 'log/production.log', true],
+    [['log'], 'app/log', true],
+    [['*.tmp'], 'a/b/c.tmp', true],
+    [['public/assets'], 'public/assets', true],
+    [['public/assets'], 'vendor/public/assets', false],
+    [['/RELEASE'], 'RELEASE', true],
+    [['/RELEASE'], 'app/RELEASE', false],
+    [['.git'], '.git', true],
+    [['.git'], '.github', false],
+  ]
+  for (const [patterns, path, expected] of cases) {
+    it(`${patterns.join(',')} ${expected ? 'excludes' : 'keeps'} ${path}`, () => {
+      expect(excludeMatcher(patterns)(path)).to.equal(expected)
+    })
+  }
+})
+
+describe('symlinkEscapes', () => {
+  const cases: [string, string, boolean][] = [
+    ['a', 'b', false],
+    ['dir/link', '../file', false],
+    ['dir/link', '../../file', true],
+    ['link', '/etc/passwd', true],
+    ['link', '..', true],
+    ['a/b/link', './c', false],
+  ]
+  for (const [link, target, expected] of cases) {
+    it(`${link} -> ${target} ${expected ? 'escapes' : 'stays inside'}`, () =>
+      expect(symlinkEscapes(link, target)).to.equal(expected))
+  }
+})
+
+describe('scanTree', () => {
+  let root: string
+  beforeEach(async () => {
+    root = await mkdtemp(join(tmpdir(), 'deployer-tree-'))
+  })
+  afterEach(async () => {
+    await rm(root, { recursive: true, force: true })
+  })
+
+  it('lists files with hashes, keeps inner symlinks and leaves out excluded paths', async () => {
+    await mkdir(join(root, 'app'))
+    await mkdir(join(root, 'log'))
+    await writeFile(join(root, 'app', 'a.rb'), 'puts 1\n')
+    await writeFile(join(root, 'log', 'x.log'), 'noise')
+    await symlink('app/a.rb', join(root, 'link.rb'))
+    const tree = await scanTree(root, ['log'])
+    expect(tree.entries.map((entry) => `${entry.type}:${entry.path}`)).to.deep.equal([
+      'dir:app',
+      'file:app/a.rb',
+      'symlink:link.rb',
+    ])
+    expect(tree.entries[1]?.sha256).to.match(/^[0-9a-f]{64}$/)
+    expect(tree.totalBytes).to.equal(7)
+  })
+
+  it('gives the same content hash for the same content and a new one after a change', async () => {
+    await writeFile(join(root, 'a'), '1')
+    const first = await scanTree(root, [])
+    expect((await scanTree(root, [])).contentHash).to.equal(first.contentHash)
+    await writeFile(join(root, 'a'), '2')
+    expect((await scanTree(root, [])).contentHash).to.not.equal(first.contentHash)
+  })
+
+  it('refuses symlinks that point outside the source, listing them', async () => {
+    await symlink('/etc/passwd', join(root, 'passwd'))
+    await symlink('../outside', join(root, 'up'))
+    let error: Error | undefined
+    try {
+      await scanTree(root, [])
+    } catch (caught) {
+      error = caught as Error
+    }
+    expect(error?.message).to.contain('passwd -> /etc/passwd').and.contain('up -> ../outside')
+  })
+
+  it('refuses a source that is not a directory', async () => {
+    let error: Error | undefined
+    await scanTree(join(root, 'missing'), []).catch((caught: Error) => {
+      error = caught
+    })
+    expect(error?.message).to.match(/is not a directory/)
+  })
+})
