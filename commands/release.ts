@@ -1,0 +1,43 @@
+import { Flags } from '@oclif/core'
+import { DeployerCommand } from '../src/cli/base-command.js'
+import { runRelease } from '../src/fleet/release.js'
+import { currentActor } from '../src/release/actor.js'
+import { renderReleasePlan, renderReleaseResult } from '../src/ui/render.js'
+
+export default class Release extends DeployerCommand {
+  static override summary = 'build a new release on every host, publish it and flip current'
+  static override description =
+    'Uploads the built app into releases/N on each host, links shared files, runs the install command, and only when every host built it, renames it into place and flips the `current` symlink atomically. A failed or interrupted build changes nothing that serves.'
+  static override examples = [
+    '<%= config.bin %> release',
+    '<%= config.bin %> release --config deploy/production.yml --host web1',
+    '<%= config.bin %> release --source build/ --dry-run',
+    '<%= config.bin %> release --json',
+  ]
+
+  static override flags = {
+    source: Flags.string({ description: 'the built app directory to upload (overrides `source:`)' }),
+    'dry-run': Flags.boolean({ description: 'print the plan and change nothing' }),
+    restart: Flags.string({
+      description: 'how to restart the server after the flip',
+      options: ['auto', 'phased', 'hot', 'full', 'none'],
+      default: 'auto',
+    }),
+  }
+
+  async run(): Promise<void> {
+    const { flags } = await this.parse(Release)
+    const config = await this.loadDeployConfig(flags)
+    if (flags.source) config.source = flags.source
+    const result = await runRelease(config, {
+      dryRun: flags['dry-run'],
+      reporter: this.reporterFor(config),
+      actor: currentActor(),
+      signal: this.trapSignals(),
+    })
+    this.output({ ok: !result.error, ...result, error: result.error?.message }, () =>
+      result.dryRun ? renderReleasePlan(config, result) : renderReleaseResult(result),
+    )
+    if (result.error) this.fail(result.error)
+  }
+}

@@ -1,0 +1,119 @@
+import type { DeployConfig } from '../config/types.js'
+import { DeployerError, ExitCode } from '../errors.js'
+import type { Actor } from '../release/history.js'
+import type { HostSession } from '../release/host-session.js'
+import type { HostState } from '../release/host-state.js'
+import { type Holder, type PrunePlan, planPrune } from '../release/prune-plan.js'
+import { deriveStates } from '../release/states.js'
+import type { Reporter } from '../ui/events.js'
+import { timedPhase } from '../ui/events.js'
+import { settleAll } from './concurrency.js'
+import { type TransportFactory, withLocks, withSessions } from './sessions.js'
+
+export interface PruneOutcome {
+  host: string
+  /** Deleted (or, in a dry run, to be deleted). */
+  removed: number[]
+  kept: PrunePlan['kept']
+  /** Processes whose cwd and maps this SSH user could not read: releases they use could not be seen. */
+  hiddenProcesses: number
+}
+
+/**
+ * Prunes one host whose lock the caller holds. The live-process scan runs right before the delete,
+ * and releases kept only because a process uses them are reported with who holds them.
+ */
+export async function pruneHost(
+  session: HostSession,
+  state: HostState,
+  keep: number,
+  options: { dryRun: boolean; reporter: Reporter; actor: Actor; now: () => Date },
+): Promise<PruneOutcome> {
+  const { value } = await timedPhase(
+    options.reporter,
+    session.name,
+    'prune',
+    async () => {
+      const infos = deriveStates(
+        state.releases.map((release) => release.number),
+        state.current,
+        state.history,
+      )
+      const live = await session.liveDirs()
+      const plan = planPrune(infos, state.current, keep, live.byRelease)
+      for (const kept of plan.kept.filter((entry) => entry.reason === 'in-use')) {
+        options.reporter.emit({
+          kind: 'warn',
+          host: session.name,
+          message: `keeping release ${kept.number} beyond keep=${keep}: in use by ${describeHolders(kept.holders)}.`,
+        })
+      }
+      if (live.hidden > 0) {
+        options.reporter.emit({
+          kind: 'info',
+          host: session.name,
+          message: `${live.hidden} process(es) could not be inspected (their /proc entries are not readable by this SSH user); releases they use cannot be seen.`,
+        })
+      }
+      const removed = options.dryRun ? plan.remove : await session.removeReleases(plan.remove)
+      if (!options.dryRun && removed.length > 0) {
+        await session.record({
+          event: 'prune',
+          deleted: removed,
+          time: options.now().toISOString(),
+          by: options.actor,
+        })
+      }
+      return { host: session.name, removed, kept: plan.kept, hiddenProcesses: live.hidden }
+    },
+    (outcome) => (outcome.removed.length > 0 ? `removed ${outcome.removed.join(', ')}` : 'nothing to remove'),
+  )
+  return value
+}
+
+export function describeHolders(holders: readonly Holder[]): string {
+  return holders
+    .slice(0, 5)
+    .map((holder) => `pid ${holder.pid} (${holder.command || '?'}) via ${holder.via} ${holder.path}`)
+    .join('; ')
+}
+
+export interface PruneOptions {
+  keep: number
+  dryRun: boolean
+  reporter: Reporter
+  actor: Actor
+  now?: () => Date
+  open?: TransportFactory
+}
+
+/** `deployer prune`: on every host, under the lock, delete releases beyond `keep` that nobody uses. */
+export async function runPrune(config: DeployConfig, options: PruneOptions): Promise<PruneOutcome[]> {
+  if (!Number.isSafeInteger(options.keep) || options.keep < 1) {
+    throw new DeployerError(
+      `--keep must be at least 1 (got ${options.keep}): the current release is always kept.`,
+      {
+        exitCode: ExitCode.usage,
+        hint: 'Use `--keep 1` to keep only the current release.',
+      },
+    )
+  }
+  const now = options.now ?? (() => new Date())
+  return withSessions(
+    config.hosts,
+    async (sessions) => {
+      const prune = () =>
+        settleAll(sessions, config.concurrency, async (session) => {
+          const state = await session.inspect()
+          return pruneHost(session, state, options.keep, { ...options, now })
+        })
+      const results = options.dryRun
+        ? await prune()
+        : await withLocks(sessions, options.actor, 'prune', options.reporter, prune, now)
+      const failure = results.find((result) => result.status === 'rejected')
+      if (failure) throw (failure as PromiseRejectedResult).reason
+      return results.map((result) => (result as PromiseFulfilledResult<PruneOutcome>).value)
+    },
+    options.open,
+  )
+}

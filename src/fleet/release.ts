@@ -1,0 +1,344 @@
+import type { DeployConfig } from '../config/types.js'
+import { DeployerError, ExitCode, InterruptedError } from '../errors.js'
+import type { Actor } from '../release/history.js'
+import type { HostSession } from '../release/host-session.js'
+import type { HostState } from '../release/host-state.js'
+import { buildManifest, GENERATED_NAMES, releaseFiles } from '../release/manifest.js'
+import { nextReleaseNumber } from '../release/release-number.js'
+import { LocalTransport } from '../transport/local.js'
+import type { Transport } from '../transport/transport.js'
+import type { Phase, Reporter } from '../ui/events.js'
+import { timedPhase } from '../ui/events.js'
+import { type LocalTree, scanTree } from '../upload/local-tree.js'
+import { readGitRevision } from '../upload/revision.js'
+import { packTree } from '../upload/tar-pack.js'
+import { settleAll } from './concurrency.js'
+import { pruneHost } from './prune.js'
+import { type TransportFactory, withLocks, withSessions } from './sessions.js'
+
+export interface ReleaseOptions {
+  dryRun: boolean
+  reporter: Reporter
+  actor: Actor
+  /** Aborted on SIGINT/SIGTERM: in-flight steps stop, nothing unfinished is published. */
+  signal?: AbortSignal
+  now?: () => Date
+  open?: TransportFactory
+  /** Runs git for the source's revision. */
+  local?: Transport
+}
+
+export type HostStatus = 'released' | 'failed' | 'discarded' | 'planned'
+
+/** What happened on one host, for the rendered summary and `--json`. */
+export interface HostReleaseOutcome {
+  host: string
+  deployTo: string
+  status: HostStatus
+  previous: number | null
+  release: number | null
+  /** Stale `.N.partial`/`.N.deleting` left by earlier killed runs and removed by this one. */
+  removedStale: string[]
+  pruned: number[]
+  error?: { message: string; hint?: string; exitCode: number }
+  timings: Partial<Record<Phase, number>>
+}
+
+export interface ReleaseResult {
+  app: string
+  release: number
+  revision: string
+  dryRun: boolean
+  files: number
+  bytes: number
+  hosts: HostReleaseOutcome[]
+  /** Set when the release did not end as asked on every host; the command exits with its code. */
+  error?: DeployerError
+}
+
+/** Source entries deployer writes itself; the source's own copies are left out of the upload. */
+const generatedExcludes = GENERATED_NAMES.map((name) => `/${name}`)
+
+/**
+ * `deployer release`: build release N on every host, and only when every host built it completely,
+ * publish it and flip `current` everywhere. A failed or interrupted build discards the partial releases
+ * and leaves `current` untouched on every host.
+ */
+export async function runRelease(config: DeployConfig, options: ReleaseOptions): Promise<ReleaseResult> {
+  const now = options.now ?? (() => new Date())
+  const { reporter } = options
+  const tree = await scanTree(config.source, [...config.exclude, ...generatedExcludes])
+  if (tree.skipped.length > 0) {
+    reporter.emit({
+      kind: 'warn',
+      message: `left out ${tree.skipped.length} special files (sockets, FIFOs): ${tree.skipped.slice(0, 5).join(', ')}`,
+    })
+  }
+  const revision =
+    (await readGitRevision(options.local ?? new LocalTransport(), config.source)) ??
+    `content-${tree.contentHash.slice(0, 16)}`
+  reporter.emit({
+    kind: 'info',
+    message: `source ${config.source}: ${tree.entries.length} entries, ${formatBytes(tree.totalBytes)}, revision ${revision}`,
+  })
+
+  return withSessions(
+    config.hosts,
+    async (sessions) => {
+      const outcomes = sessions.map((session) => newOutcome(session))
+      const result: ReleaseResult = {
+        app: config.app,
+        release: 0,
+        revision,
+        dryRun: options.dryRun,
+        files: tree.entries.length,
+        bytes: tree.totalBytes,
+        hosts: outcomes,
+      }
+      const firstLook = await inspectAll(sessions, outcomes, config.concurrency, reporter)
+      if (options.dryRun) {
+        result.release = nextReleaseNumber(numberingReports(sessions, firstLook))
+        for (const outcome of outcomes) {
+          outcome.status = 'planned'
+          outcome.release = result.release
+        }
+        return result
+      }
+      return withLocks(
+        sessions,
+        options.actor,
+        'release',
+        reporter,
+        async () => {
+          // Read again under the lock: numbers and partial releases may have changed since the first look.
+          const states = await inspectAll(sessions, outcomes, config.concurrency, reporter)
+          result.release = nextReleaseNumber(numberingReports(sessions, states))
+          await buildEverywhere(config, options, sessions, outcomes, tree, result, now)
+          await publishEverywhere(config, options, sessions, outcomes, result, now)
+          await pruneEverywhere(config, options, sessions, outcomes, now)
+          return result
+        },
+        now,
+      )
+    },
+    options.open,
+  )
+}
+
+function newOutcome(session: HostSession): HostReleaseOutcome {
+  return {
+    host: session.name,
+    deployTo: session.layout.deployTo,
+    status: 'failed',
+    previous: null,
+    release: null,
+    removedStale: [],
+    pruned: [],
+    timings: {},
+  }
+}
+
+async function inspectAll(
+  sessions: readonly HostSession[],
+  outcomes: HostReleaseOutcome[],
+  concurrency: number,
+  reporter: Reporter,
+): Promise<HostState[]> {
+  const results = await settleAll(sessions, concurrency, async (session, index) => {
+    const { value, ms } = await timedPhase(reporter, session.name, 'inspect', () => session.inspect())
+    const outcome = outcomes[index] as HostReleaseOutcome
+    outcome.timings.inspect = ms
+    outcome.previous = value.current
+    if (value.currentIsNotLink) {
+      throw new DeployerError(
+        `Host ${session.name}: ${session.layout.current} exists but is not a symlink.`,
+        {
+          exitCode: ExitCode.failure,
+          hint: 'Move it away (it is not a deployer release) and run the release again.',
+          host: session.name,
+        },
+      )
+    }
+    return value
+  })
+  const failure = results.find((entry) => entry.status === 'rejected')
+  if (failure) {
+    results.forEach((entry, index) => {
+      if (entry.status === 'rejected') (outcomes[index] as HostReleaseOutcome).error = summarize(entry.reason)
+    })
+    throw (failure as PromiseRejectedResult).reason
+  }
+  return results.map((entry) => (entry as PromiseFulfilledResult<HostState>).value)
+}
+
+function numberingReports(sessions: readonly HostSession[], states: readonly HostState[]) {
+  return states.map((state, index) => ({
+    host: sessions[index]?.name ?? '',
+    seen: [...state.releases.map((release) => release.number), ...state.unfinished],
+    sequence: state.sequence,
+  }))
+}
+
+async function buildEverywhere(
+  config: DeployConfig,
+  options: ReleaseOptions,
+  sessions: readonly HostSession[],
+  outcomes: HostReleaseOutcome[],
+  tree: LocalTree,
+  result: ReleaseResult,
+  now: () => Date,
+): Promise<void> {
+  const { reporter, signal } = options
+  const release = result.release
+  const manifest = buildManifest(config.app, release, result.revision, tree, options.actor, now())
+  const generated = releaseFiles(manifest)
+  const results = await settleAll(sessions, config.concurrency, async (session, index) => {
+    const outcome = outcomes[index] as HostReleaseOutcome
+    outcome.release = release
+    const phase = async (name: Phase, step: () => Promise<unknown>, detail?: () => string) => {
+      signal?.throwIfAborted()
+      const { ms } = await timedPhase(reporter, session.name, name, step, detail)
+      outcome.timings[name] = ms
+    }
+    await phase(
+      'prepare',
+      async () => {
+        outcome.removedStale = await session.prepare(release)
+      },
+      () =>
+        outcome.removedStale.length > 0
+          ? `removed stale ${outcome.removedStale.join(', ')}`
+          : `releases/.${release}.partial`,
+    )
+    await phase(
+      'upload',
+      () => session.upload(release, packTree(tree.root, tree.entries, generated), signal),
+      () => formatBytes(tree.totalBytes),
+    )
+    await phase('link', () => session.linkShared(release, config.shared.dirs, config.shared.files))
+    const install = config.install
+    if (install) await phase('install', () => session.install(release, install.command, { signal }))
+  })
+  const failed = results.some((entry) => entry.status === 'rejected')
+  if (!failed && !signal?.aborted) return
+
+  // Nothing is published unless every host built the release: discard every partial, keep `current`.
+  await settleAll(sessions, sessions.length, (session) => session.discardPartial(release))
+  results.forEach((entry, index) => {
+    const outcome = outcomes[index] as HostReleaseOutcome
+    outcome.status = 'discarded'
+    if (entry.status === 'rejected' && !isAbort(entry.reason)) outcome.error = summarize(entry.reason)
+  })
+  if (signal?.aborted) throw new InterruptedError(abortReason(signal))
+  const failure = results.find((entry) => entry.status === 'rejected') as PromiseRejectedResult
+  throw failure.reason
+}
+
+async function publishEverywhere(
+  config: DeployConfig,
+  options: ReleaseOptions,
+  sessions: readonly HostSession[],
+  outcomes: HostReleaseOutcome[],
+  result: ReleaseResult,
+  now: () => Date,
+): Promise<void> {
+  const { reporter } = options
+  const release = result.release
+  // Past this point a host is not interrupted half way: publish, flip and record run to the end, so
+  // every host ends with `current` on a complete release (the old one or the new one).
+  options.signal?.throwIfAborted()
+  const results = await settleAll(sessions, config.concurrency, async (session, index) => {
+    const outcome = outcomes[index] as HostReleaseOutcome
+    const publish = await timedPhase(reporter, session.name, 'publish', () => session.publish(release))
+    outcome.timings.publish = publish.ms
+    const flip = await timedPhase(
+      reporter,
+      session.name,
+      'flip',
+      () => session.flip(release),
+      () => `current -> releases/${release}`,
+    )
+    outcome.timings.flip = flip.ms
+    outcome.status = 'released'
+    await session.record({
+      event: 'release',
+      release,
+      previous: outcome.previous,
+      revision: result.revision,
+      time: now().toISOString(),
+      by: options.actor,
+    })
+  })
+  results.forEach((entry, index) => {
+    if (entry.status === 'rejected') {
+      const outcome = outcomes[index] as HostReleaseOutcome
+      if (outcome.status !== 'released') outcome.status = 'failed'
+      outcome.error = summarize(entry.reason)
+    }
+  })
+  const failure = results.find((entry) => entry.status === 'rejected') as PromiseRejectedResult | undefined
+  if (failure) {
+    const released = outcomes
+      .filter((outcome) => outcome.status === 'released')
+      .map((outcome) => outcome.host)
+    result.error = new DeployerError(
+      `Release ${release} was published on ${released.length} of ${sessions.length} hosts: ${errorMessage(failure.reason)}`,
+      {
+        exitCode: ExitCode.partial,
+        hint:
+          released.length > 0
+            ? `Hosts on the new release: ${released.join(', ')}. Fix the failing host and release again, or \`deployer rollback\`.`
+            : undefined,
+      },
+    )
+  }
+}
+
+async function pruneEverywhere(
+  config: DeployConfig,
+  options: ReleaseOptions,
+  sessions: readonly HostSession[],
+  outcomes: HostReleaseOutcome[],
+  now: () => Date,
+): Promise<void> {
+  await settleAll(sessions, config.concurrency, async (session, index) => {
+    const outcome = outcomes[index] as HostReleaseOutcome
+    if (outcome.status !== 'released') return
+    try {
+      const state = await session.inspect()
+      const pruned = await pruneHost(session, state, config.keepReleases, { ...options, dryRun: false, now })
+      outcome.pruned = pruned.removed
+    } catch (error) {
+      // The release itself succeeded; a prune that fails is reported and retried by the next run.
+      options.reporter.emit({
+        kind: 'warn',
+        host: session.name,
+        message: `pruning old releases failed: ${errorMessage(error)}`,
+      })
+    }
+  })
+}
+
+function summarize(error: unknown): HostReleaseOutcome['error'] {
+  if (error instanceof DeployerError)
+    return { message: error.message, hint: error.hint, exitCode: error.exitCode }
+  return { message: errorMessage(error), exitCode: ExitCode.failure }
+}
+
+function errorMessage(error: unknown): string {
+  return error instanceof Error ? error.message : String(error)
+}
+
+function isAbort(error: unknown): boolean {
+  return error instanceof Error && (error.name === 'AbortError' || error instanceof InterruptedError)
+}
+
+function abortReason(signal: AbortSignal): string {
+  return typeof signal.reason === 'string' ? signal.reason : 'a signal'
+}
+
+export function formatBytes(bytes: number): string {
+  if (bytes < 1024) return `${bytes} B`
+  if (bytes < 1024 * 1024) return `${(bytes / 1024).toFixed(1)} KiB`
+  return `${(bytes / 1024 / 1024).toFixed(1)} MiB`
+}

@@ -1,0 +1,99 @@
+import type { HostConfig } from '../config/types.js'
+import { DeployerError } from '../errors.js'
+import type { Actor } from '../release/history.js'
+import { HostSession, LockHeldError } from '../release/host-session.js'
+import { describeHeldLock, type LockOwner, newLockOwner } from '../release/lock.js'
+import { openTransport } from '../transport/index.js'
+import type { Transport } from '../transport/transport.js'
+import type { Reporter } from '../ui/events.js'
+import { firstFailure, settleAll } from './concurrency.js'
+
+/** How a fleet operation reaches hosts; tests and embedders may pass their own. */
+export type TransportFactory = (host: HostConfig) => Transport
+
+/** Opens a session per host, runs `work`, and always closes every connection. */
+export async function withSessions<T>(
+  hosts: readonly HostConfig[],
+  work: (sessions: HostSession[]) => Promise<T>,
+  open: TransportFactory = openTransport,
+): Promise<T> {
+  const sessions = hosts.map((host) => new HostSession(host, open(host)))
+  try {
+    return await work(sessions)
+  } finally {
+    await Promise.allSettled(sessions.map((session) => session.close()))
+  }
+}
+
+/**
+ * Takes the deploy lock on every host, runs `work`, and releases the locks however `work` ends (also on
+ * SIGINT/SIGTERM, which surface as an aborted run). When any host is locked by someone else, the locks
+ * already taken are released again and the holder is reported.
+ */
+export async function withLocks<T>(
+  sessions: readonly HostSession[],
+  actor: Actor,
+  command: string,
+  reporter: Reporter,
+  work: (owner: LockOwner) => Promise<T>,
+  now: () => Date = () => new Date(),
+): Promise<T> {
+  const owner = newLockOwner(actor, command, now())
+  const results = await settleAll(sessions, sessions.length, async (session) => {
+    const outcome = await session.tryLock(owner)
+    if (!outcome.acquired) {
+      const alive = outcome.holder ? isProcessAlive(outcome.holder.pid) : undefined
+      const report = describeHeldLock(
+        session.name,
+        session.layout.deployTo,
+        outcome.holder,
+        now(),
+        actor.machine,
+        alive,
+      )
+      throw new LockHeldError(session.name, report.message, report.hint, outcome.holder)
+    }
+    return session
+  })
+  const locked = results.flatMap((result) => (result.status === 'fulfilled' ? [result.value] : []))
+  const failure = firstFailure(results)
+  if (failure !== undefined) {
+    await unlockAll(locked, owner, reporter)
+    throw failure
+  }
+  try {
+    return await work(owner)
+  } finally {
+    await unlockAll(locked, owner, reporter)
+  }
+}
+
+async function unlockAll(
+  sessions: readonly HostSession[],
+  owner: LockOwner,
+  reporter: Reporter,
+): Promise<void> {
+  const results = await settleAll(sessions, sessions.length, (session) => session.unlock(owner))
+  results.forEach((result, index) => {
+    if (result.status === 'rejected') {
+      const name = sessions[index]?.name ?? '?'
+      const reason = result.reason instanceof DeployerError ? result.reason.message : String(result.reason)
+      reporter.emit({
+        kind: 'warn',
+        host: name,
+        message: `could not release the lock (${reason}); break it with \`deployer unlock --host ${name}\`.`,
+      })
+    }
+  })
+}
+
+/** Whether a pid on this machine is still running (a lock taken here by a dead run is stale). */
+function isProcessAlive(pid: number): boolean | undefined {
+  if (!Number.isSafeInteger(pid) || pid <= 0) return undefined
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM'
+  }
+}

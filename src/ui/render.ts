@@ -1,0 +1,106 @@
+import type { DeployConfig } from '../config/types.js'
+import type { HostReleases } from '../fleet/list.js'
+import { describeHolders, type PruneOutcome } from '../fleet/prune.js'
+import { formatBytes, type ReleaseResult } from '../fleet/release.js'
+import type { RollbackOutcome } from '../fleet/rollback.js'
+import { quote } from '../transport/quote.js'
+
+/** The plan `release --dry-run` prints: everything a real run would do, and nothing done. */
+export function renderReleasePlan(config: DeployConfig, result: ReleaseResult): string {
+  const lines = [
+    `Plan: release ${result.release} of ${config.app} (revision ${result.revision}, ${result.files} entries, ${formatBytes(result.bytes)}); nothing was changed.`,
+  ]
+  for (const host of result.hosts) {
+    lines.push(`  ${host.host} (${host.deployTo}): current ${host.previous ?? 'none'} -> ${result.release}`)
+  }
+  const steps = [
+    `take the lock ${'.deployer/lock'}`,
+    `remove stale releases/.N.partial, build releases/.${result.release}.partial from ${config.source}`,
+  ]
+  if (config.shared.dirs.length + config.shared.files.length > 0)
+    steps.push(`link shared: ${[...config.shared.dirs, ...config.shared.files].join(', ')}`)
+  if (config.install) steps.push(`install: ${config.install.command}`)
+  steps.push(
+    `publish releases/${result.release} on every host, then flip current`,
+    `prune to keep ${config.keepReleases} releases (never current, never one a process uses)`,
+  )
+  lines.push('Steps on each host:', ...steps.map((step, index) => `  ${index + 1}. ${step}`))
+  return lines.join('\n')
+}
+
+export function renderReleaseResult(result: ReleaseResult): string {
+  const lines = result.hosts.map((host) => {
+    const pruned = host.pruned.length > 0 ? `, pruned ${host.pruned.join(', ')}` : ''
+    if (host.status === 'released')
+      return `${host.host}: release ${host.release} is live (was ${host.previous ?? 'none'})${pruned}`
+    if (host.status === 'discarded')
+      return `${host.host}: release ${host.release ?? '?'} discarded, current unchanged (${host.previous ?? 'none'})${host.error ? `: ${firstLine(host.error.message)}` : ''}`
+    return `${host.host}: ${host.status}${host.error ? `: ${firstLine(host.error.message)}` : ''}`
+  })
+  const released = result.hosts.filter((host) => host.status === 'released').length
+  if (released === result.hosts.length)
+    lines.push(`Released ${result.release} (${result.revision}) to ${released} host(s).`)
+  return lines.join('\n')
+}
+
+export function renderRollback(
+  outcomes: readonly RollbackOutcome[],
+  dryRun: boolean,
+  configFile: string,
+): string {
+  const lines = outcomes.map(
+    (outcome) =>
+      `${outcome.host}: current ${dryRun ? 'would go' : 'went'} from ${outcome.from ?? 'none'} to ${outcome.to}`,
+  )
+  const froms = [...new Set(outcomes.map((outcome) => outcome.from))]
+  if (!dryRun && froms.length === 1 && froms[0] !== null && froms[0] !== undefined) {
+    lines.push(`Undo with: deployer rollback --to ${froms[0]} --config ${quote(configFile)}`)
+  } else if (!dryRun) {
+    for (const outcome of outcomes) {
+      if (outcome.from !== null)
+        lines.push(
+          `Undo on ${outcome.host}: deployer rollback --to ${outcome.from} --host ${quote(outcome.host)} --config ${quote(configFile)}`,
+        )
+    }
+  }
+  return lines.join('\n')
+}
+
+export function renderPrune(outcomes: readonly PruneOutcome[], dryRun: boolean): string {
+  const lines: string[] = []
+  for (const outcome of outcomes) {
+    const verb = dryRun ? 'would remove' : 'removed'
+    lines.push(
+      `${outcome.host}: ${outcome.removed.length > 0 ? `${verb} ${outcome.removed.join(', ')}` : 'nothing to remove'}`,
+    )
+    for (const kept of outcome.kept.filter((entry) => entry.reason === 'in-use')) {
+      lines.push(`  kept ${kept.number}: in use by ${describeHolders(kept.holders)}`)
+    }
+  }
+  return lines.join('\n')
+}
+
+export function renderReleases(hosts: readonly HostReleases[]): string {
+  const lines: string[] = []
+  for (const host of hosts) {
+    lines.push(`${host.host} (${host.deployTo})${host.locked ? '  [locked]' : ''}`)
+    if (host.error) {
+      lines.push(`  error: ${firstLine(host.error)}`)
+      continue
+    }
+    if (host.releases.length === 0) lines.push('  no releases')
+    for (const release of [...host.releases].reverse()) {
+      const mark = release.current ? '*' : ' '
+      lines.push(
+        `  ${mark} ${String(release.number).padStart(4)}  ${release.state.padEnd(11)}  ${release.time.replace('T', ' ').slice(0, 19)}  ${release.revision}`,
+      )
+    }
+    for (const number of host.unfinished)
+      lines.push(`    ${String(number).padStart(4)}  unfinished (being built, or left by a killed run)`)
+  }
+  return lines.join('\n')
+}
+
+function firstLine(text: string): string {
+  return text.split('\n')[0] ?? ''
+}
