@@ -24,7 +24,10 @@ export class DeployerError extends Error {
   /** The host the failure happened on, when there is one. */
   readonly host?: string
 
-  constructor(message: string, options: { exitCode?: ExitCodeValue; hint?: string; host?: string; cause?: unknown } = {}) {
+  constructor(
+    message: string,
+    options: { exitCode?: ExitCodeValue; hint?: string; host?: string; cause?: unknown } = {},
+  ) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause })
     this.name = new.target.name
     this.exitCode = options.exitCode ?? ExitCode.failure
@@ -38,10 +41,13 @@ export class ConfigError extends DeployerError {
   readonly problems: string[]
 
   constructor(file: string, problems: string[]) {
-    super(`${file} has ${problems.length} problem${problems.length === 1 ? '' : 's'}:\n  ${problems.join('\n  ')}`, {
-      exitCode: ExitCode.config,
-      hint: 'Fix the lines above; `deployer init` writes a commented example of every key.',
-    })
+    super(
+      `${file} has ${problems.length} problem${problems.length === 1 ? '' : 's'}:\n  ${problems.join('\n  ')}`,
+      {
+        exitCode: ExitCode.config,
+        hint: 'Fix the lines above; `deployer init` writes a commented example of every key.',
+      },
+    )
     this.problems = problems
   }
 }
@@ -71,11 +77,14 @@ export class RemoteCommandError extends DeployerError {
     options: { exitCode?: ExitCodeValue; hint?: string } = {},
   ) {
     const tail = lastLines(result.stderr || result.stdout, 20)
-    super(`Host ${host}: ${what} failed (exit ${result.code ?? 'signal'})${tail ? `:\n${indent(tail)}` : '.'}`, {
-      exitCode: options.exitCode ?? ExitCode.failure,
-      hint: options.hint,
-      host,
-    })
+    super(
+      `Host ${host}: ${what} failed (exit ${result.code ?? 'signal'})${tail ? `:\n${indent(tail)}` : '.'}`,
+      {
+        exitCode: options.exitCode ?? ExitCode.failure,
+        hint: options.hint,
+        host,
+      },
+    )
     this.code = result.code
     this.stdout = result.stdout
     this.stderr = result.stderr
