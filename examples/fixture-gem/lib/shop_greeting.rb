@@ -1,0 +1,5 @@
+module ShopGreeting
+  def self.text
+    "hello"
+  end
+end

@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Installs the Debian packages deployer's example and tests need: a real OpenSSH server, Ruby, Puma,
+# Bundler and the tools the benchmarks compare against. Safe to run again.
+set -euo pipefail
+packages=(openssh-server openssh-client ruby puma ruby-rack bundler rsync wrk curl jq git tar procps)
+sudo=()
+if [ "$(id -u)" -ne 0 ]; then sudo=(sudo); fi
+export DEBIAN_FRONTEND=noninteractive
+"${sudo[@]}" apt-get update -qq
+"${sudo[@]}" apt-get install -y -qq --no-install-recommends "${packages[@]}" >/dev/null
+# sshd refuses to start without its privilege-separation directory, which the service unit usually makes.
+"${sudo[@]}" mkdir -p /run/sshd
+echo "installed: ${packages[*]}"

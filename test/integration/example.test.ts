@@ -1,0 +1,36 @@
+import { execFile } from 'node:child_process'
+import { mkdtemp, readFile, readlink, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { promisify } from 'node:util'
+import { expect } from 'chai'
+import { cliEnv } from '../support/cli.js'
+
+const run = promisify(execFile)
+const script = fileURLToPath(new URL('../../examples/deploy-local.sh', import.meta.url))
+
+describe("the README's main job: deploying the bundled example app to a local target", function () {
+  this.timeout(120_000)
+  let dir: string
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'deployer-example-test-'))
+  })
+  after(async () => {
+    await rm(dir, { recursive: true, force: true })
+  })
+
+  it('builds the app with its vendored gem, releases it twice, rolls back and forward', async () => {
+    const deployTo = join(dir, 'shop')
+    const { stdout } = await run('bash', [script], {
+      env: cliEnv({ DEPLOY_TO: deployTo }),
+      maxBuffer: 16 * 1024 * 1024,
+    })
+    expect(stdout).to.match(/hello from release 1 \(pid \d+, cwd .*\/releases\/1\)/)
+    expect(await readlink(join(deployTo, 'current'))).to.equal('releases/2')
+    // The install ran for real: Bundler put the vendored gem into the release's own vendor/bundle.
+    const bundleConfig = await readFile(join(deployTo, 'releases', '2', '.bundle', 'config'), 'utf8')
+    expect(bundleConfig).to.contain('BUNDLE_PATH: "vendor/bundle"')
+    expect(await readlink(join(deployTo, 'releases', '2', 'log'))).to.equal(join(deployTo, 'shared', 'log'))
+  })
+})
