@@ -18,11 +18,6 @@ export default class Release extends DeployerCommand {
   static override flags = {
     source: Flags.string({ description: 'the built app directory to upload (overrides `source:`)' }),
     'dry-run': Flags.boolean({ description: 'print the plan and change nothing' }),
-    restart: Flags.string({
-      description: 'how to restart the server after the flip',
-      options: ['auto', 'phased', 'hot', 'full', 'none'],
-      default: 'auto',
-    }),
   }
 
   async run(): Promise<void> {
