@@ -1,0 +1,184 @@
+/** One look at the server during verification, reduced to what the checks need. */
+export interface Snapshot {
+  /** null when no Puma master is running. */
+  masterPid: number | null
+  masterCwd: string | null
+  /** From Puma's stats; null without a control app (then only /proc is checked). */
+  startedAt: string | null
+  phase: number | null
+  oldWorkers: number | null
+  bootedWorkers: number | null
+  workers: WorkerSnapshot[]
+}
+
+export interface WorkerSnapshot {
+  index: number | null
+  pid: number
+  phase: number | null
+  booted: boolean | null
+  /** The worker's resolved cwd, from /proc. */
+  cwd: string | null
+}
+
+export type VerifiedKind = 'phased' | 'hot' | 'full' | 'start'
+
+export interface Expectation {
+  kind: VerifiedKind
+  /** The new release's real path: every worker (or a single-mode master) must run there. */
+  releasePath: string
+  /** Expected worker count; 0 in single mode. */
+  workers: number
+}
+
+/** What the server looked like right before the signal. */
+export interface Baseline {
+  masterPid: number | null
+  startedAt: string | null
+  phase: number | null
+  workerPids: number[]
+}
+
+/** Carried from one look to the next, to recognise a crash loop before the deadline. */
+export interface Observation {
+  /** Distinct pids seen per worker slot while it was not booted. */
+  unbootedPids: Map<string, Set<number>>
+  /** Distinct new worker pids seen at all. */
+  newPids: Set<number>
+}
+
+export type Assessment =
+  | { state: 'done'; detail: string; fellBackToHot: boolean }
+  | { state: 'pending'; detail: string; fellBackToHot: boolean }
+  | { state: 'failed'; detail: string; fellBackToHot: boolean }
+
+export function newObservation(): Observation {
+  return { unbootedPids: new Map(), newPids: new Set() }
+}
+
+/** A worker slot whose boot failed this many times (distinct pids) is a crash loop, not a slow boot. */
+export const CRASH_LOOP_PIDS = 3
+
+/**
+ * Judges one snapshot against what the restart should have produced (reference/puma-restarts.md §5):
+ * phased: same `started_at` (else Puma fell back to a hot restart), phase + 1, no old workers, every worker
+ * booted in the new phase with a new pid; hot: same master pid, new `started_at`, all workers new and
+ * booted; start/full: a master and booted workers. In every case each worker's cwd is the new release,
+ * because stats alone look perfect when Puma re-entered the old release (F2).
+ */
+export function assessRestart(
+  expectation: Expectation,
+  baseline: Baseline,
+  snapshot: Snapshot,
+  observation: Observation,
+): Assessment {
+  let kind = expectation.kind
+  let fellBackToHot = false
+  if (snapshot.masterPid === null) {
+    return {
+      state: 'failed',
+      detail: 'the Puma master is gone (no live process behind the pidfile)',
+      fellBackToHot,
+    }
+  }
+  if (kind === 'hot' && baseline.masterPid !== null && snapshot.masterPid !== baseline.masterPid) {
+    return {
+      state: 'failed',
+      detail: `the master pid changed from ${baseline.masterPid} to ${snapshot.masterPid} during a hot restart`,
+      fellBackToHot,
+    }
+  }
+  if (
+    kind === 'phased' &&
+    snapshot.startedAt !== null &&
+    baseline.startedAt !== null &&
+    snapshot.startedAt !== baseline.startedAt
+  ) {
+    // Puma refused the phased restart (preload, single mode) and restarted hot instead (F1).
+    kind = 'hot'
+    fellBackToHot = true
+  }
+  const result = (state: Assessment['state'], detail: string): Assessment => ({
+    state,
+    detail,
+    fellBackToHot,
+  })
+
+  const oldPids = new Set(baseline.workerPids)
+  for (const worker of snapshot.workers) {
+    if (!oldPids.has(worker.pid)) observation.newPids.add(worker.pid)
+    if (worker.booted === false && !oldPids.has(worker.pid)) {
+      const slot = String(worker.index ?? 'any')
+      const pids = observation.unbootedPids.get(slot) ?? new Set<number>()
+      pids.add(worker.pid)
+      observation.unbootedPids.set(slot, pids)
+      if (pids.size >= CRASH_LOOP_PIDS) {
+        return result(
+          'failed',
+          `worker ${slot} keeps failing to boot (${pids.size} attempts: pids ${[...pids].join(', ')})`,
+        )
+      }
+    }
+  }
+  if (
+    snapshot.startedAt === null &&
+    observation.newPids.size >= CRASH_LOOP_PIDS * Math.max(1, expectation.workers) + expectation.workers
+  ) {
+    return result(
+      'failed',
+      `workers keep being replaced (${observation.newPids.size} new pids): they crash at boot`,
+    )
+  }
+
+  if (expectation.workers === 0) {
+    if (kind === 'hot' && snapshot.startedAt !== null && snapshot.startedAt === baseline.startedAt)
+      return result('pending', 'waiting for the master to re-exec')
+    if (snapshot.masterCwd !== expectation.releasePath)
+      return result('pending', `the master runs in ${snapshot.masterCwd ?? '?'}`)
+    return result('done', 'the single-mode master runs the new release')
+  }
+
+  if (snapshot.startedAt !== null) {
+    if (kind === 'phased') {
+      const wanted = (baseline.phase ?? 0) + 1
+      if (snapshot.phase !== null && snapshot.phase > wanted) {
+        return result(
+          'failed',
+          `phase jumped to ${snapshot.phase} (expected ${wanted}): another restart was signalled meanwhile`,
+        )
+      }
+      if (snapshot.phase !== wanted)
+        return result('pending', `phase ${snapshot.phase ?? '?'}, waiting for ${wanted}`)
+      if ((snapshot.oldWorkers ?? 0) > 0)
+        return result('pending', `${snapshot.oldWorkers} old workers still running`)
+    } else if (kind === 'hot' && snapshot.startedAt === baseline.startedAt) {
+      return result('pending', 'waiting for the master to re-exec')
+    }
+    if ((snapshot.bootedWorkers ?? 0) < expectation.workers) {
+      return result('pending', `${snapshot.bootedWorkers ?? 0} of ${expectation.workers} workers booted`)
+    }
+  }
+  const workers = snapshot.workers
+  if (workers.length < expectation.workers)
+    return result('pending', `${workers.length} of ${expectation.workers} workers running`)
+  const stale = workers.filter((worker) => oldPids.has(worker.pid))
+  if (stale.length > 0)
+    return result('pending', `old workers ${stale.map((worker) => worker.pid).join(', ')} still running`)
+  const unbooted = workers.filter((worker) => worker.booted === false)
+  if (unbooted.length > 0) return result('pending', `${unbooted.length} workers still booting`)
+  const elsewhere = workers.filter((worker) => worker.cwd !== expectation.releasePath)
+  if (elsewhere.length > 0) {
+    // Booted, new, and still not in the new release: Puma re-entered the old one (F2). Waiting will not help.
+    const where = [...new Set(elsewhere.map((worker) => worker.cwd ?? '?'))].join(', ')
+    if (elsewhere.every((worker) => worker.booted !== false)) {
+      return result(
+        'failed',
+        `new workers run in ${where}, not in ${expectation.releasePath}: Puma's restart directory is not the current path`,
+      )
+    }
+    return result('pending', `workers in ${where}`)
+  }
+  return result(
+    'done',
+    `${workers.length} workers booted in ${expectation.releasePath}${fellBackToHot ? ' (Puma fell back to a hot restart)' : ''}`,
+  )
+}
