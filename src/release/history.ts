@@ -14,6 +14,20 @@ export type HistoryEvent =
   | { event: 'rollback'; from: number | null; to: number; time: string; by: Actor }
   | { event: 'failed'; release: number; reason: string; time: string; by: Actor }
   | { event: 'prune'; deleted: number[]; time: string; by: Actor }
+  | {
+      event: 'restart'
+      release: number
+      kind: 'phased' | 'hot' | 'full' | 'start'
+      /** The release whose Puma config, gems and environment the master now has (phased keeps the old). */
+      configRelease: number
+      /** The release the master was started from (start/full); a pruned master keeps using it. */
+      bootRelease: number
+      /** Puma's `started_at` after the restart, to tell whether someone restarted it by hand since. */
+      startedAt: string | null
+      reasons: string[]
+      time: string
+      by: Actor
+    }
 
 /** Parses history text, skipping lines that are not deployer events (a torn last line after a crash). */
 export function parseHistory(text: string): HistoryEvent[] {

@@ -193,3 +193,8 @@ export function guardedPath(layout: Layout, path: string): string {
   }
   return path
 }
+
+/** Writes `content` to `path` in one step (used for files deployer adds to a release before it is published). */
+export function writeFileCommand(path: string, content: string): string {
+  return `mkdir -p ${quote(posix.dirname(path))} && printf '%s' ${quote(content)} > ${quote(path)}`
+}

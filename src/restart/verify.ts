@@ -74,9 +74,19 @@ export function assessRestart(
   let kind = expectation.kind
   let fellBackToHot = false
   if (snapshot.masterPid === null) {
+    // A starting Puma writes its pidfile only once it runs; until then there is nothing to judge.
+    if (kind === 'start' || kind === 'full')
+      return { state: 'pending', detail: 'waiting for Puma to start', fellBackToHot }
     return {
       state: 'failed',
       detail: 'the Puma master is gone (no live process behind the pidfile)',
+      fellBackToHot,
+    }
+  }
+  if ((kind === 'start' || kind === 'full') && snapshot.masterPid === baseline.masterPid) {
+    return {
+      state: 'pending',
+      detail: `the old master ${baseline.masterPid} is still running`,
       fellBackToHot,
     }
   }

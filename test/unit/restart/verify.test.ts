@@ -89,6 +89,20 @@ describe('assessRestart', () => {
       detail: /restart directory is not the current path/,
     },
     {
+      name: 'start waits for the pidfile to name a live master',
+      expectation: { kind: 'start', releasePath: R2, workers: 2 },
+      snapshot: snap({ masterPid: null }),
+      state: 'pending',
+      detail: /waiting for Puma to start/,
+    },
+    {
+      name: 'a full restart waits while the old master still runs',
+      expectation: { kind: 'full', releasePath: R2, workers: 2 },
+      snapshot: snap({}),
+      state: 'pending',
+      detail: /old master 100 is still running/,
+    },
+    {
       name: 'the master gone is a failure',
       expectation: hot,
       snapshot: snap({ masterPid: null }),
