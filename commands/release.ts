@@ -1,5 +1,6 @@
 import { Flags } from '@oclif/core'
 import { DeployerCommand } from '../src/cli/base-command.js'
+import type { RestartKind } from '../src/config/types.js'
 import { runRelease } from '../src/fleet/release.js'
 import { currentActor } from '../src/release/actor.js'
 import { renderReleasePlan, renderReleaseResult } from '../src/ui/render.js'
@@ -18,6 +19,11 @@ export default class Release extends DeployerCommand {
   static override flags = {
     source: Flags.string({ description: 'the built app directory to upload (overrides `source:`)' }),
     'dry-run': Flags.boolean({ description: 'print the plan and change nothing' }),
+    restart: Flags.string({
+      description:
+        'how to restart Puma after the flip (auto: the least disruptive correct one; overrides server.restart)',
+      options: ['auto', 'phased', 'hot', 'full', 'none'],
+    }),
   }
 
   async run(): Promise<void> {
@@ -29,6 +35,7 @@ export default class Release extends DeployerCommand {
       reporter: this.reporterFor(config),
       actor: currentActor(),
       signal: this.trapSignals(),
+      restart: flags.restart as RestartKind | undefined,
     })
     this.output({ ok: !result.error, ...result, error: result.error?.message }, () =>
       result.dryRun ? renderReleasePlan(config, result) : renderReleaseResult(result),

@@ -1,10 +1,13 @@
 import type { DeployConfig } from '../config/types.js'
 import { DeployerError, ExitCode } from '../errors.js'
+import { releaseOf } from '../guard/live-dirs.js'
 import type { Actor } from '../release/history.js'
 import type { HostSession } from '../release/host-session.js'
 import type { HostState } from '../release/host-state.js'
 import { type Holder, type PrunePlan, planPrune } from '../release/prune-plan.js'
 import { deriveStates } from '../release/states.js'
+import { PumaHost } from '../restart/restart-host.js'
+import { findRunningReleases } from '../restart/running-release.js'
 import type { Reporter } from '../ui/events.js'
 import { timedPhase } from '../ui/events.js'
 import { settleAll } from './concurrency.js'
@@ -27,7 +30,7 @@ export async function pruneHost(
   session: HostSession,
   state: HostState,
   keep: number,
-  options: { dryRun: boolean; reporter: Reporter; actor: Actor; now: () => Date },
+  options: { dryRun: boolean; reporter: Reporter; actor: Actor; now: () => Date; puma?: PumaHost },
 ): Promise<PruneOutcome> {
   const { value } = await timedPhase(
     options.reporter,
@@ -40,6 +43,13 @@ export async function pruneHost(
         state.history,
       )
       const live = await session.liveDirs()
+      if (options.puma) {
+        const busy = await protectPumaReleases(options.puma, state, live.byRelease)
+        if (busy) {
+          options.reporter.emit({ kind: 'warn', host: session.name, message: `not pruning: ${busy}` })
+          return { host: session.name, removed: [], kept: [], hiddenProcesses: live.hidden }
+        }
+      }
       const plan = planPrune(infos, state.current, keep, live.byRelease)
       for (const kept of plan.kept.filter((entry) => entry.reason === 'in-use')) {
         options.reporter.emit({
@@ -69,6 +79,38 @@ export async function pruneHost(
     (outcome) => (outcome.removed.length > 0 ? `removed ${outcome.removed.join(', ')}` : 'nothing to remove'),
   )
   return value
+}
+
+/**
+ * Adds what /proc alone cannot show: the release the master loaded its config from and the one it
+ * booted from (a pruned master re-execs from it, F5). Returns a reason not to prune at all while a
+ * phased restart is still draining old workers (F4, F28).
+ */
+async function protectPumaReleases(
+  puma: PumaHost,
+  state: HostState,
+  holders: Map<number, Holder[]>,
+): Promise<string | null> {
+  const probe = await puma.probe()
+  if ((probe.stats?.oldWorkers ?? 0) > 0)
+    return `a phased restart is in progress (${probe.stats?.oldWorkers} old workers still running)`
+  const master = probe.master
+  if (!master.running || master.pid === null) return null
+  const cwdRelease =
+    master.cwd && state.realDeployTo ? releaseOf(`${state.realDeployTo}/releases`, master.cwd) : null
+  const running = findRunningReleases(state.history, probe.stats?.startedAt ?? null, cwdRelease)
+  for (const release of new Set([running.configRelease, running.bootRelease])) {
+    if (release === null) continue
+    const list = holders.get(release) ?? []
+    list.push({
+      pid: master.pid,
+      via: 'boot',
+      path: `releases/${release}`,
+      command: 'puma master (config and boot release)',
+    })
+    holders.set(release, list)
+  }
+  return null
 }
 
 export function describeHolders(holders: readonly Holder[]): string {
@@ -105,7 +147,8 @@ export async function runPrune(config: DeployConfig, options: PruneOptions): Pro
       const prune = () =>
         settleAll(sessions, config.concurrency, async (session) => {
           const state = await session.inspect()
-          return pruneHost(session, state, options.keep, { ...options, now })
+          const puma = config.server ? new PumaHost(session, config) : undefined
+          return pruneHost(session, state, options.keep, { ...options, now, puma })
         })
       const results = options.dryRun
         ? await prune()

@@ -1,10 +1,21 @@
-import type { DeployConfig } from '../config/types.js'
+import type { DeployConfig, RestartKind } from '../config/types.js'
 import { DeployerError, ExitCode, InterruptedError } from '../errors.js'
 import type { Actor } from '../release/history.js'
 import type { HostSession } from '../release/host-session.js'
 import type { HostState } from '../release/host-state.js'
+import { partialPath } from '../release/layout.js'
 import { buildManifest, GENERATED_NAMES, releaseFiles } from '../release/manifest.js'
 import { nextReleaseNumber } from '../release/release-number.js'
+import { writeFileCommand } from '../release/remote-commands.js'
+import type { RestartDecision } from '../restart/decide.js'
+import { type Fingerprints, fingerprintTree } from '../restart/fingerprints.js'
+import {
+  FINGERPRINTS_FILE,
+  PumaHost,
+  type RestartOutcome,
+  type RestartPlan,
+  VerifyError,
+} from '../restart/restart-host.js'
 import { LocalTransport } from '../transport/local.js'
 import type { Transport } from '../transport/transport.js'
 import type { Phase, Reporter } from '../ui/events.js'
@@ -26,9 +37,11 @@ export interface ReleaseOptions {
   open?: TransportFactory
   /** Runs git for the source's revision. */
   local?: Transport
+  /** `--restart`: overrides `server.restart`. */
+  restart?: RestartKind
 }
 
-export type HostStatus = 'released' | 'failed' | 'discarded' | 'planned'
+export type HostStatus = 'released' | 'failed' | 'discarded' | 'planned' | 'rolled-back'
 
 /** What happened on one host, for the rendered summary and `--json`. */
 export interface HostReleaseOutcome {
@@ -40,6 +53,8 @@ export interface HostReleaseOutcome {
   /** Stale `.N.partial`/`.N.deleting` left by earlier killed runs and removed by this one. */
   removedStale: string[]
   pruned: number[]
+  /** How Puma was restarted and why; absent without a `server:` section. */
+  restart?: RestartDecision & { done?: Omit<RestartOutcome, 'kind'>; recovered?: string }
   error?: { message: string; hint?: string; exitCode: number }
   timings: Partial<Record<Phase, number>>
 }
@@ -81,6 +96,11 @@ export async function runRelease(config: DeployConfig, options: ReleaseOptions):
     kind: 'info',
     message: `source ${config.source}: ${tree.entries.length} entries, ${formatBytes(tree.totalBytes)}, revision ${revision}`,
   })
+  const fingerprints = await fingerprintTree({
+    tree,
+    pumaConfig: config.server?.config ?? 'config/puma.rb',
+    lockfiles: config.install?.lockfiles ?? ['Gemfile.lock'],
+  })
 
   return withSessions(
     config.hosts,
@@ -95,7 +115,7 @@ export async function runRelease(config: DeployConfig, options: ReleaseOptions):
         bytes: tree.totalBytes,
         hosts: outcomes,
       }
-      const firstLook = await inspectAll(sessions, outcomes, config.concurrency, reporter)
+      const firstLook = await inspectAll(sessions, outcomes, config.concurrency, reporter, 'connect')
       if (options.dryRun) {
         result.release = nextReleaseNumber(numberingReports(sessions, firstLook))
         for (const outcome of outcomes) {
@@ -111,10 +131,20 @@ export async function runRelease(config: DeployConfig, options: ReleaseOptions):
         reporter,
         async () => {
           // Read again under the lock: numbers and partial releases may have changed since the first look.
-          const states = await inspectAll(sessions, outcomes, config.concurrency, reporter)
+          const states = await inspectAll(sessions, outcomes, config.concurrency, reporter, 'lock')
           result.release = nextReleaseNumber(numberingReports(sessions, states))
-          await buildEverywhere(config, options, sessions, outcomes, tree, result, now)
-          await publishEverywhere(config, options, sessions, outcomes, result, now)
+          const plans = await buildEverywhere(
+            config,
+            options,
+            sessions,
+            outcomes,
+            tree,
+            fingerprints,
+            states,
+            result,
+            now,
+          )
+          await publishEverywhere(config, options, sessions, outcomes, plans, result, now)
           await pruneEverywhere(config, options, sessions, outcomes, now)
           return result
         },
@@ -143,11 +173,12 @@ async function inspectAll(
   outcomes: HostReleaseOutcome[],
   concurrency: number,
   reporter: Reporter,
+  phase: Phase,
 ): Promise<HostState[]> {
   const results = await settleAll(sessions, concurrency, async (session, index) => {
-    const { value, ms } = await timedPhase(reporter, session.name, 'inspect', () => session.inspect())
+    const { value, ms } = await timedPhase(reporter, session.name, phase, () => session.inspect())
     const outcome = outcomes[index] as HostReleaseOutcome
-    outcome.timings.inspect = ms
+    outcome.timings[phase] = ms
     outcome.previous = value.current
     if (value.currentIsNotLink) {
       throw new DeployerError(
@@ -185,9 +216,11 @@ async function buildEverywhere(
   sessions: readonly HostSession[],
   outcomes: HostReleaseOutcome[],
   tree: LocalTree,
+  fingerprints: Fingerprints,
+  states: readonly HostState[],
   result: ReleaseResult,
   now: () => Date,
-): Promise<void> {
+): Promise<(RestartPlan | null)[]> {
   const { reporter, signal } = options
   const release = result.release
   const manifest = buildManifest(config.app, release, result.revision, tree, options.actor, now())
@@ -218,9 +251,37 @@ async function buildEverywhere(
     await phase('link', () => session.linkShared(release, config.shared.dirs, config.shared.files))
     const install = config.install
     if (install) await phase('install', () => session.install(release, install.command, { signal }))
+    // Decided before anything is published: a config that does not load stops the release here.
+    let plan: RestartPlan | null = null
+    const partial = partialPath(session.layout, release)
+    if (config.server) {
+      const pumaHost = new PumaHost(session, config)
+      const requested = options.restart ?? config.server.restart
+      await phase(
+        'probe',
+        async () => {
+          plan = await pumaHost.plan(states[index] as HostState, partial, fingerprints, requested)
+        },
+        () => (plan ? `restart: ${describeDecision(plan.decision)}` : ''),
+      )
+      const decided = plan as RestartPlan | null
+      if (decided) {
+        outcome.restart = { ...decided.decision }
+        for (const warning of decided.decision.warnings)
+          reporter.emit({ kind: 'warn', host: session.name, message: warning })
+      }
+    }
+    const decided = plan as RestartPlan | null
+    const record = { fingerprints: decided?.fingerprints ?? fingerprints, restart: decided?.decision ?? null }
+    await session.run(
+      'writing the release fingerprints',
+      writeFileCommand(`${partial}/${FINGERPRINTS_FILE}`, `${JSON.stringify(record, null, 2)}\n`),
+    )
+    return plan
   })
   const failed = results.some((entry) => entry.status === 'rejected')
-  if (!failed && !signal?.aborted) return
+  if (!failed && !signal?.aborted)
+    return results.map((entry) => (entry as PromiseFulfilledResult<RestartPlan | null>).value)
 
   // Nothing is published unless every host built the release: discard every partial, keep `current`.
   await settleAll(sessions, sessions.length, (session) => session.discardPartial(release))
@@ -239,6 +300,7 @@ async function publishEverywhere(
   options: ReleaseOptions,
   sessions: readonly HostSession[],
   outcomes: HostReleaseOutcome[],
+  plans: readonly (RestartPlan | null)[],
   result: ReleaseResult,
   now: () => Date,
 ): Promise<void> {
@@ -268,6 +330,8 @@ async function publishEverywhere(
       time: now().toISOString(),
       by: options.actor,
     })
+    const plan = plans[index] ?? null
+    if (plan && config.server) await restartOrRollBack(config, options, session, outcome, plan, release, now)
   })
   results.forEach((entry, index) => {
     if (entry.status === 'rejected') {
@@ -276,6 +340,16 @@ async function publishEverywhere(
       outcome.error = summarize(entry.reason)
     }
   })
+  const rolledBack = outcomes.filter((outcome) => outcome.status === 'rolled-back')
+  if (rolledBack.length > 0) {
+    const first = rolledBack[0] as HostReleaseOutcome
+    result.error = new DeployerError(first.error?.message ?? `Release ${release} failed verification.`, {
+      exitCode: ExitCode.verify,
+      hint: first.error?.hint,
+      host: first.host,
+    })
+    return
+  }
   const failure = results.find((entry) => entry.status === 'rejected') as PromiseRejectedResult | undefined
   if (failure) {
     const released = outcomes
@@ -306,7 +380,13 @@ async function pruneEverywhere(
     if (outcome.status !== 'released') return
     try {
       const state = await session.inspect()
-      const pruned = await pruneHost(session, state, config.keepReleases, { ...options, dryRun: false, now })
+      const puma = config.server ? new PumaHost(session, config) : undefined
+      const pruned = await pruneHost(session, state, config.keepReleases, {
+        ...options,
+        dryRun: false,
+        now,
+        puma,
+      })
       outcome.pruned = pruned.removed
     } catch (error) {
       // The release itself succeeded; a prune that fails is reported and retried by the next run.
@@ -341,4 +421,104 @@ export function formatBytes(bytes: number): string {
   if (bytes < 1024) return `${bytes} B`
   if (bytes < 1024 * 1024) return `${(bytes / 1024).toFixed(1)} KiB`
   return `${(bytes / 1024 / 1024).toFixed(1)} MiB`
+}
+
+/**
+ * Restarts Puma as planned and verifies it. When verification fails, puts `current` back on the
+ * previous release, brings Puma back onto it, verifies that too, and marks the new release failed.
+ */
+async function restartOrRollBack(
+  config: DeployConfig,
+  options: ReleaseOptions,
+  session: HostSession,
+  outcome: HostReleaseOutcome,
+  plan: RestartPlan,
+  release: number,
+  now: () => Date,
+): Promise<void> {
+  const { reporter } = options
+  const pumaHost = new PumaHost(session, config)
+  try {
+    const { value, ms } = await timedPhase(
+      reporter,
+      session.name,
+      'restart',
+      () => pumaHost.restart(plan, release),
+      (done) => `${done.kind}${done.fellBackToHot ? ' (Puma fell back to hot)' : ''}: ${done.detail}`,
+    )
+    outcome.timings.restart = ms
+    if (outcome.restart)
+      outcome.restart.done = {
+        detail: value.detail,
+        fellBackToHot: value.fellBackToHot,
+        ms: value.ms,
+        startedAt: value.startedAt,
+      }
+    if (value.kind !== 'none') {
+      const kind = value.fellBackToHot ? 'hot' : value.kind
+      await session.record({
+        event: 'restart',
+        release,
+        kind,
+        configRelease: kind === 'phased' ? (plan.running.configRelease ?? release) : release,
+        bootRelease: kind === 'start' || kind === 'full' ? release : (plan.running.bootRelease ?? release),
+        startedAt: value.startedAt,
+        reasons: plan.decision.reasons,
+        time: now().toISOString(),
+        by: options.actor,
+      })
+    }
+  } catch (error) {
+    if (!(error instanceof VerifyError) || outcome.previous === null) throw error
+    outcome.error = summarize(error)
+    outcome.status = 'rolled-back'
+    const previous = outcome.previous
+    reporter.emit({
+      kind: 'warn',
+      host: session.name,
+      message: `${error.detail}; rolling back to release ${previous}`,
+    })
+    await session.flip(previous)
+    await session.record({
+      event: 'failed',
+      release,
+      reason: error.detail,
+      time: now().toISOString(),
+      by: options.actor,
+    })
+    await session.record({
+      event: 'rollback',
+      from: release,
+      to: previous,
+      time: now().toISOString(),
+      by: options.actor,
+    })
+    const recovered = await timedPhase(
+      reporter,
+      session.name,
+      'rollback',
+      () => pumaHost.recover(previous, plan),
+      (done) => `current -> releases/${previous}, ${done.kind}: ${done.detail}`,
+    )
+    const kind = recovered.value.fellBackToHot ? 'hot' : recovered.value.kind
+    await session.record({
+      event: 'restart',
+      release: previous,
+      kind: kind === 'none' ? 'hot' : kind,
+      configRelease: kind === 'phased' ? (plan.running.configRelease ?? previous) : previous,
+      bootRelease: kind === 'start' || kind === 'full' ? previous : (plan.running.bootRelease ?? previous),
+      startedAt: recovered.value.startedAt,
+      reasons: [`recovery after release ${release} failed: ${error.detail}`],
+      time: now().toISOString(),
+      by: options.actor,
+    })
+    if (outcome.restart) outcome.restart.recovered = `${recovered.value.kind}: ${recovered.value.detail}`
+  }
+}
+
+function describeDecision(decision: RestartDecision): string {
+  const signal = { phased: 'USR1', hot: 'USR2', full: 'stop/start', none: 'no restart', start: 'start' }[
+    decision.kind
+  ]
+  return `${decision.kind} (${signal}) because ${decision.reasons.join('; ')}`
 }

@@ -1,7 +1,13 @@
 import type { DeployConfig } from '../config/types.js'
+import { DeployerError, ExitCode } from '../errors.js'
 import type { Actor } from '../release/history.js'
+import type { HostSession } from '../release/host-session.js'
+import { releasePath } from '../release/layout.js'
 import { chooseRollbackTarget } from '../release/rollback-target.js'
 import { deriveStates } from '../release/states.js'
+import type { RestartDecision } from '../restart/decide.js'
+import type { Fingerprints } from '../restart/fingerprints.js'
+import { PumaHost, type RestartPlan, VerifyError } from '../restart/restart-host.js'
 import type { Reporter } from '../ui/events.js'
 import { timedPhase } from '../ui/events.js'
 import { settleAll } from './concurrency.js'
@@ -22,12 +28,25 @@ export interface RollbackOutcome {
   from: number | null
   to: number
   done: boolean
+  restart?: RestartDecision & { detail?: string }
+}
+
+/** A release published before fingerprints existed: every part unknown, so the decision plays safe. */
+const UNKNOWN_FINGERPRINTS: Fingerprints = {
+  pumaConfig: null,
+  binds: null,
+  ruby: null,
+  puma: null,
+  dependencies: null,
+  environment: null,
+  code: 'unknown',
 }
 
 /**
- * `deployer rollback`: under the lock, point `current` at the target on every host and record it.
- * The targets are chosen on every host before any host changes, so a host without a valid target
- * stops the rollback before anything moves.
+ * `deployer rollback`: under the lock, point `current` at the target on every host, restart Puma the
+ * right way for that change (the same decision as a release) and verify it. When the target does not
+ * come up, `current` goes back to where it was and Puma with it. Targets and restarts are decided on
+ * every host before any host changes.
  */
 export async function runRollback(
   config: DeployConfig,
@@ -38,53 +57,137 @@ export async function runRollback(
     config.hosts,
     async (sessions) => {
       const plan = async () => {
-        const planned = await settleAll(sessions, config.concurrency, async (session) => {
-          const state = await session.inspect()
-          const infos = deriveStates(
-            state.releases.map((release) => release.number),
-            state.current,
-            state.history,
-          )
-          const to = chooseRollbackTarget(session.name, infos, state.current, options.to)
-          return { host: session.name, from: state.current, to, done: false }
-        })
+        const planned = await settleAll(sessions, config.concurrency, (session) =>
+          planHost(config, session, options),
+        )
         const failure = planned.find((entry) => entry.status === 'rejected')
         if (failure) throw (failure as PromiseRejectedResult).reason
-        return planned.map((entry) => (entry as PromiseFulfilledResult<RollbackOutcome>).value)
+        return planned.map(
+          (entry) =>
+            (entry as PromiseFulfilledResult<{ outcome: RollbackOutcome; plan: RestartPlan | null }>).value,
+        )
       }
-      if (options.dryRun) return plan()
+      if (options.dryRun) return (await plan()).map((entry) => entry.outcome)
       return withLocks(
         sessions,
         options.actor,
         'rollback',
         options.reporter,
         async () => {
-          const outcomes = await plan()
-          const flipped = await settleAll(sessions, config.concurrency, async (session, index) => {
-            const outcome = outcomes[index] as RollbackOutcome
-            await timedPhase(
-              options.reporter,
-              session.name,
-              'rollback',
-              () => session.flip(outcome.to),
-              () => `current -> releases/${outcome.to} (was ${outcome.from ?? 'none'})`,
-            )
-            outcome.done = true
-            await session.record({
-              event: 'rollback',
-              from: outcome.from,
-              to: outcome.to,
-              time: now().toISOString(),
-              by: options.actor,
-            })
-          })
+          const planned = await plan()
+          const flipped = await settleAll(sessions, config.concurrency, (session, index) =>
+            rollBackHost(
+              config,
+              session,
+              planned[index] as { outcome: RollbackOutcome; plan: RestartPlan | null },
+              options,
+              now,
+            ),
+          )
           const failure = flipped.find((entry) => entry.status === 'rejected')
           if (failure) throw (failure as PromiseRejectedResult).reason
-          return outcomes
+          return planned.map((entry) => entry.outcome)
         },
         now,
       )
     },
     options.open,
   )
+}
+
+async function planHost(config: DeployConfig, session: HostSession, options: RollbackOptions) {
+  const state = await session.inspect()
+  const infos = deriveStates(
+    state.releases.map((release) => release.number),
+    state.current,
+    state.history,
+  )
+  const to = chooseRollbackTarget(session.name, infos, state.current, options.to)
+  const outcome: RollbackOutcome = { host: session.name, from: state.current, to, done: false }
+  let plan: RestartPlan | null = null
+  if (config.server) {
+    const pumaHost = new PumaHost(session, config)
+    const target = releasePath(session.layout, to)
+    const fingerprints = (await pumaHost.readFingerprints(target, undefined)) ?? UNKNOWN_FINGERPRINTS
+    plan = await pumaHost.plan(state, target, fingerprints, config.server.restart)
+    outcome.restart = { ...plan.decision }
+    for (const warning of plan.decision.warnings)
+      options.reporter.emit({ kind: 'warn', host: session.name, message: warning })
+  }
+  return { outcome, plan }
+}
+
+async function rollBackHost(
+  config: DeployConfig,
+  session: HostSession,
+  planned: { outcome: RollbackOutcome; plan: RestartPlan | null },
+  options: RollbackOptions,
+  now: () => Date,
+): Promise<void> {
+  const { outcome, plan } = planned
+  const { reporter, actor } = options
+  await timedPhase(
+    reporter,
+    session.name,
+    'rollback',
+    () => session.flip(outcome.to),
+    () => `current -> releases/${outcome.to} (was ${outcome.from ?? 'none'})`,
+  )
+  outcome.done = true
+  await session.record({
+    event: 'rollback',
+    from: outcome.from,
+    to: outcome.to,
+    time: now().toISOString(),
+    by: actor,
+  })
+  if (!plan || !config.server) return
+  const pumaHost = new PumaHost(session, config)
+  try {
+    const { value } = await timedPhase(
+      reporter,
+      session.name,
+      'restart',
+      () => pumaHost.restart(plan, outcome.to),
+      (done) => `${done.kind}: ${done.detail}`,
+    )
+    if (outcome.restart) outcome.restart.detail = value.detail
+    if (value.kind !== 'none') {
+      const kind = value.fellBackToHot ? 'hot' : value.kind
+      await session.record({
+        event: 'restart',
+        release: outcome.to,
+        kind,
+        configRelease: kind === 'phased' ? (plan.running.configRelease ?? outcome.to) : outcome.to,
+        bootRelease:
+          kind === 'start' || kind === 'full' ? outcome.to : (plan.running.bootRelease ?? outcome.to),
+        startedAt: value.startedAt,
+        reasons: plan.decision.reasons,
+        time: now().toISOString(),
+        by: actor,
+      })
+    }
+  } catch (error) {
+    if (!(error instanceof VerifyError) || outcome.from === null) throw error
+    // The target does not serve: go back to where this host was, so it keeps serving.
+    const back = outcome.from
+    await session.flip(back)
+    await session.record({
+      event: 'rollback',
+      from: outcome.to,
+      to: back,
+      time: now().toISOString(),
+      by: actor,
+    })
+    await pumaHost.recover(back, plan)
+    outcome.done = false
+    throw new DeployerError(
+      `${error.message}\ncurrent was put back on release ${back}, which serves again.`,
+      {
+        exitCode: ExitCode.verify,
+        hint: `Release ${outcome.to} does not boot any more (see the log above); pick another with \`deployer rollback --to N\`.`,
+        host: session.name,
+      },
+    )
+  }
 }

@@ -31,8 +31,11 @@ export function renderReleasePlan(config: DeployConfig, result: ReleaseResult): 
 export function renderReleaseResult(result: ReleaseResult): string {
   const lines = result.hosts.map((host) => {
     const pruned = host.pruned.length > 0 ? `, pruned ${host.pruned.join(', ')}` : ''
+    const restart = host.restart ? `, ${host.restart.kind} restart` : ''
     if (host.status === 'released')
-      return `${host.host}: release ${host.release} is live (was ${host.previous ?? 'none'})${pruned}`
+      return `${host.host}: release ${host.release} is live (was ${host.previous ?? 'none'})${restart}${pruned}`
+    if (host.status === 'rolled-back')
+      return `${host.host}: release ${host.release} failed verification and was rolled back to ${host.previous}`
     if (host.status === 'discarded')
       return `${host.host}: release ${host.release ?? '?'} discarded, current unchanged (${host.previous ?? 'none'})${host.error ? `: ${firstLine(host.error.message)}` : ''}`
     return `${host.host}: ${host.status}${host.error ? `: ${firstLine(host.error.message)}` : ''}`
@@ -48,10 +51,12 @@ export function renderRollback(
   dryRun: boolean,
   configFile: string,
 ): string {
-  const lines = outcomes.map(
-    (outcome) =>
-      `${outcome.host}: current ${dryRun ? 'would go' : 'went'} from ${outcome.from ?? 'none'} to ${outcome.to}`,
-  )
+  const lines = outcomes.map((outcome) => {
+    const restart = outcome.restart
+      ? `; ${outcome.restart.kind} restart because ${outcome.restart.reasons.join('; ')}`
+      : ''
+    return `${outcome.host}: current ${dryRun ? 'would go' : 'went'} from ${outcome.from ?? 'none'} to ${outcome.to}${restart}`
+  })
   const froms = [...new Set(outcomes.map((outcome) => outcome.from))]
   if (!dryRun && froms.length === 1 && froms[0] !== null && froms[0] !== undefined) {
     lines.push(`Undo with: deployer rollback --to ${froms[0]} --config ${quote(configFile)}`)
