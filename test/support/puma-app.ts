@@ -1,0 +1,151 @@
+import { mkdir, readFile, writeFile } from 'node:fs/promises'
+import { get } from 'node:http'
+import { join } from 'node:path'
+import type { Workspace } from './fixture.js'
+import type { TestSshd } from './sshd.js'
+import { waitFor } from './wait.js'
+
+/** The control app's token in tests; passed to deployer through ${PUMA_TOKEN}. */
+export const PUMA_TOKEN = 'test-token-0123456789'
+
+export interface PumaAppOptions {
+  port: number
+  /** Text served in every answer, to tell releases apart. */
+  version: string
+  /** Leave out `directory` (signals then depend on PWD: deployer must choose a full restart). */
+  noDirectory?: boolean
+  threads?: number
+  /** Make config.ru raise at boot: the release can never serve. */
+  brokenBoot?: boolean
+  rubyVersion?: string
+  gemfileLock?: string
+}
+
+/**
+ * Writes a Rack app served by Debian's Puma in cluster mode with two workers: each answer names the
+ * release, the worker pid and cwd, an env var the master got from server.env_files, and a shared .env
+ * value the app reads itself at boot.
+ */
+export async function writePumaApp(ws: Workspace, options: PumaAppOptions): Promise<void> {
+  await mkdir(join(ws.source, 'config'), { recursive: true })
+  const configRu = [
+    options.brokenBoot ? 'raise "boom: this release cannot boot"' : '',
+    'release = File.read("RELEASE").strip rescue "dev"',
+    'dotenv = File.exist?(".env") ? File.read(".env").strip : "none"',
+    `version = ${JSON.stringify(options.version)}`,
+    'run ->(env) { [200, { "content-type" => "text/plain" }, ["release=#{release} version=#{version} pid=#{Process.pid} cwd=#{Dir.pwd} from_env=#{ENV["FROM_ENV_FILE"]} dotenv=#{dotenv}\\n"]] }',
+    '',
+  ].join('\n')
+  await writeFile(join(ws.source, 'config.ru'), configRu)
+  // Seeds shared/.env on the first release; later releases link to the shared copy.
+  await writeFile(join(ws.source, '.env'), 'initial-value\n')
+  const pumaRb = [
+    options.noDirectory ? '' : `directory ${JSON.stringify(join(ws.deployTo, 'current'))}`,
+    'workers 2',
+    `threads 1, ${options.threads ?? 4}`,
+    `bind "tcp://127.0.0.1:${options.port}"`,
+    `pidfile ${JSON.stringify(join(ws.deployTo, 'shared/tmp/pids/puma.pid'))}`,
+    `activate_control_app "unix://${join(ws.deployTo, 'shared/tmp/sockets/pumactl.sock')}", { auth_token: ${JSON.stringify(PUMA_TOKEN)} }`,
+    `stdout_redirect ${JSON.stringify(join(ws.deployTo, 'shared/log/puma.log'))}, ${JSON.stringify(join(ws.deployTo, 'shared/log/puma.log'))}, true`,
+    'worker_shutdown_timeout 5',
+    'worker_check_interval 1',
+    '',
+  ].join('\n')
+  await writeFile(join(ws.source, 'config', 'puma.rb'), pumaRb)
+  if (options.rubyVersion) await writeFile(join(ws.source, '.ruby-version'), `${options.rubyVersion}\n`)
+  if (options.gemfileLock) await writeFile(join(ws.source, 'Gemfile.lock'), options.gemfileLock)
+}
+
+export interface PumaConfigOptions {
+  port: number
+  envFile?: string
+  restart?: string
+  healthTimeout?: string
+}
+
+/** deployer.yml for the Puma app: server, health and shared sections over the test sshd. */
+export async function writePumaConfig(
+  ws: Workspace,
+  sshd: TestSshd,
+  options: PumaConfigOptions,
+): Promise<void> {
+  const start = options.envFile
+    ? `set -a; . ${options.envFile}; set +a; exec puma -C config/puma.rb`
+    : 'exec puma -C config/puma.rb'
+  const lines = [
+    'app: itest',
+    `source: ${JSON.stringify(ws.source)}`,
+    'exclude: [.git, log, tmp]',
+    `deploy_to: ${JSON.stringify(ws.deployTo)}`,
+    'keep_releases: 10',
+    'hosts:',
+    `  - { name: it, ssh: ${JSON.stringify(`${sshd.user}@127.0.0.1:${sshd.port}`)} }`,
+    'ssh:',
+    `  identity: ${JSON.stringify(sshd.clientKeyPath)}`,
+    `  known_hosts: ${JSON.stringify(sshd.knownHostsPath)}`,
+    'shared:',
+    '  dirs: [log, tmp/pids, tmp/sockets]',
+    '  files: [.env]',
+    'server:',
+    '  config: config/puma.rb',
+    '  pidfile: shared/tmp/pids/puma.pid',
+    `  control_url: ${JSON.stringify(`unix://${join(ws.deployTo, 'shared/tmp/sockets/pumactl.sock')}`)}`,
+    '  control_token: ${PUMA_TOKEN}',
+    `  start: ${JSON.stringify(start)}`,
+    `  restart: ${options.restart ?? 'auto'}`,
+    ...(options.envFile ? [`  env_files: [${JSON.stringify(options.envFile)}]`] : []),
+    'health:',
+    `  url: http://127.0.0.1:${options.port}/`,
+    '  expect: "release={release} "',
+    `  timeout: ${options.healthTimeout ?? '30s'}`,
+  ]
+  await writeFile(ws.config, `${lines.join('\n')}\n`)
+}
+
+/** One GET to the app; rejects on a connection error. */
+export function fetchApp(port: number): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const request = get({ host: '127.0.0.1', port, path: '/', agent: false, timeout: 5000 }, (response) => {
+      let body = ''
+      response.on('data', (chunk: Buffer) => {
+        body += chunk.toString('utf8')
+      })
+      response.on('end', () => resolve(body))
+    })
+    request.on('error', reject)
+    request.on('timeout', () => request.destroy(new Error('timeout')))
+  })
+}
+
+/** Answers from enough requests to reach every worker (the kernel spreads accepts between them). */
+export async function answers(port: number, count = 20): Promise<string[]> {
+  const bodies: string[] = []
+  for (let i = 0; i < count; i++) bodies.push(await fetchApp(port))
+  return bodies
+}
+
+export async function masterPid(ws: Workspace): Promise<number> {
+  return Number((await readFile(join(ws.deployTo, 'shared/tmp/pids/puma.pid'), 'utf8')).trim())
+}
+
+/** Stops the Puma these tests started (the pid in its pidfile) and waits until it is gone. */
+export async function stopPuma(ws: Workspace): Promise<void> {
+  const pid = await masterPid(ws).catch(() => 0)
+  if (!pid) return
+  try {
+    process.kill(pid, 'SIGTERM')
+  } catch {
+    return
+  }
+  await waitFor(
+    () => {
+      try {
+        process.kill(pid, 0)
+        return false
+      } catch {
+        return true
+      }
+    },
+    { what: `Puma ${pid} to stop`, timeoutMs: 20_000 },
+  )
+}
