@@ -102,7 +102,7 @@ function matchingRules(inputs: RestartInputs): Rule[] {
   const nextRuby = next.ruby
   if (nextRuby && server.runningRuby && !rubyMatches(nextRuby, server.runningRuby)) {
     rules.push({ kind: 'full', reason: `Ruby changes from ${server.runningRuby} to ${nextRuby}` })
-  } else if (running && running.ruby !== next.ruby) {
+  } else if (!server.runningRuby && running && running.ruby !== next.ruby) {
     rules.push({
       kind: 'full',
       reason: `the declared Ruby changes from ${running.ruby ?? 'none'} to ${next.ruby ?? 'none'}`,
