@@ -19,6 +19,13 @@ export interface PumaAppOptions {
   brokenBoot?: boolean
   rubyVersion?: string
   gemfileLock?: string
+  /** Leave Puma's worker timings at their defaults (tests shorten them to keep restarts quick). */
+  defaultTimings?: boolean
+  /**
+   * `queue_requests false`: measured here, Puma 5.6's phased restart then resets no connection-per-request
+   * client, while with the default a stopping worker resets a few (bench/zero-downtime.ts).
+   */
+  queueRequests?: boolean
 }
 
 /**
@@ -47,8 +54,9 @@ export async function writePumaApp(ws: Workspace, options: PumaAppOptions): Prom
     `pidfile ${JSON.stringify(join(ws.deployTo, 'shared/tmp/pids/puma.pid'))}`,
     `activate_control_app "unix://${join(ws.deployTo, 'shared/tmp/sockets/pumactl.sock')}", { auth_token: ${JSON.stringify(PUMA_TOKEN)} }`,
     `stdout_redirect ${JSON.stringify(join(ws.deployTo, 'shared/log/puma.log'))}, ${JSON.stringify(join(ws.deployTo, 'shared/log/puma.log'))}, true`,
-    'worker_shutdown_timeout 5',
-    'worker_check_interval 1',
+    options.defaultTimings ? '' : 'worker_shutdown_timeout 5',
+    options.defaultTimings ? '' : 'worker_check_interval 1',
+    options.queueRequests === false ? 'queue_requests false' : '',
     '',
   ].join('\n')
   await writeFile(join(ws.source, 'config', 'puma.rb'), pumaRb)

@@ -1,0 +1,11 @@
+/** `npm run bench`: every benchmark, each printing its figures next to a reference measured in the same run. */
+import { benchZeroDowntime, PUMA_VARIANTS, renderZeroDowntime } from './zero-downtime.js'
+
+const only = process.argv[2]
+if (!only || only === 'zero-downtime') {
+  console.log('## Zero downtime under load (wrk, 16 connections, real Puma 2 workers over real sshd)\n')
+  const rows = []
+  for (const variant of PUMA_VARIANTS) rows.push(...(await benchZeroDowntime(variant)))
+  console.log(renderZeroDowntime(rows))
+  console.log('\nfailed = wrk socket errors (connect, read, write, timeout) + non-2xx answers; every figure above comes from this run.')
+}
