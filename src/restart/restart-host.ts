@@ -161,6 +161,12 @@ export class PumaHost {
       currentPath: this.session.layout.current,
       hasEnvFiles: this.envFiles.length > 0,
     })
+    const configPidfile = nextConfig?.pidfile ? posix.resolve(newDir, nextConfig.pidfile) : null
+    if (configPidfile && configPidfile !== this.pidfile) {
+      decision.warnings.push(
+        `${this.server.config} writes its pidfile to ${configPidfile}, but server.pidfile is ${this.pidfile}: deployer finds Puma through server.pidfile, so make them the same.`,
+      )
+    }
     if (running.source === 'process' && facts.master.running) {
       decision.reasons.push(
         '(the running release was read from the master process: Puma was not last restarted by deployer)',
@@ -232,14 +238,15 @@ export class PumaHost {
     if (kind === 'none')
       return { kind, detail: 'not restarted (--restart none)', fellBackToHot: false, ms: 0, startedAt: null }
     const releaseDir = await this.realPath(releasePath(this.session.layout, release))
-    await this.waitForIdle(signal)
-    await this.trigger(kind, plan)
+    // The baseline is read right before the signal: the stats to compare with are the ones it acts on.
+    const baseline = baselineOf(await this.waitForIdle(signal))
+    await this.trigger(kind, { ...plan, baseline })
     const expectation: Expectation = {
       kind: kind as VerifiedKind,
       releasePath: releaseDir,
       workers: plan.workers,
     }
-    const { assessment, probe } = await this.verify(expectation, plan, plan.baseline, signal)
+    const { assessment, probe } = await this.verify(expectation, plan, baseline, signal)
     await this.checkHealth(release, plan, signal)
     return {
       kind,
@@ -342,11 +349,11 @@ export class PumaHost {
   }
 
   /** A restart is never signalled on top of an unfinished phased restart (F28): wait for it first. */
-  private async waitForIdle(signal?: AbortSignal): Promise<void> {
+  private async waitForIdle(signal?: AbortSignal): Promise<ServerProbe> {
     const deadline = Date.now() + 60_000
     for (;;) {
       const probe = await this.probe()
-      if (!probe.stats || (probe.stats.oldWorkers ?? 0) === 0) return
+      if (!probe.stats || (probe.stats.oldWorkers ?? 0) === 0) return probe
       if (Date.now() > deadline) {
         throw new DeployerError(
           `Host ${this.session.name}: a phased restart is still in progress (${probe.stats.oldWorkers} old workers) after 60s.`,
