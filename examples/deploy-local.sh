@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The README's first command ends here: a real deploy of the bundled example app to a local target.
-# It builds the app (vendoring its gem), releases it twice, lists the releases, rolls back and forward.
-# DEPLOY_TO picks the target; by default a fresh directory under /tmp.
+# It builds the app (vendoring its gem), releases it (Puma starts), releases a change (phased restart,
+# verified), lists the releases, rolls back and forward (each restart verified), then stops Puma.
+# DEPLOY_TO picks the target (default: a fresh directory under /tmp); KEEP_RUNNING=1 leaves Puma up.
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 deployer() { node "$repo/bin/run.js" "$@"; }
@@ -9,6 +10,18 @@ deployer() { node "$repo/bin/run.js" "$@"; }
 work=$(mktemp -d /tmp/deployer-example.XXXXXX)
 deploy_to=${DEPLOY_TO:-$work/srv/shop}
 app=$work/build/shop
+port=$(ruby -rsocket -e 'server = TCPServer.new("127.0.0.1", 0); puts server.addr[1]; server.close')
+export PUMA_CONTROL_TOKEN=${PUMA_CONTROL_TOKEN:-$(od -An -N12 -tx1 /dev/urandom | tr -d ' \n')}
+
+stop_puma() {
+  if [ "${KEEP_RUNNING:-0}" != 1 ] && [ -f "$deploy_to/shared/tmp/pids/puma.pid" ]; then
+    pid=$(cat "$deploy_to/shared/tmp/pids/puma.pid")
+    kill -TERM "$pid" 2>/dev/null || true
+    for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    echo "== stopped Puma (pid $pid)"
+  fi
+}
+trap stop_puma EXIT
 
 echo "== building the example app into $app"
 mkdir -p "$app"
@@ -30,20 +43,32 @@ install:
   command: bundle config set --local deployment true && bundle config set --local path vendor/bundle && bundle install --local --quiet
   lockfiles: [Gemfile.lock]
   vendor: vendor/bundle
+server:
+  config: config/puma.rb
+  pidfile: shared/tmp/pids/puma.pid
+  control_url: unix://$deploy_to/shared/tmp/sockets/pumactl.sock
+  control_token: \${PUMA_CONTROL_TOKEN}
+  start: PUMA_BIND=tcp://127.0.0.1:$port exec puma -C config/puma.rb
+health:
+  url: http://127.0.0.1:$port/
+  expect: "from release {release} "
+  timeout: 30s
 YAML
 
-echo "== deployer release (first)"
+echo "== deployer release (first: Puma starts)"
 deployer release --config "$work/deployer.yml"
-echo "== changing the app and releasing again"
+curl -fsS "http://127.0.0.1:$port/"
+echo "== changing the app and releasing again (phased restart, verified)"
 echo "# rebuilt $(date -u +%FT%TZ)" >> "$app/config.ru"
 deployer release --config "$work/deployer.yml"
+curl -fsS "http://127.0.0.1:$port/"
 echo "== deployer releases"
 deployer releases --config "$work/deployer.yml"
 echo "== deployer rollback"
 deployer rollback --config "$work/deployer.yml"
-echo "== the app in current answers from the release it points at"
-(cd "$deploy_to/current" && ruby -e 'require "rack"; app, _ = Rack::Builder.parse_file("config.ru"); puts app.call({})[2].join')
+curl -fsS "http://127.0.0.1:$port/"
 echo "== rolling forward again"
-deployer rollback --config "$work/deployer.yml" --to "$(readlink "$deploy_to/current" | sed 's#releases/##' | awk '{print $1+1}')"
+deployer rollback --config "$work/deployer.yml" --to 2
+curl -fsS "http://127.0.0.1:$port/"
 deployer releases --config "$work/deployer.yml"
-echo "Done: $deploy_to (config: $work/deployer.yml)"
+echo "Done: $deploy_to, served at http://127.0.0.1:$port/ (config: $work/deployer.yml)"

@@ -20,13 +20,21 @@ describe("the README's main job: deploying the bundled example app to a local ta
     await rm(dir, { recursive: true, force: true })
   })
 
-  it('builds the app with its vendored gem, releases it twice, rolls back and forward', async () => {
+  it('builds the app with its vendored gem, releases it with Puma serving, rolls back and forward', async () => {
     const deployTo = join(dir, 'shop')
     const { stdout } = await run('bash', [script], {
       env: cliEnv({ DEPLOY_TO: deployTo }),
       maxBuffer: 16 * 1024 * 1024,
     })
-    expect(stdout).to.match(/hello from release 1 \(pid \d+, cwd .*\/releases\/1\)/)
+    // Puma served each release in turn: 1, 2, back to 1, forward to 2.
+    const served = [...stdout.matchAll(/hello from release (\d+) \(pid \d+, cwd .*\/releases\/(\d+)\)/g)]
+    expect(served.map((match) => [match[1], match[2]])).to.deep.equal([
+      ['1', '1'],
+      ['2', '2'],
+      ['1', '1'],
+      ['2', '2'],
+    ])
+    expect(stdout).to.contain('stopped Puma')
     expect(await readlink(join(deployTo, 'current'))).to.equal('releases/2')
     // The install ran for real: Bundler put the vendored gem into the release's own vendor/bundle.
     const bundleConfig = await readFile(join(deployTo, 'releases', '2', '.bundle', 'config'), 'utf8')
