@@ -7,5 +7,7 @@ if (!only || only === 'zero-downtime') {
   const rows = []
   for (const variant of PUMA_VARIANTS) rows.push(...(await benchZeroDowntime(variant)))
   console.log(renderZeroDowntime(rows))
-  console.log('\nfailed = wrk socket errors (connect, read, write, timeout) + non-2xx answers; every figure above comes from this run.')
+  console.log(
+    '\nfailed = wrk socket errors (connect, read, write, timeout) + non-2xx answers; every figure above comes from this run.',
+  )
 }

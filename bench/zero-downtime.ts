@@ -85,7 +85,8 @@ export async function benchZeroDowntime(variant: (typeof PUMA_VARIANTS)[number])
               process.kill(await masterPid(ws), 'SIGUSR2')
               return 'kill -USR2'
             })
-          if (scenario === 'hot') await measure('deployer release: hot (puma.rb change)', () => deploy({ newConfig: true }))
+          if (scenario === 'hot')
+            await measure('deployer release: hot (puma.rb change)', () => deploy({ newConfig: true }))
           if (scenario === 'rollback')
             await measure('deployer release: self-rollback (boot fails)', () => deploy({ brokenBoot: true }))
         }
