@@ -20,6 +20,7 @@ import { LocalTransport } from '../transport/local.js'
 import type { Transport } from '../transport/transport.js'
 import type { Phase, Reporter } from '../ui/events.js'
 import { timedPhase } from '../ui/events.js'
+import { planDelta } from '../upload/delta-plan.js'
 import { type LocalTree, scanTree } from '../upload/local-tree.js'
 import { readGitRevision } from '../upload/revision.js'
 import { packTree } from '../upload/tar-pack.js'
@@ -53,6 +54,14 @@ export interface HostReleaseOutcome {
   /** Stale `.N.partial`/`.N.deleting` left by earlier killed runs and removed by this one. */
   removedStale: string[]
   pruned: number[]
+  /** What the upload sent and what it reused from the previous release. */
+  upload?: {
+    from: number | null
+    sentBytes: number
+    sentEntries: number
+    linkedFiles: number
+    vendorReused?: boolean
+  }
   /** How Puma was restarted and why; absent without a `server:` section. */
   restart?: RestartDecision & { done?: Omit<RestartOutcome, 'kind'>; recovered?: string }
   error?: { message: string; hint?: string; exitCode: number }
@@ -243,14 +252,44 @@ async function buildEverywhere(
           ? `removed stale ${outcome.removedStale.join(', ')}`
           : `releases/.${release}.partial`,
     )
+    // A repeat release costs what changed: unchanged files are hard-linked from the release before it.
+    const state = states[index] as HostState
+    const from = previousRelease(state)
+    let delta = planDelta(tree.entries, null, null)
     await phase(
       'upload',
-      () => session.upload(release, packTree(tree.root, tree.entries, generated), signal),
-      () => formatBytes(tree.totalBytes),
+      async () => {
+        const previous = from === null ? null : await session.readManifest(from)
+        delta = planDelta(tree.entries, previous, from)
+        if (delta.from !== null) await session.linkFrom(delta.from, release, delta.link, signal)
+        await session.upload(release, packTree(tree.root, delta.upload, generated), signal)
+      },
+      () =>
+        delta.from === null
+          ? `${formatBytes(delta.uploadBytes)}, ${delta.upload.length} entries`
+          : `${formatBytes(delta.uploadBytes)} sent (${delta.upload.length} entries), ${delta.link.length} files reused from release ${delta.from}`,
     )
+    outcome.upload = {
+      from: delta.from,
+      sentBytes: delta.uploadBytes,
+      sentEntries: delta.upload.length,
+      linkedFiles: delta.link.length,
+    }
     await phase('link', () => session.linkShared(release, config.shared.dirs, config.shared.files))
     const install = config.install
-    if (install) await phase('install', () => session.install(release, install.command, { signal }))
+    if (install) {
+      await phase(
+        'install',
+        async () => {
+          if (install.vendor && from !== null)
+            outcome.upload!.vendorReused = await session.seedVendor(from, release, install.vendor)
+          await session.install(release, install.command, { signal })
+          const written = await session.sharedWrites(release)
+          if (written.length > 0) throw sharedWriteError(session.name, install.command, written)
+        },
+        () => (outcome.upload?.vendorReused ? `${install.vendor} reused from release ${from}` : ''),
+      )
+    }
     // Decided before anything is published: a config that does not load stops the release here.
     let plan: RestartPlan | null = null
     const partial = partialPath(session.layout, release)
@@ -514,6 +553,28 @@ async function restartOrRollBack(
     })
     if (outcome.restart) outcome.restart.recovered = `${recovered.value.kind}: ${recovered.value.detail}`
   }
+}
+
+/** The release a repeat release reuses files from: the live one, else the newest published. */
+function previousRelease(state: HostState): number | null {
+  if (state.current !== null && state.releases.some((release) => release.number === state.current))
+    return state.current
+  return state.releases.at(-1)?.number ?? null
+}
+
+/**
+ * The install wrote into files it shares (hard links) with an older release: that release changed too.
+ * Nothing is published; the message says which files, so the install can be made to replace them.
+ */
+function sharedWriteError(host: string, command: string, files: readonly string[]): DeployerError {
+  return new DeployerError(
+    `Host ${host}: the install (\`${command}\`) rewrote files in place that are hard links shared with an older release:\n  ${files.join('\n  ')}`,
+    {
+      exitCode: ExitCode.install,
+      hint: 'Make the install write new files (write to a temporary name and rename) or remove them first; those files of the older release changed too.',
+      host,
+    },
+  )
 }
 
 function describeDecision(decision: RestartDecision): string {

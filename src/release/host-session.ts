@@ -3,10 +3,12 @@ import type { HostConfig } from '../config/types.js'
 import { DeployerError, ExitCode, type ExitCodeValue, RemoteCommandError } from '../errors.js'
 import { findLiveDirsCommand, type LiveDirs, parseLiveDirs } from '../guard/live-dirs.js'
 import type { ExecOptions, Transport } from '../transport/transport.js'
+import type { PreviousEntry } from '../upload/delta-plan.js'
 import type { HistoryEvent } from './history.js'
 import { type HostState, parseHostState, parseLockOwner } from './host-state.js'
 import { type Layout, layoutFor } from './layout.js'
 import type { LockOwner } from './lock.js'
+import type { ReleaseManifest } from './manifest.js'
 import * as remote from './remote-commands.js'
 
 /** A held lock, as acquireLock reports it when somebody else has it. */
@@ -82,6 +84,57 @@ export class HostSession {
       signal,
       hint: 'Check free disk space on the host (`df -h`) and that GNU tar is installed.',
     })
+  }
+
+  /** The previous release's manifest files, or null when it has none (or it cannot be read). */
+  async readManifest(release: number): Promise<PreviousEntry[] | null> {
+    const text = await this.run(
+      `reading the manifest of release ${release}`,
+      remote.readManifestCommand(this.layout, release),
+    )
+    try {
+      const manifest = JSON.parse(text) as ReleaseManifest
+      return Array.isArray(manifest.files) ? manifest.files : null
+    } catch {
+      return null
+    }
+  }
+
+  /** Hard-links unchanged files from release `from` into the partial release. */
+  async linkFrom(
+    from: number,
+    release: number,
+    paths: readonly string[],
+    signal?: AbortSignal,
+  ): Promise<void> {
+    if (paths.length === 0) return
+    await this.run(
+      `reusing unchanged files of release ${from}`,
+      remote.linkFromCommand(this.layout, from, release),
+      {
+        stdin: Buffer.from(`${paths.join('\0')}\0`, 'utf8'),
+        signal,
+        hint: 'Hard links need releases/ on one filesystem; check free inodes (`df -i`).',
+      },
+    )
+  }
+
+  /** Seeds `vendor` from release `from` with hard links; true when it did. */
+  async seedVendor(from: number, release: number, vendor: string): Promise<boolean> {
+    const output = await this.run(
+      `reusing ${vendor} of release ${from}`,
+      remote.seedVendorCommand(this.layout, from, release, vendor),
+    )
+    return output.includes('seeded')
+  }
+
+  /** Files shared with another release that the install wrote in place (see sharedWritesCommand). */
+  async sharedWrites(release: number): Promise<string[]> {
+    const output = await this.run(
+      'checking what the install wrote',
+      remote.sharedWritesCommand(this.layout, release),
+    )
+    return output.split('\n').filter(Boolean)
   }
 
   async linkShared(release: number, dirs: readonly string[], files: readonly string[]): Promise<void> {

@@ -68,10 +68,67 @@ export function prepareCommand(layout: Layout, release: number): string {
     `mkdir -p ${quote(layout.releases)} ${quote(layout.shared)} ${quote(layout.meta)}`,
     `printf '%s\\n' ${release} > ${quote(layout.sequence)}.tmp && mv -f ${quote(layout.sequence)}.tmp ${quote(layout.sequence)}`,
     `for stale in ${quote(layout.releases)}/.[0-9]*.partial ${quote(layout.releases)}/.[0-9]*.deleting; do`,
-    `  if [ -e "$stale" ]; then chmod -R u+w "$stale" 2>/dev/null || true; rm -rf -- "$stale"; printf 'removed-stale\\t%s\\n' "$stale"; fi`,
+    `  if [ -e "$stale" ]; then ${writableDirs('"$stale"')}; rm -rf -- "$stale"; printf 'removed-stale\\t%s\\n' "$stale"; fi`,
     'done',
     `if [ -e ${quote(releasePath(layout, release))} ]; then echo "release ${release} already exists" >&2; exit 3; fi`,
     `mkdir ${quote(partial)}`,
+  ].join('\n')
+}
+
+/**
+ * Makes the directories of a tree writable so `rm -rf` can empty them. Only directories: a file's mode
+ * lives in its inode, which a repeat release shares with the release before it (hard links), so a
+ * chmod on files would modify another release.
+ */
+function writableDirs(quotedPath: string): string {
+  return `find ${quotedPath} -type d ! -perm -u+w -exec chmod u+w {} + 2>/dev/null || true`
+}
+
+/** The manifest of a published release: what a repeat release compares its files with. */
+export function readManifestCommand(layout: Layout, release: number): string {
+  return `cat ${quote(posix.join(releasePath(layout, release), '.deployer', 'manifest.json'))} 2>/dev/null || true`
+}
+
+/**
+ * Hard-links the files named on stdin (NUL-separated paths) from release `from` into the partial
+ * release, creating their directories. Runs before the tar stream, so directories a later entry makes
+ * read-only are still writable here.
+ */
+export function linkFromCommand(layout: Layout, from: number, release: number): string {
+  return `cd ${quote(releasePath(layout, from))} && xargs -0 -r cp -l --parents -t ${quote(partialPath(layout, release))} --`
+}
+
+/**
+ * Seeds the partial release's vendored dependencies (`install.vendor`) with hard links to the previous
+ * release's, so the install only adds what is new. Never over something the upload brought.
+ */
+export function seedVendorCommand(layout: Layout, from: number, release: number, vendor: string): string {
+  const source = posix.join(releasePath(layout, from), vendor)
+  const target = posix.join(partialPath(layout, release), vendor)
+  return [
+    `if [ -d ${quote(source)} ] && [ ! -e ${quote(target)} ]; then`,
+    `  mkdir -p ${quote(posix.dirname(target))} && cp -al ${quote(source)} ${quote(target)} && echo seeded`,
+    'fi',
+  ].join('\n')
+}
+
+/** Where the install's start is marked, to find files it wrote in place afterwards. */
+export function installMarker(layout: Layout, release: number): string {
+  return posix.join(layout.meta, `install.${assertReleaseNumber(release)}.marker`)
+}
+
+/**
+ * Lists regular files of the partial release that are hard links shared with another release and
+ * were written after the install started: an install that rewrites a file in place instead of
+ * replacing it would change the older release too. Removes the marker.
+ */
+export function sharedWritesCommand(layout: Layout, release: number): string {
+  const marker = installMarker(layout, release)
+  return [
+    `if [ -e ${quote(marker)} ]; then`,
+    `  find ${quote(partialPath(layout, release))} -type f -links +1 -newer ${quote(marker)} -print 2>/dev/null | head -n 20`,
+    `  rm -f ${quote(marker)}`,
+    'fi',
   ].join('\n')
 }
 
@@ -122,6 +179,7 @@ export function linkSharedCommand(
 export function installCommand(layout: Layout, release: number, command: string): string {
   const partial = partialPath(layout, release)
   return [
+    `touch ${quote(installMarker(layout, release))}`,
     `cd ${quote(partial)}`,
     `export DEPLOYER_RELEASE=${release} DEPLOYER_RELEASE_PATH=${quote(partial)} DEPLOYER_DEPLOY_TO=${quote(layout.deployTo)}`,
     // The user's command is shell by design; it runs in a subshell so its `exit` or `cd` cannot leak.
@@ -165,7 +223,7 @@ export function appendHistoryCommand(layout: Layout, event: HistoryEvent): strin
 /** Removes an unpublished partial release (a failed or interrupted build). */
 export function discardPartialCommand(layout: Layout, release: number): string {
   const partial = guardedPath(layout, partialPath(layout, release))
-  return `if [ -e ${quote(partial)} ]; then chmod -R u+w ${quote(partial)} 2>/dev/null || true; rm -rf -- ${quote(partial)}; fi`
+  return `if [ -e ${quote(partial)} ]; then ${writableDirs(quote(partial))}; rm -rf -- ${quote(partial)}; fi`
 }
 
 /**
@@ -180,7 +238,7 @@ export function removeReleasesCommand(layout: Layout, releases: readonly number[
     const deleting = guardedPath(layout, deletingPath(layout, release))
     lines.push(
       `if [ "$(readlink ${quote(layout.current)} 2>/dev/null)" = ${quote(currentTarget(release))} ]; then echo "release ${release} is current" >&2; exit 5; fi`,
-      `if [ -d ${quote(final)} ]; then mv -T -- ${quote(final)} ${quote(deleting)}; chmod -R u+w ${quote(deleting)} 2>/dev/null || true; rm -rf -- ${quote(deleting)}; printf 'removed\\t%s\\n' ${release}; fi`,
+      `if [ -d ${quote(final)} ]; then mv -T -- ${quote(final)} ${quote(deleting)}; ${writableDirs(quote(deleting))}; rm -rf -- ${quote(deleting)}; printf 'removed\\t%s\\n' ${release}; fi`,
     )
   }
   return lines.join('\n')
