@@ -1,7 +1,13 @@
 /** `npm run bench`: every benchmark, each printing its figures next to a reference measured in the same run. */
+import { benchUpload, renderUpload } from './upload.js'
 import { benchZeroDowntime, PUMA_VARIANTS, renderZeroDowntime } from './zero-downtime.js'
 
 const only = process.argv[2]
+if (!only || only === 'upload') {
+  console.log('## Fast releases (deploy time, real sshd on 127.0.0.1)\n')
+  console.log(renderUpload(await benchUpload()))
+  console.log('')
+}
 if (!only || only === 'zero-downtime') {
   console.log('## Zero downtime under load (wrk, 16 connections, real Puma 2 workers over real sshd)\n')
   const rows = []

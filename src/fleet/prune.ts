@@ -42,6 +42,11 @@ export async function pruneHost(
         state.current,
         state.history,
       )
+      // Holders can only keep releases, never add deletions: with nothing to delete, skip the /proc scan.
+      const candidates = planPrune(infos, state.current, keep, new Map())
+      if (candidates.remove.length === 0) {
+        return { host: session.name, removed: [], kept: candidates.kept, hiddenProcesses: 0 }
+      }
       const live = await session.liveDirs()
       if (options.puma) {
         const busy = await protectPumaReleases(options.puma, state, live.byRelease)

@@ -1,12 +1,11 @@
 import type { DeployConfig, RestartKind } from '../config/types.js'
 import { DeployerError, ExitCode, InterruptedError } from '../errors.js'
-import type { Actor } from '../release/history.js'
+import type { Actor, HistoryEvent } from '../release/history.js'
 import type { HostSession } from '../release/host-session.js'
 import type { HostState } from '../release/host-state.js'
 import { partialPath } from '../release/layout.js'
 import { buildManifest, GENERATED_NAMES, releaseFiles } from '../release/manifest.js'
 import { nextReleaseNumber } from '../release/release-number.js'
-import { writeFileCommand } from '../release/remote-commands.js'
 import type { RestartDecision } from '../restart/decide.js'
 import { type Fingerprints, fingerprintTree } from '../restart/fingerprints.js'
 import {
@@ -21,6 +20,7 @@ import type { Transport } from '../transport/transport.js'
 import type { Phase, Reporter } from '../ui/events.js'
 import { timedPhase } from '../ui/events.js'
 import { planDelta } from '../upload/delta-plan.js'
+import { HashCache } from '../upload/hash-cache.js'
 import { type LocalTree, scanTree } from '../upload/local-tree.js'
 import { readGitRevision } from '../upload/revision.js'
 import { packTree } from '../upload/tar-pack.js'
@@ -40,6 +40,13 @@ export interface ReleaseOptions {
   local?: Transport
   /** `--restart`: overrides `server.restart`. */
   restart?: RestartKind
+}
+
+/** One host's release, built and waiting to be published. */
+interface BuiltRelease {
+  plan: RestartPlan | null
+  /** releases/N/.deployer/fingerprints.json: the fingerprints and the restart decided for them. */
+  fingerprintsFile: string
 }
 
 export type HostStatus = 'released' | 'failed' | 'discarded' | 'planned' | 'rolled-back'
@@ -91,7 +98,11 @@ const generatedExcludes = GENERATED_NAMES.map((name) => `/${name}`)
 export async function runRelease(config: DeployConfig, options: ReleaseOptions): Promise<ReleaseResult> {
   const now = options.now ?? (() => new Date())
   const { reporter } = options
-  const tree = await scanTree(config.source, [...config.exclude, ...generatedExcludes])
+  const tree = await scanTree(
+    config.source,
+    [...config.exclude, ...generatedExcludes],
+    await HashCache.open(config.source),
+  )
   if (tree.skipped.length > 0) {
     reporter.emit({
       kind: 'warn',
@@ -124,8 +135,8 @@ export async function runRelease(config: DeployConfig, options: ReleaseOptions):
         bytes: tree.totalBytes,
         hosts: outcomes,
       }
-      const firstLook = await inspectAll(sessions, outcomes, config.concurrency, reporter, 'connect')
       if (options.dryRun) {
+        const firstLook = await inspectAll(sessions, outcomes, config.concurrency, reporter, 'connect')
         result.release = nextReleaseNumber(numberingReports(sessions, firstLook))
         for (const outcome of outcomes) {
           outcome.status = 'planned'
@@ -139,10 +150,10 @@ export async function runRelease(config: DeployConfig, options: ReleaseOptions):
         'release',
         reporter,
         async () => {
-          // Read again under the lock: numbers and partial releases may have changed since the first look.
-          const states = await inspectAll(sessions, outcomes, config.concurrency, reporter, 'lock')
+          // Read under the lock: numbers and partial releases cannot change until it is released.
+          const states = await inspectAll(sessions, outcomes, config.concurrency, reporter, 'inspect')
           result.release = nextReleaseNumber(numberingReports(sessions, states))
-          const plans = await buildEverywhere(
+          const built = await buildEverywhere(
             config,
             options,
             sessions,
@@ -153,8 +164,8 @@ export async function runRelease(config: DeployConfig, options: ReleaseOptions):
             result,
             now,
           )
-          await publishEverywhere(config, options, sessions, outcomes, plans, result, now)
-          await pruneEverywhere(config, options, sessions, outcomes, now)
+          await publishEverywhere(config, options, sessions, outcomes, built, result, now)
+          await pruneEverywhere(config, options, sessions, outcomes, states, now)
           return result
         },
         now,
@@ -229,7 +240,7 @@ async function buildEverywhere(
   states: readonly HostState[],
   result: ReleaseResult,
   now: () => Date,
-): Promise<(RestartPlan | null)[]> {
+): Promise<BuiltRelease[]> {
   const { reporter, signal } = options
   const release = result.release
   const manifest = buildManifest(config.app, release, result.revision, tree, options.actor, now())
@@ -242,25 +253,26 @@ async function buildEverywhere(
       const { ms } = await timedPhase(reporter, session.name, name, step, detail)
       outcome.timings[name] = ms
     }
+    // A repeat release costs what changed: unchanged files are hard-linked from the release before it,
+    // whose manifest the prepare step reads in the same round trip.
+    const state = states[index] as HostState
+    const from = previousRelease(state)
+    let delta = planDelta(tree.entries, null, null)
     await phase(
       'prepare',
       async () => {
-        outcome.removedStale = await session.prepare(release)
+        const prepared = await session.prepare(release, from)
+        outcome.removedStale = prepared.removedStale
+        delta = planDelta(tree.entries, prepared.previous, from)
       },
       () =>
         outcome.removedStale.length > 0
           ? `removed stale ${outcome.removedStale.join(', ')}`
           : `releases/.${release}.partial`,
     )
-    // A repeat release costs what changed: unchanged files are hard-linked from the release before it.
-    const state = states[index] as HostState
-    const from = previousRelease(state)
-    let delta = planDelta(tree.entries, null, null)
     await phase(
       'upload',
       async () => {
-        const previous = from === null ? null : await session.readManifest(from)
-        delta = planDelta(tree.entries, previous, from)
         if (delta.from !== null) await session.linkFrom(delta.from, release, delta.link, signal)
         await session.upload(release, packTree(tree.root, delta.upload, generated), signal)
       },
@@ -312,15 +324,12 @@ async function buildEverywhere(
     }
     const decided = plan as RestartPlan | null
     const record = { fingerprints: decided?.fingerprints ?? fingerprints, restart: decided?.decision ?? null }
-    await session.run(
-      'writing the release fingerprints',
-      writeFileCommand(`${partial}/${FINGERPRINTS_FILE}`, `${JSON.stringify(record, null, 2)}\n`),
-    )
-    return plan
+    // Written with the publish step, in the same round trip, before the release becomes releases/N.
+    return { plan: decided, fingerprintsFile: `${JSON.stringify(record, null, 2)}\n` }
   })
   const failed = results.some((entry) => entry.status === 'rejected')
   if (!failed && !signal?.aborted)
-    return results.map((entry) => (entry as PromiseFulfilledResult<RestartPlan | null>).value)
+    return results.map((entry) => (entry as PromiseFulfilledResult<BuiltRelease>).value)
 
   // Nothing is published unless every host built the release: discard every partial, keep `current`.
   await settleAll(sessions, sessions.length, (session) => session.discardPartial(release))
@@ -339,7 +348,7 @@ async function publishEverywhere(
   options: ReleaseOptions,
   sessions: readonly HostSession[],
   outcomes: HostReleaseOutcome[],
-  plans: readonly (RestartPlan | null)[],
+  built: readonly BuiltRelease[],
   result: ReleaseResult,
   now: () => Date,
 ): Promise<void> {
@@ -350,26 +359,25 @@ async function publishEverywhere(
   options.signal?.throwIfAborted()
   const results = await settleAll(sessions, config.concurrency, async (session, index) => {
     const outcome = outcomes[index] as HostReleaseOutcome
-    const publish = await timedPhase(reporter, session.name, 'publish', () => session.publish(release))
-    outcome.timings.publish = publish.ms
-    const flip = await timedPhase(
-      reporter,
-      session.name,
-      'flip',
-      () => session.flip(release),
-      () => `current -> releases/${release}`,
-    )
-    outcome.timings.flip = flip.ms
-    outcome.status = 'released'
-    await session.record({
+    const event: HistoryEvent = {
       event: 'release',
       release,
       previous: outcome.previous,
       revision: result.revision,
       time: now().toISOString(),
       by: options.actor,
-    })
-    const plan = plans[index] ?? null
+    }
+    const files = [{ path: FINGERPRINTS_FILE, content: built[index]?.fingerprintsFile ?? '' }]
+    const publish = await timedPhase(
+      reporter,
+      session.name,
+      'publish',
+      () => session.publishAndFlip(release, files, event),
+      () => `releases/${release}, current -> releases/${release}`,
+    )
+    outcome.timings.publish = publish.ms
+    outcome.status = 'released'
+    const plan = built[index]?.plan ?? null
     if (plan && config.server) await restartOrRollBack(config, options, session, outcome, plan, release, now)
   })
   results.forEach((entry, index) => {
@@ -412,13 +420,18 @@ async function pruneEverywhere(
   options: ReleaseOptions,
   sessions: readonly HostSession[],
   outcomes: HostReleaseOutcome[],
+  states: readonly HostState[],
   now: () => Date,
 ): Promise<void> {
   await settleAll(sessions, config.concurrency, async (session, index) => {
     const outcome = outcomes[index] as HostReleaseOutcome
-    if (outcome.status !== 'released') return
+    if (outcome.status !== 'released' || outcome.release === null) return
     try {
-      const state = await session.inspect()
+      // Without a server nothing but this release changed the host since the locked look; with one,
+      // the restart records matter (they protect Puma's boot release), so read the host again.
+      const state = config.server
+        ? await session.inspect()
+        : withPublished(states[index] as HostState, outcome.release, now())
       const puma = config.server ? new PumaHost(session, config) : undefined
       const pruned = await pruneHost(session, state, config.keepReleases, {
         ...options,
@@ -552,6 +565,19 @@ async function restartOrRollBack(
       by: options.actor,
     })
     if (outcome.restart) outcome.restart.recovered = `${recovered.value.kind}: ${recovered.value.detail}`
+  }
+}
+
+/** The host's state once `release` is published and current (the history gains no event prune reads). */
+function withPublished(state: HostState, release: number, time: Date): HostState {
+  return {
+    ...state,
+    current: release,
+    currentTarget: `releases/${release}`,
+    releases: [
+      ...state.releases,
+      { number: release, revision: '', mtime: Math.floor(time.getTime() / 1000) },
+    ],
   }
 }
 

@@ -1,3 +1,4 @@
+import { posix } from 'node:path'
 import type { Readable } from 'node:stream'
 import type { HostConfig } from '../config/types.js'
 import { DeployerError, ExitCode, type ExitCodeValue, RemoteCommandError } from '../errors.js'
@@ -6,12 +7,24 @@ import type { ExecOptions, Transport } from '../transport/transport.js'
 import type { PreviousEntry } from '../upload/delta-plan.js'
 import type { HistoryEvent } from './history.js'
 import { type HostState, parseHostState, parseLockOwner } from './host-state.js'
-import { type Layout, layoutFor } from './layout.js'
+import { type Layout, layoutFor, partialPath } from './layout.js'
 import type { LockOwner } from './lock.js'
 import type { ReleaseManifest } from './manifest.js'
 import * as remote from './remote-commands.js'
 
 /** A held lock, as acquireLock reports it when somebody else has it. */
+/** Separates the prepare step's own output from the previous manifest it prints. */
+const MANIFEST_MARK = '--deployer-manifest--'
+
+function parseManifestFiles(text: string): PreviousEntry[] | null {
+  try {
+    const manifest = JSON.parse(text) as ReleaseManifest
+    return Array.isArray(manifest.files) ? manifest.files : null
+  } catch {
+    return null
+  }
+}
+
 export class LockHeldError extends DeployerError {
   readonly owner: LockOwner | null
   constructor(host: string, message: string, hint: string, owner: LockOwner | null) {
@@ -64,18 +77,27 @@ export class HostSession {
   }
 
   /** Prepares `.N.partial`; returns the stale partial releases it removed. */
-  async prepare(release: number): Promise<string[]> {
-    const output = await this.run(
-      `preparing release ${release}`,
+  /**
+   * Prepares `.N.partial` and, in the same round trip, reads the manifest of release `from` (what a
+   * repeat release compares with). Returns the stale partial releases it removed and that manifest.
+   */
+  async prepare(
+    release: number,
+    from: number | null = null,
+  ): Promise<{ removedStale: string[]; previous: PreviousEntry[] | null }> {
+    const command = [
       remote.prepareCommand(this.layout, release),
-      {
-        hint: `Check that ${this.layout.deployTo} is writable by the SSH user and the disk is not full.`,
-      },
-    )
-    return output
+      ...(from === null ? [] : [`echo ${MANIFEST_MARK}`, remote.readManifestCommand(this.layout, from)]),
+    ]
+    const output = await this.run(`preparing release ${release}`, command.join('\n'), {
+      hint: `Check that ${this.layout.deployTo} is writable by the SSH user and the disk is not full.`,
+    })
+    const [head = '', manifest] = output.split(`${MANIFEST_MARK}\n`)
+    const removedStale = head
       .split('\n')
       .filter((line) => line.startsWith('removed-stale\t'))
       .map((line) => line.slice('removed-stale\t'.length))
+    return { removedStale, previous: manifest === undefined ? null : parseManifestFiles(manifest) }
   }
 
   async upload(release: number, archive: Readable, signal?: AbortSignal): Promise<void> {
@@ -84,20 +106,6 @@ export class HostSession {
       signal,
       hint: 'Check free disk space on the host (`df -h`) and that GNU tar is installed.',
     })
-  }
-
-  /** The previous release's manifest files, or null when it has none (or it cannot be read). */
-  async readManifest(release: number): Promise<PreviousEntry[] | null> {
-    const text = await this.run(
-      `reading the manifest of release ${release}`,
-      remote.readManifestCommand(this.layout, release),
-    )
-    try {
-      const manifest = JSON.parse(text) as ReleaseManifest
-      return Array.isArray(manifest.files) ? manifest.files : null
-    } catch {
-      return null
-    }
   }
 
   /** Hard-links unchanged files from release `from` into the partial release. */
@@ -173,6 +181,29 @@ export class HostSession {
 
   async publish(release: number): Promise<void> {
     await this.run(`publishing release ${release}`, remote.publishCommand(this.layout, release))
+  }
+
+  /**
+   * Writes the release's last file, publishes it, flips `current` and records the event in one round
+   * trip (each step stops the rest on failure, so a failed publish never flips).
+   */
+  async publishAndFlip(
+    release: number,
+    files: { path: string; content: string }[],
+    event: HistoryEvent,
+  ): Promise<void> {
+    const partial = partialPath(this.layout, release)
+    await this.run(
+      `publishing release ${release} and pointing current at it`,
+      [
+        'set -e',
+        ...files.map((file) => remote.writeFileCommand(posix.join(partial, file.path), file.content)),
+        remote.publishCommand(this.layout, release),
+        remote.flipCommand(this.layout, release),
+        remote.appendHistoryCommand(this.layout, event),
+      ].join('\n'),
+      { hint: `If ${this.layout.current} is a real directory (not a symlink), move it away first.` },
+    )
   }
 
   async flip(release: number): Promise<void> {

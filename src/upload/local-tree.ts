@@ -1,9 +1,10 @@
 import { createHash } from 'node:crypto'
 import { createReadStream } from 'node:fs'
-import { lstat, readdir, readlink } from 'node:fs/promises'
+import { lstat, readdir, readFile, readlink } from 'node:fs/promises'
 import { join, posix } from 'node:path'
 import picomatch from 'picomatch'
 import { DeployerError, ExitCode } from '../errors.js'
+import { fileIdentity, type HashCache } from './hash-cache.js'
 
 /** One entry of the tree to upload; `path` is relative, with `/` separators. */
 export interface TreeEntry {
@@ -33,7 +34,11 @@ export interface LocalTree {
  * but one that points outside the tree (absolute, or climbing out with `..`) is refused: on the host it
  * would point somewhere else, or somewhere deployer must never write through.
  */
-export async function scanTree(root: string, exclude: readonly string[]): Promise<LocalTree> {
+export async function scanTree(
+  root: string,
+  exclude: readonly string[],
+  cache?: HashCache,
+): Promise<LocalTree> {
   const rootStat = await lstat(root).catch(() => null)
   if (!rootStat?.isDirectory()) {
     throw new DeployerError(`The source ${root} is not a directory.`, {
@@ -42,33 +47,47 @@ export async function scanTree(root: string, exclude: readonly string[]): Promis
     })
   }
   const isExcluded = excludeMatcher(exclude)
+  const scanStarted = Date.now()
   const entries: TreeEntry[] = []
   const skipped: string[] = []
   const escaping: string[] = []
 
-  async function walk(relativeDir: string): Promise<void> {
+  // Directories are read in parallel and files hashed many at a time: a release of thousands of
+  // files is bound by system calls, not by SHA-256.
+  async function walk(relativeDir: string): Promise<TreeEntry[]> {
     const names = (await readdir(join(root, relativeDir))).sort()
-    for (const name of names) {
-      const relative = relativeDir ? `${relativeDir}/${name}` : name
-      if (isExcluded(relative)) continue
-      const absolute = join(root, relative)
-      const stat = await lstat(absolute)
-      const base = { path: relative, mode: stat.mode & 0o7777, mtime: Math.floor(stat.mtimeMs / 1000) }
-      if (stat.isDirectory()) {
-        entries.push({ ...base, type: 'dir', size: 0 })
-        await walk(relative)
-      } else if (stat.isSymbolicLink()) {
-        const target = await readlink(absolute)
-        if (symlinkEscapes(relative, target)) escaping.push(`${relative} -> ${target}`)
-        entries.push({ ...base, type: 'symlink', size: 0, target })
-      } else if (stat.isFile()) {
-        entries.push({ ...base, type: 'file', size: stat.size, sha256: await hashFile(absolute) })
-      } else {
+    const children = await Promise.all(
+      names.map(async (name): Promise<TreeEntry[]> => {
+        const relative = relativeDir ? `${relativeDir}/${name}` : name
+        if (isExcluded(relative)) return []
+        const absolute = join(root, relative)
+        const stat = await lstat(absolute)
+        const base = { path: relative, mode: stat.mode & 0o7777, mtime: Math.floor(stat.mtimeMs / 1000) }
+        if (stat.isDirectory()) return [{ ...base, type: 'dir', size: 0 }, ...(await walk(relative))]
+        if (stat.isSymbolicLink()) {
+          const target = await readlink(absolute)
+          if (symlinkEscapes(relative, target)) escaping.push(`${relative} -> ${target}`)
+          return [{ ...base, type: 'symlink', size: 0, target }]
+        }
+        if (stat.isFile()) {
+          const identity = fileIdentity(stat)
+          const sha256 = cache?.lookup(relative, identity) ?? (await hashLimited(absolute, stat.size))
+          // A file changed within the timestamp granularity of the last write could change again with
+          // the same identity ("racy git"): only files that have been quiet for a while are remembered.
+          if (Math.max(stat.mtimeMs, stat.ctimeMs) < scanStarted - RACY_MS)
+            cache?.remember(relative, identity, sha256)
+          return [{ ...base, type: 'file', size: stat.size, sha256 }]
+        }
         skipped.push(relative)
-      }
-    }
+        return []
+      }),
+    )
+    return children.flat()
   }
-  await walk('')
+  entries.push(...(await walk('')))
+  await cache?.save()
+  skipped.sort()
+  escaping.sort()
 
   if (escaping.length > 0) {
     throw new DeployerError(
@@ -109,6 +128,30 @@ export function symlinkEscapes(linkPath: string, target: string): boolean {
   if (posix.isAbsolute(target)) return true
   const resolved = posix.normalize(posix.join(posix.dirname(linkPath), target))
   return resolved === '..' || resolved.startsWith('../')
+}
+
+/** Files written this recently are hashed on every scan, never taken from the cache. */
+const RACY_MS = 2000
+
+/** At most this many files are open for hashing at once (well under the usual 1024 descriptors). */
+const HASH_CONCURRENCY = 64
+let hashing = 0
+const waiting: (() => void)[] = []
+
+async function hashLimited(path: string, size: number): Promise<string> {
+  while (hashing >= HASH_CONCURRENCY) await new Promise<void>((resolve) => waiting.push(resolve))
+  hashing++
+  try {
+    // Small files in one read; large ones streamed, so memory stays bounded.
+    if (size <= 1024 * 1024)
+      return createHash('sha256')
+        .update(await readFile(path))
+        .digest('hex')
+    return await hashFile(path)
+  } finally {
+    hashing--
+    waiting.shift()?.()
+  }
 }
 
 function hashFile(path: string): Promise<string> {

@@ -1,9 +1,14 @@
 import { createReadStream } from 'node:fs'
+import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { Readable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import { pack as createPack, type Pack } from 'tar-stream'
 import type { TreeEntry } from './local-tree.js'
+
+/** Files up to this size are read whole (and ahead); larger ones are streamed. */
+const SMALL_FILE = 256 * 1024
+const READ_AHEAD = 32
 
 /** A file deployer writes into the release itself (RELEASE, REVISION, the manifest). */
 export interface GeneratedFile {
@@ -23,8 +28,20 @@ export function packTree(
   generated: readonly GeneratedFile[],
 ): Readable {
   const pack = createPack()
+  // Small files are read ahead, many at once, while earlier entries are written: thousands of small
+  // files would otherwise cost a round of open/read/close each, one after the other.
+  const reads = new Map<number, Promise<Buffer>>()
+  const readAhead = (index: number) => {
+    const entry = entries[index]
+    if (entry?.type !== 'file' || entry.size > SMALL_FILE) return
+    const read = readFile(join(root, entry.path))
+    read.catch(() => {})
+    reads.set(index, read)
+  }
   const fill = async () => {
-    for (const entry of entries) {
+    for (let index = 0; index < READ_AHEAD; index++) readAhead(index)
+    for (const [index, entry] of entries.entries()) {
+      readAhead(index + READ_AHEAD)
       const header = {
         name: entry.path,
         mode: entry.mode,
@@ -36,6 +53,14 @@ export function packTree(
         await addEntry(pack, { ...header, type: 'directory' })
       } else if (entry.type === 'symlink') {
         await addEntry(pack, { ...header, type: 'symlink', linkname: entry.target })
+      } else if (reads.has(index)) {
+        const body = await (reads.get(index) as Promise<Buffer>)
+        reads.delete(index)
+        if (body.length !== entry.size)
+          throw new Error(
+            `${entry.path} changed while it was being uploaded; build the app first, then release.`,
+          )
+        await addEntry(pack, { ...header, type: 'file', size: entry.size }, body)
       } else {
         const sink = pack.entry({ ...header, type: 'file', size: entry.size })
         await pipeline(createReadStream(join(root, entry.path)), sink)

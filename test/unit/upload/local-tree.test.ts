@@ -92,3 +92,26 @@ describe('scanTree', () => {
     expect(error?.message).to.match(/is not a directory/)
   })
 })
+
+describe('scanTree with a hash cache', () => {
+  let root: string
+  let cacheHome: string
+  beforeEach(async () => {
+    root = await mkdtemp(join(tmpdir(), 'deployer-tree-'))
+    cacheHome = await mkdtemp(join(tmpdir(), 'deployer-cache-'))
+  })
+  afterEach(async () => {
+    await rm(root, { recursive: true, force: true })
+    await rm(cacheHome, { recursive: true, force: true })
+  })
+
+  it('never serves a stale hash for a file rewritten with the same size right after a scan', async () => {
+    const { HashCache } = await import('../../../src/upload/hash-cache.js')
+    await writeFile(join(root, 'a'), 'one')
+    const first = await scanTree(root, [], await HashCache.open(root, { XDG_CACHE_HOME: cacheHome }))
+    await writeFile(join(root, 'a'), 'two')
+    const second = await scanTree(root, [], await HashCache.open(root, { XDG_CACHE_HOME: cacheHome }))
+    expect(second.entries[0]?.sha256).to.not.equal(first.entries[0]?.sha256)
+    expect(second.contentHash).to.not.equal(first.contentHash)
+  })
+})
