@@ -9,6 +9,7 @@ import type { TreeEntry } from './local-tree.js'
 /** Files up to this size are read whole (and ahead); larger ones are streamed. */
 const SMALL_FILE = 256 * 1024
 const READ_AHEAD = 32
+const COALESCE_BYTES = 256 * 1024
 
 /** A file deployer writes into the release itself (RELEASE, REVISION, the manifest). */
 export interface GeneratedFile {
@@ -78,8 +79,25 @@ export function packTree(
     pack.finalize()
   }
   fill().catch((error: unknown) => pack.destroy(error instanceof Error ? error : new Error(String(error))))
-  // tar-stream's pack is a streamx stream; callers (and transports) deal in Node byte streams.
-  return Readable.from(pack, { objectMode: false })
+  // tar-stream's pack is a streamx stream; callers (and transports) deal in Node byte streams. Its
+  // chunks are tiny (a 512-byte header per entry): each would become its own SSH packet and syscall.
+  return Readable.from(coalesce(pack as AsyncIterable<Buffer>, COALESCE_BYTES), { objectMode: false })
+}
+
+/** Joins small chunks into buffers of about `size` bytes. */
+async function* coalesce(source: AsyncIterable<Buffer>, size: number): AsyncGenerator<Buffer> {
+  let parts: Buffer[] = []
+  let length = 0
+  for await (const chunk of source) {
+    parts.push(chunk)
+    length += chunk.length
+    if (length >= size) {
+      yield Buffer.concat(parts, length)
+      parts = []
+      length = 0
+    }
+  }
+  if (length > 0) yield Buffer.concat(parts, length)
 }
 
 function addEntry(pack: Pack, header: Parameters<Pack['entry']>[0], body?: Buffer): Promise<void> {
