@@ -119,14 +119,23 @@ export function installMarker(layout: Layout, release: number): string {
 
 /**
  * Lists regular files of the partial release that are hard links shared with another release and
- * were written after the install started: an install that rewrites a file in place instead of
+ * changed size or mtime during the install: an install that rewrites a file in place instead of
  * replacing it would change the older release too. Removes the marker.
  */
+/**
+ * Inode, size, mtime and path of every hard-linked file, sorted. Compared before and after the install:
+ * a size or mtime that moved on a shared inode is a write in place. (Comparing lists, not timestamps with
+ * a marker, because timestamps are coarser than a quick install.)
+ */
+function sharedFilesListing(dir: string): string {
+  return `find ${quote(dir)} -type f -links +1 -printf '%i %s %T@ %P\\n' 2>/dev/null | LC_ALL=C sort`
+}
+
 export function sharedWritesCommand(layout: Layout, release: number): string {
   const marker = installMarker(layout, release)
   return [
     `if [ -e ${quote(marker)} ]; then`,
-    `  find ${quote(partialPath(layout, release))} -type f -links +1 -newer ${quote(marker)} -print 2>/dev/null | head -n 20`,
+    `  ${sharedFilesListing(partialPath(layout, release))} | LC_ALL=C comm -13 ${quote(marker)} - | cut -d' ' -f4- | head -n 20`,
     `  rm -f ${quote(marker)}`,
     'fi',
   ].join('\n')
@@ -179,7 +188,7 @@ export function linkSharedCommand(
 export function installCommand(layout: Layout, release: number, command: string): string {
   const partial = partialPath(layout, release)
   return [
-    `touch ${quote(installMarker(layout, release))}`,
+    `${sharedFilesListing(partialPath(layout, release))} > ${quote(installMarker(layout, release))}`,
     `cd ${quote(partial)}`,
     `export DEPLOYER_RELEASE=${release} DEPLOYER_RELEASE_PATH=${quote(partial)} DEPLOYER_DEPLOY_TO=${quote(layout.deployTo)}`,
     // The user's command is shell by design; it runs in a subshell so its `exit` or `cd` cannot leak.
