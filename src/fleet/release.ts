@@ -15,6 +15,7 @@ import {
   type RestartPlan,
   VerifyError,
 } from '../restart/restart-host.js'
+import { restartEvent } from '../restart/running-release.js'
 import { LocalTransport } from '../transport/local.js'
 import type { Transport } from '../transport/transport.js'
 import type { Phase, Reporter } from '../ui/events.js'
@@ -507,18 +508,16 @@ async function restartOrRollBack(
         startedAt: value.startedAt,
       }
     if (value.kind !== 'none') {
-      const kind = value.fellBackToHot ? 'hot' : value.kind
-      await session.record({
-        event: 'restart',
-        release,
-        kind,
-        configRelease: kind === 'phased' ? (plan.running.configRelease ?? release) : release,
-        bootRelease: kind === 'start' || kind === 'full' ? release : (plan.running.bootRelease ?? release),
-        startedAt: value.startedAt,
-        reasons: plan.decision.reasons,
-        time: now().toISOString(),
-        by: options.actor,
-      })
+      await session.record(
+        restartEvent(
+          release,
+          { ...value, kind: value.kind },
+          plan.running,
+          plan.decision.reasons,
+          now(),
+          options.actor,
+        ),
+      )
     }
   } catch (error) {
     if (!(error instanceof VerifyError) || outcome.previous === null) throw error
@@ -552,18 +551,12 @@ async function restartOrRollBack(
       () => pumaHost.recover(previous, plan),
       (done) => `current -> releases/${previous}, ${done.kind}: ${done.detail}`,
     )
-    const kind = recovered.value.fellBackToHot ? 'hot' : recovered.value.kind
-    await session.record({
-      event: 'restart',
-      release: previous,
-      kind: kind === 'none' ? 'hot' : kind,
-      configRelease: kind === 'phased' ? (plan.running.configRelease ?? previous) : previous,
-      bootRelease: kind === 'start' || kind === 'full' ? previous : (plan.running.bootRelease ?? previous),
-      startedAt: recovered.value.startedAt,
-      reasons: [`recovery after release ${release} failed: ${error.detail}`],
-      time: now().toISOString(),
-      by: options.actor,
-    })
+    const reasons = [`recovery after release ${release} failed: ${error.detail}`]
+    const done = {
+      ...recovered.value,
+      kind: recovered.value.kind === 'none' ? ('hot' as const) : recovered.value.kind,
+    }
+    await session.record(restartEvent(previous, done, plan.running, reasons, now(), options.actor))
     if (outcome.restart) outcome.restart.recovered = `${recovered.value.kind}: ${recovered.value.detail}`
   }
 }

@@ -8,6 +8,7 @@ import { deriveStates } from '../release/states.js'
 import type { RestartDecision } from '../restart/decide.js'
 import type { Fingerprints } from '../restart/fingerprints.js'
 import { PumaHost, type RestartPlan, VerifyError } from '../restart/restart-host.js'
+import { restartEvent } from '../restart/running-release.js'
 import type { Reporter } from '../ui/events.js'
 import { timedPhase } from '../ui/events.js'
 import { settleAll } from './concurrency.js'
@@ -153,19 +154,16 @@ async function rollBackHost(
     )
     if (outcome.restart) outcome.restart.detail = value.detail
     if (value.kind !== 'none') {
-      const kind = value.fellBackToHot ? 'hot' : value.kind
-      await session.record({
-        event: 'restart',
-        release: outcome.to,
-        kind,
-        configRelease: kind === 'phased' ? (plan.running.configRelease ?? outcome.to) : outcome.to,
-        bootRelease:
-          kind === 'start' || kind === 'full' ? outcome.to : (plan.running.bootRelease ?? outcome.to),
-        startedAt: value.startedAt,
-        reasons: plan.decision.reasons,
-        time: now().toISOString(),
-        by: actor,
-      })
+      await session.record(
+        restartEvent(
+          outcome.to,
+          { ...value, kind: value.kind },
+          plan.running,
+          plan.decision.reasons,
+          now(),
+          actor,
+        ),
+      )
     }
   } catch (error) {
     if (!(error instanceof VerifyError) || outcome.from === null) throw error

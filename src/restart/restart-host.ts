@@ -246,15 +246,7 @@ export class PumaHost {
       releasePath: releaseDir,
       workers: plan.workers,
     }
-    const { assessment, probe } = await this.verify(expectation, plan, baseline, signal)
-    await this.checkHealth(release, plan, signal)
-    return {
-      kind,
-      detail: assessment.detail,
-      fellBackToHot: assessment.fellBackToHot,
-      ms: Date.now() - started,
-      startedAt: probe.stats?.startedAt ?? null,
-    }
+    return this.verifyServing(expectation, plan, baseline, release, started, signal)
   }
 
   /**
@@ -271,14 +263,26 @@ export class PumaHost {
     const recoverPlan: RestartPlan = { ...plan, baseline: baselineOf(probe) }
     await this.trigger(kind, recoverPlan)
     const expectation: Expectation = { kind, releasePath: releaseDir, workers: plan.workers }
-    const { assessment, probe: after } = await this.verify(expectation, plan, recoverPlan.baseline, signal)
+    return this.verifyServing(expectation, plan, recoverPlan.baseline, release, started, signal)
+  }
+
+  /** Verifies the restart, then the health URL, and reports what was seen. */
+  private async verifyServing(
+    expectation: Expectation,
+    plan: RestartPlan,
+    baseline: Baseline,
+    release: number,
+    started: number,
+    signal?: AbortSignal,
+  ): Promise<RestartOutcome> {
+    const { assessment, probe } = await this.verify(expectation, plan, baseline, signal)
     await this.checkHealth(release, plan, signal)
     return {
-      kind,
+      kind: expectation.kind,
       detail: assessment.detail,
       fellBackToHot: assessment.fellBackToHot,
       ms: Date.now() - started,
-      startedAt: after.stats?.startedAt ?? null,
+      startedAt: probe.stats?.startedAt ?? null,
     }
   }
 

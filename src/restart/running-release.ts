@@ -1,4 +1,4 @@
-import type { HistoryEvent } from '../release/history.js'
+import type { Actor, HistoryEvent } from '../release/history.js'
 
 export interface RunningReleases {
   /** The release whose Puma config, gems and environment the running master loaded; null when unknown. */
@@ -25,4 +25,32 @@ export function findRunningReleases(
     return { configRelease: last.configRelease, bootRelease: last.bootRelease, source: 'history' }
   }
   return { configRelease: masterCwdRelease, bootRelease: masterCwdRelease, source: 'process' }
+}
+
+/**
+ * The history line for a restart deployer made on `release`, so the next deploy knows what the master
+ * loaded: a phased restart keeps the config release (USR1 re-reads nothing), any other restart takes
+ * the new release's; only a start or full restart changes the boot release. A phased restart Puma
+ * turned into a hot one counts as hot.
+ */
+export function restartEvent(
+  release: number,
+  done: { kind: 'phased' | 'hot' | 'full' | 'start'; fellBackToHot: boolean; startedAt: string | null },
+  running: RunningReleases,
+  reasons: string[],
+  time: Date,
+  by: Actor,
+): HistoryEvent {
+  const kind = done.fellBackToHot ? 'hot' : done.kind
+  return {
+    event: 'restart',
+    release,
+    kind,
+    configRelease: kind === 'phased' ? (running.configRelease ?? release) : release,
+    bootRelease: kind === 'start' || kind === 'full' ? release : (running.bootRelease ?? release),
+    startedAt: done.startedAt,
+    reasons,
+    time: time.toISOString(),
+    by,
+  }
 }

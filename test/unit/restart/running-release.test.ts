@@ -1,6 +1,6 @@
 import { expect } from 'chai'
 import type { HistoryEvent } from '../../../src/release/history.js'
-import { findRunningReleases } from '../../../src/restart/running-release.js'
+import { findRunningReleases, restartEvent } from '../../../src/restart/running-release.js'
 
 const by = { user: 'u', machine: 'm', pid: 1 }
 const restart = (
@@ -55,4 +55,41 @@ describe('findRunningReleases', () => {
       source: 'process',
     })
   })
+})
+
+describe('restartEvent', () => {
+  const running = { configRelease: 2, bootRelease: 1, source: 'history' as const }
+  const time = new Date('2026-11-24T00:00:00Z')
+  const rows: {
+    kind: 'phased' | 'hot' | 'full' | 'start'
+    fellBackToHot: boolean
+    config: number
+    boot: number
+    recorded: string
+  }[] = [
+    { kind: 'phased', fellBackToHot: false, config: 2, boot: 1, recorded: 'phased' },
+    { kind: 'phased', fellBackToHot: true, config: 5, boot: 1, recorded: 'hot' },
+    { kind: 'hot', fellBackToHot: false, config: 5, boot: 1, recorded: 'hot' },
+    { kind: 'full', fellBackToHot: false, config: 5, boot: 5, recorded: 'full' },
+    { kind: 'start', fellBackToHot: false, config: 5, boot: 5, recorded: 'start' },
+  ]
+  for (const row of rows) {
+    it(`records a ${row.kind}${row.fellBackToHot ? ' that fell back to hot' : ''} restart of release 5`, () => {
+      const event = restartEvent(
+        5,
+        { kind: row.kind, fellBackToHot: row.fellBackToHot, startedAt: 'S' },
+        running,
+        ['why'],
+        time,
+        by,
+      )
+      expect(event).to.include({
+        event: 'restart',
+        release: 5,
+        kind: row.recorded,
+        configRelease: row.config,
+        bootRelease: row.boot,
+      })
+    })
+  }
 })
