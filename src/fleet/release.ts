@@ -99,29 +99,10 @@ const generatedExcludes = GENERATED_NAMES.map((name) => `/${name}`)
 export async function runRelease(config: DeployConfig, options: ReleaseOptions): Promise<ReleaseResult> {
   const now = options.now ?? (() => new Date())
   const { reporter } = options
-  const tree = await scanTree(
-    config.source,
-    [...config.exclude, ...generatedExcludes],
-    await HashCache.open(config.source),
-  )
-  if (tree.skipped.length > 0) {
-    reporter.emit({
-      kind: 'warn',
-      message: `left out ${tree.skipped.length} special files (sockets, FIFOs): ${tree.skipped.slice(0, 5).join(', ')}`,
-    })
-  }
-  const revision =
-    (await readGitRevision(options.local ?? new LocalTransport(), config.source)) ??
-    `content-${tree.contentHash.slice(0, 16)}`
-  reporter.emit({
-    kind: 'info',
-    message: `source ${config.source}: ${tree.entries.length} entries, ${formatBytes(tree.totalBytes)}, revision ${revision}`,
-  })
-  const fingerprints = await fingerprintTree({
-    tree,
-    pumaConfig: config.server?.config ?? 'config/puma.rb',
-    lockfiles: config.install?.lockfiles ?? ['Gemfile.lock'],
-  })
+  // Reading the source overlaps with connecting, locking and inspecting the hosts: on a repeat release
+  // both take about as long as the rest of the job.
+  const reading = readSource(config, options)
+  reading.catch(() => {})
 
   return withSessions(
     config.hosts,
@@ -130,14 +111,22 @@ export async function runRelease(config: DeployConfig, options: ReleaseOptions):
       const result: ReleaseResult = {
         app: config.app,
         release: 0,
-        revision,
+        revision: '',
         dryRun: options.dryRun,
-        files: tree.entries.length,
-        bytes: tree.totalBytes,
+        files: 0,
+        bytes: 0,
         hosts: outcomes,
+      }
+      const sourceRead = async (): Promise<SourceSnapshot> => {
+        const source = await reading
+        result.revision = source.revision
+        result.files = source.tree.entries.length
+        result.bytes = source.tree.totalBytes
+        return source
       }
       if (options.dryRun) {
         const firstLook = await inspectAll(sessions, outcomes, config.concurrency, reporter, 'connect')
+        await sourceRead()
         result.release = nextReleaseNumber(numberingReports(sessions, firstLook))
         for (const outcome of outcomes) {
           outcome.status = 'planned'
@@ -153,14 +142,15 @@ export async function runRelease(config: DeployConfig, options: ReleaseOptions):
         async () => {
           // Read under the lock: numbers and partial releases cannot change until it is released.
           const states = await inspectAll(sessions, outcomes, config.concurrency, reporter, 'inspect')
+          const source = await sourceRead()
           result.release = nextReleaseNumber(numberingReports(sessions, states))
           const built = await buildEverywhere(
             config,
             options,
             sessions,
             outcomes,
-            tree,
-            fingerprints,
+            source.tree,
+            source.fingerprints,
             states,
             result,
             now,
@@ -174,6 +164,40 @@ export async function runRelease(config: DeployConfig, options: ReleaseOptions):
     },
     options.open,
   )
+}
+
+/** The local source, read once for every host. */
+interface SourceSnapshot {
+  tree: LocalTree
+  revision: string
+  fingerprints: Fingerprints
+}
+
+async function readSource(config: DeployConfig, options: ReleaseOptions): Promise<SourceSnapshot> {
+  const { reporter } = options
+  const [tree, gitRevision] = await Promise.all([
+    HashCache.open(config.source).then((cache) =>
+      scanTree(config.source, [...config.exclude, ...generatedExcludes], cache),
+    ),
+    readGitRevision(options.local ?? new LocalTransport(), config.source),
+  ])
+  if (tree.skipped.length > 0) {
+    reporter.emit({
+      kind: 'warn',
+      message: `left out ${tree.skipped.length} special files (sockets, FIFOs): ${tree.skipped.slice(0, 5).join(', ')}`,
+    })
+  }
+  const revision = gitRevision ?? `content-${tree.contentHash.slice(0, 16)}`
+  reporter.emit({
+    kind: 'info',
+    message: `source ${config.source}: ${tree.entries.length} entries, ${formatBytes(tree.totalBytes)}, revision ${revision}`,
+  })
+  const fingerprints = await fingerprintTree({
+    tree,
+    pumaConfig: config.server?.config ?? 'config/puma.rb',
+    lockfiles: config.install?.lockfiles ?? ['Gemfile.lock'],
+  })
+  return { tree, revision, fingerprints }
 }
 
 function newOutcome(session: HostSession): HostReleaseOutcome {
