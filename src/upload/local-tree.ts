@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto'
-import { createReadStream } from 'node:fs'
-import { lstat, readdir, readFile, readlink } from 'node:fs/promises'
+import { createReadStream, lstatSync, readdirSync, readlinkSync } from 'node:fs'
+import { lstat, readFile } from 'node:fs/promises'
 import { join, posix } from 'node:path'
 import picomatch from 'picomatch'
 import { DeployerError, ExitCode } from '../errors.js'
@@ -52,39 +52,48 @@ export async function scanTree(
   const skipped: string[] = []
   const escaping: string[] = []
 
-  // Directories are read in parallel and files hashed many at a time: a release of thousands of
-  // files is bound by system calls, not by SHA-256.
-  async function walk(relativeDir: string): Promise<TreeEntry[]> {
-    const names = (await readdir(join(root, relativeDir))).sort()
-    const children = await Promise.all(
-      names.map(async (name): Promise<TreeEntry[]> => {
-        const relative = relativeDir ? `${relativeDir}/${name}` : name
-        if (isExcluded(relative)) return []
-        const absolute = join(root, relative)
-        const stat = await lstat(absolute)
-        const base = { path: relative, mode: stat.mode & 0o7777, mtime: Math.floor(stat.mtimeMs / 1000) }
-        if (stat.isDirectory()) return [{ ...base, type: 'dir', size: 0 }, ...(await walk(relative))]
-        if (stat.isSymbolicLink()) {
-          const target = await readlink(absolute)
-          if (symlinkEscapes(relative, target)) escaping.push(`${relative} -> ${target}`)
-          return [{ ...base, type: 'symlink', size: 0, target }]
-        }
-        if (stat.isFile()) {
-          const identity = fileIdentity(stat)
-          const sha256 = cache?.lookup(relative, identity) ?? (await hashLimited(absolute, stat.size))
-          // A file changed within the timestamp granularity of the last write could change again with
-          // the same identity ("racy git"): only files that have been quiet for a while are remembered.
-          if (Math.max(stat.mtimeMs, stat.ctimeMs) < scanStarted - RACY_MS)
-            cache?.remember(relative, identity, sha256)
-          return [{ ...base, type: 'file', size: stat.size, sha256 }]
-        }
+  // Metadata is read synchronously: for a tree whose hashes are cached, one lstat per entry is the
+  // whole cost, and the promise API doubles it. The walk yields after each directory so that the SSH
+  // handshakes running meanwhile are not held up. Only files not in the cache are then hashed, many at
+  // a time.
+  const unhashed: { entry: TreeEntry; absolute: string }[] = []
+  const quiet: { entry: TreeEntry; identity: string }[] = []
+  async function walk(relativeDir: string): Promise<void> {
+    await new Promise(setImmediate)
+    for (const name of readdirSync(join(root, relativeDir)).sort()) {
+      const relative = relativeDir ? `${relativeDir}/${name}` : name
+      if (isExcluded(relative)) continue
+      const absolute = join(root, relative)
+      const stat = lstatSync(absolute)
+      const base = { path: relative, mode: stat.mode & 0o7777, mtime: Math.floor(stat.mtimeMs / 1000) }
+      if (stat.isDirectory()) {
+        entries.push({ ...base, type: 'dir', size: 0 })
+        await walk(relative)
+      } else if (stat.isSymbolicLink()) {
+        const target = readlinkSync(absolute)
+        if (symlinkEscapes(relative, target)) escaping.push(`${relative} -> ${target}`)
+        entries.push({ ...base, type: 'symlink', size: 0, target })
+      } else if (stat.isFile()) {
+        const identity = fileIdentity(stat)
+        const entry: TreeEntry = { ...base, type: 'file', size: stat.size }
+        entries.push(entry)
+        entry.sha256 = cache?.lookup(relative, identity)
+        if (entry.sha256 === undefined) unhashed.push({ entry, absolute })
+        // A file changed within the timestamp granularity of the last write could change again with
+        // the same identity ("racy git"): only files that have been quiet for a while are remembered.
+        if (Math.max(stat.mtimeMs, stat.ctimeMs) < scanStarted - RACY_MS) quiet.push({ entry, identity })
+      } else {
         skipped.push(relative)
-        return []
-      }),
-    )
-    return children.flat()
+      }
+    }
   }
-  entries.push(...(await walk('')))
+  await walk('')
+  await Promise.all(
+    unhashed.map(async ({ entry, absolute }) => {
+      entry.sha256 = await hashLimited(absolute, entry.size)
+    }),
+  )
+  for (const { entry, identity } of quiet) cache?.remember(entry.path, identity, entry.sha256 as string)
   await cache?.save()
   skipped.sort()
   escaping.sort()
