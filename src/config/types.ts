@@ -35,9 +35,17 @@ export interface SharedSettings {
 }
 
 export interface InstallSettings {
+  /** Runs in the new release, on the host; must install into `vendor` when that is set. */
   command: string
+  /** Files whose content decides whether the vendored dependencies can be reused as they are. */
   lockfiles: string[]
+  /** The vendored dependency directory, relative to the release; seeded from the previous release. */
   vendor?: string
+  /**
+   * Run instead of `command` when the lockfiles match the previous release's and `vendor` was seeded
+   * from it (e.g. `bundle check`); `command` still runs when it fails. Without it, `command` always runs.
+   */
+  check?: string
 }
 
 export interface ServerSettings {

@@ -1,5 +1,6 @@
 import type { DeployConfig, RestartKind } from '../config/types.js'
 import { DeployerError, ExitCode, InterruptedError } from '../errors.js'
+import { changedLockfiles, decideInstallStep } from '../install/reuse.js'
 import type { Actor, HistoryEvent } from '../release/history.js'
 import type { HostSession } from '../release/host-session.js'
 import type { HostState } from '../release/host-state.js'
@@ -20,7 +21,7 @@ import { LocalTransport } from '../transport/local.js'
 import type { Transport } from '../transport/transport.js'
 import type { Phase, Reporter } from '../ui/events.js'
 import { timedPhase } from '../ui/events.js'
-import { planDelta } from '../upload/delta-plan.js'
+import { type PreviousEntry, planDelta } from '../upload/delta-plan.js'
 import { HashCache } from '../upload/hash-cache.js'
 import { type LocalTree, scanTree } from '../upload/local-tree.js'
 import { readGitRevision } from '../upload/revision.js'
@@ -70,6 +71,8 @@ export interface HostReleaseOutcome {
     linkedFiles: number
     vendorReused?: boolean
   }
+  /** How the release got its dependencies: the install command, or `install.check` over reused ones. */
+  install?: { ran: 'install' | 'check'; reason: string }
   /** How Puma was restarted and why; absent without a `server:` section. */
   restart?: RestartDecision & { done?: Omit<RestartOutcome, 'kind'>; recovered?: string }
   error?: { message: string; hint?: string; exitCode: number }
@@ -283,11 +286,13 @@ async function buildEverywhere(
     const state = states[index] as HostState
     const from = previousRelease(state)
     let delta = planDelta(tree.entries, null, null)
+    let previousFiles: PreviousEntry[] | null = null
     await phase(
       'prepare',
       async () => {
         const prepared = await session.prepare(release, from)
         outcome.removedStale = prepared.removedStale
+        previousFiles = prepared.previous
         delta = planDelta(tree.entries, prepared.previous, from)
       },
       () =>
@@ -318,13 +323,35 @@ async function buildEverywhere(
       await phase(
         'install',
         async () => {
-          if (install.vendor && from !== null)
-            outcome.upload!.vendorReused = await session.seedVendor(from, release, install.vendor)
-          await session.install(release, install.command, { signal })
+          const vendorSeeded =
+            install.vendor !== undefined && from !== null
+              ? await session.seedVendor(from, release, install.vendor)
+              : false
+          outcome.upload!.vendorReused = vendorSeeded
+          const step = decideInstallStep({
+            check: install.check,
+            vendorSeeded,
+            changedLockfiles: changedLockfiles(tree.entries, previousFiles, install.lockfiles),
+          })
+          const checked =
+            step.run === 'check' && (await session.check(release, install.check as string, signal))
+          if (!checked) await session.install(release, install.command, { signal })
+          outcome.install = checked
+            ? { ran: 'check', reason: step.reason }
+            : { ran: 'install', reason: step.run === 'check' ? 'install.check failed' : step.reason }
           const written = await session.sharedWrites(release)
-          if (written.length > 0) throw sharedWriteError(session.name, install.command, written)
+          if (written.length > 0)
+            throw sharedWriteError(
+              session.name,
+              checked ? (install.check as string) : install.command,
+              written,
+            )
         },
-        () => (outcome.upload?.vendorReused ? `${install.vendor} reused from release ${from}` : ''),
+        () => {
+          const ran = outcome.install?.ran === 'check' ? `\`${install.check}\` passed` : 'installed'
+          const reuse = outcome.upload?.vendorReused ? `, ${install.vendor} reused from release ${from}` : ''
+          return `${ran}${reuse} (${outcome.install?.reason})`
+        },
       )
     }
     // Decided before anything is published: a config that does not load stops the release here.

@@ -12,7 +12,6 @@ import type { LockOwner } from './lock.js'
 import type { ReleaseManifest } from './manifest.js'
 import * as remote from './remote-commands.js'
 
-/** A held lock, as acquireLock reports it when somebody else has it. */
 /** Separates the prepare step's own output from the previous manifest it prints. */
 const MANIFEST_MARK = '--deployer-manifest--'
 
@@ -76,7 +75,6 @@ export class HostSession {
     await this.run('breaking the deploy lock', remote.breakLockCommand(this.layout))
   }
 
-  /** Prepares `.N.partial`; returns the stale partial releases it removed. */
   /**
    * Prepares `.N.partial` and, in the same round trip, reads the manifest of release `from` (what a
    * repeat release compares with). Returns the stale partial releases it removed and that manifest.
@@ -170,6 +168,12 @@ export class HostSession {
         hint: 'Fix the install (run it by hand in the release directory to see it fail); `current` was not changed.',
       },
     )
+  }
+
+  /** Runs `install.check` like the install; false when it fails (then the install runs). */
+  async check(release: number, command: string, signal?: AbortSignal): Promise<boolean> {
+    const result = await this.transport.exec(remote.installCommand(this.layout, release, command), { signal })
+    return result.code === 0
   }
 
   async discardPartial(release: number): Promise<void> {

@@ -118,11 +118,6 @@ export function installMarker(layout: Layout, release: number): string {
 }
 
 /**
- * Lists regular files of the partial release that are hard links shared with another release and
- * changed size or mtime during the install: an install that rewrites a file in place instead of
- * replacing it would change the older release too. Removes the marker.
- */
-/**
  * Inode, size, mtime and path of every hard-linked file, sorted. Compared before and after the install:
  * a size or mtime that moved on a shared inode is a write in place. (Comparing lists, not timestamps with
  * a marker, because timestamps are coarser than a quick install.)
@@ -131,6 +126,11 @@ function sharedFilesListing(dir: string): string {
   return `find ${quote(dir)} -type f -links +1 -printf '%i %s %T@ %P\\n' 2>/dev/null | LC_ALL=C sort`
 }
 
+/**
+ * Lists regular files of the partial release that are hard links shared with another release and
+ * changed size or mtime since the install (or check) started: an install that rewrites a file in place
+ * instead of replacing it would change the older release too. Removes the marker.
+ */
 export function sharedWritesCommand(layout: Layout, release: number): string {
   const marker = installMarker(layout, release)
   return [
@@ -187,8 +187,10 @@ export function linkSharedCommand(
 /** Runs the user's install command inside the partial release, telling it where it is. */
 export function installCommand(layout: Layout, release: number, command: string): string {
   const partial = partialPath(layout, release)
+  const marker = quote(installMarker(layout, release))
   return [
-    `${sharedFilesListing(partialPath(layout, release))} > ${quote(installMarker(layout, release))}`,
+    // Kept when it exists: an install after a failed check is compared with the state before the check.
+    `[ -e ${marker} ] || ${sharedFilesListing(partialPath(layout, release))} > ${marker}`,
     `cd ${quote(partial)}`,
     `export DEPLOYER_RELEASE=${release} DEPLOYER_RELEASE_PATH=${quote(partial)} DEPLOYER_DEPLOY_TO=${quote(layout.deployTo)}`,
     // The user's command is shell by design; it runs in a subshell so its `exit` or `cd` cannot leak.

@@ -244,5 +244,48 @@ describe('delta uploads and vendored dependency reuse over a real sshd', functio
       expect(installed).to.include('shop_greeting-1.1.0')
       expect(await snapshotTree(oldVendor)).to.deep.equal(before)
     })
+
+    it('runs install.check instead of the install while the lockfile is unchanged, and installs when it changes or the check fails', async () => {
+      // Bundler's settings come from the environment here, so the check sees the same vendor/bundle.
+      const bundler = 'BUNDLE_DEPLOYMENT=true BUNDLE_PATH=vendor/bundle'
+      const log = '"$DEPLOYER_DEPLOY_TO/steps.log"'
+      const withCommands = async (check: string) => {
+        const lines = (await readFile(ws.config, 'utf8'))
+          .split('\n')
+          .filter((line) => !line.startsWith('  command:') && !line.startsWith('  check:'))
+        const at = lines.indexOf('install:') + 1
+        lines.splice(
+          at,
+          0,
+          `  command: ${JSON.stringify(`${bundler} bundle install --local --quiet && echo install >> ${log}`)}`,
+          `  check: ${JSON.stringify(check)}`,
+        )
+        await writeFile(ws.config, lines.join('\n'))
+      }
+      const steps = async () => (await readFile(join(ws.deployTo, 'steps.log'), 'utf8')).trim().split('\n')
+      await withCommands(`${bundler} bundle check >/dev/null && echo check >> ${log}`)
+      await useGem('1.0.0')
+      const first = await releaseOk()
+      expect(first.hosts[0]?.install).to.deep.equal({ ran: 'install', reason: 'no vendor dir to reuse' })
+
+      await writeApp(ws.source, 'v2')
+      const same = await releaseOk()
+      expect(same.hosts[0]?.install).to.deep.equal({ ran: 'check', reason: 'lockfiles unchanged' })
+      expect(await steps()).to.deep.equal(['install', 'check'])
+      const gem = 'ruby/3.1.0/gems/shop_greeting-1.0.0/lib/shop_greeting.rb'
+      expect(await inode(join(ws.deployTo, 'releases', '2', 'vendor', 'bundle', gem))).to.equal(
+        await inode(join(ws.deployTo, 'releases', '1', 'vendor', 'bundle', gem)),
+      )
+
+      await useGem('1.1.0')
+      const changed = await releaseOk()
+      expect(changed.hosts[0]?.install).to.deep.equal({ ran: 'install', reason: 'Gemfile.lock changed' })
+
+      await withCommands('exit 1')
+      await writeApp(ws.source, 'v4')
+      const failedCheck = await releaseOk()
+      expect(failedCheck.hosts[0]?.install).to.deep.equal({ ran: 'install', reason: 'install.check failed' })
+      expect(await steps()).to.deep.equal(['install', 'check', 'install', 'install'])
+    })
   })
 })

@@ -99,6 +99,7 @@ describe('parseConfig', () => {
       '  command: bundle install',
       '  lockfiles: [Gemfile.lock]',
       '  vendor: vendor/bundle',
+      '  check: bundle check',
       'server:',
       '  kind: puma',
       '  config: config/puma.rb',
@@ -134,7 +135,12 @@ describe('parseConfig', () => {
       onFailure: 'rollback',
       ssh,
       shared: { files: ['.env'], dirs: ['log', 'tmp/pids', 'tmp/sockets'] },
-      install: { command: 'bundle install', lockfiles: ['Gemfile.lock'], vendor: 'vendor/bundle' },
+      install: {
+        command: 'bundle install',
+        lockfiles: ['Gemfile.lock'],
+        vendor: 'vendor/bundle',
+        check: 'bundle check',
+      },
       server: {
         kind: 'puma',
         config: 'config/puma.rb',
@@ -365,6 +371,12 @@ describe('parseConfig', () => {
         lines: [...MINIMAL, 'install: { command: make, lockfiles: [../Gemfile.lock] }'],
         problem:
           '/app/deployer.yml:4:39: install.lockfiles[0]: "../Gemfile.lock" must not contain .. segments',
+      },
+      {
+        name: 'a check without a vendor dir to check',
+        lines: [...MINIMAL, 'install: { command: make, check: make -q }'],
+        problem:
+          '/app/deployer.yml:4:34: install.check: needs install.vendor: only reused dependencies are checked',
       },
       {
         name: 'a vendor dir that is the release itself',
@@ -866,6 +878,7 @@ describe('templates/deployer.yml', () => {
       'full_restart',
       'control_url',
       'on_failure',
+      'check',
     ]) {
       expect(text).to.match(new RegExp(`^\\s*#?\\s*${key}:`, 'm'), key)
     }
