@@ -15,12 +15,17 @@ import { startSshd, type TestSshd } from '../test/support/sshd.js'
 const run = promisify(execFile)
 const REPEAT = Number(process.env.BENCH_REPEAT ?? 5)
 const FILES = 5000
-const INSTALL =
-  'bundle config set --local deployment true >/dev/null && bundle config set --local path vendor/bundle >/dev/null && bundle install --local --quiet'
+// Bundler's settings from the environment, so `bundle check` sees what `bundle install` wrote.
+const BUNDLER = 'BUNDLE_DEPLOYMENT=true BUNDLE_PATH=vendor/bundle'
+const INSTALL = `${BUNDLER} bundle install --local --quiet`
+const CHECK = `${BUNDLER} bundle check >/dev/null`
+
+/** What a bench config installs: nothing (the same job as tar or rsync), or the app's gems. */
+type InstallMode = 'none' | 'fresh' | 'reuse' | 'check'
 
 export interface UploadFigures {
   rows: { job: string; deployer: number; reference: number; referenceName: string }[]
-  install: { reused: number; fresh: number }
+  install: { check: number; reuse: number; fresh: number }
   files: number
   bytes: number
 }
@@ -64,9 +69,9 @@ async function writeBenchConfig(
   ws: Workspace,
   sshd: TestSshd,
   deployTo: string,
-  vendor: boolean,
+  mode: InstallMode,
 ): Promise<string> {
-  const file = join(ws.dir, vendor ? 'deployer.yml' : 'deployer-fresh.yml')
+  const file = join(ws.dir, `deployer-${mode}.yml`)
   const lines = [
     'app: bench',
     `source: ${JSON.stringify(ws.source)}`,
@@ -77,9 +82,9 @@ async function writeBenchConfig(
     'ssh:',
     `  identity: ${JSON.stringify(sshd.clientKeyPath)}`,
     `  known_hosts: ${JSON.stringify(sshd.knownHostsPath)}`,
-    'install:',
-    `  command: ${JSON.stringify(INSTALL)}`,
-    ...(vendor ? ['  vendor: vendor/bundle'] : []),
+    ...(mode === 'none' ? [] : ['install:', `  command: ${JSON.stringify(INSTALL)}`]),
+    ...(mode === 'reuse' || mode === 'check' ? ['  vendor: vendor/bundle'] : []),
+    ...(mode === 'check' ? [`  check: ${JSON.stringify(CHECK)}`] : []),
   ]
   await writeFile(file, `${lines.join('\n')}\n`)
   return file
@@ -122,16 +127,21 @@ export async function benchUpload(): Promise<UploadFigures> {
     if (result.code !== 0) throw new Error(`release failed:\n${result.stderr}`)
     return JSON.parse(result.stdout) as { hosts: { timings: Record<string, number> }[] }
   }
+  const changeOneFile = () =>
+    writeFile(join(ws.source, 'app', 'd0', 'f0.rb'), randomBytes(1500).toString('base64'))
+  const installSeconds = (json: { hosts: { timings: Record<string, number> }[] }) =>
+    (json.hosts[0]?.timings.install ?? Number.NaN) / 1000
   try {
     const bytes = await writeSyntheticApp(ws.source)
     const first = { deployer: [] as number[], reference: [] as number[] }
     const repeat = { deployer: [] as number[], reference: [] as number[] }
-    const install = { reused: [] as number[], fresh: [] as number[] }
+    const install = { check: [] as number[], reuse: [] as number[], fresh: [] as number[] }
     for (let round = 0; round < REPEAT; round++) {
+      // The file job alone, next to the same job done by hand: no install step.
       const deployTo = join(ws.deployTo, `r${round}`)
       await sshRun(`mkdir -p ${deployTo}`)
-      const config = await writeBenchConfig(ws, sshd, deployTo, true)
-      first.deployer.push(await timed(() => deployer(config)))
+      const files = await writeBenchConfig(ws, sshd, deployTo, 'none')
+      first.deployer.push(await timed(() => deployer(files)))
       const tarDir = join(ws.deployTo, `tar${round}`)
       first.reference.push(
         await timed(() =>
@@ -141,13 +151,8 @@ export async function benchUpload(): Promise<UploadFigures> {
           ]),
         ),
       )
-
-      await writeFile(join(ws.source, 'app', 'd0', 'f0.rb'), randomBytes(1500).toString('base64'))
-      const timings = await timed(async () => {
-        const json = await deployer(config)
-        install.reused.push((json.hosts[0]?.timings.install ?? Number.NaN) / 1000)
-      })
-      repeat.deployer.push(timings)
+      await changeOneFile()
+      repeat.deployer.push(await timed(() => deployer(files)))
       const rsyncDir = join(ws.deployTo, `rsync${round}`)
       repeat.reference.push(
         await timed(() =>
@@ -162,9 +167,15 @@ export async function benchUpload(): Promise<UploadFigures> {
           ]),
         ),
       )
-      const fresh = await writeBenchConfig(ws, sshd, deployTo, false)
-      const json = await deployer(fresh)
-      install.fresh.push((json.hosts[0]?.timings.install ?? Number.NaN) / 1000)
+
+      // The dependency step with an unchanged lockfile: checked, reinstalled over reused gems, fresh.
+      const depsTo = join(ws.deployTo, `d${round}`)
+      await sshRun(`mkdir -p ${depsTo}`)
+      await deployer(await writeBenchConfig(ws, sshd, depsTo, 'check'))
+      for (const mode of ['check', 'reuse', 'fresh'] as const) {
+        await changeOneFile()
+        install[mode].push(installSeconds(await deployer(await writeBenchConfig(ws, sshd, depsTo, mode))))
+      }
     }
     return {
       files: FILES,
@@ -183,7 +194,7 @@ export async function benchUpload(): Promise<UploadFigures> {
           referenceName: 'rsync -a --link-dest over ssh',
         },
       ],
-      install: { reused: median(install.reused), fresh: median(install.fresh) },
+      install: { check: median(install.check), reuse: median(install.reuse), fresh: median(install.fresh) },
     }
   } finally {
     await rm(ws.dir, { recursive: true, force: true })
@@ -201,7 +212,10 @@ export function renderUpload(figures: UploadFigures): string {
       (row) =>
         `| ${row.job} | ${row.deployer.toFixed(2)} s | ${row.referenceName} | ${row.reference.toFixed(2)} s | ${(row.deployer / row.reference).toFixed(2)}× |`,
     ),
-    `| dependency step, lockfile unchanged | ${figures.install.reused.toFixed(2)} s | the same install without reusing vendor/bundle | ${figures.install.fresh.toFixed(2)} s | ${(figures.install.reused / figures.install.fresh).toFixed(2)}× |`,
+    `| dependency step, lockfile unchanged, \`install.check\` | ${figures.install.check.toFixed(2)} s | \`bundle install\` into an empty vendor/bundle | ${figures.install.fresh.toFixed(2)} s | ${(figures.install.check / figures.install.fresh).toFixed(2)}× |`,
+    `| dependency step, lockfile unchanged, \`bundle install\` over reused gems | ${figures.install.reuse.toFixed(2)} s | \`bundle install\` into an empty vendor/bundle | ${figures.install.fresh.toFixed(2)} s | ${(figures.install.reuse / figures.install.fresh).toFixed(2)}× |`,
+    '',
+    'The deploys in the first two rows have no install step, so they do the job tar and rsync do (plus the lock, the manifest, publishing, `current` and the history).',
   ]
   return lines.join('\n')
 }
