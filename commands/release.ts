@@ -1,6 +1,6 @@
 import { Flags } from '@oclif/core'
-import { DeployerCommand } from '../src/cli/base-command.js'
-import type { RestartKind } from '../src/config/types.js'
+import { DeployerCommand, errorJson } from '../src/cli/base-command.js'
+import type { RestartKind, Strategy } from '../src/config/types.js'
 import { runRelease } from '../src/fleet/release.js'
 import { currentActor } from '../src/release/actor.js'
 import { renderReleasePlan, renderReleaseResult } from '../src/ui/render.js'
@@ -13,6 +13,8 @@ export default class Release extends DeployerCommand {
     '<%= config.bin %> release',
     '<%= config.bin %> release --config deploy/production.yml --host web1',
     '<%= config.bin %> release --source build/ --dry-run',
+    '<%= config.bin %> release --strategy rolling --batch 2',
+    '<%= config.bin %> release --strategy canary --on-failure stop',
     '<%= config.bin %> release --json',
   ]
 
@@ -23,6 +25,17 @@ export default class Release extends DeployerCommand {
       description:
         'how to restart Puma after the flip (auto: the least disruptive correct one; overrides server.restart)',
       options: ['auto', 'phased', 'hot', 'full', 'none'],
+    }),
+    strategy: Flags.string({
+      description: 'how the built release goes live across hosts (overrides `strategy:`)',
+      options: ['parallel', 'rolling', 'canary'],
+    }),
+    batch: Flags.integer({ description: 'hosts per rolling batch (overrides `batch:`)', min: 1 }),
+    concurrency: Flags.integer({ description: 'hosts worked on at once (overrides `concurrency:`)', min: 1 }),
+    'on-failure': Flags.string({
+      description:
+        'when a host fails to go live: roll back the hosts already live, or stop (overrides `on_failure:`)',
+      options: ['rollback', 'stop'],
     }),
   }
 
@@ -36,8 +49,12 @@ export default class Release extends DeployerCommand {
       actor: currentActor(),
       signal: this.trapSignals(),
       restart: flags.restart as RestartKind | undefined,
+      strategy: flags.strategy as Strategy | undefined,
+      batch: flags.batch,
+      concurrency: flags.concurrency,
+      onFailure: flags['on-failure'] as 'rollback' | 'stop' | undefined,
     })
-    this.output({ ok: !result.error, ...result, error: result.error?.message }, () =>
+    this.output({ ok: !result.error, ...result, error: result.error && errorJson(result.error) }, () =>
       result.dryRun ? renderReleasePlan(config, result) : renderReleaseResult(result),
     )
     if (result.error) this.fail(result.error)

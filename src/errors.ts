@@ -12,6 +12,7 @@ export const ExitCode = {
   install: 7,
   verify: 8,
   partial: 9,
+  disagreement: 10,
   interrupted: 130,
 } as const
 

@@ -5,6 +5,16 @@ import { DeployerError, ExitCode } from '../errors.js'
 import type { Reporter } from '../ui/events.js'
 import { PlainReporter } from '../ui/plain-reporter.js'
 
+/** An error as `--json` output carries it, whether the run threw it or ended with it. */
+export function errorJson(error: DeployerError): {
+  message: string
+  hint?: string
+  exitCode: number
+  host?: string
+} {
+  return { message: error.message, hint: error.hint, exitCode: error.exitCode, host: error.host }
+}
+
 /**
  * What every deployer command shares: the common flags, config loading with the `--host` filter,
  * progress on stderr, SIGINT/SIGTERM turned into an abort, and errors rendered with their hint and
@@ -98,9 +108,7 @@ export abstract class DeployerCommand extends Command {
     }
     this.debugStack(error)
     if (this.json) {
-      process.stdout.write(
-        `${JSON.stringify({ ok: false, error: { message: error.message, hint: error.hint, exitCode: error.exitCode, host: error.host } }, null, 2)}\n`,
-      )
+      process.stdout.write(`${JSON.stringify({ ok: false, error: errorJson(error) }, null, 2)}\n`)
     }
     this.fail(error)
     return undefined

@@ -220,6 +220,7 @@ const TOP_KEYS = [
   'strategy',
   'concurrency',
   'batch',
+  'canary_then',
   'on_failure',
   'ssh',
   'shared',
@@ -254,6 +255,7 @@ const SECTION_KEYS: Record<string, readonly string[]> = {
 
 const STRATEGIES = ['parallel', 'rolling', 'canary'] as const satisfies readonly Strategy[]
 const ON_FAILURE = ['rollback', 'stop'] as const
+const CANARY_THEN = ['parallel', 'rolling'] as const
 const HOST_KEY_POLICIES = ['strict', 'accept-new'] as const satisfies readonly HostKeyPolicy[]
 const RESTARTS = ['auto', 'phased', 'hot', 'full', 'none'] as const satisfies readonly RestartKind[]
 const SERVER_KINDS = ['puma'] as const
@@ -358,6 +360,7 @@ function readConfig(ctx: Ctx, file: string): DeployConfig {
     strategy: readEnum(ctx, optional(fields, 'strategy'), STRATEGIES) ?? 'parallel',
     concurrency: readInteger(ctx, optional(fields, 'concurrency'), 1) ?? 10,
     batch: readInteger(ctx, optional(fields, 'batch'), 1) ?? 1,
+    canaryThen: readEnum(ctx, optional(fields, 'canary_then'), CANARY_THEN) ?? 'parallel',
     onFailure: readEnum(ctx, optional(fields, 'on_failure'), ON_FAILURE) ?? 'rollback',
     ssh: ssh.settings,
     shared: readShared(ctx, optional(fields, 'shared')),

@@ -78,9 +78,15 @@ export interface DeployConfig {
   deployTo: string
   keepReleases: number
   hosts: HostConfig[]
+  /** How the new release goes live across hosts once every host has built it. */
   strategy: Strategy
+  /** Hosts worked on at once (building everywhere, and going live with `parallel`). */
   concurrency: number
+  /** Hosts per batch with `rolling` (and after the canary with `canary_then: rolling`). */
   batch: number
+  /** How the hosts after the canary go live. */
+  canaryThen: 'parallel' | 'rolling'
+  /** When a host fails to go live: roll the hosts already live back (`rollback`), or leave them (`stop`). */
   onFailure: 'rollback' | 'stop'
   ssh: SshSettings
   shared: SharedSettings

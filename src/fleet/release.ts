@@ -1,5 +1,5 @@
-import type { DeployConfig, RestartKind } from '../config/types.js'
-import { DeployerError, ExitCode, InterruptedError } from '../errors.js'
+import type { DeployConfig, RestartKind, Strategy } from '../config/types.js'
+import { DeployerError, ExitCode, type ExitCodeValue, InterruptedError } from '../errors.js'
 import { changedLockfiles, decideInstallStep } from '../install/reuse.js'
 import type { Actor, HistoryEvent } from '../release/history.js'
 import type { HostSession } from '../release/host-session.js'
@@ -7,6 +7,7 @@ import type { HostState } from '../release/host-state.js'
 import { partialPath } from '../release/layout.js'
 import { buildManifest, GENERATED_NAMES, releaseFiles } from '../release/manifest.js'
 import { nextReleaseNumber } from '../release/release-number.js'
+import { deriveStates } from '../release/states.js'
 import type { RestartDecision } from '../restart/decide.js'
 import { type Fingerprints, fingerprintTree } from '../restart/fingerprints.js'
 import {
@@ -26,9 +27,12 @@ import { HashCache } from '../upload/hash-cache.js'
 import { type LocalTree, scanTree } from '../upload/local-tree.js'
 import { readGitRevision } from '../upload/revision.js'
 import { packTree } from '../upload/tar-pack.js'
+import { checkAgreement, DisagreementError } from './agreement.js'
 import { settleAll } from './concurrency.js'
 import { pruneHost } from './prune.js'
+import { rollBackHostTo } from './rollback.js'
 import { type TransportFactory, withLocks, withSessions } from './sessions.js'
+import { planWaves } from './waves.js'
 
 export interface ReleaseOptions {
   dryRun: boolean
@@ -42,6 +46,11 @@ export interface ReleaseOptions {
   local?: Transport
   /** `--restart`: overrides `server.restart`. */
   restart?: RestartKind
+  /** `--strategy`, `--batch`, `--concurrency`, `--on-failure`: override deployer.yml for this run. */
+  strategy?: Strategy
+  batch?: number
+  concurrency?: number
+  onFailure?: 'rollback' | 'stop'
 }
 
 /** One host's release, built and waiting to be published. */
@@ -51,7 +60,12 @@ interface BuiltRelease {
   fingerprintsFile: string
 }
 
-export type HostStatus = 'released' | 'failed' | 'discarded' | 'planned' | 'rolled-back'
+/**
+ * released: live on the new release. failed: did not build or go live. discarded: built, then removed
+ * because another host failed to build. skipped: built, but its wave never started. rolled-back: went
+ * live, then back to its previous release (it failed verification, or `on_failure: rollback`).
+ */
+export type HostStatus = 'released' | 'failed' | 'discarded' | 'skipped' | 'planned' | 'rolled-back'
 
 /** What happened on one host, for the rendered summary and `--json`. */
 export interface HostReleaseOutcome {
@@ -76,6 +90,8 @@ export interface HostReleaseOutcome {
   /** How Puma was restarted and why; absent without a `server:` section. */
   restart?: RestartDecision & { done?: Omit<RestartOutcome, 'kind'>; recovered?: string }
   error?: { message: string; hint?: string; exitCode: number }
+  /** What happened to this host because of another one (not started, rolled back with the fleet). */
+  note?: string
   timings: Partial<Record<Phase, number>>
 }
 
@@ -99,7 +115,17 @@ const generatedExcludes = GENERATED_NAMES.map((name) => `/${name}`)
  * publish it and flip `current` everywhere. A failed or interrupted build discards the partial releases
  * and leaves `current` untouched on every host.
  */
-export async function runRelease(config: DeployConfig, options: ReleaseOptions): Promise<ReleaseResult> {
+export async function runRelease(
+  asConfigured: DeployConfig,
+  options: ReleaseOptions,
+): Promise<ReleaseResult> {
+  const config: DeployConfig = {
+    ...asConfigured,
+    strategy: options.strategy ?? asConfigured.strategy,
+    batch: options.batch ?? asConfigured.batch,
+    concurrency: options.concurrency ?? asConfigured.concurrency,
+    onFailure: options.onFailure ?? asConfigured.onFailure,
+  }
   const now = options.now ?? (() => new Date())
   const { reporter } = options
   // Reading the source overlaps with connecting, locking and inspecting the hosts: on a repeat release
@@ -129,6 +155,7 @@ export async function runRelease(config: DeployConfig, options: ReleaseOptions):
       }
       if (options.dryRun) {
         const firstLook = await inspectAll(sessions, outcomes, config.concurrency, reporter, 'connect')
+        requireAgreement(sessions, firstLook, reporter)
         await sourceRead()
         result.release = nextReleaseNumber(numberingReports(sessions, firstLook))
         for (const outcome of outcomes) {
@@ -145,6 +172,7 @@ export async function runRelease(config: DeployConfig, options: ReleaseOptions):
         async () => {
           // Read under the lock: numbers and partial releases cannot change until it is released.
           const states = await inspectAll(sessions, outcomes, config.concurrency, reporter, 'inspect')
+          requireAgreement(sessions, states, reporter)
           const source = await sourceRead()
           result.release = nextReleaseNumber(numberingReports(sessions, states))
           const built = await buildEverywhere(
@@ -158,7 +186,7 @@ export async function runRelease(config: DeployConfig, options: ReleaseOptions):
             result,
             now,
           )
-          await publishEverywhere(config, options, sessions, outcomes, built, result, now)
+          await goLive(config, options, sessions, outcomes, built, result, now)
           await pruneEverywhere(config, options, sessions, outcomes, states, now)
           return result
         },
@@ -248,6 +276,36 @@ async function inspectAll(
     throw (failure as PromiseRejectedResult).reason
   }
   return results.map((entry) => (entry as PromiseFulfilledResult<HostState>).value)
+}
+
+/**
+ * Stops before any change when the hosts disagree on what is deployed (checkAgreement). Releases that
+ * failed or were rolled back do not count: a stopped rollout leaves them on some hosts only.
+ */
+function requireAgreement(
+  sessions: readonly HostSession[],
+  states: readonly HostState[],
+  reporter: Reporter,
+): void {
+  const agreement = checkAgreement(
+    states.map((state, index) => ({
+      host: sessions[index]?.name ?? '',
+      current: state.current,
+      releases: deriveStates(
+        state.releases.map((release) => release.number),
+        state.current,
+        state.history,
+      )
+        .filter((info) => info.state === 'live' || info.state === 'previous')
+        .map((info) => info.number),
+    })),
+  )
+  if (!agreement.agree) throw new DisagreementError(agreement.problems)
+  if (agreement.fresh.length > 0 && agreement.fresh.length < sessions.length)
+    reporter.emit({
+      kind: 'info',
+      message: `new to the fleet (nothing deployed yet): ${agreement.fresh.join(', ')}`,
+    })
 }
 
 function numberingReports(sessions: readonly HostSession[], states: readonly HostState[]) {
@@ -395,7 +453,14 @@ async function buildEverywhere(
   throw failure.reason
 }
 
-async function publishEverywhere(
+/**
+ * Takes the built release live wave by wave (planWaves): a wave publishes, flips, restarts and verifies
+ * its hosts together, and the next wave starts only when every host of this one is verified. When a
+ * host fails, or the run is interrupted, no further wave starts: the partial releases of the hosts not
+ * reached are discarded and, with `on_failure: rollback`, the hosts already live go back to where they
+ * were, so the fleet ends on one release.
+ */
+async function goLive(
   config: DeployConfig,
   options: ReleaseOptions,
   sessions: readonly HostSession[],
@@ -404,67 +469,178 @@ async function publishEverywhere(
   result: ReleaseResult,
   now: () => Date,
 ): Promise<void> {
-  const { reporter } = options
+  const { reporter, signal } = options
   const release = result.release
-  // Past this point a host is not interrupted half way: publish, flip and record run to the end, so
-  // every host ends with `current` on a complete release (the old one or the new one).
-  options.signal?.throwIfAborted()
-  const results = await settleAll(sessions, config.concurrency, async (session, index) => {
-    const outcome = outcomes[index] as HostReleaseOutcome
-    const event: HistoryEvent = {
-      event: 'release',
-      release,
-      previous: outcome.previous,
-      revision: result.revision,
-      time: now().toISOString(),
-      by: options.actor,
+  const strategy = config.strategy
+  const waves = planWaves(sessions.length, config)
+  signal?.throwIfAborted()
+  let stoppedBy: { host: string | null; error: DeployerError } | null = null
+  const reached = new Set<number>()
+  for (const [number, wave] of waves.entries()) {
+    if (signal?.aborted) {
+      stoppedBy = { host: null, error: new InterruptedError(abortReason(signal)) }
+      break
     }
-    const files = [{ path: FINGERPRINTS_FILE, content: built[index]?.fingerprintsFile ?? '' }]
-    const publish = await timedPhase(
-      reporter,
-      session.name,
-      'publish',
-      () => session.publishAndFlip(release, files, event),
-      () => `releases/${release}, current -> releases/${release}`,
+    if (waves.length > 1) {
+      const names = wave.map((index) => sessions[index]?.name).join(', ')
+      reporter.emit({ kind: 'info', message: `${strategy} wave ${number + 1}/${waves.length}: ${names}` })
+    }
+    for (const index of wave) reached.add(index)
+    // Once started, a host is not interrupted half way: publish, flip and record run to the end, so
+    // every host ends with `current` on a complete release (the old one or the new one).
+    const settled = await settleAll(wave, config.concurrency, (index) =>
+      goLiveOnHost(
+        config,
+        options,
+        sessions[index] as HostSession,
+        outcomes[index] as HostReleaseOutcome,
+        built[index],
+        result,
+        now,
+      ),
     )
-    outcome.timings.publish = publish.ms
-    outcome.status = 'released'
-    const plan = built[index]?.plan ?? null
-    if (plan && config.server) await restartOrRollBack(config, options, session, outcome, plan, release, now)
-  })
-  results.forEach((entry, index) => {
-    if (entry.status === 'rejected') {
-      const outcome = outcomes[index] as HostReleaseOutcome
+    settled.forEach((entry, position) => {
+      if (entry.status === 'fulfilled') return
+      const outcome = outcomes[wave[position] as number] as HostReleaseOutcome
       if (outcome.status !== 'released') outcome.status = 'failed'
       outcome.error = summarize(entry.reason)
+    })
+    const failed = wave
+      .map((index) => outcomes[index] as HostReleaseOutcome)
+      .find((outcome) => outcome.status !== 'released' || outcome.error)
+    if (failed) {
+      stoppedBy = { host: failed.host, error: toDeployerError(failed) }
+      break
+    }
+  }
+  if (!stoppedBy) return
+
+  const notReached = sessions.map((_, index) => index).filter((index) => !reached.has(index))
+  await settleAll(notReached, sessions.length, async (index) => {
+    const outcome = outcomes[index] as HostReleaseOutcome
+    outcome.status = 'skipped'
+    await (sessions[index] as HostSession).discardPartial(release)
+    outcome.note = stoppedBy?.host
+      ? `not started: the rollout stopped when ${stoppedBy.host} failed`
+      : 'not started: the rollout was interrupted'
+  })
+  const live = outcomes.filter((outcome) => outcome.status === 'released')
+  const onFailure = config.onFailure
+  if (onFailure === 'rollback' && live.length > 0)
+    await rollBackLive(config, options, sessions, outcomes, stoppedBy.host, now)
+  result.error = rolloutError(release, stoppedBy, outcomes, onFailure)
+}
+
+/** Publishes, flips, restarts and verifies one host; a failed verification rolls that host back. */
+async function goLiveOnHost(
+  config: DeployConfig,
+  options: ReleaseOptions,
+  session: HostSession,
+  outcome: HostReleaseOutcome,
+  built: BuiltRelease | undefined,
+  result: ReleaseResult,
+  now: () => Date,
+): Promise<void> {
+  const release = result.release
+  const event: HistoryEvent = {
+    event: 'release',
+    release,
+    previous: outcome.previous,
+    revision: result.revision,
+    time: now().toISOString(),
+    by: options.actor,
+  }
+  const files = [{ path: FINGERPRINTS_FILE, content: built?.fingerprintsFile ?? '' }]
+  const publish = await timedPhase(
+    options.reporter,
+    session.name,
+    'publish',
+    () => session.publishAndFlip(release, files, event),
+    () => `releases/${release}, current -> releases/${release}`,
+  )
+  outcome.timings.publish = publish.ms
+  outcome.status = 'released'
+  const plan = built?.plan ?? null
+  if (plan && config.server) await restartOrRollBack(config, options, session, outcome, plan, release, now)
+}
+
+/** `on_failure: rollback`: every host already on the new release goes back to the one it had. */
+async function rollBackLive(
+  config: DeployConfig,
+  options: ReleaseOptions,
+  sessions: readonly HostSession[],
+  outcomes: HostReleaseOutcome[],
+  failedHost: string | null,
+  now: () => Date,
+): Promise<void> {
+  const why = failedHost ? `${failedHost} failed` : 'the rollout was interrupted'
+  await settleAll(sessions, config.concurrency, async (session, index) => {
+    const outcome = outcomes[index] as HostReleaseOutcome
+    if (outcome.status !== 'released') return
+    if (outcome.previous === null) {
+      outcome.note = `left on release ${outcome.release}: it had no release to go back to`
+      return
+    }
+    options.reporter.emit({
+      kind: 'warn',
+      host: session.name,
+      message: `${why}: rolling back to release ${outcome.previous}`,
+    })
+    try {
+      await rollBackHostTo(config, session, outcome.previous, { ...options, now })
+      outcome.status = 'rolled-back'
+      outcome.note = `rolled back to release ${outcome.previous} because ${why}`
+    } catch (error) {
+      outcome.error = summarize(error)
+      outcome.note = `rolling back because ${why} failed; still on release ${outcome.release}`
     }
   })
-  const rolledBack = outcomes.filter((outcome) => outcome.status === 'rolled-back')
-  if (rolledBack.length > 0) {
-    const first = rolledBack[0] as HostReleaseOutcome
-    result.error = new DeployerError(first.error?.message ?? `Release ${release} failed verification.`, {
-      exitCode: ExitCode.verify,
-      hint: first.error?.hint,
-      host: first.host,
+}
+
+function toDeployerError(outcome: HostReleaseOutcome): DeployerError {
+  return new DeployerError(outcome.error?.message ?? `Host ${outcome.host} failed.`, {
+    exitCode: (outcome.error?.exitCode ?? ExitCode.failure) as ExitCodeValue,
+    hint: outcome.error?.hint,
+    host: outcome.host,
+  })
+}
+
+/**
+ * The run's error once a rollout stopped: the failing host's own error when the fleet ended on one
+ * release again, `partial` when some hosts are still on the new release.
+ */
+function rolloutError(
+  release: number,
+  stoppedBy: { host: string | null; error: DeployerError },
+  outcomes: readonly HostReleaseOutcome[],
+  onFailure: 'rollback' | 'stop',
+): DeployerError {
+  const names = (status: HostStatus) =>
+    outcomes.filter((outcome) => outcome.status === status).map((outcome) => outcome.host)
+  const stillLive = names('released')
+  const parts = [
+    stoppedBy.host
+      ? `Release ${release} failed on ${stoppedBy.host}: ${stoppedBy.error.message}`
+      : `Release ${release} was interrupted while going live.`,
+    names('rolled-back').length > 0 ? `Rolled back: ${names('rolled-back').join(', ')}.` : '',
+    names('skipped').length > 0 ? `Not started: ${names('skipped').join(', ')}.` : '',
+    stillLive.length > 0 ? `Still on release ${release}: ${stillLive.join(', ')}.` : '',
+  ].filter(Boolean)
+  if (stillLive.length > 0) {
+    return new DeployerError(parts.join('\n'), {
+      exitCode: ExitCode.partial,
+      hint:
+        onFailure === 'stop'
+          ? `on_failure is stop: bring the fleet back together with \`deployer rollback --host ${stillLive.join(' --host ')}\`, or fix the failing host and release again.`
+          : `Roll them back by hand with \`deployer rollback --host ${stillLive.join(' --host ')}\`.`,
+      host: stoppedBy.host ?? undefined,
     })
-    return
   }
-  const failure = results.find((entry) => entry.status === 'rejected') as PromiseRejectedResult | undefined
-  if (failure) {
-    const released = outcomes
-      .filter((outcome) => outcome.status === 'released')
-      .map((outcome) => outcome.host)
-    result.error = new DeployerError(
-      `Release ${release} was published on ${released.length} of ${sessions.length} hosts: ${errorMessage(failure.reason)}`,
-      {
-        exitCode: ExitCode.partial,
-        hint:
-          released.length > 0
-            ? `Hosts on the new release: ${released.join(', ')}. Fix the failing host and release again, or \`deployer rollback\`.`
-            : undefined,
-      },
-    )
-  }
+  return new DeployerError(parts.join('\n'), {
+    exitCode: stoppedBy.error.exitCode,
+    hint: stoppedBy.error.hint,
+    host: stoppedBy.host ?? undefined,
+  })
 }
 
 async function pruneEverywhere(

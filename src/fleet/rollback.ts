@@ -96,6 +96,28 @@ export async function runRollback(
   )
 }
 
+/**
+ * Rolls one host back to release `to` under a lock the caller holds: plans the restart for going
+ * back, flips, restarts and verifies, as `deployer rollback --to` does. Used by a fleet release whose
+ * rollout failed on another host.
+ */
+export async function rollBackHostTo(
+  config: DeployConfig,
+  session: HostSession,
+  to: number,
+  options: Omit<RollbackOptions, 'to' | 'dryRun'>,
+): Promise<RollbackOutcome> {
+  const planned = await planHost(config, session, { ...options, to, dryRun: false })
+  await rollBackHost(
+    config,
+    session,
+    planned,
+    { ...options, to, dryRun: false },
+    options.now ?? (() => new Date()),
+  )
+  return planned.outcome
+}
+
 async function planHost(config: DeployConfig, session: HostSession, options: RollbackOptions) {
   const state = await session.inspect()
   const infos = deriveStates(

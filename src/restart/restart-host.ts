@@ -98,6 +98,17 @@ export class PumaHost {
     )
   }
 
+  /**
+   * `unix://` with a relative path is relative to deploy_to, like the pidfile: hosts with different
+   * deploy_to paths can then share one deployer.yml.
+   */
+  get controlUrl(): string | undefined {
+    const url = this.server.controlUrl
+    const path = url?.startsWith('unix://') ? url.slice('unix://'.length) : undefined
+    if (path === undefined || path.startsWith('/') || path.startsWith('@')) return url
+    return `unix://${posix.join(this.session.layout.deployTo, path)}`
+  }
+
   /** Reads the running server and the given releases' Puma configs in one round trip. */
   probe(configDirs: readonly string[] = []): Promise<ServerProbe> {
     return probeServer(
@@ -105,7 +116,7 @@ export class PumaHost {
       {
         deployTo: this.session.layout.deployTo,
         pidfile: this.pidfile,
-        controlUrl: this.server.controlUrl,
+        controlUrl: this.controlUrl,
         configs: configDirs.map((dir) => ({ dir, file: this.server.config })),
       },
       this.server.controlToken,

@@ -35,10 +35,15 @@ export function renderReleaseResult(result: ReleaseResult): string {
     if (host.status === 'released')
       return `${host.host}: release ${host.release} is live (was ${host.previous ?? 'none'})${restart}${pruned}`
     if (host.status === 'rolled-back')
-      return `${host.host}: release ${host.release} failed verification and was rolled back to ${host.previous}`
+      return host.note
+        ? `${host.host}: release ${host.release} went live, then was ${host.note}`
+        : `${host.host}: release ${host.release} failed verification and was rolled back to ${host.previous}`
+    if (host.status === 'skipped')
+      return `${host.host}: release ${host.release} ${host.note ?? 'not started'}; current unchanged (${host.previous ?? 'none'})`
     if (host.status === 'discarded')
       return `${host.host}: release ${host.release ?? '?'} discarded, current unchanged (${host.previous ?? 'none'})${host.error ? `: ${firstLine(host.error.message)}` : ''}`
-    return `${host.host}: ${host.status}${host.error ? `: ${firstLine(host.error.message)}` : ''}`
+    const note = host.note ? ` (${host.note})` : ''
+    return `${host.host}: ${host.status}${note}${host.error ? `: ${firstLine(host.error.message)}` : ''}`
   })
   const released = result.hosts.filter((host) => host.status === 'released').length
   if (released === result.hosts.length)

@@ -6,7 +6,7 @@ import { expect } from 'chai'
 import { ExitCode } from '../../src/errors.js'
 import type { HostReleases } from '../../src/fleet/list.js'
 import type { ReleaseResult } from '../../src/fleet/release.js'
-import { type CliResult, parseJson, runCli } from '../support/cli.js'
+import { type CliResult, parseJson, type ReleaseJson, releaseJson, runCli } from '../support/cli.js'
 import { DEPLOY_USER, makeWorkspace, userIds, type Workspace } from '../support/fixture.js'
 import {
   answers,
@@ -20,26 +20,19 @@ import { findFreePort, startSshd, type TestSshd } from '../support/sshd.js'
 
 const run = promisify(execFile)
 
-type JsonResult = Omit<ReleaseResult, 'error'> & { ok: boolean; error?: string }
-
 describe('Puma restarts chosen from what changed (real Puma behind a real sshd)', function () {
   this.timeout(180_000)
   let sshd: TestSshd
   let ws: Workspace
   let port: number
 
-  const release = async (...args: string[]): Promise<{ result: CliResult; json: JsonResult }> => {
-    const result = await runCli(['release', '--json', '--config', ws.config, ...args], {
-      env: { PUMA_TOKEN },
-    })
-    return { result, json: parseJson<JsonResult>(result) }
-  }
+  const release = (...args: string[]) => releaseJson(ws.config, args, { PUMA_TOKEN })
   const releaseOk = async (...args: string[]) => {
     const outcome = await release(...args)
     expect(outcome.result.code, outcome.result.stderr).to.equal(0)
     return outcome.json
   }
-  const restartOf = (json: JsonResult) => json.hosts[0]?.restart
+  const restartOf = (json: ReleaseJson) => json.hosts[0]?.restart
   const stats = async () => {
     const socket = join(ws.deployTo, 'shared/tmp/sockets/pumactl.sock')
     const { stdout } = await run('curl', [

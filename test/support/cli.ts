@@ -1,5 +1,6 @@
 import { type ChildProcess, spawn } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
+import type { ReleaseResult } from '../../src/fleet/release.js'
 
 /** The built binary, exactly what users run (`npm test` builds first). */
 export const BIN = fileURLToPath(new URL('../../bin/run.js', import.meta.url))
@@ -66,4 +67,20 @@ export function parseJson<T = unknown>(result: CliResult): T {
   } catch {
     throw new Error(`stdout is not JSON (exit ${result.code}):\n${result.stdout}\nstderr:\n${result.stderr}`)
   }
+}
+
+/** `deployer release --json` as the tests read it: the result, and the error as `--json` carries it. */
+export type ReleaseJson = Omit<ReleaseResult, 'error'> & {
+  ok: boolean
+  error?: { message: string; hint?: string; exitCode: number; host?: string }
+}
+
+/** Runs `deployer release --json --config CONFIG ...args`. */
+export async function releaseJson(
+  config: string,
+  args: readonly string[],
+  env: NodeJS.ProcessEnv = {},
+): Promise<{ result: CliResult; json: ReleaseJson }> {
+  const result = await runCli(['release', '--json', '--config', config, ...args], { env })
+  return { result, json: parseJson<ReleaseJson>(result) }
 }

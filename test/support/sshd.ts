@@ -26,6 +26,11 @@ export interface SshdOptions {
   createUser?: boolean
   /** Host keys to generate, each recorded in `knownHostsPath`. Default: `['ed25519']`. */
   hostKeyTypes?: HostKeyType[]
+  /**
+   * Authorize this private key (with its `.pub` beside it) instead of generating one: the servers of a
+   * test fleet accept the one identity deployer.yml names.
+   */
+  clientKeyPath?: string
 }
 
 /** What a HostConfig for the test server may override; `deployTo` has no sensible default. */
@@ -79,8 +84,8 @@ export async function startSshd(options: SshdOptions = {}): Promise<TestSshd> {
       hostKeyPaths.push(path)
       hostPublicKeys[type] = withoutComment(await readFile(`${path}.pub`, 'utf8'))
     }
-    const clientKeyPath = join(dir, 'client_ed25519')
-    await generateKey(clientKeyPath, 'ed25519')
+    const clientKeyPath = options.clientKeyPath ?? join(dir, 'client_ed25519')
+    if (!options.clientKeyPath) await generateKey(clientKeyPath, 'ed25519')
     await writeAuthorizedKeys(dir, user, await readFile(`${clientKeyPath}.pub`, 'utf8'))
     await mkdir(PRIVSEP_DIR, { recursive: true, mode: 0o755 })
 
