@@ -2,7 +2,7 @@ import type { DeployConfig } from '../config/types.js'
 import type { HostState } from '../release/host-state.js'
 import { describeHeldLock } from '../release/lock.js'
 import { assessPuma, type PumaFacts } from './assess-puma.js'
-import type { Finding } from './findings.js'
+import { asSentences, type Finding, sentence } from './findings.js'
 import { DEPLOY_SUBDIRS, type RemoteFacts, type RequiredTool, requiredTools } from './host-facts.js'
 
 /** What `check` read about one host: the assessment's only input besides the config. */
@@ -91,7 +91,7 @@ export function assessHost(facts: HostFacts, config: CheckConfig, context: Check
       }),
     )
   }
-  return findings
+  return asSentences(findings)
 }
 
 function connectionFinding(facts: HostFacts, user: string): Finding {
@@ -342,7 +342,9 @@ function toolFindings(
 }
 
 function missingTool(tool: RequiredTool, user: string, config: CheckConfig, pumaRunning: boolean): Finding {
-  const source = tool.from ? `${tool.from} needs ${tool.name}` : `${tool.name} (it ${tool.use}) is needed`
+  const source = tool.from
+    ? `${tool.from} needs ${tool.name}`
+    : `A release needs ${tool.name}, which ${tool.use}`
   const message = `${source}, but the non-interactive SSH shell of ${user} does not find it on its PATH.`
   const hint = `Install it on the host, or make it reachable for non-interactive SSH commands (PATH set before ~/.bashrc’s interactive guard${tool.from ? `, or a full path in ${tool.from}` : ''}).`
   // The probe falls back to the running master's own Ruby; the health check and a later start cannot.
@@ -394,8 +396,7 @@ function describeVersion(name: 'tar' | 'cp', remote: RemoteFacts): string {
 export function withoutHostPrefix(host: string, message: string): string {
   const prefix = `Host ${host}: `
   const text = message.startsWith(prefix) ? message.slice(prefix.length) : message
-  // A sentence starts with a capital, unless it starts with a name (`deploy_to`, `/srv/shop`).
-  return /^[a-z]+(\s|$)/.test(text) ? text.charAt(0).toUpperCase() + text.slice(1) : text
+  return sentence(text)
 }
 
 /** Bytes for people: `512 B`, `12.3 MiB`, `41.7 GiB`. */

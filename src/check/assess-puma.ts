@@ -3,7 +3,7 @@ import semver from 'semver'
 import type { HealthSettings, ServerSettings } from '../config/types.js'
 import { effectivePreload } from '../restart/preload.js'
 import type { PumaConfigFacts, ServerProbe } from '../restart/server-probe.js'
-import type { Finding } from './findings.js'
+import { asSentences, type Finding } from './findings.js'
 
 /** What `check` read about a host's Puma. */
 export interface PumaFacts {
@@ -73,7 +73,7 @@ export function assessPuma(facts: PumaFacts, settings: PumaSettings): Finding[] 
     else findings.push(...wiringFindings(config, name, settings))
   }
   if (settings.health) findings.push(healthFinding(facts, settings.health))
-  return findings
+  return asSentences(findings)
 }
 
 function configName(facts: PumaFacts, settings: PumaSettings): string {

@@ -53,3 +53,16 @@ export function checkExitCode(hosts: readonly HostCheck[]): ExitCodeValue {
   if (hosts.some((host) => host.status === 'blocking')) return ExitCode.failure
   return ExitCode.ok
 }
+
+/**
+ * A message as a sentence: a leading lowercase word is capitalised (`the source's config/puma.rb ...`),
+ * a leading name is not (`deploy_to /srv/shop ...`, `/srv/shop is locked ...`).
+ */
+export function sentence(text: string): string {
+  return /^[a-z]+(\s|$)/.test(text) ? text.charAt(0).toUpperCase() + text.slice(1) : text
+}
+
+/** `findings` with every message made a sentence. */
+export function asSentences(findings: readonly Finding[]): Finding[] {
+  return findings.map((finding) => ({ ...finding, message: sentence(finding.message) }))
+}

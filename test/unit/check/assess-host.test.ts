@@ -243,7 +243,7 @@ describe('assessHost', () => {
       facts: { remote: withoutTool('xargs') },
       check: 'tool',
       severity: 'blocking',
-      message: /^xargs \(it feeds the unchanged files to cp\) is needed/,
+      message: /^A release needs xargs, which feeds the unchanged files to cp, but /,
     },
     {
       name: 'a tar that is not GNU tar blocks',
@@ -268,7 +268,7 @@ describe('assessHost', () => {
       facts: { remote: withoutTool('ruby'), puma: pumaFacts({ probe: serverProbe({ master: STOPPED }) }) },
       check: 'tool',
       severity: 'blocking',
-      message: /ruby \(it reads Puma’s state and config, and runs the health check\) is needed/,
+      message: /^A release needs ruby, which reads Puma’s state and config, and runs the health check, but/,
     },
     {
       name: 'a missing ruby only warns while the running master’s Ruby can stand in',
@@ -283,7 +283,7 @@ describe('assessHost', () => {
       config: { health: { url: 'http://127.0.0.1:3000/up', timeout: 30 } },
       check: 'tool',
       severity: 'blocking',
-      message: /ruby .* is needed/,
+      message: /^A release needs ruby, /,
     },
     {
       name: 'a missing server.start program blocks when Puma must be started',
