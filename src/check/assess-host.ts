@@ -12,7 +12,7 @@ export interface HostFacts {
   /** How the host is reached: `deploy@web1:22`, or `local`. */
   address: string
   local: boolean
-  /** SSH failed; nothing else was read. */
+  /** SSH failed; nothing else was read. Messages carry no `Host NAME:` prefix (gatherHost strips it). */
   unreachable?: { kind: 'connection' | 'host-key'; message: string; hint?: string }
   /** The host key was not in known_hosts and `host_key: accept-new` recorded it on this connection. */
   hostKeyRecorded?: boolean
@@ -71,7 +71,7 @@ export function assessHost(facts: HostFacts, config: CheckConfig, context: Check
     findings.push({
       check: 'deploy-to',
       severity: 'blocking',
-      message: `Could not read deploy_to ${facts.deployTo} and the host's tools: ${facts.remoteError ?? 'no answer'}.`,
+      message: `Could not read deploy_to ${facts.deployTo} and the host's tools: ${facts.remoteError ?? 'no answer'}`,
       hint: 'Run the same SSH command by hand to see why; a release needs a POSIX shell with coreutils.',
     })
   } else {

@@ -24,6 +24,7 @@ export interface PumaFacts {
   health?: { status: number; body: string; expected?: string }
 }
 
+/** The parts of deployer.yml the Puma checks read, and the host's deploy_to. */
 export interface PumaSettings {
   server: ServerSettings
   health?: HealthSettings

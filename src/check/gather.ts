@@ -17,6 +17,7 @@ import { hostFactsCommand, parseHostFacts, type RemoteFacts, requiredTools } fro
 /** The local source's Puma config as Puma reads it here, or why it could not be read. */
 export type SourceConfig = { config: PumaConfigFacts } | { error: string }
 
+/** What gatherHost needs besides the session and the config. */
 export interface GatherOptions {
   reporter: Reporter
   /** Evaluates the source's Puma config on this machine (once for all hosts): for hosts with no release. */

@@ -39,6 +39,7 @@ export interface RemoteFacts {
   versions: { tar: string | null; cp: string | null }
 }
 
+/** The filesystem deploy_to lives on (or would be created on). */
 export interface FsFacts {
   /** Bytes an unprivileged user may still write. */
   availableBytes: number

@@ -22,6 +22,7 @@ export interface CheckResult {
   hosts: HostCheck[]
 }
 
+/** How runCheck reports progress and reaches hosts (tests pass their own transports and clock). */
 export interface CheckOptions {
   reporter: Reporter
   open?: TransportFactory

@@ -146,7 +146,7 @@ describe('assessHost', () => {
       facts: { remote: null, remoteError: 'exit 127' },
       check: 'deploy-to',
       severity: 'blocking',
-      message: /Could not read deploy_to \/srv\/shop and the host's tools: exit 127/,
+      message: /^Could not read deploy_to \/srv\/shop and the host's tools: exit 127$/,
     },
     // Disk and inodes
     {
