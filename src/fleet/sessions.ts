@@ -88,7 +88,7 @@ async function unlockAll(
 }
 
 /** Whether a pid on this machine is still running (a lock taken here by a dead run is stale). */
-function isProcessAlive(pid: number): boolean | undefined {
+export function isProcessAlive(pid: number): boolean | undefined {
   if (!Number.isSafeInteger(pid) || pid <= 0) return undefined
   try {
     process.kill(pid, 0)

@@ -142,6 +142,8 @@ export interface PumaConfigFacts {
   workerBootTimeout: number | null
   /** fork_worker's refork-after request count; null when fork_worker is off. */
   forkWorker: number | null
+  /** Whether that Puma has `bin/puma-wild`, which prune_bundler needs; absent when Puma has no gem spec. */
+  pumaWild?: boolean
 }
 
 /** Everything one probe saw. */
@@ -175,6 +177,9 @@ begin
   require "puma"
   require "puma/configuration"
   facts["pumaVersion"] = Puma::Const::PUMA_VERSION
+  # prune_bundler re-execs bin/puma-wild; Debian's packaged Puma ships none and aborts at boot (F10).
+  spec = Gem.loaded_specs["puma"]
+  facts["pumaWild"] = spec.full_require_paths.any? { |d| File.exist?(File.join(d, "../bin/puma-wild")) } if spec
   raise "#{file} does not exist in #{Dir.pwd}" unless File.file?(file)
   config = Puma::Configuration.new({ config_files: [file] })
   config.load
@@ -591,6 +596,7 @@ function parseConfig(raw: Record<string, unknown>): PumaConfigFacts {
     workerShutdownTimeout: num(raw.workerShutdownTimeout) ?? null,
     workerBootTimeout: num(raw.workerBootTimeout) ?? null,
     forkWorker: num(raw.forkWorker) ?? null,
+    ...(typeof raw.pumaWild === 'boolean' ? { pumaWild: raw.pumaWild } : {}),
   }
 }
 

@@ -14,6 +14,10 @@ export interface PumaAppOptions {
   version: string
   /** Leave out `directory` (signals then depend on PWD: deployer must choose a full restart). */
   noDirectory?: boolean
+  /** `workers N` (default 2; 0 is single mode). */
+  workers?: number
+  /** Add `preload_app!`: Puma then refuses phased restarts. */
+  preload?: boolean
   threads?: number
   /** Make config.ru raise at boot: the release can never serve. */
   brokenBoot?: boolean
@@ -29,7 +33,7 @@ export interface PumaAppOptions {
 }
 
 /**
- * Writes a Rack app served by Debian's Puma in cluster mode with two workers: each answer names the
+ * Writes a Rack app served by Debian's Puma, by default in cluster mode with two workers: each answer names the
  * release, the worker pid and cwd, an env var the master got from server.env_files, and a shared .env
  * value the app reads itself at boot.
  */
@@ -48,7 +52,8 @@ export async function writePumaApp(ws: Workspace, options: PumaAppOptions): Prom
   await writeFile(join(ws.source, '.env'), 'initial-value\n')
   const pumaRb = [
     options.noDirectory ? '' : `directory ${JSON.stringify(join(ws.deployTo, 'current'))}`,
-    'workers 2',
+    `workers ${options.workers ?? 2}`,
+    options.preload ? 'preload_app!' : '',
     `threads 1, ${options.threads ?? 4}`,
     `bind "tcp://127.0.0.1:${options.port}"`,
     `pidfile ${JSON.stringify(join(ws.deployTo, 'shared/tmp/pids/puma.pid'))}`,

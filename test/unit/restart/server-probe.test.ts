@@ -256,6 +256,21 @@ describe('parseServerProbe', () => {
     expect(probe.configs[0]?.binds).to.deep.equal([])
   })
 
+  it('keeps whether Puma has puma-wild only when the probe could tell', () => {
+    const base = {
+      dir: 'current',
+      file: 'config/puma.rb',
+      envSource: 'master',
+      ok: true,
+      pumaVersion: '5.6.5',
+    }
+    const probe = parseServerProbe(
+      report({ configs: [{ ...base, pumaWild: false }, { ...base, pumaWild: true }, base] }),
+    )
+    expect(probe.configs.map((config) => config.pumaWild)).to.deep.equal([false, true, undefined])
+    expect(probe.configs[2]).to.not.have.property('pumaWild')
+  })
+
   it('finds the report after noise a login shell printed', () => {
     const probe = parseServerProbe(`pyenv: warning\n{not json\n${report()}\n`)
     expect(probe.master.pid).to.equal(4100)
