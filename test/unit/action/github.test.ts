@@ -1,24 +1,8 @@
 import { expect } from 'chai'
 import { formatOutputs, workflowCommand } from '../../../src/action/github.js'
+import { readOutputFile } from '../../support/action.js'
 
 const DELIMITER = 'ghadelimiter_0123456789abcdef'
-
-/** Reads a GITHUB_OUTPUT file the way the runner does: `name=value` lines and `name<<DELIMITER` blocks. */
-function readOutputFile(text: string): Record<string, string> {
-  const outputs: Record<string, string> = {}
-  const lines = text.split('\n')
-  for (let index = 0; index < lines.length; index++) {
-    const line = lines[index] as string
-    const block = /^([^=<]+)<<(.+)$/.exec(line)
-    if (block) {
-      const end = lines.indexOf(block[2] as string, index + 1)
-      outputs[block[1] as string] = lines.slice(index + 1, end).join('\n')
-      index = end
-    } else if (line.includes('='))
-      outputs[line.slice(0, line.indexOf('='))] = line.slice(line.indexOf('=') + 1)
-  }
-  return outputs
-}
 
 describe('formatOutputs', () => {
   it('writes every value in the name<<DELIMITER form', () => {
