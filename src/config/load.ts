@@ -13,6 +13,7 @@ import {
   type YAMLError,
 } from 'yaml'
 import { ConfigError, DeployerError, ExitCode } from '../errors.js'
+import { applySshEnv } from './ssh-env.js'
 import { didYouMean } from './suggest.js'
 import type {
   DeployConfig,
@@ -29,14 +30,17 @@ import type {
 
 /**
  * Reads and validates a deployer.yml. A missing or unreadable file is a DeployerError with the config exit
- * code; a file with problems is one ConfigError listing every problem with its line and column.
+ * code; a file with problems is one ConfigError listing every problem with its line and column. The
+ * `DEPLOYER_SSH_IDENTITY`, `DEPLOYER_KNOWN_HOSTS` and `DEPLOYER_HOST_KEY` variables override `ssh:`.
  */
 export async function loadConfig(
   file: string,
   options: { env?: NodeJS.ProcessEnv; cwd?: string } = {},
 ): Promise<DeployConfig> {
   const env = options.env ?? process.env
-  const absolute = path.resolve(options.cwd ?? process.cwd(), file)
+  const cwd = options.cwd ?? process.cwd()
+  const homeDir = env.HOME || os.homedir()
+  const absolute = path.resolve(cwd, file)
   let text: string
   try {
     text = await readFile(absolute, 'utf8')
@@ -55,7 +59,7 @@ export async function loadConfig(
       cause: error,
     })
   }
-  return parseConfig(text, absolute, env, env.HOME || os.homedir())
+  return applySshEnv(parseConfig(text, absolute, env, homeDir), env, { cwd, homeDir })
 }
 
 /**

@@ -37,6 +37,11 @@ export function startCli(
     cwd: options.cwd,
     stdio: ['ignore', 'pipe', 'pipe'],
   })
+  return watchProcess(child)
+}
+
+/** Collects what a child started with piped stdout and stderr prints, until it exits. */
+export function watchProcess(child: ChildProcess): RunningCli {
   let stdout = ''
   let stderr = ''
   child.stdout?.on('data', (chunk: Buffer) => {
