@@ -35,7 +35,8 @@ export abstract class DeployerCommand extends Command {
     }),
   }
 
-  private json = false
+  /** `--json` was given: set by loadDeployConfig, or by a command that loads no config (init). */
+  protected json = false
   private signalCleanup?: () => void
 
   /** Loads deployer.yml and narrows it to the `--host` selection. */

@@ -286,9 +286,10 @@ const SYSTEM_DIRS = new Set([
   '/tmp',
 ])
 
-const APP_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]*$/
-// POSIX portable user names; no leading `-` so a name can never read as an option.
-const USER_PATTERN = /^[A-Za-z0-9_][A-Za-z0-9._-]*$/
+/** What `app:` may hold: letters, digits, `.`, `_` and `-`, starting with a letter or digit. */
+export const APP_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]*$/
+/** POSIX portable user names; no leading `-` so a name can never read as an option. */
+export const USER_PATTERN = /^[A-Za-z0-9_][A-Za-z0-9._-]*$/
 const HOSTNAME_PATTERN = /^[A-Za-z0-9_][A-Za-z0-9._-]*$/
 // Hex groups, embedded IPv4 and an optional zone (`fe80::1%eth0`); must contain a colon to be IPv6 at all.
 const IPV6_PATTERN = /^(?=[^%]*:)[0-9A-Fa-f:.]+(%[A-Za-z0-9_.-]+)?$/

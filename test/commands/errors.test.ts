@@ -59,7 +59,7 @@ describe('command errors through the built binary', function () {
   it('lists the commands in --help', async () => {
     const result = await runCli(['--help'])
     expect(result.code).to.equal(0)
-    for (const command of ['release', 'rollback', 'prune', 'releases', 'unlock'])
+    for (const command of ['release', 'rollback', 'prune', 'releases', 'unlock', 'init'])
       expect(result.stdout).to.contain(command)
   })
 })

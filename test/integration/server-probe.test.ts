@@ -8,6 +8,7 @@ import { probeServer, type ServerProbe, type ServerProbeOptions } from '../../sr
 import { LocalTransport } from '../../src/transport/local.js'
 import { SshTransport } from '../../src/transport/ssh.js'
 import type { Transport } from '../../src/transport/transport.js'
+import { stopSpawnedPuma } from '../support/puma-app.js'
 import { findFreePort, startSshd, type TestSshd } from '../support/sshd.js'
 import { waitFor } from '../support/wait.js'
 
@@ -113,15 +114,7 @@ describe('server probe (real Puma 5.6, locally and over a real sshd)', function 
 
   after(async () => {
     await sshd?.stop()
-    const child = puma
-    // Only the Puma this suite started, by its pid; its exit event (not kill -0, which a zombie passes).
-    if (child?.pid !== undefined && child.exitCode === null && child.signalCode === null) {
-      process.kill(child.pid, 'SIGTERM')
-      await waitFor(() => child.exitCode !== null || child.signalCode !== null, {
-        what: `Puma ${child.pid} to stop`,
-        timeoutMs: 20_000,
-      })
-    }
+    await stopSpawnedPuma(puma)
     if (dir) await rm(dir, { recursive: true, force: true })
   })
 

@@ -1,3 +1,4 @@
+import type { ChildProcess } from 'node:child_process'
 import { mkdir, readFile, writeFile } from 'node:fs/promises'
 import { get } from 'node:http'
 import { join } from 'node:path'
@@ -161,4 +162,17 @@ export async function stopPuma(ws: Workspace): Promise<void> {
     },
     { what: `Puma ${pid} to stop`, timeoutMs: 20_000 },
   )
+}
+
+/**
+ * Stops a Puma that a test spawned itself, by its pid, and waits for its exit event (not kill -0, which
+ * a zombie passes). Does nothing when it never started or has already exited.
+ */
+export async function stopSpawnedPuma(child: ChildProcess | undefined): Promise<void> {
+  if (child?.pid === undefined || child.exitCode !== null || child.signalCode !== null) return
+  process.kill(child.pid, 'SIGTERM')
+  await waitFor(() => child.exitCode !== null || child.signalCode !== null, {
+    what: `Puma ${child.pid} to stop`,
+    timeoutMs: 20_000,
+  })
 }

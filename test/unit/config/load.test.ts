@@ -1,8 +1,7 @@
 // biome-ignore-all lint/suspicious/noTemplateCurlyInString: these tests are about the ${VAR} syntax written in YAML
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
+import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
-import { fileURLToPath } from 'node:url'
 import { expect } from 'chai'
 import {
   deployToProblem,
@@ -852,38 +851,6 @@ describe('selectHosts', () => {
         '/app/deployer.yml has no host named "web9", "db"; its hosts are deploy@web1, deploy@web2, web3.',
       )
       .with.property('exitCode', ExitCode.usage)
-  })
-})
-
-describe('templates/deployer.yml', () => {
-  const template = fileURLToPath(new URL('../../../templates/deployer.yml', import.meta.url))
-
-  it('parses, with every optional section present', async () => {
-    const text = await readFile(template, 'utf8')
-    const config = parseConfig(text, template, { PUMA_CONTROL_TOKEN: 'token' }, HOME)
-    expect(config.hosts.map((host) => host.name)).to.deep.equal([
-      'deploy@web1.example.com',
-      'deploy@web2.example.com:2222',
-      'web3',
-    ])
-    expect(config.install).to.not.equal(undefined)
-    expect(config.server?.controlToken).to.equal('token')
-    expect(config.health?.expect).to.equal('{release}')
-  })
-
-  it('names every key it accepts', async () => {
-    const text = await readFile(template, 'utf8')
-    for (const key of [
-      'identity',
-      'connect_timeout',
-      'env_files',
-      'full_restart',
-      'control_url',
-      'on_failure',
-      'check',
-    ]) {
-      expect(text).to.match(new RegExp(`^\\s*#?\\s*${key}:`, 'm'), key)
-    }
   })
 })
 
