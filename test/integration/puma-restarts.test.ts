@@ -5,8 +5,7 @@ import { promisify } from 'node:util'
 import { expect } from 'chai'
 import { ExitCode } from '../../src/errors.js'
 import type { HostReleases } from '../../src/fleet/list.js'
-import type { ReleaseResult } from '../../src/fleet/release.js'
-import { type CliResult, parseJson, type ReleaseJson, releaseJson, runCli } from '../support/cli.js'
+import { parseJson, type ReleaseJson, releaseJson, runCli } from '../support/cli.js'
 import { DEPLOY_USER, makeWorkspace, userIds, type Workspace } from '../support/fixture.js'
 import {
   answers,
