@@ -18,7 +18,7 @@ export default class Check extends DeployerCommand {
     const { flags } = await this.parse(Check)
     const config = await this.loadDeployConfig(flags)
     const result = await runCheck(config, { reporter: this.reporterFor(config) })
-    this.output(result, () => renderCheck(result))
+    await this.output(result, () => renderCheck(result))
     const exitCode = checkExitCode(result.hosts)
     if (exitCode === ExitCode.ok) return
     const failing = result.hosts.filter((host) => !host.reachable || host.status === 'blocking')

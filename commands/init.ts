@@ -76,7 +76,9 @@ export default class Init extends DeployerCommand {
       force: flags.force,
       dryRun: flags['dry-run'],
     })
-    this.output({ ok: !result.error, ...result, error: result.error?.message }, () => renderInit(result))
+    await this.output({ ok: !result.error, ...result, error: result.error?.message }, () =>
+      renderInit(result),
+    )
     if (result.error) this.fail(result.error)
   }
 }

@@ -28,7 +28,7 @@ export default class Prune extends DeployerCommand {
       reporter: this.reporterFor(config),
       actor: currentActor(),
     })
-    this.output({ ok: true, dryRun: flags['dry-run'], hosts: outcomes }, () =>
+    await this.output({ ok: true, dryRun: flags['dry-run'], hosts: outcomes }, () =>
       renderPrune(outcomes, flags['dry-run']),
     )
   }

@@ -54,7 +54,7 @@ export default class Release extends DeployerCommand {
       concurrency: flags.concurrency,
       onFailure: flags['on-failure'] as 'rollback' | 'stop' | undefined,
     })
-    this.output({ ok: !result.error, ...result, error: result.error && errorJson(result.error) }, () =>
+    await this.output({ ok: !result.error, ...result, error: result.error && errorJson(result.error) }, () =>
       result.dryRun ? renderReleasePlan(config, result) : renderReleaseResult(result),
     )
     if (result.error) this.fail(result.error)

@@ -12,7 +12,7 @@ export default class Releases extends DeployerCommand {
     const config = await this.loadDeployConfig(flags)
     const hosts = await listReleases(config)
     const failed = hosts.filter((host) => host.error)
-    this.output({ ok: failed.length === 0, hosts }, () => renderReleases(hosts))
+    await this.output({ ok: failed.length === 0, hosts }, () => renderReleases(hosts))
     if (failed.length > 0) {
       this.fail(
         new DeployerError(

@@ -29,7 +29,7 @@ export default class Rollback extends DeployerCommand {
       reporter: this.reporterFor(config),
       actor: currentActor(),
     })
-    this.output({ ok: true, dryRun: flags['dry-run'], hosts: outcomes }, () =>
+    await this.output({ ok: true, dryRun: flags['dry-run'], hosts: outcomes }, () =>
       renderRollback(outcomes, flags['dry-run'], flags.config),
     )
   }

@@ -11,6 +11,6 @@ export default class Unlock extends DeployerCommand {
     const { flags } = await this.parse(Unlock)
     const config = await this.loadDeployConfig(flags)
     const hosts = await breakLocks(config)
-    this.output({ ok: true, hosts }, () => hosts.map((host) => `${host}: lock removed`).join('\n'))
+    await this.output({ ok: true, hosts }, () => hosts.map((host) => `${host}: lock removed`).join('\n'))
   }
 }

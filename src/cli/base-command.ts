@@ -3,6 +3,7 @@ import { loadConfig, selectHosts } from '../config/load.js'
 import type { DeployConfig } from '../config/types.js'
 import { DeployerError, ExitCode } from '../errors.js'
 import type { Reporter } from '../ui/events.js'
+import { ListrReporter } from '../ui/listr-reporter.js'
 import { PlainReporter } from '../ui/plain-reporter.js'
 
 /** An error as `--json` output carries it, whether the run threw it or ended with it. */
@@ -38,6 +39,7 @@ export abstract class DeployerCommand extends Command {
   /** `--json` was given: set by loadDeployConfig, or by a command that loads no config (init). */
   protected json = false
   private signalCleanup?: () => void
+  private reporter?: Reporter
 
   /** Loads deployer.yml and narrows it to the `--host` selection. */
   protected async loadDeployConfig(flags: {
@@ -52,8 +54,22 @@ export abstract class DeployerCommand extends Command {
       : config
   }
 
+  /**
+   * listr2 tasks on a terminal; plain lines in CI, in a pipe and under `--json` (whose stdout is the
+   * result only, while progress still goes to stderr).
+   */
   protected reporterFor(config: DeployConfig): Reporter {
-    return new PlainReporter(config.hosts.map((host) => host.name))
+    const names = config.hosts.map((host) => host.name)
+    const terminal = process.stderr.isTTY && !this.json && !process.env.CI && process.env.TERM !== 'dumb'
+    this.reporter = terminal ? new ListrReporter(names) : new PlainReporter(names)
+    return this.reporter
+  }
+
+  /** Lets the progress display draw its last frame before anything else is printed. */
+  private async closeReporter(): Promise<void> {
+    const reporter = this.reporter
+    this.reporter = undefined
+    await reporter?.close?.()
   }
 
   /**
@@ -80,7 +96,8 @@ export abstract class DeployerCommand extends Command {
   }
 
   /** Prints `value` as JSON on stdout under `--json`, otherwise the human text on stdout. */
-  protected output(value: unknown, text: () => string): void {
+  protected async output(value: unknown, text: () => string): Promise<void> {
+    await this.closeReporter()
     if (this.json) process.stdout.write(`${JSON.stringify(value, null, 2)}\n`)
     else {
       const rendered = text()
@@ -95,6 +112,7 @@ export abstract class DeployerCommand extends Command {
   }
 
   protected override async catch(error: Error & { exitCode?: number }): Promise<unknown> {
+    await this.closeReporter()
     if (!(error instanceof DeployerError)) {
       // oclif's own errors (unknown flag, missing argument) already read well and carry exit code 2.
       if ((error as { oclif?: unknown }).oclif) return super.catch(error)
@@ -116,6 +134,7 @@ export abstract class DeployerCommand extends Command {
   }
 
   protected override async finally(error: Error | undefined): Promise<unknown> {
+    await this.closeReporter()
     this.signalCleanup?.()
     return super.finally(error)
   }

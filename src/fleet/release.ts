@@ -25,6 +25,7 @@ import { timedPhase } from '../ui/events.js'
 import { type PreviousEntry, planDelta } from '../upload/delta-plan.js'
 import { HashCache } from '../upload/hash-cache.js'
 import { type LocalTree, scanTree } from '../upload/local-tree.js'
+import { countBytes } from '../upload/progress.js'
 import { readGitRevision } from '../upload/revision.js'
 import { packTree } from '../upload/tar-pack.js'
 import { checkAgreement, DisagreementError } from './agreement.js'
@@ -362,7 +363,15 @@ async function buildEverywhere(
       'upload',
       async () => {
         if (delta.from !== null) await session.linkFrom(delta.from, release, delta.link, signal)
-        await session.upload(release, packTree(tree.root, delta.upload, generated), signal)
+        const archive = countBytes(packTree(tree.root, delta.upload, generated), (bytes) =>
+          reporter.emit({
+            kind: 'progress',
+            host: session.name,
+            phase: 'upload',
+            detail: `${formatBytes(bytes)} of ~${formatBytes(delta.uploadBytes)}`,
+          }),
+        )
+        await session.upload(release, archive, signal)
       },
       () =>
         delta.from === null

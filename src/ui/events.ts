@@ -25,10 +25,14 @@ export type ProgressEvent =
       ms?: number
       detail?: string
     }
+  /** How far a long step is, e.g. bytes uploaded; sent at most a few times a second. */
+  | { kind: 'progress'; host: string; phase: Phase; detail: string }
   | { kind: 'info' | 'warn'; host?: string; message: string }
 
 export interface Reporter {
   emit(event: ProgressEvent): void
+  /** Called once when the run is over (a terminal renderer draws its last frame). */
+  close?(): Promise<void>
 }
 
 export const silentReporter: Reporter = { emit() {} }

@@ -17,6 +17,8 @@ export class PlainReporter implements Reporter {
   }
 
   emit(event: ProgressEvent): void {
+    // A CI log keeps every line: byte counts would only bury the steps.
+    if (event.kind === 'progress') return
     if (event.kind === 'phase') {
       if (event.status === 'start') return
       const time = event.ms === undefined ? '' : ` ${formatMs(event.ms)}`

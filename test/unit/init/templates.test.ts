@@ -56,7 +56,9 @@ describe('templates/deployer.yml rendered', () => {
       // Hosts that name no user log in as ssh.user, which init fills in.
       for (const host of config.hosts.filter((h) => h.kind === 'ssh' && !h.name.includes('@')))
         expect(host.user).to.equal(settings.user)
-      expect(config.install?.command).to.match(/bundle config set --local path vendor\/bundle && bundle install$/)
+      expect(config.install?.command).to.match(
+        /bundle config set --local path vendor\/bundle && bundle install$/,
+      )
       expect(() => checkRenderedConfig(text, '/app/deployer.yml', settings)).to.not.throw()
     })
   }
