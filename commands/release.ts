@@ -8,7 +8,7 @@ import { renderReleasePlan, renderReleaseResult } from '../src/ui/render.js'
 export default class Release extends DeployerCommand {
   static override summary = 'build a new release on every host, publish it and flip current'
   static override description =
-    'Uploads the built app into releases/N on each host, links shared files, runs the install command, and only when every host built it, renames it into place and flips the `current` symlink atomically. A failed or interrupted build changes nothing that serves.'
+    'Uploads the built app into releases/N on each host (unchanged files hard-linked from the previous release), links shared files and runs the install. Only when every host built it does it go live, in waves set by --strategy: each host renames it into place, flips `current` atomically, restarts Puma the least disruptive correct way and verifies it. A failed or interrupted build changes nothing that serves; a host that fails to go live stops the rollout and, with --on-failure rollback, takes the hosts already live back.'
   static override examples = [
     '<%= config.bin %> release',
     '<%= config.bin %> release --config deploy/production.yml --host web1',
