@@ -1,4 +1,3 @@
-import { Listr, ListrLogger, ProcessOutput } from 'listr2'
 import type { ProgressEvent, Reporter } from './events.js'
 import {
   applyProgress,
@@ -33,32 +32,37 @@ export class ListrReporter implements Reporter {
 
   constructor(hostNames: readonly string[]) {
     for (const name of hostNames) this.hosts.set(name, { progress: newHostProgress(name) })
-    const list = new Listr(
-      hostNames.map((name) => ({
-        title: name,
-        task: (_: unknown, task: HostTask) =>
-          new Promise<void>((resolve, reject) => {
-            const entry = this.hosts.get(name) as HostEntry
-            entry.task = task
-            entry.finish = (error) => (error ? reject(error) : resolve())
-            this.draw(entry, this.closed)
-            // A quick run can end before listr2 starts its tasks.
-            if (this.closed) this.finish(entry)
-          }),
-        rendererOptions: { persistentOutput: true, outputBar: 1 },
-      })),
-      {
-        concurrent: true,
-        exitOnError: false,
-        registerSignalListeners: false,
-        rendererOptions: {
-          collapseErrors: false,
-          showErrorMessage: false,
-          logger: new ListrLogger({ processOutput: new ProcessOutput(process.stderr, process.stderr) }),
-        },
-      },
-    )
-    this.running = list.run().catch(() => {})
+    // Loaded only here: runs without a terminal (CI, pipes, --json) never pay for listr2's import.
+    this.running = import('listr2')
+      .then(({ Listr, ListrLogger, ProcessOutput }) => {
+        const list = new Listr(
+          hostNames.map((name) => ({
+            title: name,
+            task: (_: unknown, task: HostTask) =>
+              new Promise<void>((resolve, reject) => {
+                const entry = this.hosts.get(name) as HostEntry
+                entry.task = task
+                entry.finish = (error) => (error ? reject(error) : resolve())
+                this.draw(entry, this.closed)
+                // A quick run can end before listr2 starts its tasks.
+                if (this.closed) this.finish(entry)
+              }),
+            rendererOptions: { persistentOutput: true, outputBar: 1 },
+          })),
+          {
+            concurrent: true,
+            exitOnError: false,
+            registerSignalListeners: false,
+            rendererOptions: {
+              collapseErrors: false,
+              showErrorMessage: false,
+              logger: new ListrLogger({ processOutput: new ProcessOutput(process.stderr, process.stderr) }),
+            },
+          },
+        )
+        return list.run()
+      })
+      .catch(() => {})
   }
 
   emit(event: ProgressEvent): void {
