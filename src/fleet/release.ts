@@ -1,5 +1,6 @@
 import type { DeployConfig, RestartKind, Strategy } from '../config/types.js'
 import { DeployerError, ExitCode, type ExitCodeValue, InterruptedError } from '../errors.js'
+import { failpoint } from '../fault/failpoint.js'
 import { changedLockfiles, decideInstallStep } from '../install/reuse.js'
 import type { Actor, HistoryEvent } from '../release/history.js'
 import type { HostSession } from '../release/host-session.js'
@@ -171,6 +172,8 @@ export async function runRelease(
         'release',
         reporter,
         async () => {
+          for (const session of sessions) await failpoint('lock', session.name, options.signal)
+          options.signal?.throwIfAborted()
           // Read under the lock: numbers and partial releases cannot change until it is released.
           const states = await inspectAll(sessions, outcomes, config.concurrency, reporter, 'inspect')
           requireAgreement(sessions, states, reporter)
@@ -363,13 +366,16 @@ async function buildEverywhere(
       'upload',
       async () => {
         if (delta.from !== null) await session.linkFrom(delta.from, release, delta.link, signal)
-        const archive = countBytes(packTree(tree.root, delta.upload, generated), (bytes) =>
-          reporter.emit({
-            kind: 'progress',
-            host: session.name,
-            phase: 'upload',
-            detail: `${formatBytes(bytes)} of ~${formatBytes(delta.uploadBytes)}`,
-          }),
+        const archive = countBytes(
+          packTree(tree.root, delta.upload, generated),
+          (bytes) =>
+            reporter.emit({
+              kind: 'progress',
+              host: session.name,
+              phase: 'upload',
+              detail: `${formatBytes(bytes)} of ~${formatBytes(delta.uploadBytes)}`,
+            }),
+          { pauseAfterFirstChunk: () => failpoint('upload', session.name, signal) },
         )
         await session.upload(release, archive, signal)
       },
@@ -400,6 +406,8 @@ async function buildEverywhere(
             vendorSeeded,
             changedLockfiles: changedLockfiles(tree.entries, previousFiles, install.lockfiles),
           })
+          await failpoint('install', session.name, signal)
+          signal?.throwIfAborted()
           const checked =
             step.run === 'check' && (await session.check(release, install.check as string, signal))
           if (!checked) await session.install(release, install.command, { signal })
@@ -560,6 +568,7 @@ async function goLiveOnHost(
     by: options.actor,
   }
   const files = [{ path: FINGERPRINTS_FILE, content: built?.fingerprintsFile ?? '' }]
+  await failpoint('publish', session.name, options.signal)
   const publish = await timedPhase(
     options.reporter,
     session.name,
@@ -569,6 +578,7 @@ async function goLiveOnHost(
   )
   outcome.timings.publish = publish.ms
   outcome.status = 'released'
+  await failpoint('flip', session.name, options.signal)
   const plan = built?.plan ?? null
   if (plan && config.server) await restartOrRollBack(config, options, session, outcome, plan, release, now)
 }
@@ -732,7 +742,12 @@ async function restartOrRollBack(
       reporter,
       session.name,
       'restart',
-      () => pumaHost.restart(plan, release),
+      async () => {
+        await failpoint('restart', session.name, options.signal)
+        return pumaHost.restart(plan, release, undefined, {
+          afterSignal: () => failpoint('verify', session.name, options.signal),
+        })
+      },
       (done) => `${done.kind}${done.fellBackToHot ? ' (Puma fell back to hot)' : ''}: ${done.detail}`,
     )
     outcome.timings.restart = ms

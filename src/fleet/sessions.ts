@@ -40,18 +40,29 @@ export async function withLocks<T>(
 ): Promise<T> {
   const owner = newLockOwner(actor, command, now())
   const results = await settleAll(sessions, sessions.length, async (session) => {
-    const outcome = await session.tryLock(owner)
-    if (!outcome.acquired) {
-      const alive = outcome.holder ? isProcessAlive(outcome.holder.pid) : undefined
+    let outcome = await session.tryLock(owner)
+    for (let attempt = 0; !outcome.acquired; attempt++) {
+      const holder = outcome.holder
+      const alive = holder ? isProcessAlive(holder.pid) : undefined
       const report = describeHeldLock(
         session.name,
         session.layout.deployTo,
-        outcome.holder,
+        holder,
         now(),
         actor.machine,
         alive,
       )
-      throw new LockHeldError(session.name, report.message, report.hint, outcome.holder)
+      if (!report.stale || !holder || attempt > 0)
+        throw new LockHeldError(session.name, report.message, report.hint, holder)
+      // Taken on this machine by a process that no longer exists (a killed run): nobody can still be
+      // working under it. Removed only while it still carries that run's token, then taken anew.
+      await session.unlock(holder)
+      reporter.emit({
+        kind: 'warn',
+        host: session.name,
+        message: `broke a stale lock: ${report.message.replace(/^Host [^:]+: /, '')}`,
+      })
+      outcome = await session.tryLock(owner)
     }
     return session
   })

@@ -200,6 +200,9 @@ export class HostSession {
     await this.run(
       `publishing release ${release} and pointing current at it`,
       [
+        // Runs to the end even if the connection drops half way (sshd then sends SIGHUP), so a host
+        // never keeps a published release that `current` and the history do not know about.
+        "trap '' HUP PIPE",
         'set -e',
         ...files.map((file) => remote.writeFileCommand(posix.join(partial, file.path), file.content)),
         remote.publishCommand(this.layout, release),

@@ -243,7 +243,12 @@ export class PumaHost {
    * Restarts Puma as planned and verifies it with a deadline, then checks the health URL. Throws a
    * VerifyError with what was seen (and the log's last lines) when it does not complete.
    */
-  async restart(plan: RestartPlan, release: number, signal?: AbortSignal): Promise<RestartOutcome> {
+  async restart(
+    plan: RestartPlan,
+    release: number,
+    signal?: AbortSignal,
+    hooks: { afterSignal?: () => Promise<void> } = {},
+  ): Promise<RestartOutcome> {
     const started = Date.now()
     const kind = plan.decision.kind
     if (kind === 'none')
@@ -252,6 +257,7 @@ export class PumaHost {
     // The baseline is read right before the signal: the stats to compare with are the ones it acts on.
     const baseline = baselineOf(await this.waitForIdle(signal))
     await this.trigger(kind, { ...plan, baseline })
+    await hooks.afterSignal?.()
     const expectation: Expectation = {
       kind: kind as VerifiedKind,
       releasePath: releaseDir,

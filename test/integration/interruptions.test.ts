@@ -1,4 +1,4 @@
-import { readdir, readFile, readlink, rm, stat, truncate, writeFile } from 'node:fs/promises'
+import { chown, mkdir, readdir, readFile, readlink, rm, stat, truncate, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { expect } from 'chai'
 import { ExitCode } from '../../src/errors.js'
@@ -7,6 +7,7 @@ import {
   DEPLOY_USER,
   listDir,
   makeWorkspace,
+  userIds,
   type Workspace,
   writeApp,
   writeConfig,
@@ -106,23 +107,45 @@ describe('interrupted and concurrent releases over a real sshd', function () {
     expect(await listDir(releasesDir())).to.deep.equal(['1', '3'])
   })
 
-  it('a killed run leaves a stale lock that is reported with how to break it; after unlock the release succeeds', async () => {
+  it('a killed run leaves a stale lock that the next run on this machine breaks, with a warning', async () => {
     const cli = await startBigUpload()
     cli.child.kill('SIGKILL')
     await cli.result
     expect(await readlink(join(ws.deployTo, 'current'))).to.equal('releases/1')
 
     await rm(join(ws.source, 'big.bin'))
+    const next = await deployer('release')
+    expect(next.code, next.stderr).to.equal(0)
+    expect(next.stderr).to.contain('broke a stale lock').and.contain('that process is no longer running')
+    // The killed run's partial release is cleaned up and its number is not reused.
+    expect(await listDir(releasesDir())).to.deep.equal(['1', '3'])
+  })
+
+  it('a lock taken on another machine is reported with how to break it; after unlock the release succeeds', async () => {
+    const lock = join(ws.deployTo, '.deployer', 'lock')
+    const { uid, gid } = await userIds(DEPLOY_USER)
+    await mkdir(lock)
+    const owner = {
+      user: 'ci',
+      machine: 'runner-7',
+      pid: 4242,
+      token: 'other',
+      command: 'release',
+      startedAt: new Date().toISOString(),
+    }
+    await writeFile(join(lock, 'owner.json'), `${JSON.stringify(owner)}\n`)
+    await chown(lock, uid, gid)
+    await chown(join(lock, 'owner.json'), uid, gid)
+
     const blocked = await deployer('release')
     expect(blocked.code).to.equal(ExitCode.locked)
-    expect(blocked.stderr).to.contain('the lock is stale').and.contain('deployer unlock --host it')
+    expect(blocked.stderr).to.contain('ci@runner-7 (pid 4242').and.contain('deployer unlock --host it')
+    expect(await readlink(join(ws.deployTo, 'current'))).to.equal('releases/1')
 
     const unlock = await deployer('unlock', '--host', 'it')
     expect(unlock.code, unlock.stderr).to.equal(0)
     const next = await deployer('release')
     expect(next.code, next.stderr).to.equal(0)
-    // The killed run's partial release is cleaned up and its number is not reused.
-    expect(await listDir(releasesDir())).to.deep.equal(['1', '3'])
   })
 
   it('two concurrent releases: the second fails clearly while the first holds the lock, and neither corrupts anything', async () => {
