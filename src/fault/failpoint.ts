@@ -2,8 +2,9 @@
  * Named points in a run where the fault suite stops deployer to kill it, cut its connection or fill
  * the disk at a known moment instead of racing a timer. Off unless `DEPLOYER_FAILPOINT` names one:
  * `upload`, or `upload@web2` for one host, several separated by commas. At a matching point deployer
- * prints `failpoint NAME HOST` on stderr and waits until the run is interrupted (SIGINT/SIGTERM, then
- * it carries on as an interrupt arriving there would) or killed.
+ * prints `failpoint NAME HOST` on stderr and waits until it gets SIGUSR2 (it carries on, e.g. after the
+ * test cut a host off), the run is interrupted (SIGINT/SIGTERM: it carries on as an interrupt arriving
+ * there would) or it is killed.
  */
 export type FailpointName = 'lock' | 'upload' | 'install' | 'publish' | 'flip' | 'restart' | 'verify'
 
@@ -31,15 +32,15 @@ export async function failpoint(
   process.stderr.write(`failpoint ${name} ${host}\n`)
   if (signal?.aborted) return
   await new Promise<void>((resolve) => {
-    // Without a signal only a kill ends the wait; the timer keeps the process alive meanwhile.
+    // The timer keeps the process alive while nothing else is pending.
     const keepAlive = setInterval(() => {}, 60_000)
-    signal?.addEventListener(
-      'abort',
-      () => {
-        clearInterval(keepAlive)
-        resolve()
-      },
-      { once: true },
-    )
+    const done = () => {
+      clearInterval(keepAlive)
+      process.off('SIGUSR2', done)
+      signal?.removeEventListener('abort', done)
+      resolve()
+    }
+    process.once('SIGUSR2', done)
+    signal?.addEventListener('abort', done, { once: true })
   })
 }
