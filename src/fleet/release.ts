@@ -173,7 +173,7 @@ export async function runRelease(
         reporter,
         async () => {
           for (const session of sessions) await failpoint('lock', session.name, options.signal)
-          options.signal?.throwIfAborted()
+          throwIfInterrupted(options.signal)
           // Read under the lock: numbers and partial releases cannot change until it is released.
           const states = await inspectAll(sessions, outcomes, config.concurrency, reporter, 'inspect')
           requireAgreement(sessions, states, reporter)
@@ -490,7 +490,7 @@ async function goLive(
   const release = result.release
   const strategy = config.strategy
   const waves = planWaves(sessions.length, config)
-  signal?.throwIfAborted()
+  throwIfInterrupted(signal)
   let stoppedBy: { host: string | null; error: DeployerError } | null = null
   const reached = new Set<number>()
   for (const [number, wave] of waves.entries()) {
@@ -526,20 +526,27 @@ async function goLive(
       .map((index) => outcomes[index] as HostReleaseOutcome)
       .find((outcome) => outcome.status !== 'released' || outcome.error)
     if (failed) {
-      stoppedBy = { host: failed.host, error: toDeployerError(failed) }
+      stoppedBy =
+        failed.error?.exitCode === ExitCode.interrupted && signal?.aborted
+          ? { host: null, error: new InterruptedError(abortReason(signal)) }
+          : { host: failed.host, error: toDeployerError(failed) }
       break
     }
   }
   if (!stoppedBy) return
 
   const notReached = sessions.map((_, index) => index).filter((index) => !reached.has(index))
-  await settleAll(notReached, sessions.length, async (index) => {
+  for (const index of notReached) {
     const outcome = outcomes[index] as HostReleaseOutcome
     outcome.status = 'skipped'
-    await (sessions[index] as HostSession).discardPartial(release)
-    outcome.note = stoppedBy?.host
+    outcome.note = stoppedBy.host
       ? `not started: the rollout stopped when ${stoppedBy.host} failed`
       : 'not started: the rollout was interrupted'
+  }
+  // Only `.N.partial` goes: on a host that got as far as publishing, that is already releases/N.
+  await settleAll(sessions, sessions.length, async (session, index) => {
+    const status = (outcomes[index] as HostReleaseOutcome).status
+    if (status === 'skipped' || status === 'failed') await session.discardPartial(release)
   })
   const live = outcomes.filter((outcome) => outcome.status === 'released')
   const onFailure = config.onFailure
@@ -569,6 +576,8 @@ async function goLiveOnHost(
   }
   const files = [{ path: FINGERPRINTS_FILE, content: built?.fingerprintsFile ?? '' }]
   await failpoint('publish', session.name, options.signal)
+  // The last moment an interrupt can stop this host cleanly: from the publish on it runs to the end.
+  if (options.signal?.aborted) throw new InterruptedError(abortReason(options.signal))
   const publish = await timedPhase(
     options.reporter,
     session.name,
@@ -710,6 +719,11 @@ function errorMessage(error: unknown): string {
 
 function isAbort(error: unknown): boolean {
   return error instanceof Error && (error.name === 'AbortError' || error instanceof InterruptedError)
+}
+
+/** An interrupt (SIGINT/SIGTERM) as the typed error the CLI turns into exit 130. */
+function throwIfInterrupted(signal: AbortSignal | undefined): void {
+  if (signal?.aborted) throw new InterruptedError(abortReason(signal))
 }
 
 function abortReason(signal: AbortSignal): string {
