@@ -233,7 +233,8 @@ export class PumaHost {
     const result = await this.session.transport.exec(`cat ${quote(file)} 2>/dev/null`)
     try {
       const stored = JSON.parse(result.stdout) as { fingerprints: Fingerprints }
-      return { ...stored.fingerprints, binds: stored.fingerprints.binds ?? config?.binds ?? null }
+      // Binds as the master sees them (its environment can set them) when the config could be read.
+      return { ...stored.fingerprints, binds: config?.binds ?? stored.fingerprints.binds ?? null }
     } catch {
       return null
     }

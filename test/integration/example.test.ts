@@ -35,6 +35,8 @@ describe("the README's main job: deploying the bundled example app to a local ta
       ['2', '2'],
     ])
     expect(stdout).to.contain('stopped Puma')
+    // A code change is a phased restart, although the start command sets the bind from the environment.
+    expect(stdout).to.contain('release 2 is live (was 1), phased restart')
     expect(await readlink(join(deployTo, 'current'))).to.equal('releases/2')
     // The install ran for real: Bundler put the vendored gem into the release's own vendor/bundle.
     const bundleConfig = await readFile(join(deployTo, 'releases', '2', '.bundle', 'config'), 'utf8')
