@@ -37,7 +37,7 @@ function hostTable(command: ActionCommand | undefined, json: CliJson): string[] 
             ? `${host.restart.kind}${host.restart.done?.fellBackToHot ? ' (Puma fell back to hot)' : ''}`
             : '—',
           host.restart?.reasons.join('; ') || '—',
-          host.status,
+          host.note ? `${host.status}: ${host.note}` : host.status,
           host.status === 'rolled-back'
             ? `yes, to ${host.previous ?? 'none'}${host.restart?.recovered ? `: ${host.restart.recovered}` : ''}`
             : 'no',

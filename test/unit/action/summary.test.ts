@@ -76,6 +76,20 @@ describe('renderSummary', () => {
     expect(markdown.match(/workers did not boot/g)).to.have.length(1)
   })
 
+  it('says why a host of a stopped rollout was rolled back or not started', () => {
+    const json = releaseJson([
+      releasedHost('web1', { status: 'rolled-back', note: 'rolled back to release 11 because web2 failed' }),
+      releasedHost('web3', { status: 'skipped', note: 'not started: the rollout stopped when web2 failed' }),
+    ])
+    const statuses = rows(renderSummary('release', json, 8))
+      .slice(1)
+      .map((row) => row[4])
+    expect(statuses).to.deep.equal([
+      'rolled-back: rolled back to release 11 because web2 failed',
+      'skipped: not started: the rollout stopped when web2 failed',
+    ])
+  })
+
   it('renders a failure before any result as the error and its hint, without a table', () => {
     const markdown = renderSummary('release', STOPPED_EARLY, 5)
     expect(markdown).to.equal(
