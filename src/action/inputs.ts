@@ -4,7 +4,7 @@ import { parseKnownHosts } from '../transport/known-hosts.js'
 import type { ErrorInfo } from './result.js'
 
 /** The deployer commands the action runs. */
-export const ACTION_COMMANDS = ['release', 'rollback', 'prune', 'releases'] as const
+export const ACTION_COMMANDS = ['release', 'rollback', 'prune', 'releases', 'check'] as const
 export type ActionCommand = (typeof ACTION_COMMANDS)[number]
 
 /** The action's inputs, after validation. Empty strings mean "not given". */

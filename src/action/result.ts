@@ -1,3 +1,4 @@
+import type { HostCheck } from '../check/findings.js'
 import type { HostReleases } from '../fleet/list.js'
 import type { PruneOutcome } from '../fleet/prune.js'
 import type { HostReleaseOutcome } from '../fleet/release.js'
@@ -36,6 +37,7 @@ export type HostsOf<C extends ActionCommand> = {
   rollback: RollbackOutcome
   prune: PruneOutcome
   releases: HostReleases
+  check: HostCheck
 }[C]
 
 export function hostsOf<C extends ActionCommand>(json: CliJson, _command: C): HostsOf<C>[] {

@@ -82,6 +82,18 @@ function hostTable(command: ActionCommand | undefined, json: CliJson): string[] 
           host.locked ? 'yes' : 'no',
         ]),
       )
+    case 'check':
+      return table(
+        ['host', 'status', 'problems'],
+        hostsOf(json, command).map((host) => [
+          host.host,
+          host.status,
+          host.findings
+            .filter((finding) => finding.severity === 'blocking' || finding.severity === 'warning')
+            .map((finding) => `${finding.severity}: ${finding.message}`)
+            .join('; ') || 'none',
+        ]),
+      )
     default:
       return []
   }

@@ -122,7 +122,7 @@ describe('parseInputs', () => {
   const refused: [env: NodeJS.ProcessEnv, message: string][] = [
     [
       { INPUT_COMMAND: 'deploy' },
-      'The command input must be one of release, rollback, prune, releases, not "deploy".',
+      'The command input must be one of release, rollback, prune, releases, check, not "deploy".',
     ],
     [{ INPUT_ARGS: "--host 'web1" }, "The args input has a ' that is never closed."],
     [{ INPUT_ARGS: '--json' }, 'The args input must not contain --json: the action always passes --json.'],
@@ -136,7 +136,7 @@ describe('parseInputs', () => {
     ],
     [
       { INPUT_COMMAND: 'init', INPUT_ARGS: '--config=x.yml' },
-      'The command input must be one of release, rollback, prune, releases, not "init". The args input must not contain --config=x.yml: use the config input instead.',
+      'The command input must be one of release, rollback, prune, releases, check, not "init". The args input must not contain --config=x.yml: use the config input instead.',
     ],
   ]
   for (const [env, message] of refused) {

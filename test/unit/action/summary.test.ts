@@ -90,6 +90,35 @@ describe('renderSummary', () => {
     ])
   })
 
+  it('lists what check found per host, warnings and blocking problems only', () => {
+    const json = {
+      ok: false,
+      hosts: [
+        {
+          host: 'web1',
+          deployTo: '/srv/shop',
+          status: 'blocking',
+          reachable: true,
+          findings: [
+            { check: 'ssh', severity: 'ok', message: 'connected' },
+            {
+              check: 'tool',
+              severity: 'blocking',
+              message: 'bundle is not installed',
+              hint: 'apt install bundler',
+            },
+            { check: 'puma-preload', severity: 'warning', message: 'preload_app! is on' },
+          ],
+        },
+      ],
+    }
+    expect(rows(renderSummary('check', json, 1))[1]).to.deep.equal([
+      'web1',
+      'blocking',
+      'blocking: bundle is not installed; warning: preload_app! is on',
+    ])
+  })
+
   it('renders a failure before any result as the error and its hint, without a table', () => {
     const markdown = renderSummary('release', STOPPED_EARLY, 5)
     expect(markdown).to.equal(
