@@ -30,7 +30,7 @@ import { countBytes } from '../upload/progress.js'
 import { readGitRevision } from '../upload/revision.js'
 import { packTree } from '../upload/tar-pack.js'
 import { checkAgreement, DisagreementError } from './agreement.js'
-import { settleAll } from './concurrency.js'
+import { firstFailure, settleAll } from './concurrency.js'
 import { pruneHost } from './prune.js'
 import { rollBackHostTo } from './rollback.js'
 import { type TransportFactory, withLocks, withSessions } from './sessions.js'
@@ -130,8 +130,8 @@ export async function runRelease(
   }
   const now = options.now ?? (() => new Date())
   const { reporter } = options
-  // Reading the source overlaps with connecting, locking and inspecting the hosts: on a repeat release
-  // both take about as long as the rest of the job.
+  // Reading the source overlaps with connecting to the hosts: on a repeat release both take about as
+  // long as the rest of the job.
   const reading = readSource(config, options)
   reading.catch(() => {})
 
@@ -166,6 +166,7 @@ export async function runRelease(
         }
         return result
       }
+      await connectWhileReading(sessions, sourceRead())
       return withLocks(
         sessions,
         options.actor,
@@ -199,6 +200,22 @@ export async function runRelease(
     },
     options.open,
   )
+}
+
+/**
+ * Waits for the source to be read while every host connects. A source that cannot be uploaded (missing,
+ * a symlink out of it, nothing left after `exclude`) thus fails the run before any host changes: taking
+ * the lock already creates `deploy_to/.deployer`, and `deploy_to` itself on a new host.
+ */
+async function connectWhileReading(
+  sessions: readonly HostSession[],
+  reading: Promise<unknown>,
+): Promise<void> {
+  const connecting = settleAll(sessions, sessions.length, (session) => session.connect())
+  // On a failed read the sessions are closed at once (withSessions), cutting the handshakes short.
+  await reading
+  const failure = firstFailure(await connecting)
+  if (failure !== undefined) throw failure
 }
 
 /** The local source, read once for every host. */

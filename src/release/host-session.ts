@@ -51,6 +51,11 @@ export class HostSession {
     return this.host.name
   }
 
+  /** Connects now rather than on the first command, so the handshake overlaps with local work. */
+  async connect(): Promise<void> {
+    await this.transport.connect?.()
+  }
+
   async inspect(): Promise<HostState> {
     const output = await this.run('reading the state of deploy_to', remote.inspectCommand(this.layout))
     return parseHostState(output)
