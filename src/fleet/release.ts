@@ -427,7 +427,8 @@ async function buildEverywhere(
           signal?.throwIfAborted()
           const checked =
             step.run === 'check' && (await session.check(release, install.check as string, signal))
-          if (!checked) await session.install(release, install.command, { signal })
+          if (!checked)
+            await session.install(release, install.command, { signal, shown: install.commandAsWritten })
           outcome.install = checked
             ? { ran: 'check', reason: step.reason }
             : { ran: 'install', reason: step.run === 'check' ? 'install.check failed' : step.reason }
@@ -435,12 +436,15 @@ async function buildEverywhere(
           if (written.length > 0)
             throw sharedWriteError(
               session.name,
-              checked ? (install.check as string) : install.command,
+              checked
+                ? (install.checkAsWritten ?? (install.check as string))
+                : (install.commandAsWritten ?? install.command),
               written,
             )
         },
         () => {
-          const ran = outcome.install?.ran === 'check' ? `\`${install.check}\` passed` : 'installed'
+          const check = install.checkAsWritten ?? install.check
+          const ran = outcome.install?.ran === 'check' ? `\`${check}\` passed` : 'installed'
           const reuse = outcome.upload?.vendorReused ? `, ${install.vendor} reused from release ${from}` : ''
           return `${ran}${reuse} (${outcome.install?.reason})`
         },

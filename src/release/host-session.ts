@@ -159,13 +159,14 @@ export class HostSession {
     )
   }
 
+  /** Runs `command` in the partial release; messages name it as `shown` (see InstallSettings.commandAsWritten). */
   async install(
     release: number,
     command: string,
-    options: Pick<ExecOptions, 'signal' | 'onOutput'>,
+    options: Pick<ExecOptions, 'signal' | 'onOutput'> & { shown?: string },
   ): Promise<void> {
     await this.run(
-      `install (\`${command}\`) in release ${release}`,
+      `install (\`${options.shown ?? command}\`) in release ${release}`,
       remote.installCommand(this.layout, release, command),
       {
         ...options,
