@@ -333,7 +333,7 @@ function toolFindings(
     findings.push({
       check: 'tool',
       severity: 'info',
-      message: `install.command (\`${config.install?.command}\`) starts with something only the shell can resolve; its program is not checked.`,
+      message: `install.command (\`${config.install?.commandAsWritten ?? config.install?.command}\`) starts with something only the shell can resolve; its program is not checked.`,
     })
   }
   if (found.length > 0)

@@ -415,16 +415,17 @@ function samePidfile(configured: string, expected: string, deployTo: string): bo
 }
 
 function healthFinding(facts: PumaFacts, health: HealthSettings): Finding {
+  const url = health.urlAsWritten ?? health.url
   const result = facts.health
   if (!facts.probe?.master.running || !result) {
-    return { check: 'health', severity: 'info', message: `${health.url} not checked: Puma is not running.` }
+    return { check: 'health', severity: 'info', message: `${url} not checked: Puma is not running.` }
   }
   const answered = result.status >= 200 && result.status < 400
   if (answered && (!result.expected || result.body.includes(result.expected))) {
     return {
       check: 'health',
       severity: 'ok',
-      message: `${health.url} answers HTTP ${result.status}${result.expected ? ` with "${result.expected}"` : ''}.`,
+      message: `${url} answers HTTP ${result.status}${result.expected ? ` with "${result.expected}"` : ''}.`,
     }
   }
   const seen =
@@ -436,7 +437,7 @@ function healthFinding(facts: PumaFacts, health: HealthSettings): Finding {
   return {
     check: 'health',
     severity: 'warning',
-    message: `${health.url} ${seen}: the current release does not pass the check a new release must pass.`,
+    message: `${url} ${seen}: the current release does not pass the check a new release must pass.`,
     hint: 'Check health.url and health.expect against what the app serves ({release} and {revision} are filled in).',
   }
 }

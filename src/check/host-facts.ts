@@ -67,7 +67,9 @@ export function requiredTools(config: Pick<DeployConfig, 'install' | 'server'>):
   const add = (tool: RequiredTool) => {
     if (!tools.some((known) => known.name === tool.name)) tools.push(tool)
   }
-  const install = config.install && firstCommandWord(config.install.command)
+  // As written: a program named by `${VAR}` is left to the shell, and its expanded name is never shown.
+  const install =
+    config.install && firstCommandWord(config.install.commandAsWritten ?? config.install.command)
   if (install) add({ ...commandTool(install, 'install.command'), use: 'runs the install' })
   if (config.server) {
     add({ name: 'ruby', use: 'reads Puma’s state and config, and runs the health check' })

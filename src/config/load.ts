@@ -535,6 +535,8 @@ function readInstall(ctx: Ctx, field: Field | undefined): InstallSettings | unde
     lockfiles: readRelativePaths(ctx, optional(fields, 'lockfiles')) ?? DEFAULT_LOCKFILES,
     ...(vendorPath ? { vendor: vendorPath } : {}),
     ...(check?.value ? { check: check.value } : {}),
+    ...(command?.fromEnv ? { commandAsWritten: command.raw } : {}),
+    ...(check?.fromEnv ? { checkAsWritten: check.raw } : {}),
   }
 }
 
@@ -576,6 +578,7 @@ function readHealth(ctx: Ctx, field: Field | undefined): HealthSettings | undefi
   const expect = readText(ctx, optional(fields, 'expect'))
   return {
     url: url?.value ?? '',
+    ...(url?.fromEnv ? { urlAsWritten: url.raw } : {}),
     ...(expect ? { expect: expect.value } : {}),
     timeout: readDuration(ctx, optional(fields, 'timeout')) ?? 60,
   }

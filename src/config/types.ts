@@ -46,6 +46,12 @@ export interface InstallSettings {
    * from it (e.g. `bundle check`); `command` still runs when it fails. Without it, `command` always runs.
    */
   check?: string
+  /**
+   * `command` and `check` as deployer.yml writes them, set when `${VAR}` filled them in: the expanded
+   * text may hold a secret (a token, a password), so messages and plans show these instead.
+   */
+  commandAsWritten?: string
+  checkAsWritten?: string
 }
 
 export interface ServerSettings {
@@ -62,6 +68,8 @@ export interface ServerSettings {
 
 export interface HealthSettings {
   url: string
+  /** `url` as deployer.yml writes it, set when `${VAR}` filled it in (a token in the query): what messages show. */
+  urlAsWritten?: string
   expect?: string
   /** Seconds. */
   timeout: number

@@ -30,7 +30,7 @@ import { countBytes } from '../upload/progress.js'
 import { readGitRevision } from '../upload/revision.js'
 import { packTree } from '../upload/tar-pack.js'
 import { checkAgreement, DisagreementError } from './agreement.js'
-import { settleAll } from './concurrency.js'
+import { firstFailure, settleAll } from './concurrency.js'
 import { pruneHost } from './prune.js'
 import { rollBackHostTo } from './rollback.js'
 import { type TransportFactory, withLocks, withSessions } from './sessions.js'
@@ -130,8 +130,8 @@ export async function runRelease(
   }
   const now = options.now ?? (() => new Date())
   const { reporter } = options
-  // Reading the source overlaps with connecting, locking and inspecting the hosts: on a repeat release
-  // both take about as long as the rest of the job.
+  // Reading the source overlaps with connecting to the hosts: on a repeat release both take about as
+  // long as the rest of the job.
   const reading = readSource(config, options)
   reading.catch(() => {})
 
@@ -166,6 +166,7 @@ export async function runRelease(
         }
         return result
       }
+      await connectWhileReading(sessions, sourceRead())
       return withLocks(
         sessions,
         options.actor,
@@ -199,6 +200,22 @@ export async function runRelease(
     },
     options.open,
   )
+}
+
+/**
+ * Waits for the source to be read while every host connects. A source that cannot be uploaded (missing,
+ * a symlink out of it, nothing left after `exclude`) thus fails the run before any host changes: taking
+ * the lock already creates `deploy_to/.deployer`, and `deploy_to` itself on a new host.
+ */
+async function connectWhileReading(
+  sessions: readonly HostSession[],
+  reading: Promise<unknown>,
+): Promise<void> {
+  const connecting = settleAll(sessions, sessions.length, (session) => session.connect())
+  // On a failed read the sessions are closed at once (withSessions), cutting the handshakes short.
+  await reading
+  const failure = firstFailure(await connecting)
+  if (failure !== undefined) throw failure
 }
 
 /** The local source, read once for every host. */
@@ -410,7 +427,8 @@ async function buildEverywhere(
           signal?.throwIfAborted()
           const checked =
             step.run === 'check' && (await session.check(release, install.check as string, signal))
-          if (!checked) await session.install(release, install.command, { signal })
+          if (!checked)
+            await session.install(release, install.command, { signal, shown: install.commandAsWritten })
           outcome.install = checked
             ? { ran: 'check', reason: step.reason }
             : { ran: 'install', reason: step.run === 'check' ? 'install.check failed' : step.reason }
@@ -418,12 +436,15 @@ async function buildEverywhere(
           if (written.length > 0)
             throw sharedWriteError(
               session.name,
-              checked ? (install.check as string) : install.command,
+              checked
+                ? (install.checkAsWritten ?? (install.check as string))
+                : (install.commandAsWritten ?? install.command),
               written,
             )
         },
         () => {
-          const ran = outcome.install?.ran === 'check' ? `\`${install.check}\` passed` : 'installed'
+          const check = install.checkAsWritten ?? install.check
+          const ran = outcome.install?.ran === 'check' ? `\`${check}\` passed` : 'installed'
           const reuse = outcome.upload?.vendorReused ? `, ${install.vendor} reused from release ${from}` : ''
           return `${ran}${reuse} (${outcome.install?.reason})`
         },

@@ -51,6 +51,11 @@ export class HostSession {
     return this.host.name
   }
 
+  /** Connects now rather than on the first command, so the handshake overlaps with local work. */
+  async connect(): Promise<void> {
+    await this.transport.connect?.()
+  }
+
   async inspect(): Promise<HostState> {
     const output = await this.run('reading the state of deploy_to', remote.inspectCommand(this.layout))
     return parseHostState(output)
@@ -154,13 +159,14 @@ export class HostSession {
     )
   }
 
+  /** Runs `command` in the partial release; messages name it as `shown` (see InstallSettings.commandAsWritten). */
   async install(
     release: number,
     command: string,
-    options: Pick<ExecOptions, 'signal' | 'onOutput'>,
+    options: Pick<ExecOptions, 'signal' | 'onOutput'> & { shown?: string },
   ): Promise<void> {
     await this.run(
-      `install (\`${command}\`) in release ${release}`,
+      `install (\`${options.shown ?? command}\`) in release ${release}`,
       remote.installCommand(this.layout, release, command),
       {
         ...options,

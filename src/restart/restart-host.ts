@@ -457,7 +457,7 @@ export class PumaHost {
     }
     throw new VerifyError(
       this.session.name,
-      `the health check of ${health.url}`,
+      `the health check of ${health.urlAsWritten ?? health.url}`,
       last,
       await this.logTail(plan),
     )

@@ -26,5 +26,7 @@ export interface Transport {
   /** How the user names this host in messages (`web1`, `deploy@10.0.0.3:2222`, `local`). */
   readonly name: string
   exec(command: string, options?: ExecOptions): Promise<ExecResult>
+  /** Opens the connection ahead of the first command; absent where there is nothing to open. */
+  connect?(): Promise<void>
   close(): Promise<void>
 }

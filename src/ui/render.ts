@@ -19,7 +19,7 @@ export function renderReleasePlan(config: DeployConfig, result: ReleaseResult): 
   ]
   if (config.shared.dirs.length + config.shared.files.length > 0)
     steps.push(`link shared: ${[...config.shared.dirs, ...config.shared.files].join(', ')}`)
-  if (config.install) steps.push(`install: ${config.install.command}`)
+  if (config.install) steps.push(`install: ${config.install.commandAsWritten ?? config.install.command}`)
   steps.push(
     `publish releases/${result.release} on every host, then flip current`,
     `prune to keep ${config.keepReleases} releases (never current, never one a process uses)`,

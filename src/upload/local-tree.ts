@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto'
 import { createReadStream, lstatSync, readdirSync, readlinkSync } from 'node:fs'
-import { lstat, readFile } from 'node:fs/promises'
+import { readFile, stat } from 'node:fs/promises'
 import { join, posix } from 'node:path'
 import picomatch from 'picomatch'
 import { DeployerError, ExitCode } from '../errors.js'
@@ -32,16 +32,18 @@ export interface LocalTree {
 /**
  * Walks the source directory once (minus `exclude`), hashing every file. Symlinks are kept as links,
  * but one that points outside the tree (absolute, or climbing out with `..`) is refused: on the host it
- * would point somewhere else, or somewhere deployer must never write through.
+ * would point somewhere else, or somewhere deployer must never write through. A name that is not UTF-8
+ * is refused too (it has no exact form in the manifest), and so is a tree with no file left to upload.
  */
 export async function scanTree(
   root: string,
   exclude: readonly string[],
   cache?: HashCache,
 ): Promise<LocalTree> {
-  const rootStat = await lstat(root).catch(() => null)
+  // The root may be a symlink to the build (`build -> builds/42`): it is followed, links inside are not.
+  const rootStat = await stat(root).catch(() => null)
   if (!rootStat?.isDirectory()) {
-    throw new DeployerError(`The source ${root} is not a directory.`, {
+    throw new DeployerError(`The source ${root} ${rootStat ? 'is not a directory' : 'does not exist'}.`, {
       exitCode: ExitCode.config,
       hint: 'Set `source:` in deployer.yml or pass `--source DIR` with the built app.',
     })
@@ -51,6 +53,7 @@ export async function scanTree(
   const entries: TreeEntry[] = []
   const skipped: string[] = []
   const escaping: string[] = []
+  const undecodable: string[] = []
 
   // Metadata is read synchronously: for a tree whose hashes are cached, one lstat per entry is the
   // whole cost, and the promise API doubles it. The walk yields after each directory so that the SSH
@@ -60,9 +63,14 @@ export async function scanTree(
   const quiet: { entry: TreeEntry; identity: string }[] = []
   async function walk(relativeDir: string): Promise<void> {
     await new Promise(setImmediate)
-    for (const name of readdirSync(join(root, relativeDir)).sort()) {
+    for (const { name, raw } of readNames(join(root, relativeDir))) {
       const relative = relativeDir ? `${relativeDir}/${name}` : name
       if (isExcluded(relative)) continue
+      // Decoding replaced the bytes that are not UTF-8: the decoded path names no file to read.
+      if (!Buffer.from(name, 'utf8').equals(raw)) {
+        undecodable.push(relative)
+        continue
+      }
       const absolute = join(root, relative)
       const stat = lstatSync(absolute)
       const base = { path: relative, mode: stat.mode & 0o7777, mtime: Math.floor(stat.mtimeMs / 1000) }
@@ -98,12 +106,30 @@ export async function scanTree(
   skipped.sort()
   escaping.sort()
 
+  if (undecodable.length > 0) {
+    throw new DeployerError(
+      `The source ${root} has names that are not valid UTF-8 (the bytes that are not are shown as \uFFFD):\n  ${undecodable.slice(0, 20).join('\n  ')}`,
+      {
+        exitCode: ExitCode.config,
+        hint: 'Rename them to UTF-8 (convmv does it), or leave them out with `exclude:` (a pattern such as `*.bak` matches them).',
+      },
+    )
+  }
   if (escaping.length > 0) {
     throw new DeployerError(
       `The source ${root} has symlinks that point outside it:\n  ${escaping.slice(0, 20).join('\n  ')}`,
       {
         exitCode: ExitCode.config,
         hint: 'Make them relative links inside the app, or list them under `exclude:` (or use `shared:` for server-side files).',
+      },
+    )
+  }
+  if (!entries.some((entry) => entry.type === 'file')) {
+    throw new DeployerError(
+      `The source ${root} has no file to upload once \`exclude:\` is applied: its release would be an empty app.`,
+      {
+        exitCode: ExitCode.config,
+        hint: 'Check `source:` (or --source) and the `exclude:` patterns in deployer.yml.',
       },
     )
   }
@@ -114,6 +140,13 @@ export async function scanTree(
     totalBytes: entries.reduce((sum, entry) => sum + entry.size, 0),
     skipped,
   }
+}
+
+/** A directory's names, sorted, each with the bytes the file system holds for it. */
+function readNames(dir: string): { name: string; raw: Buffer }[] {
+  return readdirSync(dir, { encoding: 'buffer' })
+    .map((raw) => ({ name: raw.toString('utf8'), raw }))
+    .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))
 }
 
 /**

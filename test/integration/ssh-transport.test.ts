@@ -12,20 +12,11 @@ import { openTransport, quote } from '../../src/transport/index.js'
 import { fingerprint } from '../../src/transport/known-hosts.js'
 import { LocalTransport } from '../../src/transport/local.js'
 import { SshTransport } from '../../src/transport/ssh.js'
+import { rejectionOf } from '../support/rejection.js'
 import { findFreePort, sessionProcesses, startSshd, type TestSshd } from '../support/sshd.js'
 import { waitFor } from '../support/wait.js'
 
 const run = promisify(execFile)
-
-/** Resolves with the rejection of `promise`, failing the test if it fulfils. */
-async function rejectionOf(promise: Promise<unknown>): Promise<Error> {
-  try {
-    await promise
-  } catch (error) {
-    return error as Error
-  }
-  throw new Error('expected a rejection, but the promise fulfilled')
-}
 
 function blobOf(publicKey: string): Buffer {
   return Buffer.from(publicKey.split(' ')[1]!, 'base64')

@@ -585,6 +585,30 @@ describe('parseConfig', () => {
       }
     })
 
+    it('keeps the install commands and the health URL as written when the environment filled them in', () => {
+      const config = parse(
+        yaml(
+          ...MINIMAL,
+          'install: { command: "bundle install --token ${TOKEN}", vendor: vendor/bundle, check: "test ${TOKEN}" }',
+          'health: { url: "http://127.0.0.1:9292/up?token=${TOKEN}" }',
+        ),
+        { ...ENV, TOKEN: 's3cret' },
+      )
+      expect(config.install).to.include({
+        command: 'bundle install --token s3cret',
+        commandAsWritten: 'bundle install --token ${TOKEN}',
+        check: 'test s3cret',
+        checkAsWritten: 'test ${TOKEN}',
+      })
+      expect(config.health).to.include({
+        url: 'http://127.0.0.1:9292/up?token=s3cret',
+        urlAsWritten: 'http://127.0.0.1:9292/up?token=${TOKEN}',
+      })
+      const plain = parse(yaml(...MINIMAL, 'install: { command: make }', 'health: { url: "http://h/up" }'))
+      expect(plain.install).to.not.have.any.keys('commandAsWritten', 'checkAsWritten')
+      expect(plain.health).to.not.have.any.keys('urlAsWritten')
+    })
+
     it('never shows a value that came from the environment', () => {
       const secret = 'hunter 2/../x'
       const env = { ...ENV, SECRET: secret }

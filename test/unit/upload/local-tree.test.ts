@@ -2,7 +2,9 @@ import { mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { expect } from 'chai'
+import { type DeployerError, ExitCode } from '../../../src/errors.js'
 import { excludeMatcher, scanTree, symlinkEscapes } from '../../../src/upload/local-tree.js'
+import { rejectionOf } from '../../support/rejection.js'
 
 describe('excludeMatcher', () => {
   const cases: [string[], string, boolean][] = [
@@ -84,12 +86,41 @@ describe('scanTree', () => {
     expect(error?.message).to.contain('passwd -> /etc/passwd').and.contain('up -> ../outside')
   })
 
-  it('refuses a source that is not a directory', async () => {
-    let error: Error | undefined
-    await scanTree(join(root, 'missing'), []).catch((caught: Error) => {
-      error = caught
-    })
-    expect(error?.message).to.match(/is not a directory/)
+  it('refuses a source that does not exist or is not a directory', async () => {
+    await writeFile(join(root, 'file'), 'x')
+    const missing = await rejectionOf<DeployerError>(scanTree(join(root, 'missing'), []))
+    expect(missing.message).to.equal(`The source ${join(root, 'missing')} does not exist.`)
+    expect(missing.exitCode).to.equal(ExitCode.config)
+    const file = await rejectionOf<DeployerError>(scanTree(join(root, 'file'), []))
+    expect(file.message).to.equal(`The source ${join(root, 'file')} is not a directory.`)
+  })
+
+  it('follows a source that is a symlink to the build directory', async () => {
+    await mkdir(join(root, 'build-42'))
+    await writeFile(join(root, 'build-42', 'config.ru'), 'run App\n')
+    await symlink('build-42', join(root, 'build'))
+    const tree = await scanTree(join(root, 'build'), [])
+    expect(tree.entries.map((entry) => entry.path)).to.deep.equal(['config.ru'])
+  })
+
+  it('refuses names that are not UTF-8, unless they are excluded', async () => {
+    await writeFile(join(root, 'ok.rb'), 'x')
+    await writeFile(
+      Buffer.concat([Buffer.from(`${root}/caf`), Buffer.from([0xe9]), Buffer.from('.txt')]),
+      'x',
+    )
+    const error = await rejectionOf<DeployerError>(scanTree(root, []))
+    expect(error.message).to.contain('not valid UTF-8').and.contain('caf\uFFFD.txt')
+    expect(error.exitCode).to.equal(ExitCode.config)
+    expect((await scanTree(root, ['caf*'])).entries.map((entry) => entry.path)).to.deep.equal(['ok.rb'])
+  })
+
+  it('refuses a tree with no file left once exclude is applied', async () => {
+    await mkdir(join(root, 'log'))
+    await writeFile(join(root, 'log', 'x.log'), 'noise')
+    const error = await rejectionOf<DeployerError>(scanTree(root, ['*.log']))
+    expect(error.message).to.contain('has no file to upload')
+    expect(error.exitCode).to.equal(ExitCode.config)
   })
 })
 

@@ -1,0 +1,91 @@
+import { mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { expect } from 'chai'
+import { parseConfig } from '../../../src/config/load.js'
+import { ConnectionError, type DeployerError, ExitCode } from '../../../src/errors.js'
+import { runRelease } from '../../../src/fleet/release.js'
+import type { Transport } from '../../../src/transport/transport.js'
+import { silentReporter } from '../../../src/ui/events.js'
+import { rejectionOf } from '../../support/rejection.js'
+
+/** A host that records every command and answers each with success and no output. */
+function recordingHost(connect: () => Promise<void> = async () => {}): {
+  open: () => Transport
+  commands: string[]
+} {
+  const commands: string[] = []
+  const transport: Transport = {
+    name: 'web1',
+    connect,
+    async exec(command) {
+      commands.push(command)
+      return { code: 0, stdout: '', stderr: '' }
+    },
+    async close() {},
+  }
+  return { open: () => transport, commands }
+}
+
+describe('runRelease before the lock', () => {
+  let root: string
+  let cacheHome: string | undefined
+  beforeEach(async () => {
+    root = await mkdtemp(join(tmpdir(), 'deployer-release-'))
+    await mkdir(join(root, 'source'))
+    // The source's hash cache goes to a scratch directory, not the home of whoever runs the tests.
+    cacheHome = process.env.XDG_CACHE_HOME
+    process.env.XDG_CACHE_HOME = join(root, 'cache')
+  })
+  afterEach(async () => {
+    if (cacheHome === undefined) delete process.env.XDG_CACHE_HOME
+    else process.env.XDG_CACHE_HOME = cacheHome
+    await rm(root, { recursive: true, force: true })
+  })
+
+  const release = (open: () => Transport) =>
+    runRelease(
+      parseConfig(
+        `app: shop\nsource: source\ndeploy_to: /srv/shop\nhosts: [deploy@web1]\n`,
+        join(root, 'deployer.yml'),
+        {},
+        root,
+      ),
+      {
+        dryRun: false,
+        reporter: silentReporter,
+        actor: { user: 'deploy', machine: 'ci', pid: 1 },
+        open,
+      },
+    )
+
+  const unusable: [string, () => Promise<unknown>][] = [
+    [
+      'a symlink out of it',
+      async () => {
+        await writeFile(join(root, 'source', 'config.ru'), 'run App\n')
+        await symlink('/etc/passwd', join(root, 'source', 'passwd'))
+      },
+    ],
+    ['nothing but an empty directory', () => mkdir(join(root, 'source', 'public'))],
+  ]
+  for (const [what, make] of unusable) {
+    it(`refuses a source with ${what} before any command reaches a host`, async () => {
+      await make()
+      const host = recordingHost()
+      const error = await rejectionOf<DeployerError>(release(host.open))
+      expect(error.exitCode).to.equal(ExitCode.config)
+      expect(host.commands).to.deep.equal([])
+    })
+  }
+
+  it('reports a host it cannot connect to without sending it a command', async () => {
+    await writeFile(join(root, 'source', 'config.ru'), 'run App\n')
+    const host = recordingHost(async () => {
+      throw new ConnectionError('web1', 'nothing is listening on web1:22.', 'Check the host.')
+    })
+    const error = await rejectionOf<DeployerError>(release(host.open))
+    expect(error.exitCode).to.equal(ExitCode.connection)
+    expect(host.commands).to.deep.equal([])
+  })
+})
