@@ -46,7 +46,7 @@ export function renderReleaseResult(result: ReleaseResult): string {
     return `${host.host}: ${host.status}${note}${host.error ? `: ${firstLine(host.error.message)}` : ''}`
   })
   const released = result.hosts.filter((host) => host.status === 'released').length
-  if (released === result.hosts.length)
+  if (released === result.hosts.length && !result.error)
     lines.push(`Released ${result.release} (${result.revision}) to ${released} host(s).`)
   return lines.join('\n')
 }
