@@ -13,6 +13,7 @@ import type { RestartDecision } from '../restart/decide.js'
 import { type Fingerprints, fingerprintTree } from '../restart/fingerprints.js'
 import {
   FINGERPRINTS_FILE,
+  failedOnBothReleases,
   PumaHost,
   type RestartOutcome,
   type RestartPlan,
@@ -802,6 +803,15 @@ async function restartOrRollBack(
       () => pumaHost.recover(previous, plan),
       (done) => `current -> releases/${previous}, ${done.kind}: ${done.detail}`,
     )
+    const unhealthy = recovered.value.unhealthy
+    if (unhealthy !== undefined) {
+      reporter.emit({
+        kind: 'warn',
+        host: session.name,
+        message: `release ${previous} fails the health check too: ${unhealthy}`,
+      })
+      outcome.error = summarize(failedOnBothReleases(error, previous, unhealthy))
+    }
     const reasons = [`recovery after release ${release} failed: ${error.detail}`]
     const done = {
       ...recovered.value,
