@@ -1,0 +1,113 @@
+import { get } from 'node:http'
+import { expect } from 'chai'
+import { type ReliabilityCase, recordCase } from './reliability.js'
+import { waitFor } from './wait.js'
+
+/** What a load run saw: answers per release served, and the requests that failed. */
+export interface LoadCounts {
+  ok: number
+  failed: number
+  /** Answers per `release=N` in the body (the fixture apps name their release). */
+  releases: Record<string, number>
+  /** The first few failures, to say why in an assertion message. */
+  errors: string[]
+}
+
+/** HTTP load on one Puma, running until `stop()`. */
+export interface Load {
+  port: number
+  counts(): LoadCounts
+  /** Waits until at least `requests` answers came back, so a fault lands on a serving Puma. */
+  warmUp(requests?: number): Promise<void>
+  /** Ends every client loop after its request in flight and returns the totals. */
+  stop(): Promise<LoadCounts>
+}
+
+const KEPT_ERRORS = 5
+
+/**
+ * Starts `clients` loops of GETs to 127.0.0.1:`port`, one TCP connection per request (agent: false,
+ * like `wrk -H 'Connection: close'`): with `queue_requests false` Puma then fails none of them across a
+ * phased or hot restart (bench/zero-downtime.ts), so every failure counted here is the fault's doing.
+ * A non-200 answer counts as failed.
+ */
+export function startLoad(port: number, clients = 4): Load {
+  const counts: LoadCounts = { ok: 0, failed: 0, releases: {}, errors: [] }
+  let stopping = false
+  const fail = (why: string) => {
+    counts.failed++
+    if (counts.errors.length < KEPT_ERRORS) counts.errors.push(why)
+  }
+  const loop = async () => {
+    while (!stopping) {
+      try {
+        const { status, body } = await request(port)
+        if (status !== 200) {
+          fail(`HTTP ${status}: ${body.slice(0, 100)}`)
+          continue
+        }
+        counts.ok++
+        const release = /release=(\S+)/.exec(body)?.[1] ?? '?'
+        counts.releases[release] = (counts.releases[release] ?? 0) + 1
+      } catch (error) {
+        fail((error as Error).message)
+      }
+    }
+  }
+  const loops = Array.from({ length: clients }, loop)
+  return {
+    port,
+    counts: () => counts,
+    warmUp: (requests = 20) =>
+      waitFor(() => counts.ok >= requests || counts.failed > 0, {
+        what: `${requests} answers from 127.0.0.1:${port}`,
+      }),
+    async stop() {
+      stopping = true
+      await Promise.all(loops)
+      return counts
+    },
+  }
+}
+
+function request(port: number): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = get({ host: '127.0.0.1', port, path: '/', agent: false, timeout: 10_000 }, (response) => {
+      let body = ''
+      response.on('data', (chunk: Buffer) => {
+        body += chunk.toString('utf8')
+      })
+      response.on('end', () => resolve({ status: response.statusCode ?? 0, body }))
+      response.on('error', reject)
+    })
+    req.on('error', reject)
+    req.on('timeout', () => req.destroy(new Error('no answer within 10 s')))
+  })
+}
+
+/** A one-line account of a load run for `recordCase`'s observed text. */
+export function describeLoad(counts: LoadCounts): string {
+  const served = Object.entries(counts.releases)
+    .map(([release, count]) => `release ${release}: ${count}`)
+    .join(', ')
+  return `${counts.ok + counts.failed} requests under load (${served}), ${counts.failed} failed`
+}
+
+/**
+ * Ends a fault case that ran under `load`: stops it, asserts that no request failed, and records the
+ * case with what the load saw appended to `observed`.
+ */
+export async function recordUnderLoad(
+  load: Load,
+  entry: Omit<ReliabilityCase, 'kind' | 'failedRequests'>,
+): Promise<LoadCounts> {
+  const counts = await load.stop()
+  expect(counts.failed, counts.errors.join('\n')).to.equal(0)
+  await recordCase({
+    kind: 'fault',
+    ...entry,
+    observed: `${entry.observed}; ${describeLoad(counts)}`,
+    failedRequests: counts.failed,
+  })
+  return counts
+}
