@@ -612,7 +612,7 @@ async function rollBackLive(
       outcome.note = `rolled back to release ${outcome.previous} because ${why}`
     } catch (error) {
       outcome.error = summarize(error)
-      outcome.note = `rolling back because ${why} failed; still on release ${outcome.release}`
+      outcome.note = `tried to roll back because ${why}, but could not; still on release ${outcome.release}`
     }
   })
 }
@@ -673,7 +673,9 @@ async function pruneEverywhere(
 ): Promise<void> {
   await settleAll(sessions, config.concurrency, async (session, index) => {
     const outcome = outcomes[index] as HostReleaseOutcome
-    if (outcome.status !== 'released' || outcome.release === null) return
+    // A host that failed after publishing (its restart, or a dropped connection) is left as it is for
+    // the user to look at; pruning it would only add a second failure or touch a host in doubt.
+    if (outcome.status !== 'released' || outcome.release === null || outcome.error) return
     try {
       // Without a server nothing but this release changed the host since the locked look; with one,
       // the restart records matter (they protect Puma's boot release), so read the host again.
