@@ -85,6 +85,29 @@ function request(port: number): Promise<{ status: number; body: string }> {
   })
 }
 
+/** Several loads seen as one (a fleet's Pumas): counts summed, `stop()` stops them all. */
+export function combineLoads(loads: readonly Load[]): Load {
+  const sum = (all: readonly LoadCounts[]): LoadCounts => {
+    const total: LoadCounts = { ok: 0, failed: 0, releases: {}, errors: [] }
+    all.forEach((counts, index) => {
+      total.ok += counts.ok
+      total.failed += counts.failed
+      for (const [release, count] of Object.entries(counts.releases))
+        total.releases[release] = (total.releases[release] ?? 0) + count
+      total.errors.push(...counts.errors.map((error) => `port ${loads[index]?.port}: ${error}`))
+    })
+    return total
+  }
+  return {
+    port: loads[0]?.port ?? 0,
+    counts: () => sum(loads.map((load) => load.counts())),
+    warmUp: async (requests) => {
+      await Promise.all(loads.map((load) => load.warmUp(requests)))
+    },
+    stop: async () => sum(await Promise.all(loads.map((load) => load.stop()))),
+  }
+}
+
 /** A one-line account of a load run for `recordCase`'s observed text. */
 export function describeLoad(counts: LoadCounts): string {
   const served = Object.entries(counts.releases)
