@@ -75,11 +75,12 @@ export class RemoteCommandError extends DeployerError {
     host: string,
     what: string,
     result: { code: number | null; stdout: string; stderr: string },
-    options: { exitCode?: ExitCodeValue; hint?: string } = {},
+    options: { exitCode?: ExitCodeValue; hint?: string; because?: string } = {},
   ) {
     const tail = lastLines(result.stderr || result.stdout, 20)
+    const because = options.because ? ` because ${options.because}` : ''
     super(
-      `Host ${host}: ${what} failed (exit ${result.code ?? 'signal'})${tail ? `:\n${indent(tail)}` : '.'}`,
+      `Host ${host}: ${what} failed (exit ${result.code ?? 'signal'})${because}${tail ? `:\n${indent(tail)}` : '.'}`,
       {
         exitCode: options.exitCode ?? ExitCode.failure,
         hint: options.hint,
@@ -90,6 +91,15 @@ export class RemoteCommandError extends DeployerError {
     this.stdout = result.stdout
     this.stderr = result.stderr
   }
+}
+
+/**
+ * The system error a failed remote command reports for a full disk or an exceeded quota, if any. A
+ * full disk is not a bug to debug but space to free, and tar's own output buries it under one
+ * "Cannot write" line per file.
+ */
+export function diskFullError(output: string): string | null {
+  return /No space left on device|Disk quota exceeded/.exec(output)?.[0] ?? null
 }
 
 export class InterruptedError extends DeployerError {

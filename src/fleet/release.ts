@@ -13,6 +13,7 @@ import type { RestartDecision } from '../restart/decide.js'
 import { type Fingerprints, fingerprintTree } from '../restart/fingerprints.js'
 import {
   FINGERPRINTS_FILE,
+  failedOnBothReleases,
   PumaHost,
   type RestartOutcome,
   type RestartPlan,
@@ -641,7 +642,7 @@ async function rollBackLive(
       outcome.note = `rolled back to release ${outcome.previous} because ${why}`
     } catch (error) {
       outcome.error = summarize(error)
-      outcome.note = `rolling back because ${why} failed; still on release ${outcome.release}`
+      outcome.note = `tried to roll back because ${why}, but could not; still on release ${outcome.release}`
     }
   })
 }
@@ -702,7 +703,9 @@ async function pruneEverywhere(
 ): Promise<void> {
   await settleAll(sessions, config.concurrency, async (session, index) => {
     const outcome = outcomes[index] as HostReleaseOutcome
-    if (outcome.status !== 'released' || outcome.release === null) return
+    // A host that failed after publishing (its restart, or a dropped connection) is left as it is for
+    // the user to look at; pruning it would only add a second failure or touch a host in doubt.
+    if (outcome.status !== 'released' || outcome.release === null || outcome.error) return
     try {
       // Without a server nothing but this release changed the host since the locked look; with one,
       // the restart records matter (they protect Puma's boot release), so read the host again.
@@ -837,6 +840,15 @@ async function restartOrRollBack(
       () => pumaHost.recover(previous, plan),
       (done) => `current -> releases/${previous}, ${done.kind}: ${done.detail}`,
     )
+    const unhealthy = recovered.value.unhealthy
+    if (unhealthy !== undefined) {
+      reporter.emit({
+        kind: 'warn',
+        host: session.name,
+        message: `release ${previous} fails the health check too: ${unhealthy}`,
+      })
+      outcome.error = summarize(failedOnBothReleases(error, previous, unhealthy))
+    }
     const reasons = [`recovery after release ${release} failed: ${error.detail}`]
     const done = {
       ...recovered.value,

@@ -199,13 +199,17 @@ async function rollBackHost(
       time: now().toISOString(),
       by: actor,
     })
-    await pumaHost.recover(back, plan)
+    const recovered = await pumaHost.recover(back, plan)
     outcome.done = false
+    const health = recovered.unhealthy ? `, but fails the health check too: ${recovered.unhealthy}` : ''
     throw new DeployerError(
-      `${error.message}\ncurrent was put back on release ${back}, which serves again.`,
+      `${error.message}\ncurrent was put back on release ${back}, which serves again${health}.`,
       {
         exitCode: ExitCode.verify,
-        hint: `Release ${outcome.to} does not boot any more (see the log above); pick another with \`deployer rollback --to N\`.`,
+        hint:
+          error.stage === 'health'
+            ? `Release ${outcome.to} fails the health check (its answer is above); pick another with \`deployer rollback --to N\`, or check health.url and health.expect.`
+            : `Release ${outcome.to} does not boot any more (see the log above); pick another with \`deployer rollback --to N\`.`,
         host: session.name,
       },
     )

@@ -1,8 +1,9 @@
 import { posix } from 'node:path'
 import type { Readable } from 'node:stream'
 import type { HostConfig } from '../config/types.js'
-import { DeployerError, ExitCode, type ExitCodeValue, RemoteCommandError } from '../errors.js'
+import { DeployerError, diskFullError, ExitCode, type ExitCodeValue, RemoteCommandError } from '../errors.js'
 import { findLiveDirsCommand, type LiveDirs, parseLiveDirs } from '../guard/live-dirs.js'
+import { quote } from '../transport/quote.js'
 import type { ExecOptions, Transport } from '../transport/transport.js'
 import type { PreviousEntry } from '../upload/delta-plan.js'
 import type { HistoryEvent } from './history.js'
@@ -259,9 +260,16 @@ export class HostSession {
   ): Promise<string> {
     const result = await this.transport.exec(command, options)
     if (result.code !== 0) {
+      const diskFull = diskFullError(`${result.stderr}\n${result.stdout}`)
+      const deployTo = this.layout.deployTo
       throw new RemoteCommandError(this.name, what, result, {
         exitCode: options.exitCode,
-        hint: options.hint,
+        ...(diskFull
+          ? {
+              because: `the disk holding ${deployTo} is full (${diskFull})`,
+              hint: `Free space on that disk (\`df -h ${quote(deployTo)}\` on the host; \`deployer prune --keep N\` deletes old releases), then run the command again.`,
+            }
+          : { hint: options.hint }),
       })
     }
     return result.stdout

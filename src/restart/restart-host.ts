@@ -47,23 +47,52 @@ export interface RestartOutcome {
 /** Inside each release: its fingerprints and the restart decided for it (written before publishing). */
 export const FINGERPRINTS_FILE = '.deployer/fingerprints.json'
 
+/** What a VerifyError failed on: Puma's own state after the signal, or the health check after that. */
+export type VerifyStage = 'restart' | 'health'
+
+const VERIFY_HINTS: Record<VerifyStage, string> = {
+  restart: 'The previous release was restored. Fix the release (its boot error is above) and release again.',
+  health:
+    'The previous release was restored. Compare the answer above with health.url and health.expect, fix the release (or the check) and release again.',
+}
+
 /** A restart that did not reach the verified state before the deadline, with what was seen. */
 export class VerifyError extends DeployerError {
   readonly detail: string
   readonly log: string
+  readonly stage: VerifyStage
 
-  constructor(host: string, what: string, detail: string, log: string) {
+  constructor(host: string, what: string, detail: string, log: string, stage: VerifyStage = 'restart') {
     super(
       `Host ${host}: ${what} did not complete: ${detail}.${log ? `\nLast lines of Puma's log:\n${log}` : ''}`,
-      {
-        exitCode: ExitCode.verify,
-        hint: 'The previous release was restored. Fix the release (its boot error is above) and release again.',
-        host,
-      },
+      { exitCode: ExitCode.verify, hint: VERIFY_HINTS[stage], host },
     )
     this.detail = detail
     this.log = log
+    this.stage = stage
   }
+}
+
+/** A recovery onto the previous release: Puma verified on it, and what its health check said if it failed. */
+export interface RecoveryOutcome extends RestartOutcome {
+  /** The health check's last answer when the release gone back to fails it too. */
+  unhealthy?: string
+}
+
+/**
+ * The error of a release whose health check failed, once the release gone back to failed the same
+ * check: both failing points at the check or at something outside the releases (a database, the
+ * network), and blaming the new release alone would send the user the wrong way.
+ */
+export function failedOnBothReleases(error: VerifyError, back: number, unhealthy: string): DeployerError {
+  return new DeployerError(
+    `${error.message}\nRelease ${back}, serving again since the rollback, fails the same health check: ${unhealthy}.`,
+    {
+      exitCode: ExitCode.verify,
+      hint: 'Both releases fail the health check, so the check itself (health.url, health.expect) or a service the app needs is the likelier cause: compare the answers above with health.expect, fix it and release again.',
+      host: error.host,
+    },
+  )
 }
 
 const POLL_MS = 250
@@ -269,9 +298,11 @@ export class PumaHost {
 
   /**
    * Brings Puma back onto `release` after a failed restart: USR1 while old workers still serve
-   * (they do after a failed phased restart, F13), USR2 while a master lives, start otherwise.
+   * (they do after a failed phased restart, F13), USR2 while a master lives, start otherwise. Throws
+   * when Puma does not come back; a health check that fails on `release` too is reported in
+   * `unhealthy` instead, since Puma did restart onto it and that restart must be recorded.
    */
-  async recover(release: number, plan: RestartPlan, signal?: AbortSignal): Promise<RestartOutcome> {
+  async recover(release: number, plan: RestartPlan, signal?: AbortSignal): Promise<RecoveryOutcome> {
     const started = Date.now()
     const probe = await this.probe()
     const releaseDir = await this.realPath(releasePath(this.session.layout, release))
@@ -281,7 +312,9 @@ export class PumaHost {
     const recoverPlan: RestartPlan = { ...plan, baseline: baselineOf(probe) }
     await this.trigger(kind, recoverPlan)
     const expectation: Expectation = { kind, releasePath: releaseDir, workers: plan.workers }
-    return this.verifyServing(expectation, plan, recoverPlan.baseline, release, started, signal)
+    return this.verifyServing(expectation, plan, recoverPlan.baseline, release, started, signal, {
+      reportUnhealthy: true,
+    })
   }
 
   /** Verifies the restart, then the health URL, and reports what was seen. */
@@ -292,15 +325,24 @@ export class PumaHost {
     release: number,
     started: number,
     signal?: AbortSignal,
-  ): Promise<RestartOutcome> {
+    options: { reportUnhealthy?: boolean } = {},
+  ): Promise<RecoveryOutcome> {
     const { assessment, probe } = await this.verify(expectation, plan, baseline, signal)
-    await this.checkHealth(release, plan, signal)
+    const unhealthy = await this.checkHealth(release, plan, signal).then(
+      () => undefined,
+      (error: unknown) => {
+        if (options.reportUnhealthy && error instanceof VerifyError && error.stage === 'health')
+          return error.detail
+        throw error
+      },
+    )
     return {
       kind: expectation.kind,
       detail: assessment.detail,
       fellBackToHot: assessment.fellBackToHot,
       ms: Date.now() - started,
       startedAt: probe.stats?.startedAt ?? null,
+      ...(unhealthy === undefined ? {} : { unhealthy }),
     }
   }
 
@@ -460,6 +502,7 @@ export class PumaHost {
       `the health check of ${health.urlAsWritten ?? health.url}`,
       last,
       await this.logTail(plan),
+      'health',
     )
   }
 

@@ -1,19 +1,10 @@
-import { chown, mkdir, readdir, readFile, readlink, rename, symlink, writeFile } from 'node:fs/promises'
+import { rename, symlink } from 'node:fs/promises'
 import { join } from 'node:path'
 import { expect } from 'chai'
 import { ExitCode } from '../../src/errors.js'
 import { releaseJson } from '../support/cli.js'
-import { DEPLOY_USER, makeWorkspace, userIds, type Workspace } from '../support/fixture.js'
-import { answers, PUMA_TOKEN, stopPuma } from '../support/puma-app.js'
-import { findFreePort, startSshd, type TestSshd } from '../support/sshd.js'
-
-/** One host of the test fleet: its own sshd on 127.0.0.1, deploy_to and Puma port. */
-interface FleetHost {
-  name: string
-  sshd: TestSshd
-  deployTo: string
-  port: number
-}
+import { type FleetHost, startFleet, type TestFleet } from '../support/fleet.js'
+import { answers, PUMA_TOKEN } from '../support/puma-app.js'
 
 const FLEET_SIZE = 5
 
@@ -24,119 +15,33 @@ const FLEET_SIZE = 5
  */
 describe('fleet releases over five sshd instances with a Puma each', function () {
   this.timeout(300_000)
-  let ws: Workspace
-  const hosts: FleetHost[] = []
+  let fleet: TestFleet
+  let hosts: FleetHost[]
 
-  const release = (...args: string[]) => releaseJson(ws.config, args, { PUMA_TOKEN })
+  const release = (...args: string[]) => releaseJson(fleet.ws.config, args, { PUMA_TOKEN })
   const releaseOk = async (...args: string[]) => {
     const outcome = await release(...args)
     expect(outcome.result.code, outcome.result.stderr).to.equal(0)
     return outcome
   }
-  const currentOf = async (host: FleetHost) => readlink(join(host.deployTo, 'current'))
+  const currentOf = (host: FleetHost) => fleet.currentOf(host)
   const currents = () => Promise.all(hosts.map(currentOf))
   const versionsServed = async (host: FleetHost) =>
     new Set((await answers(host.port, 10)).map((body) => /version=(\S+)/.exec(body)?.[1]))
-  const releaseDirs = async (host: FleetHost) => (await readdir(join(host.deployTo, 'releases'))).sort()
+  const releaseDirs = (host: FleetHost) => fleet.releaseDirs(host)
   /** Index in the progress output of the first line matching `pattern`. */
   const lineOf = (stderr: string, pattern: RegExp) =>
     stderr.split('\n').findIndex((line) => pattern.test(line))
-
-  /** config.ru for `version`; it refuses to boot where the host's shared .env says `break-VERSION`. */
-  const writeApp = async (version: string) => {
-    await writeFile(
-      join(ws.source, 'config.ru'),
-      [
-        `raise "boom: this host cannot run ${version}" if File.read(".env").include?("break-${version}")`,
-        'release = File.read("RELEASE").strip rescue "dev"',
-        `run ->(env) { [200, { "content-type" => "text/plain" }, ["release=#{release} version=${version} pid=#{Process.pid}\\n"]] }`,
-        '',
-      ].join('\n'),
-    )
-  }
-  const setEnv = (host: FleetHost, text: string) =>
-    writeFile(join(host.deployTo, 'shared', '.env'), `${text}\n`)
+  const writeApp = (version: string) => fleet.writeApp(version)
+  const setEnv = (host: FleetHost, text: string) => fleet.setEnv(host, text)
 
   before(async () => {
-    ws = await makeWorkspace(DEPLOY_USER)
-    const { uid, gid } = await userIds(DEPLOY_USER)
-    let clientKeyPath: string | undefined
-    const knownHosts: string[] = []
-    for (let index = 1; index <= FLEET_SIZE; index++) {
-      const sshd = await startSshd({ user: DEPLOY_USER, createUser: true, clientKeyPath })
-      clientKeyPath ??= sshd.clientKeyPath
-      knownHosts.push(await readFile(sshd.knownHostsPath, 'utf8'))
-      const deployTo = join(ws.dir, 'srv', `web${index}`)
-      const host: FleetHost = { name: `web${index}`, sshd, deployTo, port: await findFreePort() }
-      hosts.push(host)
-      // Each host's own Puma settings live in its shared/ (one deployer.yml serves the whole fleet).
-      for (const dir of [deployTo, join(deployTo, 'shared'), join(deployTo, 'shared', 'config')]) {
-        await mkdir(dir, { recursive: true })
-        await chown(dir, uid, gid)
-      }
-      const hostRb = [
-        `directory ${JSON.stringify(join(deployTo, 'current'))}`,
-        `bind "tcp://127.0.0.1:${host.port}"`,
-        `pidfile ${JSON.stringify(join(deployTo, 'shared/tmp/pids/puma.pid'))}`,
-        `activate_control_app "unix://${join(deployTo, 'shared/tmp/sockets/pumactl.sock')}", { auth_token: ${JSON.stringify(PUMA_TOKEN)} }`,
-        `stdout_redirect ${JSON.stringify(join(deployTo, 'shared/log/puma.log'))}, ${JSON.stringify(join(deployTo, 'shared/log/puma.log'))}, true`,
-        '',
-      ].join('\n')
-      for (const [file, text] of [
-        ['config/host.rb', hostRb],
-        ['.env', 'fine\n'],
-      ] as const) {
-        await writeFile(join(deployTo, 'shared', file), text)
-        await chown(join(deployTo, 'shared', file), uid, gid)
-      }
-    }
-    const knownHostsPath = join(ws.dir, 'known_hosts')
-    await writeFile(knownHostsPath, knownHosts.join(''))
-
-    await mkdir(join(ws.source, 'config'), { recursive: true })
-    await writeFile(
-      join(ws.source, 'config', 'puma.rb'),
-      [
-        'instance_eval(File.read(File.expand_path("host.rb", __dir__)))',
-        'workers 2',
-        'threads 1, 2',
-        'worker_shutdown_timeout 5',
-        'worker_check_interval 1',
-        'queue_requests false',
-        '',
-      ].join('\n'),
-    )
-    await writeApp('v1')
-    const lines = [
-      'app: fleet',
-      `source: ${JSON.stringify(ws.source)}`,
-      'deploy_to: /srv/unused',
-      'keep_releases: 10',
-      'hosts:',
-      ...hosts.map(
-        (host) =>
-          `  - { name: ${host.name}, ssh: ${JSON.stringify(`${DEPLOY_USER}@127.0.0.1:${host.sshd.port}`)}, deploy_to: ${JSON.stringify(host.deployTo)} }`,
-      ),
-      'concurrency: 5',
-      'ssh:',
-      `  identity: ${JSON.stringify(clientKeyPath)}`,
-      `  known_hosts: ${JSON.stringify(knownHostsPath)}`,
-      'shared:',
-      '  dirs: [log, tmp/pids, tmp/sockets]',
-      '  files: [.env, config/host.rb]',
-      'server:',
-      '  config: config/puma.rb',
-      '  pidfile: shared/tmp/pids/puma.pid',
-      '  control_url: unix://shared/tmp/sockets/pumactl.sock',
-      '  control_token: ${PUMA_TOKEN}',
-      '  start: exec puma -C config/puma.rb',
-    ]
-    await writeFile(ws.config, `${lines.join('\n')}\n`)
+    fleet = await startFleet(FLEET_SIZE)
+    hosts = fleet.hosts
   })
 
   after(async () => {
-    for (const host of hosts) await stopPuma({ ...ws, deployTo: host.deployTo })
-    for (const host of hosts) await host.sshd.stop()
+    await fleet?.stop()
   })
 
   it('releases to every host in parallel and starts a Puma on each', async () => {

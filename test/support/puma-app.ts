@@ -75,6 +75,10 @@ export interface PumaConfigOptions {
   envFile?: string
   restart?: string
   healthTimeout?: string
+  /** `health.expect` (default `release={release} `, which the app's answers contain). */
+  healthExpect?: string
+  /** `install.command`; no install section without it. */
+  install?: string
 }
 
 /** deployer.yml for the Puma app: server, health and shared sections over the test sshd. */
@@ -110,8 +114,9 @@ export async function writePumaConfig(
     ...(options.envFile ? [`  env_files: [${JSON.stringify(options.envFile)}]`] : []),
     'health:',
     `  url: http://127.0.0.1:${options.port}/`,
-    '  expect: "release={release} "',
+    `  expect: ${JSON.stringify(options.healthExpect ?? 'release={release} ')}`,
     `  timeout: ${options.healthTimeout ?? '30s'}`,
+    ...(options.install ? ['install:', `  command: ${JSON.stringify(options.install)}`] : []),
   ]
   await writeFile(ws.config, `${lines.join('\n')}\n`)
 }

@@ -56,11 +56,22 @@ export interface TestSshd {
   hostPublicKeys: Partial<Record<HostKeyType, string>>
   /** sshd's own log (`-E`), useful when a test fails. */
   logPath: string
-  pid: number
+  /** The listening sshd's pid (a new one after `restart()`). */
+  readonly pid: number
   /** A HostConfig for this server: kind ssh, its user, address, client key and known_hosts, strict host keys. */
   hostConfig(overrides: HostConfigOverrides): HostConfig
   /** Stops this sshd (only the process it started, by pid), waits for it to exit and removes `dir`. */
   stop(): Promise<void>
+  /**
+   * The host goes away: stops the listener and SIGKILLs the sessions it serves, so open connections
+   * drop and new ones are refused. Keeps `dir`, so `restart()` can bring it back.
+   */
+  shutDown(): Promise<void>
+  /**
+   * Starts this sshd again after `shutDown()`: the same port, keys and config, so known_hosts still
+   * matches. Does nothing while it runs.
+   */
+  restart(): Promise<void>
 }
 
 /**
@@ -89,7 +100,9 @@ export async function startSshd(options: SshdOptions = {}): Promise<TestSshd> {
     await writeAuthorizedKeys(dir, user, await readFile(`${clientKeyPath}.pub`, 'utf8'))
     await mkdir(PRIVSEP_DIR, { recursive: true, mode: 0o755 })
 
-    const { child, port } = await launch(dir, hostKeyPaths)
+    const launched = await launch(dir, hostKeyPaths)
+    const port = launched.port
+    let child = launched.child
     const knownHostsPath = join(dir, 'known_hosts')
     const knownHostsLines = Object.values(hostPublicKeys).map((key) => `[${HOSTNAME}]:${port} ${key}\n`)
     await writeFile(knownHostsPath, knownHostsLines.join(''), { mode: 0o600 })
@@ -105,7 +118,9 @@ export async function startSshd(options: SshdOptions = {}): Promise<TestSshd> {
       hostPublicKey: Object.values(hostPublicKeys)[0]!,
       hostPublicKeys,
       logPath: join(dir, 'sshd.log'),
-      pid: child.pid!,
+      get pid() {
+        return child.pid!
+      },
       hostConfig(overrides) {
         const { ssh, ...rest } = overrides
         return {
@@ -131,6 +146,16 @@ export async function startSshd(options: SshdOptions = {}): Promise<TestSshd> {
         })()
         return stopped
       },
+      async shutDown() {
+        // Sessions outlive the listener's TERM: list them first, then kill them too.
+        const sessions = await sessionProcesses({ pid: child.pid! })
+        await stopProcess(child)
+        for (const pid of sessions) killQuietly(pid)
+      },
+      async restart() {
+        if (child.exitCode === null && child.signalCode === null) return
+        child = (await launch(dir, hostKeyPaths, port)).child
+      },
     }
   } catch (error) {
     await rm(dir, { recursive: true, force: true })
@@ -138,11 +163,16 @@ export async function startSshd(options: SshdOptions = {}): Promise<TestSshd> {
   }
 }
 
-async function launch(dir: string, hostKeyPaths: string[]): Promise<{ child: ChildProcess; port: number }> {
+/** Starts sshd on `fixedPort`, or on a free port when none is given. */
+async function launch(
+  dir: string,
+  hostKeyPaths: string[],
+  fixedPort?: number,
+): Promise<{ child: ChildProcess; port: number }> {
   const configPath = join(dir, 'sshd_config')
   const logPath = join(dir, 'sshd.log')
   for (let attempt = 1; ; attempt++) {
-    const port = await findFreePort()
+    const port = fixedPort ?? (await findFreePort())
     await writeFile(configPath, sshdConfig(dir, port, hostKeyPaths))
     try {
       await run(SSHD, ['-t', '-f', configPath])
@@ -164,7 +194,7 @@ async function launch(dir: string, hostKeyPaths: string[]): Promise<{ child: Chi
     })
     if (!exited) return { child, port }
     const log = await readFile(logPath, 'utf8')
-    if (attempt < BIND_ATTEMPTS && /Address already in use/.test(log)) continue
+    if (fixedPort === undefined && attempt < BIND_ATTEMPTS && /Address already in use/.test(log)) continue
     throw new Error(`sshd exited at start (exit ${child.exitCode ?? child.signalCode}); its log:\n${log}`)
   }
 }
@@ -283,6 +313,15 @@ function acceptsConnections(port: number): Promise<boolean> {
     })
     socket.once('error', () => resolve(false))
   })
+}
+
+/** SIGKILL to a pid this module found; it may have exited in the meantime. */
+function killQuietly(pid: number): void {
+  try {
+    process.kill(pid, 'SIGKILL')
+  } catch {
+    // Already gone.
+  }
 }
 
 async function stopProcess(child: ChildProcess): Promise<void> {

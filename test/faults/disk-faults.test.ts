@@ -1,0 +1,109 @@
+import { execFile } from 'node:child_process'
+import { mkdtemp, rm, statfs, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { promisify } from 'node:util'
+import { expect } from 'chai'
+import { ExitCode } from '../../src/errors.js'
+import { DEPLOY_USER, userIds } from '../support/fixture.js'
+import { recordUnderLoad } from '../support/load.js'
+import { stopPuma } from '../support/puma-app.js'
+import { type ServedHost, startServedHost } from '../support/served-host.js'
+
+const run = promisify(execFile)
+
+const DISK_BYTES = 8 * 1024 * 1024
+const MIB = 1024 * 1024
+
+/** Whether this machine lets the tests mount a tmpfs (root in a container may lack CAP_SYS_ADMIN). */
+async function canMount(): Promise<boolean> {
+  const probe = await mkdtemp(join(tmpdir(), 'deployer-mount-probe-'))
+  try {
+    await run('mount', ['-t', 'tmpfs', '-o', 'size=64k', 'deployer-probe', probe])
+    await run('umount', [probe])
+    return true
+  } catch (error) {
+    const stderr = (error as { stderr?: string }).stderr ?? ''
+    if (/permission denied|not permitted|must be superuser|EPERM/i.test(stderr)) return false
+    throw error
+  } finally {
+    await rm(probe, { recursive: true, force: true })
+  }
+}
+
+async function freeBytes(path: string): Promise<number> {
+  const stats = await statfs(path)
+  return stats.bavail * stats.bsize
+}
+
+/**
+ * deploy_to on its own small tmpfs, so the upload can fill the disk while Puma serves from it. Skipped
+ * (and recorded nowhere) where mounting is not allowed.
+ */
+describe('a disk that fills up during the upload, while Puma serves under load', function () {
+  this.timeout(120_000)
+  let host: ServedHost | undefined
+  let mountPoint: string | undefined
+
+  before(async function () {
+    if (!(await canMount())) this.skip()
+    host = await startServedHost({
+      beforeFirstRelease: async (ws) => {
+        const { uid, gid } = await userIds(DEPLOY_USER)
+        await run('mount', [
+          '-t',
+          'tmpfs',
+          '-o',
+          `size=${DISK_BYTES},uid=${uid},gid=${gid},mode=0755`,
+          'deployer-faults',
+          ws.deployTo,
+        ])
+        mountPoint = ws.deployTo
+      },
+    })
+  })
+  afterEach(() => host?.cleanUp())
+  after(async () => {
+    // Puma runs from the tmpfs: stop it before unmounting, and unmount before removing the workspace.
+    if (host) await stopPuma(host.ws)
+    if (mountPoint) await run('umount', [mountPoint])
+    await host?.stop()
+  })
+
+  it('fails the upload with a disk-space error, publishes nothing, and succeeds once space is freed', async () => {
+    const served = host as ServedHost
+    const deployTo = served.ws.deployTo
+    // Someone else's file takes all but 1 MiB; the release brings 3 MiB of incompressible data.
+    const filler = join(deployTo, 'filler.bin')
+    await writeFile(filler, Buffer.alloc((await freeBytes(deployTo)) - MIB))
+    await served.writeApp('v2')
+    await served.writeAsset(3 * MIB)
+    const load = await served.startLoad()
+
+    const { result, json } = await served.release()
+    // No exit code of its own in the contract: a failed step (1), now told as a full disk, not as a bug.
+    expect(result.code, result.stderr).to.equal(ExitCode.failure)
+    expect(json.error?.message).to.contain(
+      `uploading release 2 failed (exit 2) because the disk holding ${deployTo} is full (No space left on device)`,
+    )
+    expect(json.error?.hint).to.contain(`df -h ${deployTo}`).and.contain('deployer prune')
+    expect(await served.current()).to.equal('releases/1')
+    expect(await served.releaseEntries(), 'no releases/2 and no .2.partial').to.deep.equal(['1'])
+    expect(await served.lockHeld()).to.equal(false)
+    expect(await served.servedReleases()).to.deep.equal(new Set(['1']))
+    expect(await freeBytes(deployTo), 'the partial upload was removed').to.be.greaterThan(MIB / 2)
+
+    await rm(filler)
+    const next = await served.release()
+    expect(next.result.code, next.result.stderr).to.equal(0)
+    expect(next.json.release).to.equal(3)
+    expect(await served.servedReleases()).to.deep.equal(new Set(['3']))
+    await recordUnderLoad(load, {
+      group: 'disk full',
+      name: 'deploy_to fills up during the upload (8 MiB tmpfs, 1 MiB free, 3 MiB to upload)',
+      expected:
+        'the release fails with the disk error and a hint about space; current unchanged, partial removed, lock freed; next release succeeds once space is freed',
+      observed: `exit ${result.code} ("${json.error?.message.split('\n')[0]}", hint "${json.error?.hint}"); current releases/1 serving it, releases/ holds only 1, lock free; after freeing space release 3 exit 0, serving 3`,
+    })
+  })
+})
