@@ -600,18 +600,37 @@ async function goLiveOnHost(
   await failpoint('publish', session.name, options.signal)
   // The last moment an interrupt can stop this host cleanly: from the publish on it runs to the end.
   if (options.signal?.aborted) throw new InterruptedError(abortReason(options.signal))
-  const publish = await timedPhase(
-    options.reporter,
-    session.name,
-    'publish',
-    () => session.publishAndFlip(release, files, event),
-    () => `releases/${release}, current -> releases/${release}`,
-  )
-  outcome.timings.publish = publish.ms
+  try {
+    const publish = await timedPhase(
+      options.reporter,
+      session.name,
+      'publish',
+      () => session.publishAndFlip(release, files, event),
+      () => `releases/${release}, current -> releases/${release}`,
+    )
+    outcome.timings.publish = publish.ms
+  } catch (error) {
+    // The publish script runs to its end on the host even when the connection drops under it: look
+    // again, so a host that did flip counts as live (and is rolled back with the others if need be).
+    if (await flippedAnyway(session, release)) {
+      outcome.status = 'released'
+      outcome.note = `the connection failed during the publish, but current -> releases/${release}`
+    }
+    throw error
+  }
   outcome.status = 'released'
   await failpoint('flip', session.name, options.signal)
   const plan = built?.plan ?? null
   if (plan && config.server) await restartOrRollBack(config, options, session, outcome, plan, release, now)
+}
+
+/** Whether `current` points at `release` after all; false when the host cannot be read. */
+async function flippedAnyway(session: HostSession, release: number): Promise<boolean> {
+  try {
+    return (await session.inspect()).current === release
+  } catch {
+    return false
+  }
 }
 
 /** `on_failure: rollback`: every host already on the new release goes back to the one it had. */

@@ -1,10 +1,11 @@
-import { mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises'
+import { mkdir, mkdtemp, readlink, rm, symlink, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { expect } from 'chai'
 import { parseConfig } from '../../../src/config/load.js'
 import { ConnectionError, type DeployerError, ExitCode } from '../../../src/errors.js'
 import { runRelease } from '../../../src/fleet/release.js'
+import { LocalTransport } from '../../../src/transport/local.js'
 import type { Transport } from '../../../src/transport/transport.js'
 import { silentReporter } from '../../../src/ui/events.js'
 import { rejectionOf } from '../../support/rejection.js'
@@ -87,5 +88,54 @@ describe('runRelease before the lock', () => {
     const error = await rejectionOf<DeployerError>(release(host.open))
     expect(error.exitCode).to.equal(ExitCode.connection)
     expect(host.commands).to.deep.equal([])
+  })
+})
+
+describe('runRelease when the connection drops during the publish', () => {
+  let root: string
+  let cacheHome: string | undefined
+  beforeEach(async () => {
+    root = await mkdtemp(join(tmpdir(), 'deployer-publish-drop-'))
+    await mkdir(join(root, 'source'))
+    await mkdir(join(root, 'srv'))
+    await writeFile(join(root, 'source', 'app.rb'), 'v1\n')
+    cacheHome = process.env.XDG_CACHE_HOME
+    process.env.XDG_CACHE_HOME = join(root, 'cache')
+  })
+  afterEach(async () => {
+    if (cacheHome === undefined) delete process.env.XDG_CACHE_HOME
+    else process.env.XDG_CACHE_HOME = cacheHome
+    await rm(root, { recursive: true, force: true })
+  })
+
+  it('looks again, counts a host whose publish finished as live, and rolls it back with the fleet', async () => {
+    const config = parseConfig(
+      `app: shop\nsource: source\ndeploy_to: ${join(root, 'srv')}\nhosts: [local]\n`,
+      join(root, 'deployer.yml'),
+      {},
+      root,
+    )
+    const options = {
+      dryRun: false,
+      reporter: silentReporter,
+      actor: { user: 'deploy', machine: 'ci', pid: 1 },
+    }
+    await runRelease(config, options)
+    await writeFile(join(root, 'source', 'app.rb'), 'v2\n')
+    // The publish script runs to its end on the host, but its answer is lost with the connection.
+    const local = new LocalTransport()
+    const dropping: Transport = {
+      name: 'local',
+      async exec(command, execOptions) {
+        const result = await local.exec(command, execOptions)
+        if (command.includes("trap '' HUP PIPE")) return { code: 255, stdout: '', stderr: 'connection lost' }
+        return result
+      },
+      async close() {},
+    }
+    const result = await runRelease(config, { ...options, open: () => dropping })
+    expect(result.hosts[0]?.status).to.equal('rolled-back')
+    expect(result.error?.message).to.contain('Rolled back: local.')
+    expect(await readlink(join(root, 'srv', 'current'))).to.equal('releases/1')
   })
 })
