@@ -19,16 +19,9 @@ import { expect } from 'chai'
 import { ExitCode } from '../../src/errors.js'
 import type { ReleaseResult } from '../../src/fleet/release.js'
 import { type CliResult, parseJson, runCli, startCli } from '../support/cli.js'
-import {
-  DEPLOY_USER,
-  listDir,
-  makeWorkspace,
-  snapshotTree,
-  type Workspace,
-  writeApp,
-  writeConfig,
-} from '../support/fixture.js'
-import { startSshd, type TestSshd } from '../support/sshd.js'
+import { listDir, snapshotTree, type Workspace, writeApp, writeConfig } from '../support/fixture.js'
+import type { TestSshd } from '../support/sshd.js'
+import { useSshdWorkspace } from '../support/suite.js'
 import { waitFor } from '../support/wait.js'
 
 const run = promisify(execFile)
@@ -80,21 +73,10 @@ describe('delta uploads and vendored dependency reuse over a real sshd', functio
   }
   const inode = async (path: string) => (await lstat(path)).ino
 
-  before(async () => {
-    sshd = await startSshd({ user: DEPLOY_USER, createUser: true })
-  })
-  after(async () => {
-    await sshd?.stop()
-  })
+  const setup = useSshdWorkspace({ install: 'echo installed > .installed' })
   beforeEach(async () => {
-    ws = await makeWorkspace(DEPLOY_USER)
-    await writeApp(ws.source, 'v1')
-    await writeConfig(ws, sshd, { install: 'echo installed > .installed' })
+    ;({ sshd, ws } = setup)
   })
-  afterEach(async () => {
-    await rm(ws.dir, { recursive: true, force: true })
-  })
-
   it('sends only what changed; release N+1 matches the source exactly and release N is byte- and inode-identical', async () => {
     await mkdir(join(ws.source, 'public', 'empty'), { recursive: true })
     await writeFile(join(ws.source, 'remove-me.txt'), 'going away\n')

@@ -3,16 +3,9 @@ import { join } from 'node:path'
 import { expect } from 'chai'
 import { ExitCode } from '../../src/errors.js'
 import { type RunningCli, runCli, startCli } from '../support/cli.js'
-import {
-  DEPLOY_USER,
-  listDir,
-  makeWorkspace,
-  userIds,
-  type Workspace,
-  writeApp,
-  writeConfig,
-} from '../support/fixture.js'
-import { sessionProcesses, startSshd, type TestSshd } from '../support/sshd.js'
+import { DEPLOY_USER, listDir, userIds, type Workspace, writeApp, writeConfig } from '../support/fixture.js'
+import { sessionProcesses, type TestSshd } from '../support/sshd.js'
+import { useSshdWorkspace } from '../support/suite.js'
 import { waitFor } from '../support/wait.js'
 
 /** Large enough that its upload takes seconds, so the test can act while it is under way (sparse: no disk). */
@@ -56,22 +49,14 @@ describe('interrupted and concurrent releases over a real sshd', function () {
     return cli
   }
 
-  before(async () => {
-    sshd = await startSshd({ user: DEPLOY_USER, createUser: true })
-  })
-  after(async () => {
-    await sshd?.stop()
-  })
+  const setup = useSshdWorkspace({ install: 'true' })
   beforeEach(async () => {
-    ws = await makeWorkspace(DEPLOY_USER)
-    await writeApp(ws.source, 'v1')
-    await writeConfig(ws, sshd, { install: 'true' })
+    ;({ sshd, ws } = setup)
     const first = await deployer('release')
     expect(first.code, first.stderr).to.equal(0)
   })
   afterEach(async () => {
     for (const cli of running.splice(0)) if (cli.child.exitCode === null) cli.child.kill('SIGKILL')
-    await rm(ws.dir, { recursive: true, force: true })
   })
 
   it('Ctrl-C during the upload publishes nothing, cleans up and frees the lock', async () => {

@@ -1,6 +1,6 @@
 import { type ChildProcess, spawn } from 'node:child_process'
 import { generateKeyPairSync } from 'node:crypto'
-import { readFile, readlink, rm, writeFile } from 'node:fs/promises'
+import { readFile, readlink, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { expect } from 'chai'
 import { ExitCode } from '../../src/errors.js'
@@ -9,14 +9,14 @@ import { parseJson, runCli } from '../support/cli.js'
 import {
   DEPLOY_USER,
   listDir,
-  makeWorkspace,
   snapshotTree,
   userIds,
   type Workspace,
   writeApp,
   writeConfig,
 } from '../support/fixture.js'
-import { startSshd, type TestSshd } from '../support/sshd.js'
+import type { TestSshd } from '../support/sshd.js'
+import { useSshdWorkspace } from '../support/suite.js'
 import { waitFor } from '../support/wait.js'
 
 describe('release lifecycle over a real sshd', function () {
@@ -34,20 +34,12 @@ describe('release lifecycle over a real sshd', function () {
     return result
   }
 
-  before(async () => {
-    sshd = await startSshd({ user: DEPLOY_USER, createUser: true })
-  })
-  after(async () => {
-    await sshd?.stop()
-  })
+  const setup = useSshdWorkspace({ install: 'test -f config.ru && echo installed > .installed' })
   beforeEach(async () => {
-    ws = await makeWorkspace(DEPLOY_USER)
-    await writeApp(ws.source, 'v1')
-    await writeConfig(ws, sshd, { install: 'test -f config.ru && echo installed > .installed' })
+    ;({ sshd, ws } = setup)
   })
   afterEach(async () => {
     for (const child of started.splice(0)) if (child.exitCode === null) child.kill('SIGKILL')
-    await rm(ws.dir, { recursive: true, force: true })
   })
 
   it('publishes three releases in a row, each complete, with current on the last', async () => {
