@@ -197,6 +197,7 @@ export async function runRelease(
           return result
         },
         now,
+        { readState: true },
       )
     },
     options.open,
@@ -274,7 +275,10 @@ async function inspectAll(
   phase: Phase,
 ): Promise<HostState[]> {
   const results = await settleAll(sessions, concurrency, async (session, index) => {
-    const { value, ms } = await timedPhase(reporter, session.name, phase, () => session.inspect())
+    // Under the lock, the state read with it (same round trip) is as fresh as a new look.
+    const { value, ms } = await timedPhase(reporter, session.name, phase, async () =>
+      phase === 'inspect' ? (session.takeLockedState() ?? (await session.inspect())) : session.inspect(),
+    )
     const outcome = outcomes[index] as HostReleaseOutcome
     outcome.timings[phase] = ms
     outcome.previous = value.current

@@ -37,10 +37,11 @@ export async function withLocks<T>(
   reporter: Reporter,
   work: (owner: LockOwner) => Promise<T>,
   now: () => Date = () => new Date(),
+  options: { readState?: boolean } = {},
 ): Promise<T> {
   const owner = newLockOwner(actor, command, now())
   const results = await settleAll(sessions, sessions.length, async (session) => {
-    let outcome = await session.tryLock(owner)
+    let outcome = await session.tryLock(owner, options)
     for (let attempt = 0; !outcome.acquired; attempt++) {
       const holder = outcome.holder
       const alive = holder ? isProcessAlive(holder.pid) : undefined
@@ -62,7 +63,7 @@ export async function withLocks<T>(
         host: session.name,
         message: `broke a stale lock: ${report.message.replace(/^Host [^:]+: /, '')}`,
       })
-      outcome = await session.tryLock(owner)
+      outcome = await session.tryLock(owner, options)
     }
     return session
   })

@@ -15,6 +15,8 @@ import * as remote from './remote-commands.js'
 
 /** Separates the prepare step's own output from the previous manifest it prints. */
 const MANIFEST_MARK = '--deployer-manifest--'
+/** Separates the lock's answer from the state read right after it. */
+const STATE_MARK = '--deployer-state--'
 
 function parseManifestFiles(text: string): PreviousEntry[] | null {
   try {
@@ -41,6 +43,7 @@ export class HostSession {
   readonly host: HostConfig
   readonly transport: Transport
   readonly layout: Layout
+  private lockedState?: HostState
 
   constructor(host: HostConfig, transport: Transport) {
     this.host = host
@@ -62,15 +65,39 @@ export class HostSession {
     return parseHostState(output)
   }
 
-  /** Takes the lock, or returns the current owner (null when unreadable) when someone else holds it. */
+  /**
+   * Takes the lock, or returns the current owner (null when unreadable) when someone else has it. With
+   * `readState`, the host's state is read in the same round trip right after the lock is taken (kept
+   * for `takeLockedState`): a release saves a round trip it would spend inspecting next.
+   */
   async tryLock(
     owner: LockOwner,
+    options: { readState?: boolean } = {},
   ): Promise<{ acquired: true } | { acquired: false; holder: LockOwner | null }> {
-    const output = await this.run('taking the deploy lock', remote.acquireLockCommand(this.layout, owner), {
+    const command = options.readState
+      ? [
+          remote.acquireLockCommand(this.layout, owner),
+          `if grep -qF ${quote(owner.token)} ${quote(this.layout.lockOwner)} 2>/dev/null; then echo ${STATE_MARK}`,
+          remote.inspectCommand(this.layout),
+          'fi',
+        ].join('\n')
+      : remote.acquireLockCommand(this.layout, owner)
+    const output = await this.run('taking the deploy lock', command, {
       hint: `Check that ${this.layout.deployTo} (or its parent) is writable by the SSH user.`,
     })
-    if (output.startsWith('acquired')) return { acquired: true }
+    if (output.startsWith('acquired')) {
+      const [, state] = output.split(`${STATE_MARK}\n`)
+      this.lockedState = state === undefined ? undefined : parseHostState(state)
+      return { acquired: true }
+    }
     return { acquired: false, holder: parseLockOwner(output.replace(/^held\n/, '')) }
+  }
+
+  /** The state read when the lock was taken (once; later reads go to the host). */
+  takeLockedState(): HostState | undefined {
+    const state = this.lockedState
+    this.lockedState = undefined
+    return state
   }
 
   async unlock(owner: LockOwner): Promise<void> {
