@@ -28,13 +28,16 @@ function recordingHost(connect: () => Promise<void> = async () => {}): {
   return { open: () => transport, commands }
 }
 
-describe('runRelease before the lock', () => {
-  let root: string
+/**
+ * A scratch root with an empty `source/` for each test; the source's hash cache goes there too, not
+ * to the home of whoever runs the tests. Returns a getter for the root.
+ */
+function useScratchRoot(prefix: string): () => string {
+  let root = ''
   let cacheHome: string | undefined
   beforeEach(async () => {
-    root = await mkdtemp(join(tmpdir(), 'deployer-release-'))
+    root = await mkdtemp(join(tmpdir(), prefix))
     await mkdir(join(root, 'source'))
-    // The source's hash cache goes to a scratch directory, not the home of whoever runs the tests.
     cacheHome = process.env.XDG_CACHE_HOME
     process.env.XDG_CACHE_HOME = join(root, 'cache')
   })
@@ -42,6 +45,15 @@ describe('runRelease before the lock', () => {
     if (cacheHome === undefined) delete process.env.XDG_CACHE_HOME
     else process.env.XDG_CACHE_HOME = cacheHome
     await rm(root, { recursive: true, force: true })
+  })
+  return () => root
+}
+
+describe('runRelease before the lock', () => {
+  const scratch = useScratchRoot('deployer-release-')
+  let root: string
+  beforeEach(() => {
+    root = scratch()
   })
 
   const release = (open: () => Transport) =>
@@ -92,20 +104,12 @@ describe('runRelease before the lock', () => {
 })
 
 describe('runRelease when the connection drops during the publish', () => {
+  const scratch = useScratchRoot('deployer-publish-drop-')
   let root: string
-  let cacheHome: string | undefined
   beforeEach(async () => {
-    root = await mkdtemp(join(tmpdir(), 'deployer-publish-drop-'))
-    await mkdir(join(root, 'source'))
+    root = scratch()
     await mkdir(join(root, 'srv'))
     await writeFile(join(root, 'source', 'app.rb'), 'v1\n')
-    cacheHome = process.env.XDG_CACHE_HOME
-    process.env.XDG_CACHE_HOME = join(root, 'cache')
-  })
-  afterEach(async () => {
-    if (cacheHome === undefined) delete process.env.XDG_CACHE_HOME
-    else process.env.XDG_CACHE_HOME = cacheHome
-    await rm(root, { recursive: true, force: true })
   })
 
   it('looks again, counts a host whose publish finished as live, and rolls it back with the fleet', async () => {
