@@ -167,7 +167,7 @@ export async function runRelease(
         }
         return result
       }
-      await connectWhileReading(sessions, sourceRead())
+      const source = await connectWhileReading(sessions, sourceRead())
       return withLocks(
         sessions,
         options.actor,
@@ -179,7 +179,6 @@ export async function runRelease(
           // Read under the lock: numbers and partial releases cannot change until it is released.
           const states = await inspectAll(sessions, outcomes, config.concurrency, reporter, 'inspect')
           requireAgreement(sessions, states, reporter)
-          const source = await sourceRead()
           result.release = nextReleaseNumber(numberingReports(sessions, states))
           const built = await buildEverywhere(
             config,
@@ -209,15 +208,13 @@ export async function runRelease(
  * a symlink out of it, nothing left after `exclude`) thus fails the run before any host changes: taking
  * the lock already creates `deploy_to/.deployer`, and `deploy_to` itself on a new host.
  */
-async function connectWhileReading(
-  sessions: readonly HostSession[],
-  reading: Promise<unknown>,
-): Promise<void> {
+async function connectWhileReading<T>(sessions: readonly HostSession[], reading: Promise<T>): Promise<T> {
   const connecting = settleAll(sessions, sessions.length, (session) => session.connect())
   // On a failed read the sessions are closed at once (withSessions), cutting the handshakes short.
-  await reading
+  const source = await reading
   const failure = firstFailure(await connecting)
   if (failure !== undefined) throw failure
+  return source
 }
 
 /** The local source, read once for every host. */
@@ -603,7 +600,7 @@ async function goLiveOnHost(
   const files = [{ path: FINGERPRINTS_FILE, content: built?.fingerprintsFile ?? '' }]
   await failpoint('publish', session.name, options.signal)
   // The last moment an interrupt can stop this host cleanly: from the publish on it runs to the end.
-  if (options.signal?.aborted) throw new InterruptedError(abortReason(options.signal))
+  throwIfInterrupted(options.signal)
   try {
     const publish = await timedPhase(
       options.reporter,

@@ -75,12 +75,7 @@ export class HostSession {
     options: { readState?: boolean } = {},
   ): Promise<{ acquired: true } | { acquired: false; holder: LockOwner | null }> {
     const command = options.readState
-      ? [
-          remote.acquireLockCommand(this.layout, owner),
-          `if grep -qF ${quote(owner.token)} ${quote(this.layout.lockOwner)} 2>/dev/null; then echo ${STATE_MARK}`,
-          remote.inspectCommand(this.layout),
-          'fi',
-        ].join('\n')
+      ? remote.acquireLockAndInspectCommand(this.layout, owner, STATE_MARK)
       : remote.acquireLockCommand(this.layout, owner)
     const output = await this.run('taking the deploy lock', command, {
       hint: `Check that ${this.layout.deployTo} (or its parent) is writable by the SSH user.`,

@@ -46,6 +46,19 @@ export function acquireLockCommand(layout: Layout, owner: LockOwner): string {
   ].join('\n')
 }
 
+/**
+ * Takes the lock like acquireLockCommand and, only when this run now holds it, prints `mark` and the
+ * host's state (inspectCommand): a release reads what it needs under the lock in the same round trip.
+ */
+export function acquireLockAndInspectCommand(layout: Layout, owner: LockOwner, mark: string): string {
+  return [
+    acquireLockCommand(layout, owner),
+    `if grep -qF ${quote(owner.token)} ${quote(layout.lockOwner)} 2>/dev/null; then echo ${quote(mark)}`,
+    inspectCommand(layout),
+    'fi',
+  ].join('\n')
+}
+
 /** Removes the lock only if this run still owns it, so a run never frees a lock someone else took. */
 export function releaseLockCommand(layout: Layout, owner: LockOwner): string {
   return `if grep -qF ${quote(owner.token)} ${quote(layout.lockOwner)} 2>/dev/null; then rm -rf -- ${quote(layout.lock)}; fi`
@@ -190,7 +203,7 @@ export function installCommand(layout: Layout, release: number, command: string)
   const marker = quote(installMarker(layout, release))
   return [
     // Kept when it exists: an install after a failed check is compared with the state before the check.
-    `[ -e ${marker} ] || ${sharedFilesListing(partialPath(layout, release))} > ${marker}`,
+    `[ -e ${marker} ] || ${sharedFilesListing(partial)} > ${marker}`,
     `cd ${quote(partial)}`,
     `export DEPLOYER_RELEASE=${release} DEPLOYER_RELEASE_PATH=${quote(partial)} DEPLOYER_DEPLOY_TO=${quote(layout.deployTo)}`,
     // The user's command is shell by design; it runs in a subshell so its `exit` or `cd` cannot leak.

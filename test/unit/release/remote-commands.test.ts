@@ -98,6 +98,18 @@ describe('remote command builders (run through /bin/sh)', () => {
     expect(await lstat(layout.lock).catch(() => null)).to.equal(null)
   })
 
+  it('reads the state with the lock only for the run that took it', async () => {
+    const layout = layoutFor(deployTo)
+    const owner = { user: 'a', machine: 'm', pid: 1, token: 'tok-1', command: 'release', startedAt: 't' }
+    const mine = await run(remote.acquireLockAndInspectCommand(layout, owner, '--state--'))
+    expect(mine).to.match(/^acquired\n--state--\nreal\t/)
+    const other = await run(
+      remote.acquireLockAndInspectCommand(layout, { ...owner, token: 'tok-2' }, '--state--'),
+    )
+    expect(other).to.match(/^held\n/)
+    expect(other).to.not.contain('--state--')
+  })
+
   it('refuses to build a delete outside deploy_to', () => {
     const layout = layoutFor('/srv/shop')
     expect(() => remote.guardedPath(layout, '/srv/other')).to.throw(/not inside deploy_to/)
