@@ -4,8 +4,8 @@ import { join } from 'node:path'
 import { promisify } from 'node:util'
 import { expect } from 'chai'
 import { ExitCode } from '../../src/errors.js'
+import { PUMA_VERSIONS, prebuiltBundle, pumaMajor } from '../support/bundled-puma.js'
 import { type ReleaseJson, releaseJson, runCli } from '../support/cli.js'
-import { PUMA_VERSIONS, type PumaVersion, prebuiltBundle, pumaMajor } from '../support/bundled-puma.js'
 import { DEPLOY_USER, makeWorkspace, type Workspace } from '../support/fixture.js'
 import {
   answers,
