@@ -144,6 +144,11 @@ export interface PumaConfigFacts {
   forkWorker: number | null
   /** Whether that Puma has `bin/puma-wild`, which prune_bundler needs; absent when Puma has no gem spec. */
   pumaWild?: boolean
+  /**
+   * The file sets `bind`, `port` or `ssl_bind`; false when `binds` is Puma's default (8.0: `tcp://[::]:9292`
+   * where the host has IPv6). Absent from probes that predate it.
+   */
+  bindsInFile?: boolean
 }
 
 /** Everything one probe saw. */
@@ -195,6 +200,9 @@ begin
   raise "#{file} does not exist in #{Dir.pwd}" unless File.file?(file)
   config = Puma::Configuration.new({ config_files: [file] })
   config.load
+  # Before clamp, which on 8.0 writes the binds it rewrites for IPv6 into the user layer.
+  layers = config.instance_variable_get(:@_options) || config.instance_variable_get(:@options)
+  facts["bindsInFile"] = layers.file_options.key?(:binds) if layers.respond_to?(:file_options)
   # 7.0+ refuse options until clamp (puma/puma#3297), which runs the single/cluster blocks (8.0), decides
   # the conditional preload default and rewrites [::] binds when the host has no IPv6, as Puma's boot does.
   # Before 7, Puma's boot clamps too, but only after forking; nothing here needs it.
@@ -663,6 +671,7 @@ function parseConfig(raw: Record<string, unknown>): PumaConfigFacts {
     workerBootTimeout: num(raw.workerBootTimeout) ?? null,
     forkWorker: num(raw.forkWorker) ?? null,
     ...(typeof raw.pumaWild === 'boolean' ? { pumaWild: raw.pumaWild } : {}),
+    ...(typeof raw.bindsInFile === 'boolean' ? { bindsInFile: raw.bindsInFile } : {}),
   }
 }
 
