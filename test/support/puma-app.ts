@@ -20,9 +20,10 @@ export interface PumaAppOptions {
   workers?: number
   /**
    * Add `preload_app!`: Puma then refuses phased restarts. Without it a bundled Puma 7+ gets
-   * `preload_app! false`, since 7.0 turns preload on by default with 2+ workers (puma/puma#3297).
+   * `preload_app! false`, since 7.0 turns preload on by default with 2+ workers (puma/puma#3297);
+   * `'unset'` writes no preload line at all, leaving Puma's own default.
    */
-  preload?: boolean
+  preload?: boolean | 'unset'
   threads?: number
   /** Make config.ru raise at boot: the release can never serve. */
   brokenBoot?: boolean
@@ -65,7 +66,11 @@ export async function writePumaApp(ws: Workspace, options: PumaAppOptions): Prom
   const pumaRb = [
     options.noDirectory ? '' : `directory ${JSON.stringify(join(ws.deployTo, 'current'))}`,
     `workers ${options.workers ?? 2}`,
-    options.preload ? 'preload_app!' : preloadOff(options.bundledPuma),
+    options.preload === true
+      ? 'preload_app!'
+      : options.preload === 'unset'
+        ? ''
+        : preloadOff(options.bundledPuma),
     `threads 1, ${options.threads ?? 4}`,
     `bind "tcp://127.0.0.1:${options.port}"`,
     `pidfile ${JSON.stringify(join(ws.deployTo, 'shared/tmp/pids/puma.pid'))}`,
