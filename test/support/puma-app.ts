@@ -31,6 +31,8 @@ export interface PumaAppOptions {
    * client, while with the default a stopping worker resets a few (bench/zero-downtime.ts).
    */
   queueRequests?: boolean
+  /** Leave `stdout_redirect` out of puma.rb (Puma then writes where server.start sends it). */
+  noStdoutRedirect?: boolean
 }
 
 /**
@@ -59,7 +61,9 @@ export async function writePumaApp(ws: Workspace, options: PumaAppOptions): Prom
     `bind "tcp://127.0.0.1:${options.port}"`,
     `pidfile ${JSON.stringify(join(ws.deployTo, 'shared/tmp/pids/puma.pid'))}`,
     `activate_control_app "unix://${join(ws.deployTo, 'shared/tmp/sockets/pumactl.sock')}", { auth_token: ${JSON.stringify(PUMA_TOKEN)} }`,
-    `stdout_redirect ${JSON.stringify(join(ws.deployTo, 'shared/log/puma.log'))}, ${JSON.stringify(join(ws.deployTo, 'shared/log/puma.log'))}, true`,
+    options.noStdoutRedirect
+      ? ''
+      : `stdout_redirect ${JSON.stringify(join(ws.deployTo, 'shared/log/puma.log'))}, ${JSON.stringify(join(ws.deployTo, 'shared/log/puma.log'))}, true`,
     options.defaultTimings ? '' : 'worker_shutdown_timeout 5',
     options.defaultTimings ? '' : 'worker_check_interval 1',
     options.queueRequests === false ? 'queue_requests false' : '',
@@ -79,6 +83,8 @@ export interface PumaConfigOptions {
   healthExpect?: string
   /** `install.command`; no install section without it. */
   install?: string
+  /** Appended to the puma command in server.start (e.g. `--redirect-stdout PATH`). */
+  startArgs?: string
 }
 
 /** deployer.yml for the Puma app: server, health and shared sections over the test sshd. */
@@ -87,9 +93,8 @@ export async function writePumaConfig(
   sshd: TestSshd,
   options: PumaConfigOptions,
 ): Promise<void> {
-  const start = options.envFile
-    ? `set -a; . ${options.envFile}; set +a; exec puma -C config/puma.rb`
-    : 'exec puma -C config/puma.rb'
+  const puma = `exec puma -C config/puma.rb${options.startArgs ? ` ${options.startArgs}` : ''}`
+  const start = options.envFile ? `set -a; . ${options.envFile}; set +a; ${puma}` : puma
   const lines = [
     'app: itest',
     `source: ${JSON.stringify(ws.source)}`,
