@@ -36,6 +36,8 @@ export interface PumaAppOptions {
    * client, while with the default a stopping worker resets a few (bench/zero-downtime.ts).
    */
   queueRequests?: boolean
+  /** Leave `stdout_redirect` out of puma.rb (Puma then writes where server.start sends it). */
+  noStdoutRedirect?: boolean
   /**
    * Bundle this Puma version in the app (Gemfile, vendor/cache, prebuilt vendor/bundle; see bundled-puma.ts)
    * instead of running Debian's `puma` outside Bundler. Pair with the same option of writePumaConfig.
@@ -75,7 +77,9 @@ export async function writePumaApp(ws: Workspace, options: PumaAppOptions): Prom
     `bind "tcp://127.0.0.1:${options.port}"`,
     `pidfile ${JSON.stringify(join(ws.deployTo, 'shared/tmp/pids/puma.pid'))}`,
     `activate_control_app "unix://${join(ws.deployTo, 'shared/tmp/sockets/pumactl.sock')}", { auth_token: ${JSON.stringify(PUMA_TOKEN)} }`,
-    `stdout_redirect ${JSON.stringify(join(ws.deployTo, 'shared/log/puma.log'))}, ${JSON.stringify(join(ws.deployTo, 'shared/log/puma.log'))}, true`,
+    options.noStdoutRedirect
+      ? ''
+      : `stdout_redirect ${JSON.stringify(join(ws.deployTo, 'shared/log/puma.log'))}, ${JSON.stringify(join(ws.deployTo, 'shared/log/puma.log'))}, true`,
     options.defaultTimings ? '' : 'worker_shutdown_timeout 5',
     options.defaultTimings ? '' : 'worker_check_interval 1',
     options.queueRequests === false ? 'queue_requests false' : '',
@@ -102,6 +106,8 @@ export interface PumaConfigOptions {
   healthExpect?: string
   /** `install.command`; no install section without it (a bundled Puma defaults to `bundle install --local`). */
   install?: string
+  /** Appended to the puma command in server.start (e.g. `--redirect-stdout PATH`). */
+  startArgs?: string
   /** The app bundles Puma (writePumaApp's option): start it with `bundle exec puma`. */
   bundledPuma?: PumaVersion
 }
@@ -112,8 +118,9 @@ export async function writePumaConfig(
   sshd: TestSshd,
   options: PumaConfigOptions,
 ): Promise<void> {
-  const puma = options.bundledPuma ? BUNDLED_START : 'puma -C config/puma.rb'
-  const start = options.envFile ? `set -a; . ${options.envFile}; set +a; exec ${puma}` : `exec ${puma}`
+  const command = options.bundledPuma ? BUNDLED_START : 'puma -C config/puma.rb'
+  const puma = `exec ${command}${options.startArgs ? ` ${options.startArgs}` : ''}`
+  const start = options.envFile ? `set -a; . ${options.envFile}; set +a; ${puma}` : puma
   const install = options.install ?? (options.bundledPuma ? BUNDLED_INSTALL : undefined)
   const lines = [
     'app: itest',
