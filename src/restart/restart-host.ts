@@ -36,6 +36,8 @@ export interface RestartPlan {
   /** Puma's own log (stdout_redirect) when the config sets one. */
   pumaLog: string | null
   workerShutdownTimeout: number
+  /** Puma's worker_boot_timeout (seconds): how long Puma itself lets a worker boot. */
+  workerBootTimeout: number
   /** The TCP ports the new config binds: nothing else may hold them when deployer starts Puma. */
   tcpPorts: number[]
   /** The last verified restart on this host, which sets the verification deadline. */
@@ -203,7 +205,13 @@ export class PumaHost {
     const pumaEnvironment = await hashFiles(this.pumaEnvFiles)
     // A master caught re-exec'ing (someone's USR2) is waited for: taken for stopped, it would be started twice.
     const observed = lastObservedRestart(state.history)
-    const settleMs = restartDeadlineMs({ kind: 'hot', workers: 0, workerShutdownTimeout: 30, observed })
+    const settleMs = restartDeadlineMs({
+      kind: 'hot',
+      workers: 0,
+      workerShutdownTimeout: 30,
+      workerBootTimeout: 60,
+      observed,
+    })
     const first = await this.settledProbe(undefined, settleMs, [newDir])
     const cwdRelease = first.master.running ? masterRelease(state, first.master.cwd) : null
     const running = findRunningReleases(state.history, first.stats?.startedAt ?? null, cwdRelease)
@@ -657,6 +665,7 @@ export class PumaHost {
       kind,
       workers: plan.workers,
       workerShutdownTimeout: plan.workerShutdownTimeout,
+      workerBootTimeout: plan.workerBootTimeout,
       ...(this.server.restartTimeout === undefined ? {} : { restartTimeout: this.server.restartTimeout }),
       observed: plan.observed,
     })
@@ -737,11 +746,12 @@ function identityOf(baseline: Baseline): MasterIdentity | undefined {
 /** What a restart onto a release takes from that release's own Puma config. */
 function configPlan(
   config: PumaConfigFacts | undefined,
-): Pick<RestartPlan, 'workers' | 'pumaLog' | 'workerShutdownTimeout' | 'tcpPorts'> {
+): Pick<RestartPlan, 'workers' | 'pumaLog' | 'workerShutdownTimeout' | 'workerBootTimeout' | 'tcpPorts'> {
   return {
     workers: config?.workers && config.workers > 0 ? config.workers : 0,
     pumaLog: config?.stdoutRedirect ?? null,
     workerShutdownTimeout: config?.workerShutdownTimeout ?? 30,
+    workerBootTimeout: config?.workerBootTimeout ?? 60,
     tcpPorts: tcpPortsOf(config?.binds ?? []),
   }
 }
