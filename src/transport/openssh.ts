@@ -232,9 +232,11 @@ export class OpenSshTransport implements Transport {
   }
 
   /**
-   * A command that never announced its pid never started: ssh failed (the master went away and a
-   * connection of its own failed, sshd refused the session). One that did either exited 255 or lost its
-   * connection, which the master's own state tells apart.
+   * 255 is ssh's own failure code, but also a command's `exit 255` or its death by a signal. With the
+   * master alive, a command that announced its pid ran and exited so; one that did not never started
+   * (sshd refused the session). With the master gone, the connection dropped under the command, unless
+   * the command never started and ssh said why its own connection failed (the master had gone away
+   * before it, and the fallback connection failed too).
    */
   private async explainExit255(
     master: Master,
@@ -242,11 +244,12 @@ export class OpenSshTransport implements Transport {
     pidLine: PidLineFilter,
     result: ExecResult,
   ): Promise<ExecResult> {
-    if ((await pidLine.pid) === undefined) {
+    const started = (await pidLine.pid) !== undefined
+    const masterAlive = (await this.ssh(master, { kind: 'control', operation: 'check' })).code === 0
+    if (masterAlive && started) return result
+    if (!started && (masterAlive || result.stderr.trim() !== '')) {
       throw classifySshFailure(result.stderr, { ...this.target, name: this.name })
     }
-    const check = await this.ssh(master, { kind: 'control', operation: 'check' })
-    if (check.code === 0) return result
     throw new ConnectionError(
       this.name,
       `the connection to ${this.address} dropped while running \`${summarize(command)}\`.`,
