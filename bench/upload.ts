@@ -32,7 +32,7 @@ export interface UploadFigures {
 
 /** ~5,000 files, ~50 MB, incompressible: many small sources plus a few large assets, and a vendored gem. */
 
-async function writeSyntheticApp(root: string): Promise<number> {
+export async function writeSyntheticApp(root: string): Promise<number> {
   let bytes = 0
   for (let i = 0; i < FILES - 100; i++) {
     const dir = join(root, 'app', `d${Math.floor(i / 100)}`)

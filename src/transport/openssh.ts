@@ -12,6 +12,7 @@ import { pipeInput } from './local.js'
 import { buildSshArgs, type OpenSshRole, type OpenSshTarget } from './openssh-args.js'
 import { classifySshFailure } from './openssh-errors.js'
 import { PidLineFilter } from './pid-line.js'
+import { summarize } from './ssh.js'
 import type { ExecOptions, ExecResult, Transport } from './transport.js'
 
 /** The OpenSSH client; found on PATH like the user's own `ssh`. */
@@ -324,10 +325,4 @@ export class OpenSshTransport implements Transport {
     error.name = 'AbortError'
     return error
   }
-}
-
-/** The first line of a command, shortened, for messages. */
-function summarize(command: string): string {
-  const firstLine = command.split('\n', 1)[0]!
-  return firstLine.length > 60 || firstLine !== command ? `${firstLine.slice(0, 60)}...` : firstLine
 }

@@ -1,10 +1,10 @@
 import { execFile } from 'node:child_process'
 import { generateKeyPairSync } from 'node:crypto'
-import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises'
+import { mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises'
 import { createServer, type Server, type Socket } from 'node:net'
 import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
-import { Readable } from 'node:stream'
+import { PassThrough, Readable } from 'node:stream'
 import { promisify } from 'node:util'
 import { expect } from 'chai'
 import type { HostConfig } from '../../src/config/types.js'
@@ -545,6 +545,27 @@ describe('the openssh SSH transport’s ControlMaster and ssh_config', function 
     expect(await stat(dirname(socket)).catch(() => undefined)).to.equal(undefined)
     await waitFor(() => !isRunning(pid!), { what: `the ControlMaster ${pid} to exit` })
     expect(await transport.masterPid()).to.equal(undefined)
+  })
+
+  it('keeps what it sends on stdin off every local command line', async () => {
+    const secret = `deployer-secret-${process.pid}-${Date.now()}`
+    const input = new PassThrough()
+    const transport = transportFor()
+    const running = transport.exec('read -r line; cat >/dev/null; echo "got ${#line}"', { stdin: input })
+    input.write(`${secret}\n`)
+    // The command is running and holds the line; nothing on this machine shows it in argv.
+    const pid = await transport.masterPid()
+    expect(pid).to.be.a('number')
+    const lines = await Promise.all(
+      (await readdir('/proc'))
+        .filter((name) => /^\d+$/.test(name))
+        .map((name) => readFile(`/proc/${name}/cmdline`, 'utf8').catch(() => '')),
+    )
+    // The command itself is there (the scan sees the ssh client); the line it reads is not.
+    expect(lines.some((line) => line.includes('read -r line; cat'))).to.equal(true)
+    expect(lines.filter((line) => line.includes(secret))).to.deep.equal([])
+    input.end()
+    expect((await running).stdout).to.equal(`got ${secret.length}\n`)
   })
 
   it('starts a new master when the old one went away', async () => {
