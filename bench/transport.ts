@@ -14,7 +14,7 @@ import { SshTransport } from '../src/transport/ssh.js'
 import type { Transport } from '../src/transport/transport.js'
 import { DEPLOY_USER, makeWorkspace } from '../test/support/fixture.js'
 import { startSshd } from '../test/support/sshd.js'
-import { writeSyntheticApp } from './upload.js'
+import { median, timed, writeSyntheticApp } from './upload.js'
 
 const run = promisify(execFile)
 const REPEAT = Number(process.env.BENCH_REPEAT ?? 5)
@@ -39,20 +39,6 @@ const CLIENTS = [
 /** What a directory on the host holds: regular files and their bytes, as `COUNT BYTES`. */
 const treeSize = (dir: string) =>
   `find ${dir} -type f -printf '%s\\n' | awk '{ s += $1 } END { print NR, s }'`
-
-async function timed(work: () => Promise<unknown>): Promise<number> {
-  const started = performance.now()
-  await work()
-  return (performance.now() - started) / 1000
-}
-
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b)
-  const middle = Math.floor(sorted.length / 2)
-  return sorted.length % 2
-    ? (sorted[middle] as number)
-    : ((sorted[middle - 1] as number) + (sorted[middle] as number)) / 2
-}
 
 export async function benchTransport(): Promise<TransportFigures> {
   const sshd = await startSshd({ user: DEPLOY_USER, createUser: true })
