@@ -24,6 +24,8 @@ const MASTER_IDLE_SECONDS = 300
 interface Master {
   dir: string
   socket: string
+  /** close() ended it: a command must not start on it (ssh would quietly connect on its own instead). */
+  closed?: boolean
 }
 
 interface SshRun {
@@ -47,6 +49,8 @@ export class OpenSshTransport implements Transport {
   readonly name: string
   private readonly target: OpenSshTarget
   private master?: Promise<Master>
+  /** Masters close() has taken, even while still starting: no command may begin on them. */
+  private readonly ended = new WeakSet<Promise<Master>>()
   /** Aborted commands whose remote process group is still being signalled; close() waits for them. */
   private readonly stopping = new Set<Promise<void>>()
   /** Names this transport's pid lines, so no other output can pass for one. */
@@ -73,6 +77,13 @@ export class OpenSshTransport implements Transport {
     if (signal?.aborted) return Promise.reject(this.abortError(command, signal))
     return this.openMaster().then((master) => {
       if (signal?.aborted) throw this.abortError(command, signal)
+      if (master.closed) {
+        throw new ConnectionError(
+          this.name,
+          `the connection to ${this.address} was closed before \`${summarize(command)}\` could run.`,
+          'Nothing to fix: deployer closes connections that are still opening when a run is interrupted.',
+        )
+      }
       return this.runCommand(master, command, options)
     })
   }
@@ -81,6 +92,7 @@ export class OpenSshTransport implements Transport {
   async close(): Promise<void> {
     const opening = this.master
     this.master = undefined
+    if (opening) this.ended.add(opening)
     await Promise.allSettled([...this.stopping])
     const master = await opening?.catch(() => undefined)
     if (master) await this.stopMaster(master)
@@ -104,6 +116,8 @@ export class OpenSshTransport implements Transport {
       }
       const pending = this.master
       const master = await pending
+      // A master close() ended goes back marked so: exec refuses it rather than start another.
+      if (master.closed || this.ended.has(pending)) return { ...master, closed: true }
       if (existsSync(master.socket)) return master
       // The master went away (its idle limit, a dropped connection) and took its socket: start another.
       if (this.master === pending) this.master = undefined
@@ -146,6 +160,7 @@ export class OpenSshTransport implements Transport {
   }
 
   private async stopMaster(master: Master): Promise<void> {
+    master.closed = true
     if (existsSync(master.socket)) await this.ssh(master, { kind: 'control', operation: 'exit' })
     await rm(master.dir, { recursive: true, force: true })
   }
@@ -192,7 +207,8 @@ export class OpenSshTransport implements Transport {
       }
       const onAbort = () => {
         settle(() => reject(this.abortError(command, signal!)))
-        const stopped = this.stopRemote(master, pidLine, () => child.kill('SIGTERM'))
+        // Best effort, like the built-in client's signal request: the command's promise is already settled.
+        const stopped = this.stopRemote(master, pidLine, () => child.kill('SIGTERM')).catch(() => {})
         this.stopping.add(stopped)
         stopped.finally(() => this.stopping.delete(stopped))
       }

@@ -590,6 +590,15 @@ describe('the openssh SSH transport’s ControlMaster and ssh_config', function 
     expect((await running).stdout).to.equal(`got ${secret.length}\n`)
   })
 
+  it('refuses a command whose master close() ended while it was starting', async () => {
+    const transport = transportFor()
+    const refused = rejectionOf(transport.exec('echo never'))
+    await transport.close()
+    const error = await refused
+    expect(error).to.be.instanceOf(ConnectionError)
+    expect(error.message, error.message).to.include('was closed before `echo never` could run')
+  })
+
   it('starts a new master when the old one went away', async () => {
     const transport = transportFor()
     await transport.connect()
