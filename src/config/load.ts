@@ -550,7 +550,8 @@ function buildHost(
   const shownName = show(name)
   if (spec.kind === 'local') return { host: { ...common, kind: 'local' }, shownName }
   const user = spec.user ?? overrides.user ?? defaults.user ?? ctx.env.USER
-  if (!user) {
+  // With ssh_config on, its User (or, as with ssh, the local user) decides at connection time.
+  if (!user && !defaults.ssh.config) {
     report(
       ctx,
       entry,
@@ -564,7 +565,10 @@ function buildHost(
   if (spec.user ?? overrides.user ?? defaults.user) explicit.push('user')
   if (spec.port ?? overrides.port) explicit.push('port')
   const ssh = { ...defaults.ssh, explicit }
-  return { host: { ...common, ssh, kind: 'ssh', user, hostname: spec.hostname, port }, shownName }
+  return {
+    host: { ...common, ssh, kind: 'ssh', ...(user ? { user } : {}), hostname: spec.hostname, port },
+    shownName,
+  }
 }
 
 function readShared(ctx: Ctx, field: Field | undefined): SharedSettings {

@@ -191,6 +191,8 @@ export interface AuthPlan {
 export function createAuthHandler(plan: AuthPlan, attempts: AuthAttempts) {
   const files = plan.identity ? [plan.identity] : [...plan.identityFiles]
   let agentOffered = plan.identity !== undefined || plan.agentSocket === undefined
+  /** The plain RSA key to offer after its rsa-sha2-512 form was refused (an old server that wants ssh-rsa). */
+  let rsaFallback: ParsedKey | undefined
   return (authsLeft: AuthenticationType[] | null, _partial: boolean | null, next: NextAuthHandler) => {
     // ssh2 passes null before the first attempt; after that, the methods the server still accepts.
     if (authsLeft && !authsLeft.includes('publickey')) return next(false as unknown as AnyAuthMethod)
@@ -210,11 +212,20 @@ export function createAuthHandler(plan: AuthPlan, attempts: AuthAttempts) {
       })
       return { type: 'agent', username: plan.user, agent }
     }
+    if (rsaFallback) {
+      const key = rsaFallback
+      rsaFallback = undefined
+      return { type: 'publickey', username: plan.user, key }
+    }
     while (files.length > 0) {
       const file = files.shift()!
       const load = await loadKey(file, { env: plan.env, ask: plan.ask })
       if (load.ok) {
         attempts.keys.push(load.loaded)
+        if (load.loaded.key.type === 'ssh-rsa') {
+          rsaFallback = load.loaded.key
+          return { type: 'publickey', username: plan.user, key: asRsaSha512(load.loaded.key) }
+        }
         return { type: 'publickey', username: plan.user, key: load.loaded.key }
       }
       // A default identity that does not exist is the normal case, not worth a word.
@@ -222,4 +233,20 @@ export function createAuthHandler(plan: AuthPlan, attempts: AuthAttempts) {
     }
     return undefined
   }
+}
+
+/**
+ * An RSA key that signs with rsa-sha2-512. ssh2 picks one RSA signature algorithm from the server's
+ * server-sig-algs, rsa-sha2-256 first, and OpenSSH's sshd lists both even when PubkeyAcceptedAlgorithms
+ * allows only rsa-sha2-512: the key is then refused. OpenSSH itself tries rsa-sha2-512 first; so does
+ * this: ssh2 uses a key's `type` as the algorithm name when it is not `ssh-rsa`, and calls `sign` with
+ * no hash, which this fills in. Everything else (the public blob) comes from the real key.
+ */
+export function asRsaSha512(key: ParsedKey): ParsedKey {
+  const wrapped = Object.create(key) as ParsedKey
+  Object.defineProperty(wrapped, 'type', { value: 'rsa-sha2-512' })
+  Object.defineProperty(wrapped, 'sign', {
+    value: (data: Buffer) => key.sign(data, 'sha512'),
+  })
+  return wrapped
 }

@@ -470,8 +470,8 @@ describe('parseConfig', () => {
         problem: '/app/deployer.yml:4:37: hosts[0].port: does not apply to a local host',
       },
       {
-        name: 'a host without any user',
-        lines: ['app: shop', 'deploy_to: /srv/shop', 'hosts: [web1]'],
+        name: 'a host without any user, with ssh_config off',
+        lines: ['app: shop', 'deploy_to: /srv/shop', 'hosts: [web1]', 'ssh: { config: false }'],
         problem:
           '/app/deployer.yml:3:9: hosts[0]: has no user to connect as: write user@host, set ssh.user, or set USER in the environment',
       },
@@ -785,6 +785,17 @@ describe('parseConfig', () => {
       expect(problems(text, { ...ENV, HOST: 'secret-host' })).to.deep.equal([
         '/app/deployer.yml:3:20: hosts[1]: the name "${HOST}" (expanded) is also used by hosts[0]; names must be unique',
       ])
+    })
+
+    it('leaves the user to ssh_config when nothing names one and USER is unset', () => {
+      const config = parseConfig(
+        yaml('app: shop', 'deploy_to: /srv/shop', 'hosts: [web1]'),
+        FILE,
+        {},
+        '/home/me',
+      )
+      expect(config.hosts[0]?.user).to.equal(undefined)
+      expect(config.hosts[0]?.ssh.explicit).to.deep.equal([])
     })
 
     it('takes the user from USER when neither the host nor ssh.user names one', () => {
