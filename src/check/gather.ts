@@ -1,4 +1,3 @@
-import { readFile } from 'node:fs/promises'
 import type { DeployConfig } from '../config/types.js'
 import { ConnectionError, HostKeyError } from '../errors.js'
 import { isProcessAlive } from '../fleet/sessions.js'
@@ -7,7 +6,6 @@ import type { HostState } from '../release/host-state.js'
 import { healthCheckCommand, parseHealth } from '../restart/puma-commands.js'
 import { PumaHost } from '../restart/restart-host.js'
 import type { PumaConfigFacts, ServerProbe } from '../restart/server-probe.js'
-import { lookupHostKeys } from '../transport/known-hosts.js'
 import { SshTransport } from '../transport/ssh.js'
 import { type Reporter, timedPhase } from '../ui/events.js'
 import { type HostFacts, withoutHostPrefix } from './assess-host.js'
@@ -46,11 +44,13 @@ export async function gatherHost(
     state: null,
   }
   try {
-    const unknownKey = await hostKeyUnknown(session)
     const transport = session.transport
-    if (transport instanceof SshTransport)
+    if (transport instanceof SshTransport) {
       await timedPhase(options.reporter, host.name, 'connect', () => transport.connect())
-    facts.hostKeyRecorded = unknownKey && host.ssh.hostKey === 'accept-new'
+      // ssh_config may have changed the address, and accept-new may have recorded a key on any hop.
+      facts.address = transport.address
+      facts.hostKeyRecorded = transport.recordedHostKeys.length > 0
+    }
     await timedPhase(options.reporter, host.name, 'inspect', () => readHost(session, config, facts))
     if (config.server && facts.puma)
       await completePuma(session, config, facts.puma, facts.state, options.sourceConfig)
@@ -64,14 +64,6 @@ export async function gatherHost(
     } else throw error
   }
   return facts
-}
-
-/** Whether known_hosts has no key for this host yet (what `accept-new` would record). */
-async function hostKeyUnknown(session: HostSession): Promise<boolean> {
-  const { host } = session
-  if (host.kind !== 'ssh') return false
-  const text = await readFile(host.ssh.knownHosts, 'utf8').catch(() => '')
-  return lookupHostKeys(text, host.hostname ?? host.name, host.port).length === 0
 }
 
 async function readHost(session: HostSession, config: DeployConfig, facts: HostFacts): Promise<void> {

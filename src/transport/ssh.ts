@@ -90,6 +90,8 @@ export class SshTransport implements Transport {
   private connection?: Connection
   /** The route of the last connection attempt, for messages. */
   private route?: Endpoint[]
+  /** Host keys recorded in known_hosts by `accept-new` (as `name type`), on any hop. */
+  readonly recordedHostKeys: string[] = []
 
   constructor(host: HostConfig) {
     this.host = host
@@ -137,6 +139,15 @@ export class SshTransport implements Transport {
     })
     // The host's connection ran through the hops: end them last, nearest to the host first.
     for (const hop of [...connection.hops].reverse()) hop.end()
+  }
+
+  /**
+   * `user@host:port` of the host itself once ssh_config is applied, and ` via jump hosts` when there are
+   * any; before the first connection, as deployer.yml names it.
+   */
+  get address(): string {
+    const hops = this.route?.slice(0, -1) ?? []
+    return hops.length === 0 ? this.target : `${this.target} via ${hops.map(endpointAddress).join(', ')}`
   }
 
   /** `user@host:port` of the host itself, for messages. */
