@@ -14,14 +14,25 @@ export const PASSPHRASE_ENV = 'DEPLOYER_SSH_PASSPHRASE'
  * (`<(echo "$KEY")`, /dev/fd/3, /dev/stdin) has nothing left for the second host that reads it.
  * Regular files are read each time (accept-new appends to known_hosts while a run goes on).
  */
-const streamed = new Map<string, Promise<Buffer>>()
-export async function readOnce(file: string): Promise<Buffer> {
-  const cached = streamed.get(file)
-  if (cached) return cached
-  const info = await stat(file)
-  if (info.isFile()) return readFile(file)
-  const reading = readFile(file)
-  streamed.set(file, reading)
+const streamed = new Map<string, Buffer>()
+// Hosts connect in parallel: readers that arrive while a read is under way share it.
+const inFlight = new Map<string, Promise<Buffer>>()
+export function readOnce(file: string): Promise<Buffer> {
+  const kept = streamed.get(file)
+  if (kept) return Promise.resolve(kept)
+  const pending = inFlight.get(file)
+  if (pending) return pending
+  const reading = (async () => {
+    const info = await stat(file)
+    const data = await readFile(file)
+    if (!info.isFile()) streamed.set(file, data)
+    return data
+  })()
+  inFlight.set(file, reading)
+  reading.then(
+    () => inFlight.delete(file),
+    () => inFlight.delete(file),
+  )
   return reading
 }
 

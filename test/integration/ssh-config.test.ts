@@ -361,6 +361,30 @@ describe('host and user certificates, rsa-sha2-512 and the agent', function () {
     })
   })
 
+  describe('a key given as a pipe', () => {
+    let sshd: TestSshd
+    before(async () => {
+      sshd = await startSshd()
+    })
+    after(() => sshd?.stop())
+
+    it('is read once and used for every host', async () => {
+      const fifo = join(dir, 'key.fifo')
+      await run('mkfifo', [fifo])
+      // Like `ssh.identity: <(echo "$KEY")`: whatever reads the pipe first gets the key, once.
+      const writer = spawn('sh', ['-c', 'cat "$1" > "$2"', 'sh', sshd.clientKeyPath, fifo], {
+        stdio: 'ignore',
+      })
+      const written = new Promise((resolve) => writer.once('exit', resolve))
+      const hosts = ['one', 'two', 'three'].map((name) =>
+        sshd.hostConfig({ name, deployTo: '/unused', ssh: { identity: fifo } }),
+      )
+      const results = await Promise.all(hosts.map((host) => runOn(host, 'echo ok')))
+      expect(results.map((result) => result.stdout)).to.deep.equal(['ok\n', 'ok\n', 'ok\n'])
+      expect(await written).to.equal(0)
+    })
+  })
+
   describe('the SSH agent alone', () => {
     let sshd: TestSshd
     let agent: ChildProcess | undefined
