@@ -36,6 +36,7 @@ export type SshConfigKey =
   | 'serverAliveInterval'
   | 'hostKeyAlias'
   | 'certificateFiles'
+  | 'proxyCommand'
 
 /** One `ProxyJump` hop: `[user@]host[:port]` or `ssh://[user@]host[:port]`, as written. */
 export interface ProxyHop {
@@ -71,11 +72,13 @@ export interface SshHostConfig {
   serverAliveInterval?: number
   hostKeyAlias?: string
   certificateFiles: string[]
+  /** ProxyCommand as written (`none` left out): the built-in client cannot run it, so it is named in an error. */
+  proxyCommand?: string
   /** The file and line that set each value, where known (the parser always knows; `ssh -G` does not say). */
   sources: Partial<Record<SshConfigKey, SshConfigSource>>
   /** `ssh -G` (the OpenSSH client) or `parser` (deployer reading the files). */
   resolvedBy: 'ssh -G' | 'parser'
-  /** Lines the parser could not evaluate (`Match exec`, ...), treated as not matching. */
+  /** Lines the parser did not evaluate: `Match exec` (taken as not matching), CanonicalizeHostname, ProxyCommand. */
   skipped: SshConfigSource[]
 }
 
@@ -111,6 +114,8 @@ export const DEFAULT_IDENTITY_FILES = [
 ] as const
 
 const SYSTEM_CONFIG = '/etc/ssh/ssh_config'
+/** Keywords that change what deployer uses in ways the parser does not work out. */
+const NOT_EVALUATED = new Set(['canonicalizehostname', 'canonicaldomains', 'proxycommand'])
 // OpenSSH's own limit on nested Include.
 const MAX_INCLUDE_DEPTH = 16
 const SSH_G_TIMEOUT_MS = 10_000
@@ -143,14 +148,25 @@ export function resolveSshConfig(options: ResolveOptions): Promise<SshHostConfig
 async function resolveUncached(options: ResolveOptions): Promise<SshHostConfig> {
   const resolver = options.resolver ?? 'auto'
   if (resolver === 'parser') return parseSshConfigFiles(options)
+  // ssh -G knows the values but not their lines: the parser gives the lines wherever it agrees.
+  const parsed = await parseSshConfigFiles(options).catch(() => undefined)
+  // Two ssh processes cost 30 ms to 0.4 s per host on a busy machine. When no file sets anything deployer
+  // uses, nor anything the parser cannot evaluate (Match exec, canonicalization, ProxyCommand), ssh -G
+  // could only repeat OpenSSH's defaults: the common case on CI, with no ~/.ssh/config.
+  if (
+    resolver === 'auto' &&
+    parsed &&
+    Object.keys(parsed.sources).length === 0 &&
+    parsed.skipped.length === 0
+  ) {
+    return parsed
+  }
   const fromClient = await resolveWithSshG(options)
   if (fromClient === undefined) {
     if (resolver === 'ssh -G')
       throw new SshConfigError('ssh -G: the OpenSSH client is not installed.', 'Install openssh-client.')
-    return parseSshConfigFiles(options)
+    return parsed ?? parseSshConfigFiles(options)
   }
-  // ssh -G knows the values but not their lines: take the lines from the parser wherever it agrees.
-  const parsed = await parseSshConfigFiles(options).catch(() => undefined)
   if (parsed) {
     for (const key of Object.keys(parsed.sources) as SshConfigKey[]) {
       if (JSON.stringify(parsed[key]) === JSON.stringify(fromClient[key]))
@@ -248,6 +264,7 @@ export function fromSshG(
   const identitiesOnly = one('identitiesonly')
   const proxyJump = one('proxyjump')
   const alias = one('hostkeyalias')
+  const proxyCommand = one('proxycommand')
   return {
     host: options.host,
     ...(hostname !== undefined ? { hostname } : {}),
@@ -266,6 +283,7 @@ export function fromSshG(
     ...(serverAlive !== undefined ? { serverAliveInterval: Number(serverAlive) } : {}),
     ...(alias !== undefined ? { hostKeyAlias: alias } : {}),
     certificateFiles: (changed('certificatefile') ?? []).map((file) => expandPath(file, tokens)),
+    ...(proxyCommand !== undefined && proxyCommand !== 'none' ? { proxyCommand } : {}),
     sources: {},
     resolvedBy: 'ssh -G',
     skipped: [],
@@ -403,6 +421,8 @@ class EvaluationState {
   ) {}
 
   set(line: ConfigLine): void {
+    // Applied, but beyond this parser: ssh -G decides (the host name or the way to connect may change).
+    if (NOT_EVALUATED.has(line.keyword)) this.skipped.push({ file: line.file, line: line.line })
     if (line.keyword === 'identityfile') this.identityFiles.push(line)
     else if (line.keyword === 'certificatefile') this.certificateFiles.push(line)
     else if (!this.values.has(line.keyword)) this.values.set(line.keyword, line)
@@ -504,6 +524,8 @@ class EvaluationState {
     take('connectTimeout', get('connecttimeout'), readNumber(get('connecttimeout')))
     take('serverAliveInterval', get('serveraliveinterval'), readNumber(get('serveraliveinterval')))
     take('hostKeyAlias', get('hostkeyalias'), get('hostkeyalias')?.args[0])
+    const proxyCommand = get('proxycommand')?.args.join(' ')
+    take('proxyCommand', get('proxycommand'), proxyCommand === 'none' ? undefined : proxyCommand)
     if (this.identityFiles[0]) sources.identityFiles = source(this.identityFiles[0])
     if (this.certificateFiles[0]) sources.certificateFiles = source(this.certificateFiles[0])
     if (get('userknownhostsfile')) sources.userKnownHostsFiles = source(get('userknownhostsfile'))

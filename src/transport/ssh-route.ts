@@ -94,6 +94,19 @@ export async function planRoute(
     resolved,
     context,
   })
+  // OpenSSH takes whichever of ProxyJump and ProxyCommand comes first; ssh2 can run only a jump.
+  if (resolved?.proxyCommand && ssh.proxyJump === undefined && !resolved.proxyJump?.length) {
+    throw new DeployerError(
+      `Host ${host.name}: ssh_config sets ProxyCommand ${JSON.stringify(resolved.proxyCommand)}` +
+        `${describeSources(resolved, ['proxyCommand']) ? ` at ${describeSources(resolved, ['proxyCommand']).replace(/^ProxyCommand /, '')}` : ''}, ` +
+        "which deployer's built-in SSH client cannot run.",
+      {
+        exitCode: ExitCode.connection,
+        host: host.name,
+        hint: 'Set `ssh.client: openssh` to connect with the system ssh, or replace it with ProxyJump (or ssh.proxy_jump in deployer.yml).',
+      },
+    )
+  }
   let jumps: ProxyHop[] = []
   if (ssh.proxyJump !== undefined) {
     jumps = parseProxyJump(ssh.proxyJump)
@@ -242,6 +255,7 @@ const SOURCE_NAMES: Record<SshConfigKey, string> = {
   serverAliveInterval: 'ServerAliveInterval',
   hostKeyAlias: 'HostKeyAlias',
   certificateFiles: 'CertificateFile',
+  proxyCommand: 'ProxyCommand',
 }
 
 /**

@@ -294,6 +294,21 @@ describe('ssh-config', () => {
       expect(resolved.sources.hostname).to.deep.equal({ file: join(dir, 'config'), line: 3 })
     })
 
+    it('asks ssh -G only when a file sets something deployer uses or cannot evaluate', async () => {
+      const cases: Array<[string, string, string]> = [
+        ['nothing relevant', 'Host *\n  SendEnv LANG\n  HashKnownHosts yes\n', 'parser'],
+        ['a HostName', 'Host web9\n  HostName 10.0.0.9\n', 'ssh -G'],
+        ['CanonicalizeHostname', 'Host *\n  CanonicalizeHostname yes\n', 'ssh -G'],
+        ['Match exec', 'Match exec "true"\n  Port 2222\n', 'ssh -G'],
+      ]
+      for (const [title, text, expected] of cases) {
+        const file = join(dir, `auto-${expected.replace(/\W/g, '')}-${title.length}`)
+        await writeFile(file, text)
+        const resolved = await resolveSshConfig({ host: 'web9', files: { kind: 'file', file }, homeDir: dir })
+        expect(resolved.resolvedBy, title).to.equal(expected)
+      }
+    })
+
     it('reports the line ssh rejects', async () => {
       await writeFile(join(dir, 'bad'), 'Host x\n  NoSuchOption yes\n')
       const error = await resolveSshConfig({
