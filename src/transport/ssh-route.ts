@@ -98,7 +98,7 @@ export async function planRoute(
   if (resolved?.proxyCommand && ssh.proxyJump === undefined && !resolved.proxyJump?.length) {
     throw new DeployerError(
       `Host ${host.name}: ssh_config sets ProxyCommand ${JSON.stringify(resolved.proxyCommand)}` +
-        `${describeSources(resolved, ['proxyCommand']) ? ` at ${describeSources(resolved, ['proxyCommand']).replace(/^ProxyCommand /, '')}` : ''}, ` +
+        `${describeSources(resolved, ['proxyCommand']).replace(/^ProxyCommand/, '')}, ` +
         "which deployer's built-in SSH client cannot run.",
       {
         exitCode: ExitCode.connection,

@@ -178,6 +178,13 @@ describe('ssh-config', () => {
         'Host web1\n  HostName %h.example.com\n',
         { hostname: 'web1.example.com' },
       ],
+      ['ProxyCommand, as written', {}, 'Host web1\n  ProxyCommand nc %h %p\n', { proxyCommand: 'nc %h %p' }],
+      [
+        'ProxyCommand none is no command',
+        {},
+        'Host web1\n  ProxyCommand none\n',
+        { proxyCommand: undefined },
+      ],
     ]
     for (const [title, extra, text, expected] of precedence) {
       it(title, async () => {

@@ -1,5 +1,6 @@
 import { expect } from 'chai'
 import type { ExplicitSshSetting, HostConfig, SshSettings } from '../../../src/config/types.js'
+import { DeployerError } from '../../../src/errors.js'
 import type { ResolveOptions, SshHostConfig } from '../../../src/transport/ssh-config.js'
 import {
   DEFAULT_KEEPALIVE_MS,
@@ -166,6 +167,25 @@ describe('planRoute', () => {
     const seen: ResolveOptions[] = []
     await planRoute(host({ ssh: { config: '/repo/ssh_config' } }), context({}, seen))
     expect(seen[0]!.files).to.deep.equal({ kind: 'file', file: '/repo/ssh_config' })
+  })
+
+  it('refuses a ProxyCommand it cannot run, naming the line and the OpenSSH client', async () => {
+    const configs = {
+      web1: {
+        proxyCommand: 'nc -X 5 -x proxy:1080 %h %p',
+        sources: { proxyCommand: { file: '/cfg', line: 4 } },
+      },
+    }
+    const error = (await planRoute(host(), context(configs)).catch(
+      (caught: DeployerError) => caught,
+    )) as DeployerError
+    expect(error).to.be.instanceOf(DeployerError)
+    expect(error.message).to.equal(
+      'Host web1: ssh_config sets ProxyCommand "nc -X 5 -x proxy:1080 %h %p" (/cfg:4), which deployer\'s built-in SSH client cannot run.',
+    )
+    expect(error.hint).to.include('ssh.client: openssh')
+    // ssh.proxy_jump in deployer.yml replaces it.
+    expect(await planRoute(host({ ssh: { proxyJump: 'edge' } }), context(configs))).to.have.length(2)
   })
 
   describe('jump hosts', () => {
