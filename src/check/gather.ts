@@ -8,6 +8,7 @@ import { healthCheckCommand, parseHealth } from '../restart/puma-commands.js'
 import { PumaHost } from '../restart/restart-host.js'
 import type { PumaConfigFacts, ServerProbe } from '../restart/server-probe.js'
 import { lookupHostKeys } from '../transport/known-hosts.js'
+import { SshTransport } from '../transport/ssh.js'
 import { type Reporter, timedPhase } from '../ui/events.js'
 import { type HostFacts, withoutHostPrefix } from './assess-host.js'
 import type { PumaFacts } from './assess-puma.js'
@@ -45,11 +46,19 @@ export async function gatherHost(
     state: null,
   }
   try {
-    const unknownKey = await hostKeyUnknown(session)
     const transport = session.transport
-    const connect = transport.connect?.bind(transport)
-    if (connect) await timedPhase(options.reporter, host.name, 'connect', connect)
-    facts.hostKeyRecorded = unknownKey && host.ssh.hostKey === 'accept-new'
+    if (transport instanceof SshTransport) {
+      await timedPhase(options.reporter, host.name, 'connect', () => transport.connect())
+      // ssh_config may have changed the address, and accept-new may have recorded a key on any hop.
+      facts.address = transport.address
+      facts.hostKeyRecorded = transport.recordedHostKeys.length > 0
+    } else if (transport.connect) {
+      // The OpenSSH client records an unknown key under accept-new without telling: look before it connects.
+      const unknownKey = await hostKeyUnknown(session)
+      const connect = transport.connect.bind(transport)
+      await timedPhase(options.reporter, host.name, 'connect', connect)
+      facts.hostKeyRecorded = unknownKey && host.ssh.hostKey === 'accept-new'
+    }
     await timedPhase(options.reporter, host.name, 'inspect', () => readHost(session, config, facts))
     if (config.server && facts.puma)
       await completePuma(session, config, facts.puma, facts.state, options.sourceConfig)
@@ -63,14 +72,6 @@ export async function gatherHost(
     } else throw error
   }
   return facts
-}
-
-/** Whether known_hosts has no key for this host yet (what `accept-new` would record). */
-async function hostKeyUnknown(session: HostSession): Promise<boolean> {
-  const { host } = session
-  if (host.kind !== 'ssh') return false
-  const text = await readFile(host.ssh.knownHosts, 'utf8').catch(() => '')
-  return lookupHostKeys(text, host.hostname ?? host.name, host.port).length === 0
 }
 
 async function readHost(session: HostSession, config: DeployConfig, facts: HostFacts): Promise<void> {
@@ -155,4 +156,12 @@ function resultValue<T>(result: Attempt<T>): T | null {
 function errorOf(result: Attempt<unknown>, host: string): string | undefined {
   if (!('error' in result)) return undefined
   return withoutHostPrefix(host, result.error instanceof Error ? result.error.message : String(result.error))
+}
+
+/** Whether the host's key is missing from known_hosts (checked before an OpenSSH connect may record it). */
+async function hostKeyUnknown(session: HostSession): Promise<boolean> {
+  const { host } = session
+  if (host.kind !== 'ssh') return false
+  const text = await readFile(host.ssh.knownHosts, 'utf8').catch(() => '')
+  return lookupHostKeys(text, host.hostname ?? host.name, host.port).length === 0
 }

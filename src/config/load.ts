@@ -13,10 +13,12 @@ import {
   type YAMLError,
 } from 'yaml'
 import { ConfigError, DeployerError, ExitCode } from '../errors.js'
+import { parseProxyJump } from '../transport/ssh-config.js'
 import { applySshEnv } from './ssh-env.js'
 import { didYouMean } from './suggest.js'
 import type {
   DeployConfig,
+  ExplicitSshSetting,
   HealthSettings,
   HostConfig,
   HostKeyPolicy,
@@ -260,7 +262,7 @@ const SERVER_KEYS = [
 const ENV_FILE_KEYS = ['path', 'loaded_by'] as const
 const ENV_LOADERS = ['process_manager', 'puma'] as const
 const HEALTH_KEYS = ['url', 'expect', 'timeout'] as const
-const HOST_KEYS = ['name', 'ssh', 'deploy_to', 'port', 'user'] as const
+const HOST_KEYS = ['name', 'ssh', 'deploy_to', 'port', 'user', 'proxy_jump'] as const
 /** Sections whose keys are sometimes written at the top level by mistake (`known_hosts:` instead of under `ssh:`). */
 const SECTION_KEYS: Record<string, readonly string[]> = {
   ssh: SSH_KEYS,
@@ -395,27 +397,53 @@ function readSsh(ctx: Ctx, field: Field | undefined): { settings: SshSettings; u
   const knownHosts = readText(ctx, optional(fields, 'known_hosts'))
   const user = readText(ctx, optional(fields, 'user'))
   if (user && !USER_PATTERN.test(user.value)) report(ctx, user, `${show(user)} is not a valid user name`)
+  const hostKey = readEnum(ctx, optional(fields, 'host_key'), HOST_KEY_POLICIES)
+  const connectTimeout = readDuration(ctx, optional(fields, 'connect_timeout'))
+  const proxyJump = readProxyJump(ctx, optional(fields, 'proxy_jump'))
+  const explicit: ExplicitSshSetting[] = []
+  if (identity) explicit.push('identity')
+  if (knownHosts) explicit.push('knownHosts')
+  if (hostKey) explicit.push('hostKey')
+  if (connectTimeout !== undefined) explicit.push('connectTimeout')
   return {
     settings: {
       ...(identity ? { identity: readLocalPath(ctx, identity) } : {}),
       knownHosts: knownHosts ? readLocalPath(ctx, knownHosts) : path.join(ctx.homeDir, '.ssh', 'known_hosts'),
-      hostKey: readEnum(ctx, optional(fields, 'host_key'), HOST_KEY_POLICIES) ?? 'strict',
-      connectTimeout: readDuration(ctx, optional(fields, 'connect_timeout')) ?? 10,
+      hostKey: hostKey ?? 'strict',
+      connectTimeout: connectTimeout ?? 10,
+      config: readSshConfigChoice(ctx, optional(fields, 'config')),
+      ...(proxyJump ? { proxyJump } : {}),
       ...optionalSection('client', readEnum(ctx, optional(fields, 'client'), SSH_CLIENTS)),
-      ...optionalSection('config', readSshConfigFile(ctx, optional(fields, 'config'))),
-      ...optionalSection('proxyJump', readText(ctx, optional(fields, 'proxy_jump'))?.value),
+      explicit,
     },
     ...(user ? { user: user.value } : {}),
   }
 }
 
-/** `ssh.config`: `true` (or absent) leaves ssh its default file, `false` reads none, a string is a local path. */
-function readSshConfigFile(ctx: Ctx, field: Field | undefined): string | false | undefined {
-  if (!field) return undefined
+/** `ssh.config`: true (the default: ~/.ssh/config), false, or the path of another file. */
+function readSshConfigChoice(ctx: Ctx, field: Field | undefined): boolean | string {
+  if (!field) return true
   const node = deref(ctx, field.node)
-  if (isScalar(node) && typeof node.value === 'boolean') return node.value ? undefined : false
+  if (isScalar(node) && typeof node.value === 'boolean') return node.value
   const text = readText(ctx, field)
-  return text ? readLocalPath(ctx, text) : undefined
+  return text ? readLocalPath(ctx, text) : true
+}
+
+/** `proxy_jump`: hops as ssh's -J takes them, checked now so a typo is a config problem with its line. */
+function readProxyJump(ctx: Ctx, field: Field | undefined): string | undefined {
+  const text = readText(ctx, field)
+  if (!text) return undefined
+  try {
+    parseProxyJump(text.value)
+  } catch (error) {
+    report(
+      ctx,
+      text,
+      `${(error as Error).message}: write user@host[:port], hops separated by commas, or none`,
+    )
+    return undefined
+  }
+  return text.value
 }
 
 interface HostDefaults {
@@ -498,6 +526,7 @@ function readHostMapping(ctx: Ctx, entry: Entry, defaults: HostDefaults): BuiltH
   const user = readText(ctx, optional(fields, 'user'))
   if (user && !USER_PATTERN.test(user.value)) report(ctx, user, `${show(user)} is not a valid user name`)
   const port = readInteger(ctx, optional(fields, 'port'), 1, 65535)
+  const proxyJump = readProxyJump(ctx, optional(fields, 'proxy_jump'))
 
   if (parsed?.ok && parsed.spec.kind === 'local') {
     if (user) report(ctx, user, 'does not apply to a local host')
@@ -512,7 +541,8 @@ function readHostMapping(ctx: Ctx, entry: Entry, defaults: HostDefaults): BuiltH
     }
   }
   if (!name || !parsed?.ok || deployTo === undefined) return undefined
-  return buildHost(ctx, entry, name, parsed.spec, { deployTo, user: user?.value, port }, defaults)
+  const ssh = proxyJump ? { ...defaults.ssh, proxyJump } : defaults.ssh
+  return buildHost(ctx, entry, name, parsed.spec, { deployTo, user: user?.value, port }, { ...defaults, ssh })
 }
 
 function buildHost(
@@ -527,7 +557,8 @@ function buildHost(
   const shownName = show(name)
   if (spec.kind === 'local') return { host: { ...common, kind: 'local' }, shownName }
   const user = spec.user ?? overrides.user ?? defaults.user ?? ctx.env.USER
-  if (!user) {
+  // With ssh_config on, its User (or, as with ssh, the local user) decides at connection time.
+  if (!user && !defaults.ssh.config) {
     report(
       ctx,
       entry,
@@ -536,7 +567,15 @@ function buildHost(
     return undefined
   }
   const port = spec.port ?? overrides.port ?? 22
-  return { host: { ...common, kind: 'ssh', user, hostname: spec.hostname, port }, shownName }
+  // ssh_config may supply what deployer.yml leaves out; $USER and port 22 are only the last resort.
+  const explicit: ExplicitSshSetting[] = [...(defaults.ssh.explicit ?? [])]
+  if (spec.user ?? overrides.user ?? defaults.user) explicit.push('user')
+  if (spec.port ?? overrides.port) explicit.push('port')
+  const ssh = { ...defaults.ssh, explicit }
+  return {
+    host: { ...common, ssh, kind: 'ssh', ...(user ? { user } : {}), hostname: spec.hostname, port },
+    shownName,
+  }
 }
 
 function readShared(ctx: Ctx, field: Field | undefined): SharedSettings {

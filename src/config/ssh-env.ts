@@ -1,6 +1,6 @@
 import path from 'node:path'
 import { DeployerError, ExitCode } from '../errors.js'
-import type { DeployConfig, HostKeyPolicy, SshSettings } from './types.js'
+import type { DeployConfig, ExplicitSshSetting, HostKeyPolicy, SshSettings } from './types.js'
 
 /**
  * Environment variables that override `ssh:` for every host. CI writes the key and known_hosts it was
@@ -41,8 +41,15 @@ export function applySshEnv(
     value === '~' || value.startsWith('~/')
       ? path.join(options.homeDir, value.slice(2))
       : path.resolve(options.cwd, value)
+  const given: ExplicitSshSetting[] = [
+    ...(identity ? (['identity'] as const) : []),
+    ...(knownHosts ? (['knownHosts'] as const) : []),
+    ...(hostKey ? (['hostKey'] as const) : []),
+  ]
   const override = (ssh: SshSettings): SshSettings => ({
     ...ssh,
+    // Given by the environment, so they win over ssh_config like deployer.yml's own.
+    ...(ssh.explicit ? { explicit: [...new Set([...ssh.explicit, ...given])] } : {}),
     ...(identity ? { identity: local(identity) } : {}),
     ...(knownHosts ? { knownHosts: local(knownHosts) } : {}),
     ...(hostKey ? { hostKey: hostKey as HostKeyPolicy } : {}),

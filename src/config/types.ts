@@ -19,11 +19,22 @@ export interface SshSettings {
   connectTimeout: number
   /** `openssh` runs the system's `ssh` (FIDO keys, Kerberos, ProxyCommand, certificates); absent means builtin. */
   client?: SshClientKind
-  /** ssh_config file the OpenSSH client reads (`-F`); `false` reads none; absent means ssh's own default. */
-  config?: string | false
-  /** Jump host(s) as `[user@]host[:port][,...]`, handed to OpenSSH as `-J`. */
+  /**
+   * The user's OpenSSH config (`ssh.config`): `true` reads ~/.ssh/config and /etc/ssh/ssh_config as ssh
+   * does, a string reads that file only (`ssh -F`), `false` or absent reads none.
+   */
+  config?: boolean | string
+  /** `ssh.proxy_jump` as written (`user@bastion:port`, a comma-separated chain, or `none`); wins over ProxyJump. */
   proxyJump?: string
+  /**
+   * The settings deployer.yml (or a DEPLOYER_* variable) gave, which win over ssh_config; the others
+   * come from ssh_config where it sets them. Absent: every setting counts as given (no ssh_config).
+   */
+  explicit?: readonly ExplicitSshSetting[]
 }
+
+/** Settings that deployer.yml may give and ssh_config may otherwise supply. */
+export type ExplicitSshSetting = 'user' | 'port' | 'identity' | 'knownHosts' | 'hostKey' | 'connectTimeout'
 
 /** One target, after per-host overrides are applied. */
 export interface HostConfig {

@@ -17,6 +17,8 @@ export interface KnownHostEntry {
   keyType: string
   /** The public key in SSH wire format (the base64 field, decoded). */
   key: Buffer
+  /** The known_hosts file it is in, when the caller read several. */
+  file?: string
 }
 
 /** What known_hosts says about the key a host offered. */
@@ -59,6 +61,19 @@ function parseKnownHostsLine(rawLine: string, line: number): KnownHostEntry | un
   // OpenSSH skips a line whose key does not parse; a blob of another type than the line claims is one.
   if (readKeyType(key) !== keyType) return undefined
   return { line, revoked, hosts, keyType, key }
+}
+
+/**
+ * The lines of known_hosts `text` with a `@cert-authority` marker whose host patterns name `name` (as made
+ * by `knownHostName`): a CA that vouches for this host's certificate.
+ */
+export function certAuthorityLines(text: string, name: string): number[] {
+  const lines: number[] = []
+  text.split('\n').forEach((raw, index) => {
+    const fields = raw.trim().split(/\s+/)
+    if (fields[0] === '@cert-authority' && fields[1] && matchesHost(fields[1], name)) lines.push(index + 1)
+  })
+  return lines
 }
 
 /** The name known_hosts files use for a host: `host` on port 22, `[host]:port` elsewhere (lowercased). */

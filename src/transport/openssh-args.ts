@@ -1,8 +1,9 @@
-import type { SshSettings } from '../config/types.js'
+import type { ExplicitSshSetting, SshSettings } from '../config/types.js'
 
 /** What the OpenSSH argv depends on: where to connect and the host's `ssh:` settings. */
 export interface OpenSshTarget {
-  user: string
+  /** Absent: ssh_config's `User`, else the local user, as ssh decides. */
+  user?: string
   hostname: string
   port: number
   ssh: SshSettings
@@ -33,17 +34,19 @@ export function buildSshArgs(target: OpenSshTarget, controlPath: string, role: O
   const { ssh } = target
   const args: string[] = []
   if (ssh.config === false) args.push('-F', 'none')
-  else if (ssh.config) args.push('-F', ssh.config)
+  else if (typeof ssh.config === 'string') args.push('-F', ssh.config)
   const option = (name: string, value: string | number) => args.push('-o', `${name}=${value}`)
   // Never a password, passphrase or host key prompt: in CI there is nobody to answer it.
   option('BatchMode', 'yes')
   option('StrictHostKeyChecking', ssh.hostKey === 'accept-new' ? 'accept-new' : 'yes')
-  option('UserKnownHostsFile', sshPath(ssh.knownHosts))
+  // What deployer.yml left unset comes from the user's ssh_config, as with the built-in client.
+  const given = (setting: ExplicitSshSetting) => ssh.explicit === undefined || ssh.explicit.includes(setting)
+  if (given('knownHosts')) option('UserKnownHostsFile', sshPath(ssh.knownHosts))
   if (ssh.identity) {
     option('IdentityFile', sshPath(ssh.identity))
     option('IdentitiesOnly', 'yes')
   }
-  option('ConnectTimeout', ssh.connectTimeout)
+  if (given('connectTimeout')) option('ConnectTimeout', ssh.connectTimeout)
   option('ServerAliveInterval', SERVER_ALIVE_INTERVAL)
   option('ServerAliveCountMax', SERVER_ALIVE_COUNT_MAX)
   option('ControlPath', sshPath(controlPath))
@@ -70,7 +73,9 @@ export function buildSshArgs(target: OpenSshTarget, controlPath: string, role: O
       break
   }
   if (ssh.proxyJump) args.push('-J', ssh.proxyJump)
-  args.push('-p', String(target.port), '-l', target.user, '--', target.hostname)
+  if (given('port')) args.push('-p', String(target.port))
+  if (target.user !== undefined) args.push('-l', target.user)
+  args.push('--', target.hostname)
   // One argument: ssh sends it as the exec request unchanged, as the built-in client sends its string.
   if (role.kind === 'exec') args.push(role.command)
   return args

@@ -2,7 +2,7 @@ import { spawn } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { existsSync } from 'node:fs'
 import { mkdir, mkdtemp, open, rm } from 'node:fs/promises'
-import { tmpdir, userInfo } from 'node:os'
+import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { Readable } from 'node:stream'
 import { setTimeout as delay } from 'node:timers/promises'
@@ -60,7 +60,7 @@ export class OpenSshTransport implements Transport {
   constructor(host: HostConfig) {
     this.name = host.name
     this.target = {
-      user: host.user ?? userInfo().username,
+      ...(host.user === undefined ? {} : { user: host.user }),
       hostname: host.hostname ?? host.name,
       port: host.port,
       ssh: host.ssh,

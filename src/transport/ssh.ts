@@ -1,16 +1,15 @@
-import { appendFile, mkdir, readFile } from 'node:fs/promises'
-import { userInfo } from 'node:os'
+import { appendFile, mkdir } from 'node:fs/promises'
 import { dirname } from 'node:path'
 import { Readable } from 'node:stream'
 import type { ClientChannel, ConnectConfig, ServerHostKeyAlgorithm } from 'ssh2'
-// ssh2 is CommonJS and Node's ESM loader cannot see `utils` as a named export, so take the default export.
+// ssh2 is CommonJS and Node's ESM loader cannot see `Client` as a named export, so take the default export.
 import ssh2 from 'ssh2'
 import type { HostConfig } from '../config/types.js'
-import { ConnectionError, HostKeyError } from '../errors.js'
+import { ConnectionError, DeployerError, HostKeyError } from '../errors.js'
 import {
+  certAuthorityLines,
   checkHostKey,
   fingerprint,
-  formatKnownHostsLine,
   type HostKeyCheck,
   hostKeyAlgorithmsFor,
   type KnownHostEntry,
@@ -20,16 +19,23 @@ import {
 } from './known-hosts.js'
 import { pipeInput } from './local.js'
 import { quote } from './quote.js'
+import {
+  type AuthAttempts,
+  createAuthHandler,
+  type KeyProblem,
+  loadKey,
+  PASSPHRASE_ENV,
+  readOnce,
+} from './ssh-auth.js'
+import { describeSources, type Endpoint, planRoute } from './ssh-route.js'
 import type { ExecOptions, ExecResult, Transport } from './transport.js'
 
-const { Client, utils } = ssh2
+export { PASSPHRASE_ENV } from './ssh-auth.js'
+
+const { Client } = ssh2
 type SshClient = InstanceType<typeof Client>
 
-/** Environment variable holding the passphrase of an encrypted `ssh.identity` key. */
-export const PASSPHRASE_ENV = 'DEPLOYER_SSH_PASSPHRASE'
-
-// A dead peer is noticed after about 30 s (3 unanswered keepalives 10 s apart) instead of a TCP timeout.
-const KEEPALIVE_INTERVAL_MS = 10_000
+// A dead peer is noticed after 3 unanswered keepalives (ServerAliveCountMax's default) instead of a TCP timeout.
 const KEEPALIVE_COUNT_MAX = 3
 // How long close() waits for the server to acknowledge the disconnect before dropping the socket.
 const CLOSE_GRACE_MS = 2_000
@@ -46,13 +52,12 @@ const SUPPORTED_HOST_KEY_ALGORITHMS: readonly ServerHostKeyAlgorithm[] = [
   'ssh-dss',
 ]
 
-type Credentials =
-  | { kind: 'key'; path: string; privateKey: Buffer; passphrase?: string; publicFingerprint: string }
-  | { kind: 'agent'; socket: string }
-
-/** One SSH connection and what happened to it, shared by every command run over it. */
+/** One SSH connection (through its jump hosts) and what happened to it, shared by every command run over it. */
 interface Connection {
+  /** The client connected to the host itself. */
   client: SshClient
+  /** Clients connected to the jump hosts, first hop first; the host's connection runs through the last. */
+  hops: SshClient[]
   /** Settles when the connection is authenticated and ready for commands, or failed. */
   ready: Promise<void>
   established: boolean
@@ -65,23 +70,32 @@ interface Connection {
   lastError?: Error
 }
 
+/** Host key entries from every known_hosts file an endpoint checks, and the CA lines that name it. */
+interface KnownHosts {
+  /** The name looked up: HostKeyAlias, or `host` / `[host]:port`. */
+  name: string
+  entries: KnownHostEntry[]
+  /** `file:line` of @cert-authority lines for this host. */
+  certAuthorities: string[]
+}
+
 /**
  * Runs commands on a host over one SSH connection (ssh2), opened on first use and reused for every
- * command. Host keys are checked against known_hosts like OpenSSH does; a changed key is always refused.
+ * command. Host and jump hosts come from deployer.yml merged with the user's ssh_config; every hop's
+ * host key is checked against known_hosts like OpenSSH does, and a changed key is always refused.
  */
 export class SshTransport implements Transport {
   readonly name: string
   private readonly host: HostConfig
-  private readonly user: string
-  private readonly hostname: string
   private connection?: Connection
+  /** The route of the last connection attempt, for messages. */
+  private route?: Endpoint[]
+  /** Host keys recorded in known_hosts by `accept-new` (as `name type`), on any hop. */
+  readonly recordedHostKeys: string[] = []
 
-  /** `host.hostname` defaults to the host's name and `host.user` to the local user, as with `ssh`. */
   constructor(host: HostConfig) {
     this.host = host
     this.name = host.name
-    this.hostname = host.hostname ?? host.name
-    this.user = host.user ?? userInfo().username
   }
 
   /** Opens the connection now instead of on the first command (to fail fast on every host at once). */
@@ -99,7 +113,7 @@ export class SshTransport implements Transport {
     })
   }
 
-  /** Ends the connection. Idempotent; a later `exec` opens a new connection. */
+  /** Ends the connection and its jump hosts' connections. Idempotent; a later `exec` opens a new one. */
   async close(): Promise<void> {
     const connection = this.connection
     this.connection = undefined
@@ -108,6 +122,7 @@ export class SshTransport implements Transport {
     if (!connection.established) {
       // Still connecting: cut it short. The handshake then rejects and leaves nothing open.
       connection.client.destroy()
+      for (const hop of connection.hops) hop.destroy()
       await connection.ready.catch(() => {})
       if (!connection.established) return
     }
@@ -122,10 +137,24 @@ export class SshTransport implements Transport {
       })
       connection.client.end()
     })
+    // The host's connection ran through the hops: end them last, nearest to the host first.
+    for (const hop of [...connection.hops].reverse()) hop.end()
   }
 
+  /**
+   * `user@host:port` of the host itself once ssh_config is applied, and ` via jump hosts` when there are
+   * any; before the first connection, as deployer.yml names it.
+   */
+  get address(): string {
+    const hops = this.route?.slice(0, -1) ?? []
+    return hops.length === 0 ? this.target : `${this.target} via ${hops.map(endpointAddress).join(', ')}`
+  }
+
+  /** `user@host:port` of the host itself, for messages. */
   private get target(): string {
-    return `${this.user}@${this.hostname}:${this.host.port}`
+    const endpoint = this.route?.at(-1)
+    if (endpoint) return endpointAddress(endpoint)
+    return `${this.host.user ?? ''}@${this.host.hostname ?? this.host.name}:${this.host.port}`
   }
 
   private openConnection(): Connection {
@@ -133,6 +162,7 @@ export class SshTransport implements Transport {
     const client = new Client()
     const connection: Connection = {
       client,
+      hops: [],
       ready: Promise.resolve(),
       established: false,
       closing: false,
@@ -146,6 +176,7 @@ export class SshTransport implements Transport {
       (error: unknown) => {
         // Forget a failed connection so that the next command tries again.
         connection.closed = true
+        for (const hop of connection.hops) hop.destroy()
         if (this.connection === connection) this.connection = undefined
         throw error
       },
@@ -159,15 +190,78 @@ export class SshTransport implements Transport {
       connection.closed = true
       if (this.connection === connection) this.connection = undefined
       for (const onDrop of connection.inFlight) onDrop()
+      for (const hop of connection.hops) hop.end()
     })
     this.connection = connection
     return connection
   }
 
+  /** Connects hop by hop: each jump host's connection forwards a channel that carries the next one. */
   private async handshake(connection: Connection): Promise<void> {
-    const credentials = await this.loadCredentials()
-    const entries = lookupHostKeys(await this.readKnownHosts(), this.hostname, this.host.port)
-    const { client } = connection
+    let route: Endpoint[]
+    try {
+      route = await planRoute(this.host)
+    } catch (error) {
+      if (error instanceof DeployerError) throw error
+      throw new ConnectionError(
+        this.name,
+        `cannot work out how to reach it from ssh_config: ${(error as Error).message}.`,
+        'Run `ssh -G HOST` to see what ssh makes of the config, or set ssh.config: false in deployer.yml.',
+        error,
+      )
+    }
+    this.route = route
+    const target = route.at(-1)!
+    // An unusable ssh.identity is the user's to fix before any connection is tried.
+    if (target.identity) await this.checkIdentity(target.identity)
+    let previous: { client: SshClient; endpoint: Endpoint } | undefined
+    for (const endpoint of route) {
+      const isTarget = endpoint === target
+      const client = isTarget ? connection.client : new Client()
+      if (!isTarget) {
+        connection.hops.push(client)
+        // A jump host's later errors surface as the host's connection closing; keep them from being unhandled.
+        client.on('error', (error) => {
+          connection.lastError = error
+        })
+      }
+      const sock = previous ? await this.forward(previous.client, previous.endpoint, endpoint) : undefined
+      await this.connectEndpoint(connection, client, endpoint, sock)
+      previous = { client, endpoint }
+    }
+  }
+
+  /** A channel from a jump host to the next endpoint's SSH port, to run the next connection over. */
+  private forward(client: SshClient, via: Endpoint, to: Endpoint): Promise<ClientChannel> {
+    return new Promise((resolve, reject) => {
+      try {
+        client.forwardOut('127.0.0.1', 0, to.hostname, to.port, (error, channel) => {
+          if (!error) return resolve(channel)
+          reject(
+            new ConnectionError(
+              this.name,
+              `${via.label}, ${endpointAddress(via)}, could not open a connection to ${to.hostname}:${to.port} ` +
+                `for ${to.label} (${error.message}).`,
+              `Check that ${via.alias} can reach ${to.hostname}:${to.port} and allows forwarding (AllowTcpForwarding in its sshd_config)` +
+                withSources(to, ['hostname', 'port', 'proxyJump']),
+              error,
+            ),
+          )
+        })
+      } catch (error) {
+        reject(error)
+      }
+    })
+  }
+
+  private async connectEndpoint(
+    connection: Connection,
+    client: SshClient,
+    endpoint: Endpoint,
+    sock: ClientChannel | undefined,
+  ): Promise<void> {
+    const knownHosts = await this.readKnownHosts(endpoint)
+    const attempts: AuthAttempts = { keys: [], skipped: [] }
 
     await new Promise<void>((resolve, reject) => {
       let settled = false
@@ -187,10 +281,10 @@ export class SshTransport implements Transport {
       // only written to known_hosts on 'handshake', after that proof.
       const hostVerifier = (key: Buffer): boolean => {
         if (verifiedKey) return key.equals(verifiedKey)
-        const check = checkHostKey(entries, key)
-        if (check.status === 'unknown' && this.host.ssh.hostKey === 'accept-new') keyToRecord = key
+        const check = checkHostKey(knownHosts.entries, key)
+        if (check.status === 'unknown' && endpoint.hostKeyPolicy === 'accept-new') keyToRecord = key
         else if (check.status !== 'known') {
-          hostKeyRefusal = this.hostKeyError(check, key)
+          hostKeyRefusal = this.hostKeyError(endpoint, knownHosts, check, key)
           return false
         }
         verifiedKey = key
@@ -199,7 +293,7 @@ export class SshTransport implements Transport {
 
       client.on('handshake', () => {
         if (!keyToRecord) return
-        recording = this.recordHostKey(keyToRecord)
+        recording = this.recordHostKey(endpoint, knownHosts.name, keyToRecord)
         keyToRecord = undefined
       })
       client.on('ready', () => {
@@ -210,33 +304,38 @@ export class SshTransport implements Transport {
         }, fail)
       })
       // The verifier's refusal surfaces as a generic "Host denied" handshake error: report the reason.
-      client.on('error', (error) => fail(hostKeyRefusal ?? this.connectError(error, credentials)))
+      client.on('error', (error) => fail(hostKeyRefusal ?? this.connectError(endpoint, error, attempts)))
       client.on('close', () =>
         fail(
           hostKeyRefusal ??
-            new ConnectionError(
-              this.name,
-              `${this.target} closed the connection before it was ready.`,
-              `Run \`ssh -v -p ${this.host.port} ${this.user}@${this.hostname} true\` to see why.`,
+            this.make(
+              endpoint,
+              `${endpointAddress(endpoint)} closed the connection before it was ready.`,
+              `Run \`${sshCommand(endpoint)} -v true\` to see why.`,
             ),
         ),
       )
 
       const config: ConnectConfig = {
-        host: this.hostname,
-        port: this.host.port,
-        username: this.user,
-        readyTimeout: this.host.ssh.connectTimeout * 1000,
-        keepaliveInterval: KEEPALIVE_INTERVAL_MS,
+        host: endpoint.hostname,
+        port: endpoint.port,
+        username: endpoint.user,
+        readyTimeout: endpoint.connectTimeout * 1000,
+        keepaliveInterval: endpoint.keepaliveIntervalMs,
         keepaliveCountMax: KEEPALIVE_COUNT_MAX,
         hostVerifier,
-        algorithms: preferredAlgorithms(entries),
-      }
-      if (credentials.kind === 'key') {
-        config.privateKey = credentials.privateKey
-        config.passphrase = credentials.passphrase
-      } else {
-        config.agent = credentials.socket
+        algorithms: preferredAlgorithms(knownHosts.entries),
+        authHandler: createAuthHandler(
+          {
+            user: endpoint.user,
+            ...(endpoint.identity ? { identity: endpoint.identity } : {}),
+            identityFiles: endpoint.identityFiles,
+            identitiesOnly: endpoint.identitiesOnly,
+            ...(process.env.SSH_AUTH_SOCK ? { agentSocket: process.env.SSH_AUTH_SOCK } : {}),
+          },
+          attempts,
+        ),
+        ...(sock ? { sock } : {}),
       }
       if (connection.closing) {
         fail(
@@ -252,13 +351,13 @@ export class SshTransport implements Transport {
         client.connect(config)
         // ssh2 leaves Nagle on: every small request (a channel open, an exec) then waits ~40 ms for the
         // peer's delayed ACK, which made each round trip cost 45 ms even over loopback.
-        client.setNoDelay(true)
+        if (!sock) client.setNoDelay(true)
       } catch (error) {
         fail(
-          new ConnectionError(
-            this.name,
-            `cannot connect to ${this.target}: ${(error as Error).message}`,
-            `Check hostname, port and ssh settings of ${this.name} in deployer.yml.`,
+          this.make(
+            endpoint,
+            `cannot connect to ${endpointAddress(endpoint)}: ${(error as Error).message}`,
+            `Check hostname, port and ssh settings of ${this.name} in deployer.yml${withSources(endpoint)}.`,
             error,
           ),
         )
@@ -387,95 +486,85 @@ export class SshTransport implements Transport {
     })
   }
 
-  private async loadCredentials(): Promise<Credentials> {
-    const identity = this.host.ssh.identity
-    if (identity) {
-      let privateKey: Buffer
-      try {
-        privateKey = await readFile(identity)
-      } catch (error) {
+  /** Refuses an ssh.identity that cannot be used, with what to do about it, before connecting. */
+  private async checkIdentity(identity: string): Promise<void> {
+    const load = await loadKey(identity)
+    if (load.ok) return
+    const problem = load.problem
+    switch (problem.kind) {
+      case 'missing':
+      case 'unreadable':
+        if (problem.kind === 'missing' || !/parse|unsupported|format/i.test(problem.message)) {
+          throw new ConnectionError(
+            this.name,
+            `cannot read the private key ${identity} (${problem.kind === 'missing' ? 'ENOENT' : problem.message}).`,
+            'Point ssh.identity at a private key file this user can read, or remove it to use ssh-agent.',
+          )
+        }
         throw new ConnectionError(
           this.name,
-          `cannot read the private key ${identity} (${(error as NodeJS.ErrnoException).code ?? error}).`,
-          'Point ssh.identity at a private key file this user can read, or remove it to use ssh-agent.',
-          error,
+          `cannot use the private key ${identity}: ${problem.message}.`,
+          'ssh.identity must be an OpenSSH, PEM or PuTTY private key file (ed25519, ecdsa or rsa).',
         )
-      }
-      const passphrase = process.env[PASSPHRASE_ENV] || undefined
-      const parsed = utils.parseKey(privateKey, passphrase)
-      if (parsed instanceof Error) throw this.keyError(identity, parsed, passphrase !== undefined)
-      // OpenSSH's key format could hold several keys; ssh2 uses the first, as ssh does.
-      const key = Array.isArray(parsed) ? parsed[0] : parsed
-      if (!key.isPrivateKey()) {
+      case 'encrypted':
+        throw new ConnectionError(
+          this.name,
+          `the private key ${identity} is encrypted and ${PASSPHRASE_ENV} is not set.`,
+          `Export ${PASSPHRASE_ENV}, or load the key into ssh-agent (\`ssh-add ${identity}\`) and remove ssh.identity.`,
+        )
+      case 'wrong-passphrase':
+        throw new ConnectionError(
+          this.name,
+          `${PASSPHRASE_ENV} does not decrypt the private key ${identity}.`,
+          `Check the passphrase with \`ssh-keygen -y -f ${identity}\`.`,
+        )
+      case 'public':
         throw new ConnectionError(
           this.name,
           `${identity} is a public key, not a private key.`,
           'Point ssh.identity at the private half of the key (the file without .pub).',
         )
+    }
+  }
+
+  /** Every known_hosts entry for the endpoint, from each file it checks (a pipe is read once). */
+  private async readKnownHosts(endpoint: Endpoint): Promise<KnownHosts> {
+    const name = endpoint.hostKeyAlias
+      ? knownHostName(endpoint.hostKeyAlias, 22)
+      : knownHostName(endpoint.hostname, endpoint.port)
+    const known: KnownHosts = { name, entries: [], certAuthorities: [] }
+    for (const file of endpoint.knownHostsFiles) {
+      let text: string
+      try {
+        text = (await readOnce(file)).toString('utf8')
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code === 'ENOENT') continue
+        throw new HostKeyError(
+          this.name,
+          `${this.where(endpoint)}cannot read the known_hosts file ${file} (${(error as NodeJS.ErrnoException).code ?? error}).`,
+          'Make it readable by this user, or point ssh.known_hosts at another file.',
+        )
       }
-      return {
-        kind: 'key',
-        path: identity,
-        privateKey,
-        passphrase,
-        publicFingerprint: fingerprint(key.getPublicSSH()),
-      }
+      // lookupHostKeys makes `[name]:port` itself; HostKeyAlias is looked up bare, as OpenSSH does.
+      const entries = endpoint.hostKeyAlias
+        ? lookupHostKeys(text, endpoint.hostKeyAlias, 22)
+        : lookupHostKeys(text, endpoint.hostname, endpoint.port)
+      known.entries.push(...entries.map((entry) => ({ ...entry, file })))
+      known.certAuthorities.push(...certAuthorityLines(text, name).map((line) => `${file}:${line}`))
     }
-    const socket = process.env.SSH_AUTH_SOCK
-    if (socket) return { kind: 'agent', socket }
-    throw new ConnectionError(
-      this.name,
-      `no SSH credentials for ${this.target}: ssh.identity is not set and no SSH agent is running (SSH_AUTH_SOCK is empty).`,
-      'Set ssh.identity to a private key file, or start ssh-agent and add your key with `ssh-add`.',
-    )
+    return known
   }
 
-  private keyError(identity: string, error: Error, hadPassphrase: boolean): ConnectionError {
-    if (/no passphrase given/i.test(error.message)) {
-      return new ConnectionError(
-        this.name,
-        `the private key ${identity} is encrypted and ${PASSPHRASE_ENV} is not set.`,
-        `Export ${PASSPHRASE_ENV}, or load the key into ssh-agent (\`ssh-add ${identity}\`) and remove ssh.identity.`,
-      )
-    }
-    if (hadPassphrase && /passphrase|integrity|decrypt/i.test(error.message)) {
-      return new ConnectionError(
-        this.name,
-        `${PASSPHRASE_ENV} does not decrypt the private key ${identity}.`,
-        `Check the passphrase with \`ssh-keygen -y -f ${identity}\`.`,
-      )
-    }
-    return new ConnectionError(
-      this.name,
-      `cannot use the private key ${identity}: ${error.message}.`,
-      'ssh.identity must be an OpenSSH, PEM or PuTTY private key file (ed25519, ecdsa or rsa).',
-    )
-  }
-
-  private async readKnownHosts(): Promise<string> {
-    const file = this.host.ssh.knownHosts
-    try {
-      return await readFile(file, 'utf8')
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return ''
-      throw new HostKeyError(
-        this.name,
-        `cannot read the known_hosts file ${file} (${(error as NodeJS.ErrnoException).code ?? error}).`,
-        'Make it readable by this user, or point ssh.known_hosts at another file.',
-      )
-    }
-  }
-
-  private async recordHostKey(key: Buffer): Promise<void> {
-    const file = this.host.ssh.knownHosts
+  private async recordHostKey(endpoint: Endpoint, name: string, key: Buffer): Promise<void> {
+    const file = endpoint.knownHostsFiles[0]!
     try {
       await mkdir(dirname(file), { recursive: true, mode: 0o700 })
-      const existing = await this.readKnownHosts()
       // Another transport (a parallel deploy to the same host) may have recorded it in the meantime.
-      if (checkHostKey(lookupHostKeys(existing, this.hostname, this.host.port), key).status === 'known')
-        return
+      const again = await this.readKnownHosts({ ...endpoint, knownHostsFiles: [file] })
+      if (checkHostKey(again.entries, key).status === 'known') return
+      const existing = (await readOnce(file).catch(() => Buffer.alloc(0))).toString('utf8')
       const separator = existing === '' || existing.endsWith('\n') ? '' : '\n'
-      await appendFile(file, `${separator}${formatKnownHostsLine(this.hostname, this.host.port, key)}\n`, {
+      await appendFile(file, `${separator}${name} ${keyTypeOf(key)} ${key.toString('base64')}\n`, {
         mode: 0o600,
       })
     } catch (error) {
@@ -483,62 +572,87 @@ export class SshTransport implements Transport {
       // Going on without recording would trust whatever key the host offers next time too.
       throw new HostKeyError(
         this.name,
-        `cannot record the host key of ${knownHostName(this.hostname, this.host.port)} in ${file}: ${(error as Error).message}.`,
-        `Make ${file} and its directory writable by this user, or record the key yourself with ${this.keyscanCommand()}.`,
+        `${this.where(endpoint)}cannot record the host key of ${name} in ${file}: ${(error as Error).message}.`,
+        `Make ${file} and its directory writable by this user, or record the key yourself with ${keyscanCommand(endpoint)}.`,
       )
     }
   }
 
-  private hostKeyError(check: Exclude<HostKeyCheck, { status: 'known' }>, key: Buffer): HostKeyError {
-    const file = this.host.ssh.knownHosts
-    const name = knownHostName(this.hostname, this.host.port)
+  private hostKeyError(
+    endpoint: Endpoint,
+    known: KnownHosts,
+    check: Exclude<HostKeyCheck, { status: 'known' }>,
+    key: Buffer,
+  ): HostKeyError {
+    const files = endpoint.knownHostsFiles.join(', ')
+    const name = known.name
     const offered = `${keyTypeOf(key)} key ${fingerprint(key)}`
+    const where = this.where(endpoint)
+    const alias = endpoint.hostKeyAlias
+      ? ` (HostKeyAlias${withSources(endpoint, ['hostKeyAlias'], ' from ')})`
+      : ''
     switch (check.status) {
       case 'unknown':
+        if (known.certAuthorities.length > 0) {
+          return new HostKeyError(
+            this.name,
+            `${where}${name}${alias} is vouched for only by the host CA at ${known.certAuthorities.join(', ')} (@cert-authority), ` +
+              `and deployer's built-in SSH client (ssh2) cannot check host certificates; the host offered its plain ${offered}.`,
+            'Set `ssh.client: openssh` in deployer.yml to let the system ssh check the certificate, ' +
+              `or record the host's own key once checked with ${keyscanCommand(endpoint)}.`,
+          )
+        }
         return new HostKeyError(
           this.name,
-          `${name} is not in ${file}; it offered the ${offered}.`,
+          `${where}${name}${alias} is not in ${files}; it offered the ${offered}.`,
           `Check that fingerprint with whoever runs the host (\`ssh-keygen -lf /etc/ssh/ssh_host_${keyTypeOf(key).replace(/^ssh-|-.*$/g, '')}_key.pub\` there), ` +
-            `then record it with ${this.keyscanCommand()}; or set \`host_key: accept-new\` to record it on first connection.`,
+            `then record it with ${keyscanCommand(endpoint)}; or set \`host_key: accept-new\` to record it on first connection.`,
         )
       case 'revoked':
         return new HostKeyError(
           this.name,
-          `${name} offered the ${offered}, which ${file}:${check.entry.line} marks @revoked.`,
+          `${where}${name}${alias} offered the ${offered}, which ${check.entry.file}:${check.entry.line} marks @revoked.`,
           'A revoked key is never accepted: the host needs a new host key, recorded in known_hosts once checked.',
         )
       case 'changed':
         return new HostKeyError(
           this.name,
-          `the host key of ${name} has changed: it offered the ${offered}, but ${file} records ${describeEntries(file, check.entries)}.`,
+          `${where}the host key of ${name}${alias} has changed: it offered the ${offered}, but ${files} records ${describeEntries(check.entries)}.`,
           'This can be a man-in-the-middle attack, and deployer never replaces a recorded key. If the host was reinstalled, ' +
-            `confirm the new fingerprint out of band, remove the old key with \`ssh-keygen -R ${quote(name)} -f ${quote(file)}\`, and connect again.`,
+            `confirm the new fingerprint out of band, remove the old key with \`ssh-keygen -R ${quote(name)} -f ${quote(check.entries[0]?.file ?? files)}\`, and connect again.`,
         )
     }
   }
 
-  private keyscanCommand(): string {
-    const port = this.host.port === 22 ? '' : `-p ${this.host.port} `
-    return `\`ssh-keyscan ${port}${quote(this.hostname)} >> ${quote(this.host.ssh.knownHosts)}\``
+  /** `jump host bastion (hop 1 of 2 to web1), ops@10.0.0.2:22: ` for a jump host; nothing for the host itself. */
+  private where(endpoint: Endpoint): string {
+    return endpoint === this.route?.at(-1) || !this.route
+      ? ''
+      : `${endpoint.label}, ${endpointAddress(endpoint)}: `
   }
 
-  private connectError(error: Error, credentials: Credentials): ConnectionError {
+  private make(endpoint: Endpoint, message: string, hint: string, cause?: unknown): ConnectionError {
+    return new ConnectionError(this.name, `${this.where(endpoint)}${message}`, hint, cause)
+  }
+
+  private connectError(endpoint: Endpoint, error: Error, attempts: AuthAttempts): ConnectionError {
     const code = (error as NodeJS.ErrnoException).code
     const level = (error as Error & { level?: string }).level
-    const address = `${this.hostname}:${this.host.port}`
-    const make = (message: string, hint: string) => new ConnectionError(this.name, message, hint, error)
+    const address = `${endpoint.hostname}:${endpoint.port}`
+    const settings = withSources(endpoint, ['hostname', 'port', 'user', 'proxyJump'])
+    const make = (message: string, hint: string) => this.make(endpoint, message, hint, error)
     if (code === 'ECONNREFUSED') {
       return make(
         `nothing is listening on ${address} (connection refused).`,
-        `Check hostname and port of ${this.name} in deployer.yml, and that sshd is running on the host.`,
+        `Check hostname and port of ${this.name} in deployer.yml${settings}, and that sshd is running on the host.`,
       )
     }
     if (code === 'ENOTFOUND' || code === 'EAI_AGAIN') {
       return make(
-        `the name ${this.hostname} does not resolve (${code}).`,
+        `the name ${endpoint.hostname} does not resolve (${code}).`,
         code === 'EAI_AGAIN'
           ? 'The DNS server did not answer: check the network, or use an IP address.'
-          : 'Check the spelling of hostname in deployer.yml, or use an IP address.',
+          : `Check the spelling of hostname in deployer.yml${settings}, or use an IP address.`,
       )
     }
     if (code === 'EHOSTUNREACH' || code === 'ENETUNREACH' || code === 'ETIMEDOUT') {
@@ -549,28 +663,57 @@ export class SshTransport implements Transport {
     }
     if (level === 'client-timeout') {
       return make(
-        `no SSH handshake with ${address} within ${this.host.ssh.connectTimeout} s.`,
+        `no SSH handshake with ${address} within ${endpoint.connectTimeout} s.`,
         'Check that the port is an SSH server reachable from here (a firewall that drops packets looks like this), ' +
           'or raise ssh.connect_timeout.',
       )
     }
-    if (level === 'client-authentication') {
-      const home = `~${this.user}/.ssh/authorized_keys`
-      if (credentials.kind === 'key') {
-        return make(
-          `${this.target} refused the key ${credentials.path} (${credentials.publicFingerprint}).`,
-          `Add ${credentials.path}.pub to ${home} on ${this.hostname} ` +
-            `(\`ssh-copy-id -i ${quote(credentials.path)} -p ${this.host.port} ${this.user}@${this.hostname}\`), or check user and ssh.identity.`,
-        )
-      }
+    if (level === 'client-authentication') return this.authError(endpoint, attempts, make)
+    return make(
+      `cannot connect to ${address}: ${error.message}.`,
+      `Run \`${sshCommand(endpoint)} -v true\` to see where it fails.`,
+    )
+  }
+
+  /** Says what was offered and refused, and which keys could not even be offered. */
+  private authError(
+    endpoint: Endpoint,
+    attempts: AuthAttempts,
+    make: (message: string, hint: string) => ConnectionError,
+  ): ConnectionError {
+    const target = endpointAddress(endpoint)
+    const home = `~${endpoint.user}/.ssh/authorized_keys`
+    const certificates = certificateNote(endpoint)
+    const offered = [
+      ...(attempts.agent
+        ? [`the SSH agent's ${attempts.agent.keys} key(s) (SSH_AUTH_SOCK=${attempts.agent.socket})`]
+        : []),
+      ...attempts.keys.map((key) => `${key.path} (${key.fingerprint})`),
+    ]
+    const skipped = attempts.skipped.map((entry) => `${entry.path} ${describeProblem(entry.problem)}`)
+    const skippedText = skipped.length > 0 ? ` Not offered: ${skipped.join('; ')}.` : ''
+    if (endpoint.identity && attempts.keys.length === 1) {
+      const key = attempts.keys[0]!
       return make(
-        `${this.target} refused every key the SSH agent offered (SSH_AUTH_SOCK=${credentials.socket}).`,
-        `Check that \`ssh-add -l\` lists the right key and that its public half is in ${home} on ${this.hostname}.`,
+        `${target} refused the key ${key.path} (${key.fingerprint}).${certificates.message}`,
+        certificates.hint ||
+          `Add ${key.path}.pub to ${home} on ${endpoint.hostname} ` +
+            `(\`ssh-copy-id -i ${quote(key.path)} -p ${endpoint.port} ${endpoint.user}@${endpoint.hostname}\`), or check user and ssh.identity.`,
+      )
+    }
+    if (offered.length === 0) {
+      return make(
+        `no SSH credentials for ${target}: ssh.identity is not set, no SSH agent is running (SSH_AUTH_SOCK is empty), ` +
+          `and none of ${endpoint.identityFiles.join(', ')} could be used.${skippedText}${certificates.message}`,
+        certificates.hint ||
+          'Set ssh.identity to a private key file, or start ssh-agent and add your key with `ssh-add`.',
       )
     }
     return make(
-      `cannot connect to ${this.target}: ${error.message}.`,
-      `Run \`ssh -v -p ${this.host.port} ${this.user}@${this.hostname} true\` to see where it fails.`,
+      `${target} refused every credential offered: ${offered.join(', ')}.${skippedText}${certificates.message}`,
+      certificates.hint ||
+        `Check that the right key is offered (\`ssh-add -l\`, IdentityFile${withSources(endpoint, ['identityFiles'], ' at ')}) ` +
+          `and that its public half is in ${home} on ${endpoint.hostname}.`,
     )
   }
 
@@ -590,6 +733,7 @@ export class SshTransport implements Transport {
  * ssh2's `prepend` skips algorithms already in its default list, hence remove-then-prepend (applied in
  * this key order).
  */
+
 function preferredAlgorithms(entries: readonly KnownHostEntry[]): ConnectConfig['algorithms'] {
   const recorded = hostKeyAlgorithmsFor(
     entries.filter((entry) => !entry.revoked).map((entry) => entry.keyType),
@@ -602,9 +746,9 @@ function preferredAlgorithms(entries: readonly KnownHostEntry[]): ConnectConfig[
   return { serverHostKey: { remove: preferred, prepend: preferred, append: [] } }
 }
 
-function describeEntries(file: string, entries: readonly KnownHostEntry[]): string {
+function describeEntries(entries: readonly KnownHostEntry[]): string {
   return entries
-    .map((entry) => `${entry.keyType} key ${fingerprint(entry.key)} at ${file}:${entry.line}`)
+    .map((entry) => `${entry.keyType} key ${fingerprint(entry.key)} at ${entry.file}:${entry.line}`)
     .join(', ')
 }
 
@@ -635,4 +779,58 @@ function sendSignal(channel: ClientChannel, name: string): void {
 
 function normalizeSignal(name: string): string {
   return name.startsWith('SIG') ? name : `SIG${name}`
+}
+
+function endpointAddress(endpoint: Endpoint): string {
+  return `${endpoint.user}@${endpoint.hostname}:${endpoint.port}`
+}
+
+/** The ssh command that reaches the endpoint directly, for hints. */
+function sshCommand(endpoint: Endpoint): string {
+  return `ssh -p ${endpoint.port} ${quote(`${endpoint.user}@${endpoint.hostname}`)}`
+}
+
+function keyscanCommand(endpoint: Endpoint): string {
+  const port = endpoint.port === 22 ? '' : `-p ${endpoint.port} `
+  return `\`ssh-keyscan ${port}${quote(endpoint.hostname)} >> ${quote(endpoint.knownHostsFiles[0]!)}\``
+}
+
+/** ` (HostName from ~/.ssh/config:3, ...)` for hints, naming the ssh_config lines behind the values. */
+function withSources(
+  endpoint: Endpoint,
+  keys?: Parameters<typeof describeSources>[1],
+  lead = ' (ssh_config: ',
+): string {
+  const text = describeSources(endpoint, keys)
+  if (text === '') return ''
+  return lead === ' (ssh_config: ' ? `${lead}${text})` : `${lead}${text}`
+}
+
+function describeProblem(problem: KeyProblem): string {
+  switch (problem.kind) {
+    case 'missing':
+      return 'does not exist'
+    case 'encrypted':
+      return `is encrypted (set ${PASSPHRASE_ENV}, run on a terminal to be asked, or add it to ssh-agent)`
+    case 'wrong-passphrase':
+      return `is not decrypted by ${PASSPHRASE_ENV}`
+    case 'public':
+      return 'is a public key'
+    case 'unreadable':
+      return `cannot be used (${problem.message})`
+  }
+}
+
+/**
+ * ssh2 cannot authenticate with OpenSSH user certificates (it has no `-cert-v01@openssh.com` publickey
+ * support): when ssh_config names one, the refusal says so and points at the OpenSSH client.
+ */
+function certificateNote(endpoint: Endpoint): { message: string; hint: string } {
+  if (endpoint.certificateFiles.length === 0) return { message: '', hint: '' }
+  return {
+    message:
+      ` ssh_config names the user certificate ${endpoint.certificateFiles.join(', ')}` +
+      `${withSources(endpoint, ['certificateFiles'], ' at ')}, which deployer's built-in SSH client (ssh2) cannot use.`,
+    hint: 'Set `ssh.client: openssh` in deployer.yml so the system ssh authenticates with the certificate, or authorize the plain key on the host.',
+  }
 }

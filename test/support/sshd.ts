@@ -31,6 +31,19 @@ export interface SshdOptions {
    * test fleet accept the one identity deployer.yml names.
    */
   clientKeyPath?: string
+  /** The type of the client key generated when `clientKeyPath` is not given. Default: `ed25519`. */
+  clientKeyType?: HostKeyType
+  /** Lines appended to sshd_config (`AllowTcpForwarding yes`, `PubkeyAcceptedAlgorithms ...`, a `Match` block). */
+  extraConfig?: string[]
+  /**
+   * Run sshd inside this network namespace (which the test created) with `ip netns exec`, listening on
+   * `listenAddress` there: reachable only from inside it (through a jump host), or over a veth pair.
+   */
+  netns?: string
+  /** Where sshd listens. Default: 127.0.0.1 (of its network namespace). */
+  listenAddress?: string
+  /** Sign every host key with this CA private key (`ssh-keygen -h`) and serve the certificates (HostCertificate). */
+  hostCaKeyPath?: string
 }
 
 /** What a HostConfig for the test server may override; `deployTo` has no sensible default. */
@@ -52,6 +65,8 @@ export interface TestSshd {
   knownHostsPath: string
   /** The first host key as `type base64`, as in known_hosts. */
   hostPublicKey: string
+  /** Where sshd listens (127.0.0.1 unless `listenAddress` said otherwise). */
+  listenAddress: string
   /** Every host key as `type base64`, keyed by the generated type. */
   hostPublicKeys: Partial<Record<HostKeyType, string>>
   /** sshd's own log (`-E`), useful when a test fails. */
@@ -81,6 +96,7 @@ export interface TestSshd {
 export async function startSshd(options: SshdOptions = {}): Promise<TestSshd> {
   const user = options.user ?? userInfo().username
   const hostKeyTypes = options.hostKeyTypes ?? ['ed25519']
+  const listenAddress = options.listenAddress ?? HOSTNAME
   if (options.createUser) await ensureUser(user)
 
   const dir = await mkdtemp(join(tmpdir(), 'deployer-sshd-'))
@@ -94,23 +110,48 @@ export async function startSshd(options: SshdOptions = {}): Promise<TestSshd> {
       await generateKey(path, type)
       hostKeyPaths.push(path)
       hostPublicKeys[type] = withoutComment(await readFile(`${path}.pub`, 'utf8'))
+      if (options.hostCaKeyPath) {
+        await run('ssh-keygen', [
+          '-q',
+          '-s',
+          options.hostCaKeyPath,
+          '-I',
+          `deployer-test-${type}`,
+          '-h',
+          '-n',
+          listenAddress,
+          `${path}.pub`,
+        ])
+      }
     }
-    const clientKeyPath = options.clientKeyPath ?? join(dir, 'client_ed25519')
-    if (!options.clientKeyPath) await generateKey(clientKeyPath, 'ed25519')
+    const certificates = options.hostCaKeyPath
+      ? hostKeyPaths.map((path) => `HostCertificate ${path}-cert.pub`)
+      : []
+    const clientKeyType = options.clientKeyType ?? 'ed25519'
+    const clientKeyPath = options.clientKeyPath ?? join(dir, `client_${clientKeyType}`)
+    if (!options.clientKeyPath) await generateKey(clientKeyPath, clientKeyType)
     await writeAuthorizedKeys(dir, user, await readFile(`${clientKeyPath}.pub`, 'utf8'))
     await mkdir(PRIVSEP_DIR, { recursive: true, mode: 0o755 })
 
-    const launched = await launch(dir, hostKeyPaths)
+    const server: ServerSetup = {
+      dir,
+      hostKeyPaths,
+      listenAddress,
+      extraConfig: [...certificates, ...(options.extraConfig ?? [])],
+      ...(options.netns ? { netns: options.netns } : {}),
+    }
+    const launched = await launch(server)
     const port = launched.port
     let child = launched.child
     const knownHostsPath = join(dir, 'known_hosts')
-    const knownHostsLines = Object.values(hostPublicKeys).map((key) => `[${HOSTNAME}]:${port} ${key}\n`)
+    const knownHostsLines = Object.values(hostPublicKeys).map((key) => `[${listenAddress}]:${port} ${key}\n`)
     await writeFile(knownHostsPath, knownHostsLines.join(''), { mode: 0o600 })
 
     let stopped: Promise<void> | undefined
     return {
       port,
-      hostname: HOSTNAME,
+      hostname: listenAddress,
+      listenAddress,
       user,
       dir,
       clientKeyPath,
@@ -127,7 +168,7 @@ export async function startSshd(options: SshdOptions = {}): Promise<TestSshd> {
           name: `sshd-${port}`,
           kind: 'ssh',
           user,
-          hostname: HOSTNAME,
+          hostname: listenAddress,
           port,
           ...rest,
           ssh: {
@@ -154,7 +195,7 @@ export async function startSshd(options: SshdOptions = {}): Promise<TestSshd> {
       },
       async restart() {
         if (child.exitCode === null && child.signalCode === null) return
-        child = (await launch(dir, hostKeyPaths, port)).child
+        child = (await launch(server, port)).child
       },
     }
   } catch (error) {
@@ -163,30 +204,50 @@ export async function startSshd(options: SshdOptions = {}): Promise<TestSshd> {
   }
 }
 
+/** What a test sshd is started from. */
+interface ServerSetup {
+  dir: string
+  hostKeyPaths: string[]
+  listenAddress: string
+  extraConfig: string[]
+  netns?: string
+}
+
 /** Starts sshd on `fixedPort`, or on a free port when none is given. */
 async function launch(
-  dir: string,
-  hostKeyPaths: string[],
+  server: ServerSetup,
   fixedPort?: number,
 ): Promise<{ child: ChildProcess; port: number }> {
+  const { dir } = server
   const configPath = join(dir, 'sshd_config')
   const logPath = join(dir, 'sshd.log')
   for (let attempt = 1; ; attempt++) {
     const port = fixedPort ?? (await findFreePort())
-    await writeFile(configPath, sshdConfig(dir, port, hostKeyPaths))
+    await writeFile(configPath, sshdConfig(server, port))
     try {
       await run(SSHD, ['-t', '-f', configPath])
     } catch (error) {
       throw new Error(`sshd -t rejected ${configPath}: ${(error as { stderr?: string }).stderr ?? error}`)
     }
     await writeFile(logPath, '')
-    const child = spawn(SSHD, ['-D', '-f', configPath, '-E', logPath], { stdio: 'ignore' })
+    const sshdArgs = [SSHD, '-D', '-f', configPath, '-E', logPath]
+    // `ip netns exec` execs sshd itself, so the child's pid is sshd's and stopping it by pid still works.
+    const child = server.netns
+      ? spawn('ip', ['netns', 'exec', server.netns, ...sshdArgs], { stdio: 'ignore' })
+      : spawn(sshdArgs[0]!, sshdArgs.slice(1), { stdio: 'ignore' })
     let exited = false
     child.once('exit', () => {
       exited = true
     })
-    await waitFor(async () => exited || (await acceptsConnections(port)), {
-      what: `sshd to accept connections on ${HOSTNAME}:${port}`,
+    // Inside a namespace this process cannot connect; sshd's own log says when it listens.
+    const listening = async () =>
+      server.netns
+        ? (await readFile(logPath, 'utf8')).includes(
+            `Server listening on ${server.listenAddress} port ${port}.`,
+          )
+        : acceptsConnections(port, server.listenAddress)
+    await waitFor(async () => exited || (await listening()), {
+      what: `sshd to accept connections on ${server.listenAddress}:${port}`,
       timeoutMs: 10_000,
     }).catch(async (error: Error) => {
       await stopProcess(child)
@@ -199,10 +260,11 @@ async function launch(
   }
 }
 
-function sshdConfig(dir: string, port: number, hostKeyPaths: string[]): string {
+function sshdConfig(server: ServerSetup, port: number): string {
+  const { dir, hostKeyPaths } = server
   return [
     `Port ${port}`,
-    `ListenAddress ${HOSTNAME}`,
+    `ListenAddress ${server.listenAddress}`,
     ...hostKeyPaths.map((path) => `HostKey ${path}`),
     `PidFile ${join(dir, 'sshd.pid')}`,
     `AuthorizedKeysFile ${join(dir, 'authorized_keys')}/%u`,
@@ -218,6 +280,8 @@ function sshdConfig(dir: string, port: number, hostKeyPaths: string[]): string {
     'Subsystem sftp internal-sftp',
     'PrintMotd no',
     'LogLevel VERBOSE',
+    // Last: a Match block in extraConfig holds every line after it.
+    ...server.extraConfig,
     '',
   ].join('\n')
 }
@@ -304,9 +368,9 @@ export function findFreePort(): Promise<number> {
   })
 }
 
-function acceptsConnections(port: number): Promise<boolean> {
+function acceptsConnections(port: number, host = HOSTNAME): Promise<boolean> {
   return new Promise((resolve) => {
-    const socket = netConnect({ host: HOSTNAME, port })
+    const socket = netConnect({ host, port })
     socket.once('connect', () => {
       socket.destroy()
       resolve(true)

@@ -41,6 +41,8 @@ const DEFAULT_SSH: SshSettings = {
   knownHosts: '/home/me/.ssh/known_hosts',
   hostKey: 'strict',
   connectTimeout: 10,
+  config: true,
+  explicit: [],
 }
 
 describe('parseConfig', () => {
@@ -60,7 +62,8 @@ describe('parseConfig', () => {
           hostname: 'web1',
           port: 22,
           deployTo: '/srv/shop',
-          ssh: DEFAULT_SSH,
+          // The user is written in the file; the port is only the default, which ssh_config may change.
+          ssh: { ...DEFAULT_SSH, explicit: ['user'] },
         },
       ],
       strategy: 'parallel',
@@ -115,8 +118,10 @@ describe('parseConfig', () => {
       '  expect: "{release}"',
       '  timeout: 60s',
     )
-    const ssh: SshSettings = { ...DEFAULT_SSH, identity: '/home/me/.ssh/id_ed25519' }
-    const host = { kind: 'ssh' as const, user: 'deploy', port: 22, deployTo: '/srv/shop', ssh }
+    const given = ['identity', 'knownHosts', 'hostKey'] as const
+    const ssh: SshSettings = { ...DEFAULT_SSH, identity: '/home/me/.ssh/id_ed25519', explicit: given }
+    const hostSsh = { ...ssh, explicit: [...given, 'user'] as const }
+    const host = { kind: 'ssh' as const, user: 'deploy', port: 22, deployTo: '/srv/shop', ssh: hostSsh }
     expect(parse(text, { ...ENV, PUMA_CONTROL_TOKEN: 'tok' })).to.deep.equal({
       file: FILE,
       app: 'shop',
@@ -126,7 +131,13 @@ describe('parseConfig', () => {
       keepReleases: 5,
       hosts: [
         { ...host, name: 'deploy@web1.example.com', hostname: 'web1.example.com' },
-        { ...host, name: 'deploy@web2.example.com:2222', hostname: 'web2.example.com', port: 2222 },
+        {
+          ...host,
+          name: 'deploy@web2.example.com:2222',
+          hostname: 'web2.example.com',
+          port: 2222,
+          ssh: { ...ssh, explicit: [...given, 'user', 'port'] },
+        },
         { ...host, name: 'web3', hostname: '10.0.0.3', deployTo: '/srv/shop-blue' },
       ],
       strategy: 'parallel',
@@ -500,8 +511,8 @@ describe('parseConfig', () => {
         problem: '/app/deployer.yml:4:37: hosts[0].port: does not apply to a local host',
       },
       {
-        name: 'a host without any user',
-        lines: ['app: shop', 'deploy_to: /srv/shop', 'hosts: [web1]'],
+        name: 'a host without any user, with ssh_config off',
+        lines: ['app: shop', 'deploy_to: /srv/shop', 'hosts: [web1]', 'ssh: { config: false }'],
         problem:
           '/app/deployer.yml:3:9: hosts[0]: has no user to connect as: write user@host, set ssh.user, or set USER in the environment',
       },
@@ -759,7 +770,10 @@ describe('parseConfig', () => {
           '  - { name: here, ssh: local, deploy_to: /srv/shop-local }',
         ),
       )
-      const ssh = { ...DEFAULT_SSH, hostKey: 'accept-new' }
+      const local = { ...DEFAULT_SSH, hostKey: 'accept-new' as const, explicit: ['hostKey' as const] }
+      // ssh.user counts as given for every host; a port only where the entry writes one.
+      const ssh = { ...local, explicit: ['hostKey' as const, 'user' as const] }
+      const sshPort = { ...local, explicit: ['hostKey' as const, 'user' as const, 'port' as const] }
       expect(config.hosts).to.deep.equal([
         { name: 'web1', kind: 'ssh', user: 'deploy', hostname: 'web1', port: 22, deployTo: '/srv/shop', ssh },
         {
@@ -769,9 +783,9 @@ describe('parseConfig', () => {
           hostname: 'web2',
           port: 2222,
           deployTo: '/srv/shop',
-          ssh,
+          ssh: sshPort,
         },
-        { name: 'local', kind: 'local', port: 22, deployTo: '/srv/shop', ssh },
+        { name: 'local', kind: 'local', port: 22, deployTo: '/srv/shop', ssh: local },
         {
           name: '[::1]:2200',
           kind: 'ssh',
@@ -779,7 +793,7 @@ describe('parseConfig', () => {
           hostname: '::1',
           port: 2200,
           deployTo: '/srv/shop',
-          ssh,
+          ssh: sshPort,
         },
         {
           name: 'web3.example.com',
@@ -797,9 +811,9 @@ describe('parseConfig', () => {
           hostname: '10.0.0.3',
           port: 2022,
           deployTo: '/srv/shop-blue',
-          ssh,
+          ssh: sshPort,
         },
-        { name: 'here', kind: 'local', port: 22, deployTo: '/srv/shop-local', ssh },
+        { name: 'here', kind: 'local', port: 22, deployTo: '/srv/shop-local', ssh: local },
       ])
     })
 
@@ -812,6 +826,17 @@ describe('parseConfig', () => {
       expect(problems(text, { ...ENV, HOST: 'secret-host' })).to.deep.equal([
         '/app/deployer.yml:3:20: hosts[1]: the name "${HOST}" (expanded) is also used by hosts[0]; names must be unique',
       ])
+    })
+
+    it('leaves the user to ssh_config when nothing names one and USER is unset', () => {
+      const config = parseConfig(
+        yaml('app: shop', 'deploy_to: /srv/shop', 'hosts: [web1]'),
+        FILE,
+        {},
+        '/home/me',
+      )
+      expect(config.hosts[0]?.user).to.equal(undefined)
+      expect(config.hosts[0]?.ssh.explicit).to.deep.equal([])
     })
 
     it('takes the user from USER when neither the host nor ssh.user names one', () => {
@@ -947,5 +972,49 @@ describe('loadConfig', () => {
       )
       expect((error as DeployerError).exitCode).to.equal(ExitCode.config)
     }
+  })
+})
+
+describe('parseConfig: ssh.config and proxy_jump', () => {
+  const cases: Array<[string, string[], { config?: boolean | string; proxyJump?: string }]> = [
+    ['reads ~/.ssh/config by default', [], { config: true }],
+    ['turns ssh_config off with false', ['ssh: { config: false }'], { config: false }],
+    [
+      'names another file (relative to deployer.yml)',
+      ['ssh: { config: deploy/ssh_config }'],
+      { config: '/app/deploy/ssh_config' },
+    ],
+    ['expands ~/ in the file', ['ssh: { config: ~/.ssh/work }'], { config: '/home/me/.ssh/work' }],
+    [
+      'takes a jump host for every host',
+      ['ssh: { proxy_jump: "ops@bastion:2200" }'],
+      { proxyJump: 'ops@bastion:2200' },
+    ],
+    ['takes a chain of jump hosts', ['ssh: { proxy_jump: "b1,ops@b2" }'], { proxyJump: 'b1,ops@b2' }],
+  ]
+  for (const [title, lines, expected] of cases) {
+    it(title, () => {
+      const config = parse(yaml(...MINIMAL, ...lines))
+      expect(config.hosts[0]?.ssh.config).to.equal(expected.config ?? true)
+      expect(config.hosts[0]?.ssh.proxyJump).to.equal(expected.proxyJump)
+    })
+  }
+
+  it('lets a host override the jump host, and others keep the top-level one', () => {
+    const config = parse(
+      yaml(
+        'app: shop',
+        'deploy_to: /srv/shop',
+        'ssh: { proxy_jump: bastion }',
+        'hosts: [deploy@web1, { name: web2, ssh: deploy@web2, proxy_jump: "ops@edge:22" }, { name: web3, proxy_jump: none }]',
+      ),
+    )
+    expect(config.hosts.map((host) => host.ssh.proxyJump)).to.deep.equal(['bastion', 'ops@edge:22', 'none'])
+  })
+
+  it('reports a bad jump host with its line', () => {
+    expect(problems(yaml(...MINIMAL, 'ssh: { proxy_jump: "ops@b:99999" }'))).to.deep.equal([
+      '/app/deployer.yml:4:20: ssh.proxy_jump: bad port in ProxyJump hop "ops@b:99999": write user@host[:port], hops separated by commas, or none',
+    ])
   })
 })

@@ -22,7 +22,11 @@ const FROM_FILE: SshSettings = {
   knownHosts: '/home/me/.ssh/known_hosts',
   hostKey: 'accept-new',
   connectTimeout: 10,
+  config: true,
+  explicit: ['identity', 'knownHosts', 'hostKey'],
 }
+/** A host's settings also count its user as given (`deploy@web1`); `local` has none. */
+const withUser = (ssh: SshSettings): SshSettings => ({ ...ssh, explicit: [...(ssh.explicit ?? []), 'user'] })
 
 const apply = (env: NodeJS.ProcessEnv) => applySshEnv(CONFIG, env, { cwd: CWD, homeDir: HOME })
 
@@ -64,14 +68,14 @@ describe('applySshEnv', () => {
     it(name, () => {
       const config = apply(env)
       expect(config.ssh).to.deep.equal(ssh)
-      expect(config.hosts.map((host) => host.ssh)).to.deep.equal([ssh, ssh])
+      expect(config.hosts.map((host) => host.ssh)).to.deep.equal([withUser(ssh), ssh])
     })
   }
 
   it('leaves the config it was given unchanged', () => {
     apply({ DEPLOYER_SSH_IDENTITY: '/k' })
     expect(CONFIG.ssh).to.deep.equal(FROM_FILE)
-    expect(CONFIG.hosts[0]?.ssh).to.deep.equal(FROM_FILE)
+    expect(CONFIG.hosts[0]?.ssh).to.deep.equal(withUser(FROM_FILE))
   })
 
   it('rejects an unknown host key policy with the variable named and the config exit code', () => {
