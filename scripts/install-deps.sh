@@ -2,7 +2,8 @@
 # Installs the Debian packages deployer's example and tests need: a real OpenSSH server, Ruby, Puma,
 # Bundler and the tools the benchmarks compare against. Safe to run again.
 set -euo pipefail
-packages=(openssh-server openssh-client ruby puma ruby-rack bundler rsync wrk curl jq git tar procps)
+# zsh, fish and tcsh: the fault suite deploys as users whose login shell is each of them.
+packages=(openssh-server openssh-client ruby puma ruby-rack bundler rsync wrk curl jq git tar procps zsh fish tcsh)
 sudo=()
 if [ "$(id -u)" -ne 0 ]; then sudo=(sudo); fi
 export DEBIAN_FRONTEND=noninteractive

@@ -31,6 +31,13 @@ export interface SshdOptions {
    * test fleet accept the one identity deployer.yml names.
    */
   clientKeyPath?: string
+  /** The login shell `createUser` gives the user (also set on an existing one). Default /bin/bash. */
+  shell?: string
+  /**
+   * sshd_config keywords replacing the defaults below or added to them, e.g. `{ MaxSessions: '1' }` for a
+   * server that allows one channel per connection (sshd takes the first value it reads for a keyword).
+   */
+  settings?: Record<string, string>
 }
 
 /** What a HostConfig for the test server may override; `deployTo` has no sensible default. */
@@ -60,6 +67,8 @@ export interface TestSshd {
   readonly pid: number
   /** A HostConfig for this server: kind ssh, its user, address, client key and known_hosts, strict host keys. */
   hostConfig(overrides: HostConfigOverrides): HostConfig
+  /** Lets another user log in with `clientKeyPath` (create it first, e.g. with `ensureUser`). */
+  authorize(user: string): Promise<void>
   /** Stops this sshd (only the process it started, by pid), waits for it to exit and removes `dir`. */
   stop(): Promise<void>
   /**
@@ -81,7 +90,7 @@ export interface TestSshd {
 export async function startSshd(options: SshdOptions = {}): Promise<TestSshd> {
   const user = options.user ?? userInfo().username
   const hostKeyTypes = options.hostKeyTypes ?? ['ed25519']
-  if (options.createUser) await ensureUser(user)
+  if (options.createUser) await ensureUser(user, options.shell)
 
   const dir = await mkdtemp(join(tmpdir(), 'deployer-sshd-'))
   try {
@@ -97,10 +106,12 @@ export async function startSshd(options: SshdOptions = {}): Promise<TestSshd> {
     }
     const clientKeyPath = options.clientKeyPath ?? join(dir, 'client_ed25519')
     if (!options.clientKeyPath) await generateKey(clientKeyPath, 'ed25519')
-    await writeAuthorizedKeys(dir, user, await readFile(`${clientKeyPath}.pub`, 'utf8'))
+    const publicKey = await readFile(`${clientKeyPath}.pub`, 'utf8')
+    await mkdir(join(dir, 'authorized_keys'), { mode: 0o755 })
+    await writeAuthorizedKeys(dir, user, publicKey)
     await mkdir(PRIVSEP_DIR, { recursive: true, mode: 0o755 })
 
-    const launched = await launch(dir, hostKeyPaths)
+    const launched = await launch(dir, hostKeyPaths, options.settings)
     const port = launched.port
     let child = launched.child
     const knownHostsPath = join(dir, 'known_hosts')
@@ -120,6 +131,9 @@ export async function startSshd(options: SshdOptions = {}): Promise<TestSshd> {
       logPath: join(dir, 'sshd.log'),
       get pid() {
         return child.pid!
+      },
+      authorize(other) {
+        return writeAuthorizedKeys(dir, other, publicKey)
       },
       hostConfig(overrides) {
         const { ssh, ...rest } = overrides
@@ -154,7 +168,7 @@ export async function startSshd(options: SshdOptions = {}): Promise<TestSshd> {
       },
       async restart() {
         if (child.exitCode === null && child.signalCode === null) return
-        child = (await launch(dir, hostKeyPaths, port)).child
+        child = (await launch(dir, hostKeyPaths, options.settings, port)).child
       },
     }
   } catch (error) {
@@ -167,13 +181,14 @@ export async function startSshd(options: SshdOptions = {}): Promise<TestSshd> {
 async function launch(
   dir: string,
   hostKeyPaths: string[],
+  settings: Record<string, string> = {},
   fixedPort?: number,
 ): Promise<{ child: ChildProcess; port: number }> {
   const configPath = join(dir, 'sshd_config')
   const logPath = join(dir, 'sshd.log')
   for (let attempt = 1; ; attempt++) {
     const port = fixedPort ?? (await findFreePort())
-    await writeFile(configPath, sshdConfig(dir, port, hostKeyPaths))
+    await writeFile(configPath, sshdConfig(dir, port, hostKeyPaths, settings))
     try {
       await run(SSHD, ['-t', '-f', configPath])
     } catch (error) {
@@ -199,8 +214,13 @@ async function launch(
   }
 }
 
-function sshdConfig(dir: string, port: number, hostKeyPaths: string[]): string {
-  return [
+function sshdConfig(
+  dir: string,
+  port: number,
+  hostKeyPaths: string[],
+  settings: Record<string, string>,
+): string {
+  const defaults = [
     `Port ${port}`,
     `ListenAddress ${HOSTNAME}`,
     ...hostKeyPaths.map((path) => `HostKey ${path}`),
@@ -218,25 +238,30 @@ function sshdConfig(dir: string, port: number, hostKeyPaths: string[]): string {
     'Subsystem sftp internal-sftp',
     'PrintMotd no',
     'LogLevel VERBOSE',
+  ]
+  const replaced = new Set(Object.keys(settings).map((key) => key.toLowerCase()))
+  return [
+    ...defaults.filter((line) => !replaced.has(line.split(' ')[0]!.toLowerCase())),
+    ...Object.entries(settings).map(([key, value]) => `${key} ${value}`),
     '',
   ].join('\n')
 }
 
 async function writeAuthorizedKeys(dir: string, user: string, publicKey: string): Promise<void> {
-  const keysDir = join(dir, 'authorized_keys')
-  await mkdir(keysDir, { mode: 0o755 })
-  const file = join(keysDir, user)
+  const file = join(dir, 'authorized_keys', user)
   await writeFile(file, publicKey, { mode: 0o644 })
   const { uid, gid } = await userIds(user)
   if (uid !== process.getuid?.()) await chown(file, uid, gid)
 }
 
-async function ensureUser(user: string): Promise<void> {
-  try {
-    await run('id', ['-u', user])
-  } catch {
-    await run('useradd', ['-m', '-s', '/bin/bash', user])
-  }
+/** Creates `user` with `useradd -m` unless it exists, with `shell` as its login shell, unlocked for key logins. */
+export async function ensureUser(user: string, shell = '/bin/bash'): Promise<void> {
+  const exists = await run('id', ['-u', user]).then(
+    () => true,
+    () => false,
+  )
+  if (exists) await run('usermod', ['-s', shell, user])
+  else await run('useradd', ['-m', '-s', shell, user])
   // useradd leaves the password field locked ('!'); with UsePAM no, sshd then refuses even key logins.
   await run('usermod', ['-p', '*', user])
 }
