@@ -224,10 +224,11 @@ export function installCommand(
     `export DEPLOYER_RELEASE=${release} DEPLOYER_RELEASE_PATH=${quote(partial)} DEPLOYER_DEPLOY_TO=${quote(layout.deployTo)}`,
     `DEPLOYER_INSTALL=${quote(command)} timeout -k 10 ${seconds} /bin/sh -c 'c=$DEPLOYER_INSTALL; unset DEPLOYER_INSTALL; eval "$c"' < /dev/null &`,
     'pid=$!',
-    `trap 'kill -TERM -- -$pid $pid 2>/dev/null; exit 143' TERM HUP INT`,
+    `trap 'kill -TERM -$pid $pid 2>/dev/null; exit 143' TERM HUP INT`,
     'wait $pid; status=$?',
     `trap - TERM HUP INT`,
-    'kill -TERM -- -$pid 2>/dev/null',
+    // dash's kill takes no `--`: a negative pid right after the signal names the group.
+    'kill -TERM -$pid 2>/dev/null',
     'exit $status',
   ].join('\n')
 }

@@ -85,6 +85,14 @@ export interface PumaConfigOptions {
   install?: string
   /** Appended to the puma command in server.start (e.g. `--redirect-stdout PATH`). */
   startArgs?: string
+  /** Put before the puma command in server.start (e.g. `SECRET=${CANARY}`). */
+  startPrefix?: string
+  /** Appended to health.url, e.g. `?token=${CANARY}` (the app answers every path). */
+  healthQuery?: string
+  /** `server.full_restart`; none without it. */
+  fullRestart?: string
+  /** `install.timeout`, e.g. `2s`. */
+  installTimeout?: string
 }
 
 /** deployer.yml for the Puma app: server, health and shared sections over the test sshd. */
@@ -93,7 +101,7 @@ export async function writePumaConfig(
   sshd: TestSshd,
   options: PumaConfigOptions,
 ): Promise<void> {
-  const puma = `exec puma -C config/puma.rb${options.startArgs ? ` ${options.startArgs}` : ''}`
+  const puma = `${options.startPrefix ? `${options.startPrefix} ` : ''}exec puma -C config/puma.rb${options.startArgs ? ` ${options.startArgs}` : ''}`
   const start = options.envFile ? `set -a; . ${options.envFile}; set +a; ${puma}` : puma
   const lines = [
     'app: itest',
@@ -116,12 +124,14 @@ export async function writePumaConfig(
     '  control_token: ${PUMA_TOKEN}',
     `  start: ${JSON.stringify(start)}`,
     `  restart: ${options.restart ?? 'auto'}`,
+    ...(options.fullRestart ? [`  full_restart: ${JSON.stringify(options.fullRestart)}`] : []),
     ...(options.envFile ? [`  env_files: [${JSON.stringify(options.envFile)}]`] : []),
     'health:',
-    `  url: http://127.0.0.1:${options.port}/`,
+    `  url: ${JSON.stringify(`http://127.0.0.1:${options.port}/${options.healthQuery ?? ''}`)}`,
     `  expect: ${JSON.stringify(options.healthExpect ?? 'release={release} ')}`,
     `  timeout: ${options.healthTimeout ?? '30s'}`,
     ...(options.install ? ['install:', `  command: ${JSON.stringify(options.install)}`] : []),
+    ...(options.install && options.installTimeout ? [`  timeout: ${options.installTimeout}`] : []),
   ]
   await writeFile(ws.config, `${lines.join('\n')}\n`)
 }

@@ -256,12 +256,17 @@ async function writeAuthorizedKeys(dir: string, user: string, publicKey: string)
 
 /** Creates `user` with `useradd -m` unless it exists, with `shell` as its login shell, unlocked for key logins. */
 export async function ensureUser(user: string, shell = '/bin/bash'): Promise<void> {
-  const exists = await run('id', ['-u', user]).then(
+  // Parallel test runs create the same users: `id` can miss a user another run is adding right now.
+  const created = await run('useradd', ['-m', '-s', shell, user]).then(
     () => true,
-    () => false,
+    (error: { stderr?: string }) => {
+      if (!/already exists/.test(error.stderr ?? '')) throw error
+      return false
+    },
   )
-  if (exists) await run('usermod', ['-s', shell, user])
-  else await run('useradd', ['-m', '-s', shell, user])
+  // usermod locks /etc/passwd, which parallel test runs also touch: only when the shell differs.
+  const current = created ? shell : (await run('getent', ['passwd', user])).stdout.trim().split(':')[6]
+  if (current !== shell) await run('usermod', ['-s', shell, user])
   // useradd leaves the password field locked ('!'); with UsePAM no, sshd then refuses even key logins.
   await run('usermod', ['-p', '*', user])
 }
