@@ -1,6 +1,5 @@
 import { randomBytes } from 'node:crypto'
 import { readdir, readFile } from 'node:fs/promises'
-import { join } from 'node:path'
 import { expect } from 'chai'
 import { ExitCode } from '../../src/errors.js'
 import { writeLoginJunk } from '../support/login-junk.js'
@@ -68,11 +67,10 @@ describe('remote processes: secrets in ps, processes left behind, an install tha
   let host: ServedHost
   let version = 1
   const nextVersion = () => `v${++version}`
-  const pidfile = () => join(host.ws.deployTo, 'shared/tmp/pids/puma.pid')
   let watcher: ReturnType<typeof watchCommandLines> | undefined
 
   before(async () => {
-    // Puma's pidfile path is only known once the workspace exists; full_restart reads it through PWD.
+    // full_restart runs in current/ (a release): the pidfile and log are under ../../shared.
     const fullRestart = [
       'DEPLOY_SECRET=${CANARY}',
       'pid=$(cat ../../shared/tmp/pids/puma.pid)',

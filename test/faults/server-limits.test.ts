@@ -3,6 +3,7 @@ import { join } from 'node:path'
 import { expect } from 'chai'
 import { parseJson, type ReleaseJson, runCli } from '../support/cli.js'
 import { DEPLOY_USER, listDir, makeWorkspace, userIds, type Workspace, writeApp } from '../support/fixture.js'
+import { PUMA_TOKEN } from '../support/puma-app.js'
 import { recordCase } from '../support/reliability.js'
 import { type ServedHost, startServedHost } from '../support/served-host.js'
 import { startSshd, type TestSshd } from '../support/sshd.js'
@@ -38,7 +39,9 @@ describe('an sshd that allows one session per connection (MaxSessions 1)', funct
       expect(await host.servedReleases()).to.deep.equal(new Set([String(json.release)]))
       numbers.push(json.release)
     }
-    const pruned = await runCli(['prune', '--keep', '1', '--json', '--config', host.ws.config])
+    const pruned = await runCli(['prune', '--keep', '1', '--json', '--config', host.ws.config], {
+      env: { PUMA_TOKEN },
+    })
     expect(pruned.code, pruned.stderr).to.equal(0)
     const entries = await host.releaseEntries()
     expect(entries).to.deep.equal([String(numbers.at(-1))])
