@@ -50,7 +50,7 @@ const text = [
   'the host afterwards: deploy users whose login shell is bash, zsh, fish, tcsh or csh, with startup',
   'files and `~/.ssh/rc` printing junk on stdout and stderr (a full release, rollback and prune each),',
   'and rbash, which `check` reports with the fix; `${VAR}` secrets in `install.command`, `server.start`,',
-  '`server.full_restart` and `health.url` while a watcher polls every process\'s command line on the',
+  "`server.full_restart` and `health.url` while a watcher polls every process's command line on the",
   'host; an install that leaves a process or a daemon holding its output behind, and one that never',
   'ends (`install.timeout`); an sshd with `MaxSessions 1`, and several hosts behind one sshd that drops',
   'handshakes past `MaxStartups`.',
