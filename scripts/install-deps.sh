@@ -2,7 +2,8 @@
 # Installs the Debian packages deployer's example and tests need: a real OpenSSH server, Ruby, Puma,
 # Bundler and the tools the benchmarks compare against. Safe to run again.
 set -euo pipefail
-packages=(openssh-server openssh-client ruby puma ruby-rack bundler rsync wrk curl jq git tar procps)
+# zsh, fish and tcsh: the fault suite deploys as users whose login shell is each of them.
+packages=(openssh-server openssh-client ruby puma ruby-rack bundler rsync wrk curl jq git tar procps zsh fish tcsh)
 # The Puma version matrix compiles Puma 6.6/7.2/8.0 and nio4r from ../shared/gems (test/support/bundled-puma.ts).
 packages+=(ruby-dev build-essential libssl-dev)
 sudo=()

@@ -246,7 +246,7 @@ const SSH_KEYS = [
   'proxy_jump',
 ] as const
 const SHARED_KEYS = ['files', 'dirs'] as const
-const INSTALL_KEYS = ['command', 'lockfiles', 'vendor', 'check'] as const
+const INSTALL_KEYS = ['command', 'lockfiles', 'vendor', 'check', 'timeout'] as const
 const SERVER_KEYS = [
   'kind',
   'config',
@@ -595,11 +595,13 @@ function readInstall(ctx: Ctx, field: Field | undefined): InstallSettings | unde
   const check = readText(ctx, optional(fields, 'check'))
   // The check stands in for the install only over dependencies reused from the previous release.
   if (check && !vendor) report(ctx, check, 'needs install.vendor: only reused dependencies are checked')
+  const timeout = readDuration(ctx, optional(fields, 'timeout'))
   return {
     command: command?.value ?? '',
     lockfiles: readRelativePaths(ctx, optional(fields, 'lockfiles')) ?? DEFAULT_LOCKFILES,
     ...(vendorPath ? { vendor: vendorPath } : {}),
     ...(check?.value ? { check: check.value } : {}),
+    ...(timeout === undefined ? {} : { timeout }),
     ...(command?.fromEnv ? { commandAsWritten: command.raw } : {}),
     ...(check?.fromEnv ? { checkAsWritten: check.raw } : {}),
   }

@@ -54,6 +54,9 @@ export interface SharedSettings {
   dirs: string[]
 }
 
+/** install.timeout's default: a slow `bundle install` that compiles native gems takes minutes, not hours. */
+export const DEFAULT_INSTALL_TIMEOUT = 15 * 60
+
 export interface InstallSettings {
   /** Runs in the new release, on the host; must install into `vendor` when that is set. */
   command: string
@@ -66,6 +69,12 @@ export interface InstallSettings {
    * from it (e.g. `bundle check`); `command` still runs when it fails. Without it, `command` always runs.
    */
   check?: string
+  /**
+   * Seconds `command` (or `check`) may run before it and every process it started are stopped and the
+   * release fails (DEFAULT_INSTALL_TIMEOUT when unset): an install that waits for input or for a process
+   * it started must not hold the release, and the deploy lock, forever.
+   */
+  timeout?: number
   /**
    * `command` and `check` as deployer.yml writes them, set when `${VAR}` filled them in: the expanded
    * text may hold a secret (a token, a password), so messages and plans show these instead.

@@ -1,4 +1,9 @@
-import type { DeployConfig, RestartKind, Strategy } from '../config/types.js'
+import {
+  DEFAULT_INSTALL_TIMEOUT,
+  type DeployConfig,
+  type RestartKind,
+  type Strategy,
+} from '../config/types.js'
 import { DeployerError, ExitCode, type ExitCodeValue, InterruptedError } from '../errors.js'
 import { failpoint } from '../fault/failpoint.js'
 import { changedLockfiles, decideInstallStep } from '../install/reuse.js'
@@ -428,10 +433,16 @@ async function buildEverywhere(
           })
           await failpoint('install', session.name, signal)
           signal?.throwIfAborted()
+          const timeout = install.timeout ?? DEFAULT_INSTALL_TIMEOUT
           const checked =
-            step.run === 'check' && (await session.check(release, install.check as string, signal))
+            step.run === 'check' &&
+            (await session.check(release, install.check as string, { signal, timeout }))
           if (!checked)
-            await session.install(release, install.command, { signal, shown: install.commandAsWritten })
+            await session.install(release, install.command, {
+              signal,
+              shown: install.commandAsWritten,
+              timeout,
+            })
           outcome.install = checked
             ? { ran: 'check', reason: step.reason }
             : { ran: 'install', reason: step.run === 'check' ? 'install.check failed' : step.reason }

@@ -18,6 +18,11 @@ const MANIFEST_MARK = '--deployer-manifest--'
 /** Separates the lock's answer from the state read right after it. */
 const STATE_MARK = '--deployer-state--'
 
+/** `90` → `90 s`, `900` → `15 min`. */
+function formatSeconds(seconds: number): string {
+  return seconds >= 60 && seconds % 60 === 0 ? `${seconds / 60} min` : `${seconds} s`
+}
+
 function parseManifestFiles(text: string): PreviousEntry[] | null {
   try {
     const manifest = JSON.parse(text) as ReleaseManifest
@@ -182,26 +187,46 @@ export class HostSession {
     )
   }
 
-  /** Runs `command` in the partial release; messages name it as `shown` (see InstallSettings.commandAsWritten). */
+  /**
+   * Runs `command` in the partial release within `timeout` seconds; messages name it as `shown` (see
+   * InstallSettings.commandAsWritten).
+   */
   async install(
     release: number,
     command: string,
-    options: Pick<ExecOptions, 'signal' | 'onOutput'> & { shown?: string },
+    options: Pick<ExecOptions, 'signal' | 'onOutput'> & { shown?: string; timeout: number },
   ): Promise<void> {
-    await this.run(
-      `install (\`${options.shown ?? command}\`) in release ${release}`,
-      remote.installCommand(this.layout, release, command),
-      {
+    const shown = options.shown ?? command
+    const what = `install (\`${shown}\`) in release ${release}`
+    try {
+      await this.run(what, remote.installCommand(this.layout, release, command, options.timeout), {
         ...options,
         exitCode: ExitCode.install,
         hint: 'Fix the install (run it by hand in the release directory to see it fail); `current` was not changed.',
-      },
-    )
+      })
+    } catch (error) {
+      const timedOut =
+        error instanceof RemoteCommandError &&
+        (remote.INSTALL_TIMED_OUT as readonly (number | null)[]).includes(error.code)
+      if (!timedOut) throw error
+      throw new RemoteCommandError(this.name, what, error, {
+        exitCode: ExitCode.install,
+        because: `it did not finish within install.timeout (${formatSeconds(options.timeout)}); it and every process it started in its process group were stopped`,
+        hint: 'Find what it waits for (a prompt for input, a server it started in the foreground), or raise install.timeout in deployer.yml. `current` was not changed.',
+      })
+    }
   }
 
   /** Runs `install.check` like the install; false when it fails (then the install runs). */
-  async check(release: number, command: string, signal?: AbortSignal): Promise<boolean> {
-    const result = await this.transport.exec(remote.installCommand(this.layout, release, command), { signal })
+  async check(
+    release: number,
+    command: string,
+    options: { signal?: AbortSignal; timeout: number },
+  ): Promise<boolean> {
+    const result = await this.transport.exec(
+      remote.installCommand(this.layout, release, command, options.timeout),
+      { signal: options.signal },
+    )
     return result.code === 0
   }
 

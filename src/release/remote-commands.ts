@@ -197,17 +197,39 @@ export function linkSharedCommand(
   return lines.join('\n')
 }
 
-/** Runs the user's install command inside the partial release, telling it where it is. */
-export function installCommand(layout: Layout, release: number, command: string): string {
+/** The exit status of installCommand when install.timeout ran out (GNU timeout's; 137 if TERM was ignored). */
+export const INSTALL_TIMED_OUT = [124, 137] as const
+
+/**
+ * Runs the user's install command inside the partial release, telling it where it is. The command is
+ * shell by design; it runs in its own shell so its `exit` or `cd` cannot leak, and reaches that shell
+ * in the environment rather than its argv (a `${VAR}` in it must not show in `ps`). `timeout` makes it
+ * the leader of its own process group and stops that group after `timeoutSeconds`; when it ends, what it
+ * left running in the group (`cmd &`) is stopped too, and so is everything when this script is
+ * signalled (an aborted run: sshd signals only this shell's group).
+ */
+export function installCommand(
+  layout: Layout,
+  release: number,
+  command: string,
+  timeoutSeconds: number,
+): string {
   const partial = partialPath(layout, release)
   const marker = quote(installMarker(layout, release))
+  const seconds = Math.max(1, Math.ceil(timeoutSeconds))
   return [
     // Kept when it exists: an install after a failed check is compared with the state before the check.
     `[ -e ${marker} ] || ${sharedFilesListing(partial)} > ${marker}`,
     `cd ${quote(partial)}`,
     `export DEPLOYER_RELEASE=${release} DEPLOYER_RELEASE_PATH=${quote(partial)} DEPLOYER_DEPLOY_TO=${quote(layout.deployTo)}`,
-    // The user's command is shell by design; it runs in a subshell so its `exit` or `cd` cannot leak.
-    `( ${command}\n)`,
+    `DEPLOYER_INSTALL=${quote(command)} timeout -k 10 ${seconds} /bin/sh -c 'c=$DEPLOYER_INSTALL; unset DEPLOYER_INSTALL; eval "$c"' < /dev/null &`,
+    'pid=$!',
+    `trap 'kill -TERM -$pid $pid 2>/dev/null; exit 143' TERM HUP INT`,
+    'wait $pid; status=$?',
+    `trap - TERM HUP INT`,
+    // dash's kill takes no `--`: a negative pid right after the signal names the group.
+    'kill -TERM -$pid 2>/dev/null',
+    'exit $status',
   ].join('\n')
 }
 

@@ -27,7 +27,9 @@ export function startCommand(currentPath: string, start: string, log: string): s
     `cd ${quote(currentPath)}`,
     `export PWD=${quote(currentPath)}`,
     `printf '\\n== deployer: starting Puma at %s\\n' "$(date -u +%FT%TZ)" >> ${quote(log)}`,
-    `nohup setsid sh -c ${quote(start)} >> ${quote(log)} 2>&1 < /dev/null &`,
+    // The command reaches the detached shell in its environment, not its argv: `${VAR}` values in
+    // server.start must not show in `ps` on the host. It is unset again before Puma inherits it.
+    `DEPLOYER_START=${quote(start)} nohup setsid /bin/sh -c 'c=$DEPLOYER_START; unset DEPLOYER_START; eval "$c"' >> ${quote(log)} 2>&1 < /dev/null &`,
     'echo started',
   ].join('\n')
 }
@@ -71,7 +73,7 @@ export function envFilesHashCommand(files: readonly string[]): string {
 export function healthCheckCommand(url: string, timeoutSeconds: number): string {
   const script = [
     'require "net/http"; require "uri"',
-    'uri = URI(ARGV[0]); t = Float(ARGV[1])',
+    'uri = URI(ENV.fetch("DEPLOYER_HEALTH_URL")); t = Float(ARGV[0])',
     'begin',
     '  res = Net::HTTP.start(uri.host, uri.port, use_ssl: uri.scheme == "https", open_timeout: t, read_timeout: t) { |h| h.request(Net::HTTP::Get.new(uri)) }',
     '  puts res.code; print res.body.to_s[0, 4096]',
@@ -79,7 +81,8 @@ export function healthCheckCommand(url: string, timeoutSeconds: number): string 
     '  puts "000"; print "#{e.class}: #{e.message}"',
     'end',
   ].join('\n')
-  return `ruby -e ${quote(script)} ${quote(url)} ${quote(timeoutSeconds)}`
+  // The URL goes in the environment, not ruby's argv: a `${VAR}` in health.url must not show in `ps`.
+  return `DEPLOYER_HEALTH_URL=${quote(url)} ruby -e ${quote(script)} ${quote(timeoutSeconds)}`
 }
 
 /** Parses healthCheckCommand's output. */

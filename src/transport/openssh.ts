@@ -12,6 +12,7 @@ import { pipeInput } from './local.js'
 import { buildSshArgs, type OpenSshRole, type OpenSshTarget } from './openssh-args.js'
 import { classifySshFailure } from './openssh-errors.js'
 import { PidLineFilter } from './pid-line.js'
+import { LoginShellError, OutputFrame, wrapScript } from './remote-shell.js'
 import { summarize } from './ssh.js'
 import type { ExecOptions, ExecResult, Transport } from './transport.js'
 
@@ -182,11 +183,13 @@ export class OpenSshTransport implements Transport {
 
   private runCommand(master: Master, command: string, options: ExecOptions): Promise<ExecResult> {
     const { signal, onOutput, stdin } = options
-    const args = buildSshArgs(this.target, master.socket, {
-      kind: 'exec',
-      // The pid line, then the command unchanged on its own lines: quoting is the built-in client's.
-      command: `${PidLineFilter.announce(this.marker)}\n${command}`,
+    // As with the built-in client: /bin/sh whatever the login shell, the script over stdin, framed
+    // against login output (remote-shell.ts); the pid line first, for aborts.
+    const wrapped = wrapScript(`${PidLineFilter.announce(this.marker)}\n${command}`, {
+      hasInput: stdin !== undefined,
     })
+    const frames = { stdout: new OutputFrame(wrapped.marker), stderr: new OutputFrame(wrapped.marker) }
+    const args = buildSshArgs(this.target, master.socket, { kind: 'exec', command: wrapped.command })
     return new Promise<ExecResult>((resolve, reject) => {
       const child = spawn(SSH, args, { stdio: ['pipe', 'pipe', 'pipe'] })
       const pidLine = new PidLineFilter(this.marker)
@@ -215,16 +218,24 @@ export class OpenSshTransport implements Transport {
       signal?.addEventListener('abort', onAbort, { once: true })
 
       child.stdout.on('data', (chunk: Buffer) => {
-        stdout.push(chunk)
-        onOutput?.(chunk.toString('utf8'), 'stdout')
+        const own = frames.stdout.push(chunk)
+        if (own.length === 0) return
+        stdout.push(own)
+        onOutput?.(own.toString('utf8'), 'stdout')
       })
-      child.stderr.on('data', (chunk: Buffer) => onStderr(pidLine.push(chunk)))
+      child.stderr.on('data', (chunk: Buffer) => onStderr(pidLine.push(frames.stderr.push(chunk))))
       // A command that exits without reading all its input closes the pipe early; not a failure of ours.
       child.stdin.on('error', () => {})
       child.on('error', (error) => settle(() => reject(this.spawnError(error))))
       child.on('close', (code, signalName) => {
         onStderr(pidLine.end())
         if (settled) return
+        if (!frames.stdout.started && code !== 255) {
+          // The wrapper never ran: the login shell refused it (rbash, nologin).
+          const said = frames.stderr.unframed().trim() || frames.stdout.unframed()
+          const user = this.target.user ?? 'the SSH user'
+          return settle(() => reject(new LoginShellError(this.name, user, undefined, said)))
+        }
         const result = {
           code,
           ...(signalName ? { signal: signalName } : {}),
@@ -244,6 +255,7 @@ export class OpenSshTransport implements Transport {
           settle(() => reject(inputError))
         })
       }
+      child.stdin.write(wrapped.preamble)
       pipeInput(stdin, child.stdin)
     })
   }

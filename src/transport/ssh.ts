@@ -6,6 +6,7 @@ import type { ClientChannel, ConnectConfig, ServerHostKeyAlgorithm } from 'ssh2'
 import ssh2 from 'ssh2'
 import type { HostConfig } from '../config/types.js'
 import { ConnectionError, DeployerError, HostKeyError } from '../errors.js'
+import { ChannelGate, isChannelRefusal, REFUSAL_RETRY_DELAYS_MS } from './channel-gate.js'
 import {
   certAuthorityLines,
   checkHostKey,
@@ -19,6 +20,13 @@ import {
 } from './known-hosts.js'
 import { pipeInput } from './local.js'
 import { quote } from './quote.js'
+import {
+  LOGIN_SHELL_PROBE,
+  LoginShellError,
+  OutputFrame,
+  parseLoginShell,
+  wrapScript,
+} from './remote-shell.js'
 import {
   type AuthAttempts,
   createAuthHandler,
@@ -39,6 +47,12 @@ type SshClient = InstanceType<typeof Client>
 const KEEPALIVE_COUNT_MAX = 3
 // How long close() waits for the server to acknowledge the disconnect before dropping the socket.
 const CLOSE_GRACE_MS = 2_000
+// Pauses before the handshake attempts after sshd dropped a connection before its banner (MaxStartups),
+// each scaled by a random 0.5–1.5 so that hosts that collided do not collide again: about 25 s in all.
+const HANDSHAKE_RETRY_DELAYS_MS: readonly number[] = [100, 250, 500, 1000, 2000, 4000, 8000, 8000]
+// After the command exited, how long its output may take to end. A process it left in the background
+// (`cmd &`, a daemon) that holds stdout open would otherwise keep the channel, and the run, open forever.
+const DRAIN_AFTER_EXIT_MS = 5_000
 
 // The host key algorithms ssh2 1.x can verify; a known_hosts file may also hold others (sk-*, certificates).
 const SUPPORTED_HOST_KEY_ALGORITHMS: readonly ServerHostKeyAlgorithm[] = [
@@ -68,6 +82,8 @@ interface Connection {
   inFlight: Set<() => void>
   /** The last error ssh2 reported on this connection (a reset, a keepalive timeout), to explain a drop. */
   lastError?: Error
+  /** Queues channels when sshd allows fewer at once than we would open (MaxSessions). */
+  gate: ChannelGate
 }
 
 /** Host key entries from every known_hosts file an endpoint checks, and the CA lines that name it. */
@@ -159,17 +175,18 @@ export class SshTransport implements Transport {
 
   private openConnection(): Connection {
     if (this.connection && !this.connection.closed) return this.connection
-    const client = new Client()
     const connection: Connection = {
-      client,
+      client: new Client(),
       hops: [],
       ready: Promise.resolve(),
       established: false,
       closing: false,
       closed: false,
       inFlight: new Set(),
+      gate: new ChannelGate(),
     }
-    connection.ready = this.handshake(connection).then(
+    this.watchClient(connection)
+    connection.ready = this.handshakeWithRetry(connection).then(
       () => {
         connection.established = true
       },
@@ -183,17 +200,46 @@ export class SshTransport implements Transport {
     )
     // Without a listener, a rejected connect that nobody awaited yet would be reported as unhandled.
     connection.ready.catch(() => {})
+    this.connection = connection
+    return connection
+  }
+
+  /** Follows the connection's current client: its last error, and its close once it was established. */
+  private watchClient(connection: Connection): void {
+    const { client } = connection
     client.on('error', (error) => {
       connection.lastError = error
     })
     client.on('close', () => {
+      // A handshake attempt that failed is handled by handshakeWithRetry (another attempt, or the end).
+      if (!connection.established || connection.client !== client) return
       connection.closed = true
       if (this.connection === connection) this.connection = undefined
       for (const onDrop of connection.inFlight) onDrop()
       for (const hop of connection.hops) hop.end()
     })
-    this.connection = connection
-    return connection
+  }
+
+  /**
+   * sshd drops connections beyond MaxStartups (several hosts behind one sshd or bastion handshaking at
+   * once, or a busy server) before it even sends its banner. Such a drop is retried on a new client with
+   * growing, jittered pauses, so that hosts that collided spread out; anything else fails at once.
+   */
+  private async handshakeWithRetry(connection: Connection): Promise<void> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await this.handshake(connection)
+      } catch (error) {
+        const pause = HANDSHAKE_RETRY_DELAYS_MS[attempt]
+        if (pause === undefined || connection.closing || !droppedBeforeBanner(error)) throw error
+        for (const hop of connection.hops) hop.destroy()
+        connection.hops = []
+        await new Promise((resolve) => setTimeout(resolve, pause * (0.5 + Math.random())))
+        if (connection.closing) throw error
+        connection.client = new Client()
+        this.watchClient(connection)
+      }
+    }
   }
 
   /** Connects hop by hop: each jump host's connection forwards a channel that carries the next one. */
@@ -366,18 +412,22 @@ export class SshTransport implements Transport {
   }
 
   private runCommand(connection: Connection, command: string, options: ExecOptions): Promise<ExecResult> {
-    const { client } = connection
     const { signal, onOutput, stdin } = options
+    // Every script runs under /bin/sh whatever the login shell, and travels over stdin (remote-shell.ts).
+    const wrapped = wrapScript(command, { hasInput: stdin !== undefined })
+    const frames = { stdout: new OutputFrame(wrapped.marker), stderr: new OutputFrame(wrapped.marker) }
     return new Promise<ExecResult>((resolve, reject) => {
       const stdout: Buffer[] = []
       const stderr: Buffer[] = []
       let channel: ClientChannel | undefined
       let exit: { code: number | null; signal?: string } = { code: null }
       let settled = false
+      let drainTimer: NodeJS.Timeout | undefined
 
       const settle = (finish: () => void) => {
         if (settled) return
         settled = true
+        clearTimeout(drainTimer)
         signal?.removeEventListener('abort', onAbort)
         connection.inFlight.delete(onConnectionClose)
         // A command that exits without reading all its input leaves the pipe waiting on a closed channel.
@@ -431,16 +481,22 @@ export class SshTransport implements Transport {
           return
         }
         channel = opened
-        opened.on('data', (chunk: Buffer) => {
-          stdout.push(chunk)
-          onOutput?.(chunk.toString('utf8'), 'stdout')
-        })
-        opened.stderr.on('data', (chunk: Buffer) => {
-          stderr.push(chunk)
-          onOutput?.(chunk.toString('utf8'), 'stderr')
-        })
+        const collect = (name: 'stdout' | 'stderr', into: Buffer[]) => (chunk: Buffer) => {
+          const own = frames[name].push(chunk)
+          if (own.length === 0) return
+          into.push(own)
+          onOutput?.(own.toString('utf8'), name)
+        }
+        opened.on('data', collect('stdout', stdout))
+        opened.stderr.on('data', collect('stderr', stderr))
         opened.on('exit', (code: number | null, signalName?: string) => {
           exit = { code: code ?? null, signal: signalName ? normalizeSignal(signalName) : undefined }
+          // sshd keeps the channel open until every holder of the command's stdout closes it: a process
+          // the command left behind must not hold the run. Its output so far is kept.
+          drainTimer = setTimeout(() => {
+            opened.close()
+            finish()
+          }, DRAIN_AFTER_EXIT_MS)
         })
         opened.on('error', (channelError: Error) => {
           settle(() =>
@@ -454,7 +510,13 @@ export class SshTransport implements Transport {
             ),
           )
         })
-        const finish = () =>
+        const finish = () => {
+          if (!frames.stdout.started) {
+            // The wrapper never ran: the login shell refused it (rbash, nologin).
+            const said = frames.stderr.unframed().trim() || frames.stdout.unframed()
+            settle(() => this.loginShellError(connection, said).then(reject, reject))
+            return
+          }
           settle(() =>
             resolve({
               code: exit.code,
@@ -463,6 +525,7 @@ export class SshTransport implements Transport {
               stderr: Buffer.concat(stderr).toString('utf8'),
             }),
           )
+        }
         // 'close' follows the end of stdout; wait for stderr's end too so no late chunk is lost.
         opened.on('close', () => {
           if (opened.stderr.readableEnded) finish()
@@ -474,16 +537,78 @@ export class SshTransport implements Transport {
             settle(() => reject(inputError))
           })
         }
+        opened.write(wrapped.preamble)
         pipeInput(stdin, opened)
       }
 
-      try {
-        client.exec(command, onChannel)
-      } catch {
-        // ssh2 throws "Not connected" when the socket closed after the connection was handed out.
-        onConnectionClose()
-      }
+      this.openChannel(connection, wrapped.command, () => settled, onChannel, onConnectionClose)
     })
+  }
+
+  /**
+   * Opens an exec channel for `commandLine` through the connection's gate: queued while as many channels are
+   * open as sshd allows (MaxSessions), retried when sshd refuses one it has not freed yet.
+   */
+  private openChannel(
+    connection: Connection,
+    commandLine: string,
+    cancelled: () => boolean,
+    onChannel: (error: Error | undefined, channel: ClientChannel) => void,
+    onNotConnected: () => void,
+  ): void {
+    const { client, gate } = connection
+    const attempt = (retry: number): void => {
+      gate.acquire().then(() => {
+        if (cancelled()) return gate.release()
+        try {
+          client.exec(commandLine, (error, channel) => {
+            if (!error) {
+              channel.once('close', () => gate.release())
+              return onChannel(undefined, channel)
+            }
+            if (!isChannelRefusal(error)) {
+              gate.release()
+              return onChannel(error, channel)
+            }
+            // Queued behind the channels still open, or a pause when sshd has not freed a closed one.
+            if (gate.refused() > 0) return attempt(retry)
+            const delay = REFUSAL_RETRY_DELAYS_MS[retry]
+            if (delay === undefined || cancelled()) return onChannel(error, channel)
+            setTimeout(() => attempt(retry + 1), delay)
+          })
+        } catch {
+          // ssh2 throws "Not connected" when the socket closed after the connection was handed out.
+          gate.release()
+          onNotConnected()
+        }
+      })
+    }
+    attempt(0)
+  }
+
+  /** Why the wrapper did not run, naming the login shell when the host tells it. */
+  private async loginShellError(connection: Connection, said: string): Promise<LoginShellError> {
+    const shell = await new Promise<string | undefined>((resolve) => {
+      const onProbe = (error: Error | undefined, channel: ClientChannel) => {
+        if (error) return resolve(undefined)
+        let output = ''
+        channel.on('data', (chunk: Buffer) => {
+          output += chunk.toString('utf8')
+        })
+        channel.stderr.resume()
+        channel.on('close', () => resolve(parseLoginShell(output)))
+        channel.end()
+      }
+      this.openChannel(
+        connection,
+        LOGIN_SHELL_PROBE,
+        () => false,
+        onProbe,
+        () => resolve(undefined),
+      )
+    })
+    const user = this.route?.at(-1)?.user ?? this.host.user ?? 'the SSH user'
+    return new LoginShellError(this.name, user, shell, said)
   }
 
   /** Refuses an ssh.identity that cannot be used, with what to do about it, before connecting. */
@@ -750,6 +875,14 @@ function describeEntries(entries: readonly KnownHostEntry[]): string {
   return entries
     .map((entry) => `${entry.keyType} key ${fingerprint(entry.key)} at ${entry.file}:${entry.line}`)
     .join(', ')
+}
+
+/** Whether a failed handshake is sshd dropping the connection before its banner, as MaxStartups does. */
+function droppedBeforeBanner(error: unknown): boolean {
+  if (!(error instanceof ConnectionError) || error instanceof HostKeyError) return false
+  const cause = error.cause as (Error & { code?: string; level?: string }) | undefined
+  if (!cause) return /closed the connection before it was ready/.test(error.message)
+  return /Connection lost before handshake/i.test(cause.message) || cause.code === 'ECONNRESET'
 }
 
 /** The first line of a command, shortened, for messages. */

@@ -583,8 +583,10 @@ describe('the openssh SSH transport’s ControlMaster and ssh_config', function 
         .filter((name) => /^\d+$/.test(name))
         .map((name) => readFile(`/proc/${name}/cmdline`, 'utf8').catch(() => '')),
     )
-    // The command itself is there (the scan sees the ssh client); the line it reads is not.
-    expect(lines.some((line) => line.includes('read -r line; cat'))).to.equal(true)
+    // The ssh client is there with the fixed /bin/sh wrapper (the scan sees it); the script travels on
+    // stdin like the line it reads, so neither is on any command line.
+    expect(lines.some((line) => line.includes('exec /bin/sh -c'))).to.equal(true)
+    expect(lines.some((line) => line.includes('read -r line; cat'))).to.equal(false)
     expect(lines.filter((line) => line.includes(secret))).to.deep.equal([])
     input.end()
     expect((await running).stdout).to.equal(`got ${secret.length}\n`)

@@ -110,6 +110,14 @@ export interface PumaConfigOptions {
   startArgs?: string
   /** The app bundles Puma (writePumaApp's option): start it with `bundle exec puma`. */
   bundledPuma?: PumaVersion
+  /** Put before the puma command in server.start (e.g. `SECRET=${CANARY}`). */
+  startPrefix?: string
+  /** Appended to health.url, e.g. `?token=${CANARY}` (the app answers every path). */
+  healthQuery?: string
+  /** `server.full_restart`; none without it. */
+  fullRestart?: string
+  /** `install.timeout`, e.g. `2s`. */
+  installTimeout?: string
 }
 
 /** deployer.yml for the Puma app: server, health and shared sections over the test sshd. */
@@ -119,7 +127,7 @@ export async function writePumaConfig(
   options: PumaConfigOptions,
 ): Promise<void> {
   const command = options.bundledPuma ? BUNDLED_START : 'puma -C config/puma.rb'
-  const puma = `exec ${command}${options.startArgs ? ` ${options.startArgs}` : ''}`
+  const puma = `${options.startPrefix ? `${options.startPrefix} ` : ''}exec ${command}${options.startArgs ? ` ${options.startArgs}` : ''}`
   const start = options.envFile ? `set -a; . ${options.envFile}; set +a; ${puma}` : puma
   const install = options.install ?? (options.bundledPuma ? BUNDLED_INSTALL : undefined)
   const lines = [
@@ -143,12 +151,14 @@ export async function writePumaConfig(
     '  control_token: ${PUMA_TOKEN}',
     `  start: ${JSON.stringify(start)}`,
     `  restart: ${options.restart ?? 'auto'}`,
+    ...(options.fullRestart ? [`  full_restart: ${JSON.stringify(options.fullRestart)}`] : []),
     ...(options.envFile ? [`  env_files: [${JSON.stringify(options.envFile)}]`] : []),
     'health:',
-    `  url: http://127.0.0.1:${options.port}/`,
+    `  url: ${JSON.stringify(`http://127.0.0.1:${options.port}/${options.healthQuery ?? ''}`)}`,
     `  expect: ${JSON.stringify(options.healthExpect ?? 'release={release} ')}`,
     `  timeout: ${options.healthTimeout ?? '30s'}`,
     ...(install ? ['install:', `  command: ${JSON.stringify(install)}`] : []),
+    ...(install && options.installTimeout ? [`  timeout: ${options.installTimeout}`] : []),
   ]
   await writeFile(ws.config, `${lines.join('\n')}\n`)
 }

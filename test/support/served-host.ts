@@ -75,12 +75,30 @@ const DEFAULT_CONFIG: Omit<PumaConfigOptions, 'port'> = { install: 'true' }
 
 /** Starts sshd, writes the app and its deployer.yml, and releases it once (release 1, Puma started). */
 export async function startServedHost(
-  options: { beforeFirstRelease?: (ws: Workspace) => Promise<void> } = {},
+  options: {
+    beforeFirstRelease?: (ws: Workspace) => Promise<void>
+    /** The SSH user (default DEPLOY_USER) and its login shell. */
+    user?: string
+    shell?: string
+    /** sshd_config settings (see SshdOptions.settings). */
+    sshdSettings?: Record<string, string>
+    /** deployer.yml options used from the first release on (`configure()` without options too). */
+    config?: Omit<PumaConfigOptions, 'port'>
+    /** Environment of every deployer run (for `${VAR}`s in `config`). */
+    env?: NodeJS.ProcessEnv
+  } = {},
 ): Promise<ServedHost> {
-  const sshd = await startSshd({ user: DEPLOY_USER, createUser: true })
-  const ws = await makeWorkspace(DEPLOY_USER)
+  const user = options.user ?? DEPLOY_USER
+  const sshd = await startSshd({
+    user,
+    createUser: true,
+    shell: options.shell,
+    settings: options.sshdSettings,
+  })
+  const ws = await makeWorkspace(user)
   const port = await findFreePort()
-  const env = { PUMA_TOKEN }
+  const env = { PUMA_TOKEN, ...options.env }
+  const defaults = { ...DEFAULT_CONFIG, ...options.config }
   const held: RunningCli[] = []
   const loads: Load[] = []
   const host: ServedHost = {
@@ -95,7 +113,7 @@ export async function startServedHost(
       await mkdir(join(ws.source, 'public'), { recursive: true })
       await writeFile(path, randomBytes(bytes))
     },
-    configure: (configOptions = DEFAULT_CONFIG) =>
+    configure: (configOptions = defaults) =>
       writePumaConfig(ws, sshd, { port, ...DEFAULT_CONFIG, ...configOptions }),
     release: (args = [], extra = {}) => releaseJson(ws.config, args, { ...env, ...extra }),
     startRelease: (args = [], extra = {}) =>

@@ -44,6 +44,13 @@ export interface SshdOptions {
   listenAddress?: string
   /** Sign every host key with this CA private key (`ssh-keygen -h`) and serve the certificates (HostCertificate). */
   hostCaKeyPath?: string
+  /** The login shell `createUser` gives the user (also set on an existing one). Default /bin/bash. */
+  shell?: string
+  /**
+   * sshd_config keywords replacing the defaults below or added to them, e.g. `{ MaxSessions: '1' }` for a
+   * server that allows one channel per connection (sshd takes the first value it reads for a keyword).
+   */
+  settings?: Record<string, string>
 }
 
 /** What a HostConfig for the test server may override; `deployTo` has no sensible default. */
@@ -75,6 +82,8 @@ export interface TestSshd {
   readonly pid: number
   /** A HostConfig for this server: kind ssh, its user, address, client key and known_hosts, strict host keys. */
   hostConfig(overrides: HostConfigOverrides): HostConfig
+  /** Lets another user log in with `clientKeyPath` (create it first, e.g. with `ensureUser`). */
+  authorize(user: string): Promise<void>
   /** Stops this sshd (only the process it started, by pid), waits for it to exit and removes `dir`. */
   stop(): Promise<void>
   /**
@@ -97,7 +106,7 @@ export async function startSshd(options: SshdOptions = {}): Promise<TestSshd> {
   const user = options.user ?? userInfo().username
   const hostKeyTypes = options.hostKeyTypes ?? ['ed25519']
   const listenAddress = options.listenAddress ?? HOSTNAME
-  if (options.createUser) await ensureUser(user)
+  if (options.createUser) await ensureUser(user, options.shell)
 
   const dir = await mkdtemp(join(tmpdir(), 'deployer-sshd-'))
   try {
@@ -130,7 +139,9 @@ export async function startSshd(options: SshdOptions = {}): Promise<TestSshd> {
     const clientKeyType = options.clientKeyType ?? 'ed25519'
     const clientKeyPath = options.clientKeyPath ?? join(dir, `client_${clientKeyType}`)
     if (!options.clientKeyPath) await generateKey(clientKeyPath, clientKeyType)
-    await writeAuthorizedKeys(dir, user, await readFile(`${clientKeyPath}.pub`, 'utf8'))
+    const publicKey = await readFile(`${clientKeyPath}.pub`, 'utf8')
+    await mkdir(join(dir, 'authorized_keys'), { mode: 0o755 })
+    await writeAuthorizedKeys(dir, user, publicKey)
     await mkdir(PRIVSEP_DIR, { recursive: true, mode: 0o755 })
 
     const server: ServerSetup = {
@@ -139,6 +150,7 @@ export async function startSshd(options: SshdOptions = {}): Promise<TestSshd> {
       listenAddress,
       extraConfig: [...certificates, ...(options.extraConfig ?? [])],
       ...(options.netns ? { netns: options.netns } : {}),
+      ...(options.settings ? { settings: options.settings } : {}),
     }
     const launched = await launch(server)
     const port = launched.port
@@ -161,6 +173,9 @@ export async function startSshd(options: SshdOptions = {}): Promise<TestSshd> {
       logPath: join(dir, 'sshd.log'),
       get pid() {
         return child.pid!
+      },
+      authorize(other) {
+        return writeAuthorizedKeys(dir, other, publicKey)
       },
       hostConfig(overrides) {
         const { ssh, ...rest } = overrides
@@ -211,6 +226,8 @@ interface ServerSetup {
   listenAddress: string
   extraConfig: string[]
   netns?: string
+  /** sshd_config keywords replacing the defaults or added to them (SshdOptions.settings). */
+  settings?: Record<string, string>
 }
 
 /** Starts sshd on `fixedPort`, or on a free port when none is given. */
@@ -262,7 +279,8 @@ async function launch(
 
 function sshdConfig(server: ServerSetup, port: number): string {
   const { dir, hostKeyPaths } = server
-  return [
+  const settings = server.settings ?? {}
+  const defaults = [
     `Port ${port}`,
     `ListenAddress ${server.listenAddress}`,
     ...hostKeyPaths.map((path) => `HostKey ${path}`),
@@ -280,6 +298,11 @@ function sshdConfig(server: ServerSetup, port: number): string {
     'Subsystem sftp internal-sftp',
     'PrintMotd no',
     'LogLevel VERBOSE',
+  ]
+  const replaced = new Set(Object.keys(settings).map((key) => key.toLowerCase()))
+  return [
+    ...defaults.filter((line) => !replaced.has(line.split(' ')[0]!.toLowerCase())),
+    ...Object.entries(settings).map(([key, value]) => `${key} ${value}`),
     // Last: a Match block in extraConfig holds every line after it.
     ...server.extraConfig,
     '',
@@ -287,20 +310,25 @@ function sshdConfig(server: ServerSetup, port: number): string {
 }
 
 async function writeAuthorizedKeys(dir: string, user: string, publicKey: string): Promise<void> {
-  const keysDir = join(dir, 'authorized_keys')
-  await mkdir(keysDir, { mode: 0o755 })
-  const file = join(keysDir, user)
+  const file = join(dir, 'authorized_keys', user)
   await writeFile(file, publicKey, { mode: 0o644 })
   const { uid, gid } = await userIds(user)
   if (uid !== process.getuid?.()) await chown(file, uid, gid)
 }
 
-async function ensureUser(user: string): Promise<void> {
-  try {
-    await run('id', ['-u', user])
-  } catch {
-    await run('useradd', ['-m', '-s', '/bin/bash', user])
-  }
+/** Creates `user` with `useradd -m` unless it exists, with `shell` as its login shell, unlocked for key logins. */
+export async function ensureUser(user: string, shell = '/bin/bash'): Promise<void> {
+  // Parallel test runs create the same users: `id` can miss a user another run is adding right now.
+  const created = await run('useradd', ['-m', '-s', shell, user]).then(
+    () => true,
+    (error: { stderr?: string }) => {
+      if (!/already exists/.test(error.stderr ?? '')) throw error
+      return false
+    },
+  )
+  // usermod locks /etc/passwd, which parallel test runs also touch: only when the shell differs.
+  const current = created ? shell : (await run('getent', ['passwd', user])).stdout.trim().split(':')[6]
+  if (current !== shell) await run('usermod', ['-s', shell, user])
   // useradd leaves the password field locked ('!'); with UsePAM no, sshd then refuses even key logins.
   await run('usermod', ['-p', '*', user])
 }

@@ -1018,3 +1018,18 @@ describe('parseConfig: ssh.config and proxy_jump', () => {
     ])
   })
 })
+
+describe('install.timeout', () => {
+  it('reads a duration in seconds and stays unset without it (the 15 min default applies)', () => {
+    const install = (...lines: string[]) =>
+      parse(yaml(...MINIMAL, 'install:', '  command: bundle install', ...lines)).install
+    expect(install('  timeout: 90s')?.timeout).to.equal(90)
+    expect(install('  timeout: 20m')?.timeout).to.equal(1200)
+    expect(install()).to.not.have.property('timeout')
+  })
+
+  it('refuses a timeout that is not a positive duration', () => {
+    const text = yaml(...MINIMAL, 'install:', '  command: bundle install', '  timeout: 0')
+    expect(problems(text).join('\n')).to.contain('install.timeout')
+  })
+})
