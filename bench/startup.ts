@@ -2,7 +2,8 @@
  * Start-up, measured: how long `deployer --help` and `deployer releases` (against a local host) take
  * as shipped (one bundled module, and the single executable) next to the same commands run from the
  * unbundled compiler output through node_modules with oclif's manifest (how deployer ran before the
- * bundle), and `node -e 0`, Node's own start-up. Medians of interleaved runs in one run.
+ * bundle), and `node -e 0`, Node's own start-up. Medians of interleaved runs in one run, of the CPU
+ * time the process used (user + system: steady on a shared, busy machine) and of the wall time.
  */
 import { execFile } from 'node:child_process'
 import { existsSync } from 'node:fs'
@@ -16,10 +17,17 @@ import { buildSea, ROOT } from '../test/support/package.js'
 const run = promisify(execFile)
 const REPEAT = Number(process.env.BENCH_REPEAT ?? 15)
 
+/** One run: the CPU time (user + system) the process and its children used, and the wall time. */
+interface Sample {
+  cpu: number
+  wall: number
+}
+
 export interface StartupRow {
   variant: string
   /** Median milliseconds per job, in JOBS order. */
-  medians: number[]
+  cpu: number[]
+  wall: number[]
 }
 
 const JOBS = ['node -e 0', 'deployer --help', 'deployer releases (local host)'] as const
@@ -37,6 +45,7 @@ async function unbundledRoot(dir: string): Promise<string> {
       name: pkg.name,
       version: pkg.version,
       type: 'module',
+      files: ['dist'],
       oclif: { ...pkg.oclif, commands: './dist/commands' },
     }),
   )
@@ -67,10 +76,22 @@ async function localConfig(dir: string, bin: string): Promise<string> {
   return config
 }
 
-async function timeOnce(command: string, args: readonly string[]): Promise<number> {
+/** Runs the command under bash, whose `times` prints its children's user and system time. */
+async function timeOnce(command: string, args: readonly string[]): Promise<Sample> {
   const started = process.hrtime.bigint()
-  await run(command, args, { env: cliEnv() })
-  return Number(process.hrtime.bigint() - started) / 1e6
+  const { stdout } = await run(
+    'bash',
+    ['-c', '"$@" >/dev/null 2>&1 || exit 1; times', 'bash', command, ...args],
+    {
+      env: cliEnv(),
+    },
+  )
+  const wall = Number(process.hrtime.bigint() - started) / 1e6
+  // Two lines, the shell's own and its children's: `0m0.301s 0m0.042s`.
+  const children = stdout.trim().split('\n').at(-1) ?? ''
+  const seconds = [...children.matchAll(/(\d+)m([\d.]+)s/g)].map((m) => Number(m[1]) * 60 + Number(m[2]))
+  if (seconds.length !== 2) throw new Error(`cannot read the times of ${command}: ${stdout}`)
+  return { cpu: ((seconds[0] as number) + (seconds[1] as number)) * 1000, wall }
 }
 
 function median(values: number[]): number {
@@ -98,7 +119,7 @@ export async function benchStartup(): Promise<StartupRow[]> {
       ...(sea ? [{ variant: 'after: single executable', argv: ((args) => [sea, args]) as Argv }] : []),
     ]
     const jobArgs: string[][] = [[], ['--help'], ['releases', '--config', config]]
-    const samples = variants.map(() => JOBS.map(() => [] as number[]))
+    const samples = variants.map(() => JOBS.map(() => [] as Sample[]))
     for (let round = 0; round < REPEAT; round++) {
       for (const [v, variant] of variants.entries()) {
         for (const [j, args] of jobArgs.entries()) {
@@ -108,9 +129,12 @@ export async function benchStartup(): Promise<StartupRow[]> {
         }
       }
     }
+    const medianOf = (v: number, j: number, key: keyof Sample) =>
+      median((samples[v]?.[j] ?? []).map((sample) => sample[key]))
     return variants.map((variant, v) => ({
       variant: variant.variant,
-      medians: JOBS.map((_, j) => median(samples[v]?.[j] ?? [])),
+      cpu: JOBS.map((_, j) => medianOf(v, j, 'cpu')),
+      wall: JOBS.map((_, j) => medianOf(v, j, 'wall')),
     }))
   } finally {
     await rm(dir, { recursive: true, force: true })
@@ -118,19 +142,17 @@ export async function benchStartup(): Promise<StartupRow[]> {
 }
 
 export function renderStartup(rows: readonly StartupRow[]): string {
-  const floor = median(rows.map((row) => row.medians[0] ?? 0))
+  const floor = (key: 'cpu' | 'wall') => Math.round(median(rows.map((row) => row[key][0] ?? 0)))
+  const jobs = JOBS.slice(1)
   const lines = [
-    `| variant | ${JOBS.slice(1).join(' | ')} |`,
-    `| --- | ${JOBS.slice(1)
-      .map(() => '---:')
-      .join(' | ')} |`,
+    `| variant | ${jobs.map((job) => `${job}: CPU (wall)`).join(' | ')} |`,
+    `| --- | ${jobs.map(() => '---:').join(' | ')} |`,
     ...rows.map(
       (row) =>
-        `| ${row.variant} | ${row.medians
-          .slice(1)
-          .map((ms) => `${Math.round(ms)} ms`)
+        `| ${row.variant} | ${jobs
+          .map((_, j) => `${Math.round(row.cpu[j + 1] ?? 0)} ms (${Math.round(row.wall[j + 1] ?? 0)} ms)`)
           .join(' | ')} |`,
     ),
   ]
-  return `${lines.join('\n')}\n\n\`node -e 0\` (Node's own start-up, measured between the runs): ${Math.round(floor)} ms; medians of ${REPEAT} interleaved runs each.`
+  return `${lines.join('\n')}\n\n\`node -e 0\` (Node's own start-up, run between the others): ${floor('cpu')} ms CPU (${floor('wall')} ms wall). Medians of ${REPEAT} interleaved runs each; CPU = user + system time of the process.`
 }

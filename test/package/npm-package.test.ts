@@ -41,6 +41,24 @@ describe('the npm package deployer-cli, packed and installed into an empty prefi
     expect(await readdir(pkg.packageDir)).to.not.include('node_modules')
   })
 
+  it("leaves out ssh2's native modules (and typescript): each is required only inside a try", async () => {
+    // Every SSH integration test runs this bundle, and the action's tests a copy with no node_modules at
+    // all: ssh2 falling back to Node's crypto is exercised there; this checks the fallback is reachable.
+    const bundle = await readFile(join(pkg.packageDir, 'dist', 'deployer.js'), 'utf8')
+    const stubs = [...bundle.matchAll(/var (require_\w+) = __commonJS\(\{\s*"left-out:([^"]+)"/g)]
+    expect(stubs.map((match) => match[2]).sort()).to.deep.equal([
+      './crypto/build/Release/sshcrypto.node',
+      'cpu-features',
+      'typescript',
+    ])
+    const lines = bundle.split('\n')
+    for (const [, name] of stubs) {
+      const calls = lines.flatMap((line, index) => (line.includes(`${name}()`) ? [index] : []))
+      expect(calls, `${name} is called`).to.not.be.empty
+      for (const index of calls) expect(lines[index - 1]?.trim(), `before ${lines[index]}`).to.equal('try {')
+    }
+  })
+
   it('installs the `deployer` command, which prints its version and its help', async () => {
     expect(manifest.name).to.equal('deployer-cli')
     expect(Object.keys(manifest.bin)).to.deep.equal(['deployer'])
