@@ -5,7 +5,7 @@ import { COMMANDS } from './commands.js'
 import { useTemplateAssets } from './templates.js'
 
 /**
- * package.json's name, version and oclif settings, put here by scripts/build.mjs (esbuild `define`):
+ * package.json's name, version and oclif settings, put here by scripts/bundle.mjs (esbuild `define`):
  * the single executable and the action's copy of the CLI have no package.json beside them.
  */
 declare const DEPLOYER_PACKAGE: Interfaces.PJSON
