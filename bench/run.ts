@@ -1,9 +1,15 @@
 /** `npm run bench`: every benchmark, each printing its figures next to a reference measured in the same run. */
+import { benchStartup, renderStartup } from './startup.js'
 import { benchTransport, renderTransport } from './transport.js'
 import { benchUpload, renderUpload } from './upload.js'
 import { benchZeroDowntime, PUMA_VARIANTS, renderZeroDowntime } from './zero-downtime.js'
 
 const only = process.argv[2]
+if (!only || only === 'startup') {
+  console.log('## Start-up (deployer --help, deployer releases on a local host)\n')
+  console.log(renderStartup(await benchStartup()))
+  console.log('')
+}
 if (!only || only === 'upload') {
   console.log('## Fast releases (deploy time, real sshd on 127.0.0.1)\n')
   console.log(renderUpload(await benchUpload()))

@@ -1,9 +1,10 @@
 import path from 'node:path'
 import { Flags } from '@oclif/core'
 import { DeployerCommand } from '../src/cli/base-command.js'
+import { templateReader } from '../src/cli/templates.js'
 import { DeployerError, ExitCode } from '../src/errors.js'
 import { runInit } from '../src/init/run.js'
-import { INIT_PARTS, resolveInitSettings } from '../src/init/settings.js'
+import { defaultActionRef, INIT_PARTS, resolveInitSettings } from '../src/init/settings.js'
 import { renderInit } from '../src/ui/init-report.js'
 
 export default class Init extends DeployerCommand {
@@ -43,7 +44,10 @@ export default class Init extends DeployerCommand {
     systemd: Flags.boolean({ description: 'also write config/systemd/APP-puma.service and APP-puma.socket' }),
     'github-actions': Flags.boolean({ description: 'also write .github/workflows/deploy.yml' }),
     all: Flags.boolean({ description: 'write everything: --puma --systemd --github-actions' }),
-    action: Flags.string({ description: 'the deployer GitHub Action the workflow uses (owner/repo@ref)' }),
+    action: Flags.string({
+      description:
+        "the deployer GitHub Action the workflow uses (owner/repo@ref); default: this deployer's repository at its version tag",
+    }),
     force: Flags.boolean({ description: 'overwrite files that exist' }),
     'dry-run': Flags.boolean({ description: 'list the files that would be written and change nothing' }),
   }
@@ -66,12 +70,12 @@ export default class Init extends DeployerCommand {
       hosts: flags.host ?? [],
       user: flags.user,
       port: flags.port,
-      action: flags.action,
+      action: flags.action ?? defaultActionRef(this.config.pjson),
       config: flags.config,
       parts,
     })
     const result = await runInit(settings, {
-      templatesDir: path.join(this.config.root, 'templates'),
+      readTemplate: templateReader(this.config.root),
       dir,
       force: flags.force,
       dryRun: flags['dry-run'],

@@ -3,9 +3,13 @@
 # It builds the app (vendoring its gem), releases it (Puma starts), releases a change (phased restart,
 # verified), lists the releases, rolls back and forward (each restart verified), then stops Puma.
 # DEPLOY_TO picks the target (default: a fresh directory under /tmp); KEEP_RUNNING=1 leaves Puma up.
+# DEPLOYER names the deployer command to run (an installed `deployer`, the single executable); by
+# default it is this checkout's bin/run.js.
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
-deployer() { node "$repo/bin/run.js" "$@"; }
+deployer() {
+  if [ -n "${DEPLOYER:-}" ]; then "$DEPLOYER" "$@"; else node "$repo/bin/run.js" "$@"; fi
+}
 
 work=$(mktemp -d /tmp/deployer-example.XXXXXX)
 deploy_to=${DEPLOY_TO:-$work/srv/shop}

@@ -4,7 +4,6 @@ import { existsSync } from 'node:fs'
 import { appendFile, mkdtemp, rm, stat, writeFile } from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
-import { fileURLToPath } from 'node:url'
 import { loadConfig } from '../config/load.js'
 import { ExitCode } from '../errors.js'
 import { formatOutputs, workflowCommand } from './github.js'
@@ -156,9 +155,15 @@ function parseResult(stdout: string): CliJson | undefined {
   }
 }
 
-/** bin/run.js of this package, found upwards from this file (src/action/ or dist/src/action/). */
+/**
+ * The deployer CLI to run: deployer.cjs beside this script when it runs from the action's bundle
+ * (dist-action, committed, no node_modules), else bin/run.js of this package, found upwards from the
+ * script (dist/src/action/main.js).
+ */
 function deployerBin(): string {
-  let dir = path.dirname(fileURLToPath(import.meta.url))
+  let dir = path.dirname(path.resolve(process.argv[1] ?? '.'))
+  const bundled = path.join(dir, 'deployer.cjs')
+  if (existsSync(bundled)) return bundled
   while (!existsSync(path.join(dir, 'package.json')) || !existsSync(path.join(dir, 'bin', 'run.js'))) {
     const parent = path.dirname(dir)
     if (parent === dir) throw new Error('Cannot find bin/run.js above the action script.')

@@ -1,4 +1,4 @@
-import { lstat, mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises'
+import { lstat, mkdir, rename, rm, writeFile } from 'node:fs/promises'
 import path from 'node:path'
 import { parseConfig } from '../config/load.js'
 import { DeployerError, ExitCode } from '../errors.js'
@@ -7,8 +7,8 @@ import { type InitSettings, templateValues } from './settings.js'
 import { renderTemplate } from './template.js'
 
 export interface InitOptions {
-  /** The package's templates/ directory. */
-  templatesDir: string
+  /** Reads a template by its name under the package's templates/ (`github/deploy.yml`). */
+  readTemplate: (name: string) => Promise<string>
   /** The target directory, absolute; created when missing. */
   dir: string
   force: boolean
@@ -42,9 +42,7 @@ export async function runInit(settings: InitSettings, options: InitOptions): Pro
   const plan = planWrites(files, existing, options.force)
   const values = templateValues(settings)
   const texts = await Promise.all(
-    plan.map(async (file) =>
-      renderTemplate(await readFile(path.join(options.templatesDir, file.template), 'utf8'), values),
-    ),
+    plan.map(async (file) => renderTemplate(await options.readTemplate(file.template), values)),
   )
   const config = plan.findIndex((file) => file.template === 'deployer.yml')
   checkRenderedConfig(texts[config] ?? '', path.join(options.dir, settings.config), settings)

@@ -9,8 +9,33 @@ export type InitPart = 'puma' | 'systemd' | 'github-actions'
 /** Every part, in the order files are listed. */
 export const INIT_PARTS: readonly InitPart[] = ['puma', 'systemd', 'github-actions']
 
-/** Until the action is published under its real owner, the workflow names a placeholder the user replaces. */
+/** When the package names no GitHub repository, the workflow names a placeholder the user replaces. */
 export const DEFAULT_ACTION = 'OWNER/deployer@v1'
+
+/** package.json's fields that say where deployer's own GitHub Action lives. */
+export interface PackageRef {
+  version?: string
+  repository?: string | { url?: string }
+}
+
+/**
+ * The action `init --github-actions` writes when --action is not given: the repository package.json
+ * names, at the tag of the running version (`deployer-cli/deployer@v0.1.0`), so the workflow is pinned
+ * to the deployer that wrote it. Undefined when the repository is not on GitHub or there is no version.
+ */
+export function defaultActionRef(pkg: PackageRef): string | undefined {
+  const url = typeof pkg.repository === 'string' ? pkg.repository : pkg.repository?.url
+  if (!url || !pkg.version) return undefined
+  // github:owner/repo, owner/repo (npm's shorthands), https://github.com/owner/repo(.git), git@github.com:owner/repo.git
+  const match =
+    /^(?:github:)?([A-Za-z0-9_.-]+)\/([A-Za-z0-9_.-]+)$/.exec(url) ??
+    /^(?:git\+)?(?:https?|ssh|git):\/\/(?:[^@/]+@)?github\.com\/([A-Za-z0-9_.-]+)\/([A-Za-z0-9_.-]+?)(?:\.git)?\/?$/.exec(
+      url,
+    ) ??
+    /^git@github\.com:([A-Za-z0-9_.-]+)\/([A-Za-z0-9_.-]+?)(?:\.git)?$/.exec(url)
+  if (!match) return undefined
+  return `${match[1]}/${match[2]}@v${pkg.version}`
+}
 
 /** The flags of `deployer init`, before defaults and validation. */
 export interface InitRequest {

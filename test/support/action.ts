@@ -1,12 +1,30 @@
 import { type ChildProcess, spawn } from 'node:child_process'
+import { cpSync, mkdtempSync, rmSync } from 'node:fs'
 import { mkdir, mkdtemp, readFile, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { cliEnv, watchProcess } from './cli.js'
 
-/** The built action entry point, exactly what action.yml runs (`npm test` builds first). */
-export const ACTION_MAIN = fileURLToPath(new URL('../../dist/src/action/main.js', import.meta.url))
+/** The committed action bundle, which action.yml runs (test/package/ checks that it is up to date). */
+export const ACTION_DIST = fileURLToPath(new URL('../../dist-action', import.meta.url))
+
+let actionCopy: string | undefined
+
+/**
+ * The action's entry point as a runner has it: the committed bundle copied into a directory with no
+ * node_modules anywhere above it (as $GITHUB_ACTION_PATH is), once per test run, so it can only work
+ * if the bundle holds everything.
+ */
+export function actionMain(): string {
+  if (!actionCopy) {
+    const dir = mkdtempSync(join(tmpdir(), 'deployer-action-path-'))
+    cpSync(ACTION_DIST, join(dir, 'dist-action'), { recursive: true })
+    process.on('exit', () => rmSync(dir, { recursive: true, force: true }))
+    actionCopy = join(dir, 'dist-action', 'main.cjs')
+  }
+  return actionCopy
+}
 
 /** Reads a GITHUB_OUTPUT file the way the runner does: `name=value` lines and `name<<DELIMITER` blocks. */
 export function readOutputFile(text: string): Record<string, string> {
@@ -74,7 +92,7 @@ export function startAction(
   inputs: Record<string, string>,
   env: NodeJS.ProcessEnv = {},
 ): RunningAction {
-  const child = spawn(process.execPath, [ACTION_MAIN], {
+  const child = spawn(process.execPath, [actionMain()], {
     cwd: runner.dir,
     env: cliEnv({
       ...env,

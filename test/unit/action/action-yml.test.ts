@@ -24,6 +24,11 @@ describe('action.yml', () => {
     for (const step of action.runs.steps) expect(step.shell).to.equal('bash')
   })
 
+  it('installs nothing at run time: its one step runs the committed bundle', () => {
+    expect(action.runs.steps).to.have.length(1)
+    expect(action.runs.steps[0]?.run).to.not.match(/\bnpm\b/)
+  })
+
   it('declares exactly the inputs the entry script reads, each with a description', () => {
     expect(Object.keys(action.inputs)).to.deep.equal(Object.keys(INPUT_ENV).map(inputName))
     for (const input of Object.values(action.inputs))
@@ -32,8 +37,8 @@ describe('action.yml', () => {
 
   it('passes every input to the entry script in the variable it reads', () => {
     const step = action.runs.steps.find((candidate) => candidate.id === 'deployer')
-    expect(step?.run).to.equal('node "$GITHUB_ACTION_PATH/dist/src/action/main.js"')
-    expect(existsSync(`${root}src/action/main.ts`)).to.equal(true)
+    expect(step?.run).to.equal('node "$GITHUB_ACTION_PATH/dist-action/main.cjs"')
+    expect(existsSync(`${root}dist-action/main.cjs`)).to.equal(true)
     expect(step?.env).to.deep.equal(
       Object.fromEntries(
         Object.entries(INPUT_ENV).map(([key, variable]) => [variable, `\${{ inputs.${inputName(key)} }}`]),

@@ -3,6 +3,7 @@ import { parse } from 'yaml'
 import { DeployerError, ExitCode } from '../../../src/errors.js'
 import {
   DEFAULT_ACTION,
+  defaultActionRef,
   defaultAppName,
   type InitRequest,
   type InitSettings,
@@ -159,6 +160,42 @@ describe('resolveInitSettings', () => {
   it('lists every problem in one error', () => {
     const message = problemsOf({ app: 'a b', deployTo: 'rel', user: '!' })
     expect(message).to.contain('--app').and.contain('--deploy-to').and.contain('--user')
+  })
+})
+
+describe('defaultActionRef', () => {
+  const cases: { repository: string | { url?: string } | undefined; expected: string | undefined }[] = [
+    {
+      repository: { url: 'git+https://github.com/deployer-cli/deployer.git' },
+      expected: 'deployer-cli/deployer@v1.2.3',
+    },
+    { repository: 'https://github.com/acme/deployer', expected: 'acme/deployer@v1.2.3' },
+    { repository: 'https://github.com/acme/deployer.git/', expected: 'acme/deployer@v1.2.3' },
+    { repository: 'git@github.com:acme/deployer.git', expected: 'acme/deployer@v1.2.3' },
+    { repository: 'ssh://git@github.com/acme/deploy.er.git', expected: 'acme/deploy.er@v1.2.3' },
+    { repository: 'github:acme/deployer', expected: 'acme/deployer@v1.2.3' },
+    { repository: 'acme/deployer', expected: 'acme/deployer@v1.2.3' },
+    { repository: 'https://gitlab.com/acme/deployer.git', expected: undefined },
+    { repository: 'https://github.com/acme', expected: undefined },
+    { repository: { url: undefined }, expected: undefined },
+    { repository: undefined, expected: undefined },
+  ]
+  for (const { repository, expected } of cases) {
+    it(`${JSON.stringify(repository)} -> ${expected}`, () => {
+      expect(defaultActionRef({ repository, version: '1.2.3' })).to.equal(expected)
+    })
+  }
+
+  it('names no ref without a version', () => {
+    expect(defaultActionRef({ repository: 'acme/deployer' })).to.equal(undefined)
+  })
+
+  it("is this package's own repository at its version tag, which init accepts", async () => {
+    const { readFile } = await import('node:fs/promises')
+    const pkg = JSON.parse(await readFile(new URL('../../../package.json', import.meta.url), 'utf8'))
+    const ref = defaultActionRef(pkg)
+    expect(ref).to.equal(`deployer-cli/deployer@v${pkg.version}`)
+    expect(resolveInitSettings({ ...REQUEST, action: ref }).action).to.equal(ref)
   })
 })
 
