@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises'
 import type { DeployConfig } from '../config/types.js'
 import { ConnectionError, HostKeyError } from '../errors.js'
-import { isProcessAlive } from '../fleet/sessions.js'
+import { isLockOwnerAlive } from '../fleet/sessions.js'
 import type { HostSession } from '../release/host-session.js'
 import type { HostState } from '../release/host-state.js'
 import { healthCheckCommand, parseHealth } from '../restart/puma-commands.js'
@@ -93,7 +93,7 @@ async function readHost(session: HostSession, config: DeployConfig, facts: HostF
   facts.state = resultValue<HostState>(state)
   facts.stateError = errorOf(state, name)
   const lock = facts.state?.lock
-  if (lock) facts.lockOwnerAlive = isProcessAlive(lock.pid)
+  if (lock) facts.lockOwnerAlive = isLockOwnerAlive(lock)
   if (probe) {
     const read = resultValue<ServerProbe>(probe)
     facts.puma = {

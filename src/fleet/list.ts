@@ -1,4 +1,5 @@
 import type { DeployConfig } from '../config/types.js'
+import type { ForeignEntry } from '../release/host-state.js'
 import { deriveStates, type ReleaseState } from '../release/states.js'
 import { settleAll } from './concurrency.js'
 import { type TransportFactory, withSessions } from './sessions.js'
@@ -19,6 +20,10 @@ export interface HostReleases {
   releases: ListedRelease[]
   /** Releases being built now, or left half-built by a killed run (`.N.partial`). */
   unfinished: number[]
+  /** Releases whose delete did not finish (`.N.deleting`: files another user owns, or a killed prune). */
+  deleting: number[]
+  /** Entries of releases/ that are not deployer's (files, symlinks, other names): never touched. */
+  foreign: ForeignEntry[]
   locked: boolean
   error?: string
 }
@@ -45,6 +50,8 @@ export async function listReleases(config: DeployConfig, open?: TransportFactory
           deployTo: session.layout.deployTo,
           current: state.current,
           unfinished: state.unfinished,
+          deleting: state.deleting,
+          foreign: state.foreign,
           locked: state.lock !== undefined,
           releases: state.releases.map((release) => ({
             number: release.number,
@@ -64,6 +71,8 @@ export async function listReleases(config: DeployConfig, open?: TransportFactory
               current: null,
               releases: [],
               unfinished: [],
+              deleting: [],
+              foreign: [],
               locked: false,
               error: entry.reason instanceof Error ? entry.reason.message : String(entry.reason),
             },

@@ -335,7 +335,12 @@ function requireAgreement(
 function numberingReports(sessions: readonly HostSession[], states: readonly HostState[]) {
   return states.map((state, index) => ({
     host: sessions[index]?.name ?? '',
-    seen: [...state.releases.map((release) => release.number), ...state.unfinished],
+    // A foreign `7` (a file, a symlink) is not a release, but release 7 could not be published over it.
+    seen: [
+      ...state.releases.map((release) => release.number),
+      ...state.unfinished,
+      ...state.foreign.filter((entry) => /^[1-9]\d*$/.test(entry.name)).map((entry) => Number(entry.name)),
+    ],
     sequence: state.sequence,
   }))
 }
@@ -374,6 +379,12 @@ async function buildEverywhere(
       async () => {
         const prepared = await session.prepare(release, from)
         outcome.removedStale = prepared.removedStale
+        if (prepared.stuck.length > 0)
+          reporter.emit({
+            kind: 'warn',
+            host: session.name,
+            message: `could not remove ${prepared.stuck.join(', ')} (files this SSH user may not delete, another user's perhaps): left in place; remove it as that user or root.`,
+          })
         previousFiles = prepared.previous
         delta = planDelta(tree.entries, prepared.previous, from)
       },

@@ -110,7 +110,7 @@ export class HostSession {
   async prepare(
     release: number,
     from: number | null = null,
-  ): Promise<{ removedStale: string[]; previous: PreviousEntry[] | null }> {
+  ): Promise<{ removedStale: string[]; stuck: string[]; previous: PreviousEntry[] | null }> {
     const command = [
       remote.prepareCommand(this.layout, release),
       ...(from === null ? [] : [`echo ${MANIFEST_MARK}`, remote.readManifestCommand(this.layout, from)]),
@@ -123,7 +123,11 @@ export class HostSession {
       .split('\n')
       .filter((line) => line.startsWith('removed-stale\t'))
       .map((line) => line.slice('removed-stale\t'.length))
-    return { removedStale, previous: manifest === undefined ? null : parseManifestFiles(manifest) }
+    const stuck = head
+      .split('\n')
+      .filter((line) => line.startsWith('stuck\t'))
+      .map((line) => line.slice('stuck\t'.length))
+    return { removedStale, stuck, previous: manifest === undefined ? null : parseManifestFiles(manifest) }
   }
 
   async upload(release: number, archive: Readable, signal?: AbortSignal): Promise<void> {
@@ -258,16 +262,22 @@ export class HostSession {
     )
   }
 
-  async removeReleases(releases: readonly number[]): Promise<number[]> {
-    if (releases.length === 0) return []
+  /**
+   * Deletes releases; `stuck` are those renamed to `.N.deleting` but not fully deleted (files another
+   * user owns): out of the release namespace, left for someone with the rights.
+   */
+  async removeReleases(releases: readonly number[]): Promise<{ removed: number[]; stuck: number[] }> {
+    if (releases.length === 0) return { removed: [], stuck: [] }
     const output = await this.run(
       `deleting releases ${releases.join(', ')}`,
       remote.removeReleasesCommand(this.layout, releases),
     )
-    return output
-      .split('\n')
-      .filter((line) => line.startsWith('removed\t'))
-      .map((line) => Number(line.slice('removed\t'.length)))
+    const tagged = (tag: string) =>
+      output
+        .split('\n')
+        .filter((line) => line.startsWith(`${tag}\t`))
+        .map((line) => Number(line.slice(tag.length + 1)))
+    return { removed: tagged('removed'), stuck: tagged('stuck') }
   }
 
   async close(): Promise<void> {
