@@ -24,6 +24,8 @@ export interface HostFacts {
   stateError?: string
   /** Whether the pid holding the lock still runs, when the lock was taken on this machine. */
   lockOwnerAlive?: boolean
+  /** Files changed on the server since publishing, by release (a hotfix edited in place). */
+  modified?: Map<number, string[]>
   /** Only with a `server:` section. */
   puma?: PumaFacts
 }
@@ -296,6 +298,14 @@ function stateFindings(facts: HostFacts, context: CheckContext): Finding[] {
       severity: 'warning',
       message: `Half-deleted release${state.deleting.length === 1 ? '' : 's'} in ${facts.deployTo}/releases: ${state.deleting.map((number) => `.${number}.deleting`).join(', ')} (files the SSH user may not remove, or a killed prune).`,
       hint: 'Releases go on; remove it as the user owning its files (or root) to free the space.',
+    })
+  }
+  for (const [number, files] of facts.modified ?? []) {
+    findings.push({
+      check: 'releases',
+      severity: 'warning',
+      message: `Release ${number} was modified after publishing: ${files.slice(0, 5).join(', ')}${files.length > 5 ? ` and ${files.length - 5} more` : ''}.`,
+      hint: 'Published releases are meant to be immutable: put the fix in the source and release it; the next release uploads these files again instead of reusing them.',
     })
   }
   if (state.foreign.length > 0) {

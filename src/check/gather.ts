@@ -92,6 +92,11 @@ async function readHost(session: HostSession, config: DeployConfig, facts: HostF
   facts.remoteError = errorOf(remote, name)
   facts.state = resultValue<HostState>(state)
   facts.stateError = errorOf(state, name)
+  if (facts.state?.releases.length) {
+    const numbers = facts.state.releases.map((release) => release.number)
+    const modified = await attempt(() => session.modifiedReleases(numbers))
+    facts.modified = resultValue(modified) ?? undefined
+  }
   const lock = facts.state?.lock
   if (lock) facts.lockOwnerAlive = isLockOwnerAlive(lock)
   if (probe) {

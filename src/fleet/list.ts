@@ -11,6 +11,8 @@ export interface ListedRelease {
   time: string
   state: ReleaseState
   current: boolean
+  /** Files changed on the server since the release was published (a hotfix), first 20. */
+  modified?: string[]
 }
 
 export interface HostReleases {
@@ -35,6 +37,7 @@ export async function listReleases(config: DeployConfig, open?: TransportFactory
     async (sessions) => {
       const results = await settleAll(sessions, config.concurrency, async (session) => {
         const state = await session.inspect()
+        const modified = await session.modifiedReleases(state.releases.map((release) => release.number))
         const states = new Map(
           deriveStates(
             state.releases.map((release) => release.number),
@@ -59,6 +62,7 @@ export async function listReleases(config: DeployConfig, open?: TransportFactory
             time: published.get(release.number) ?? new Date(release.mtime * 1000).toISOString(),
             state: states.get(release.number) ?? 'previous',
             current: release.number === state.current,
+            ...(modified.has(release.number) ? { modified: modified.get(release.number) } : {}),
           })),
         }
       })

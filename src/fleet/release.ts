@@ -385,8 +385,17 @@ async function buildEverywhere(
             host: session.name,
             message: `could not remove ${prepared.stuck.join(', ')} (files this SSH user may not delete, another user's perhaps): left in place; remove it as that user or root.`,
           })
-        previousFiles = prepared.previous
-        delta = planDelta(tree.entries, prepared.previous, from)
+        // A file edited on the server after publishing (a hotfix) is sent again, never linked: its
+        // content is no longer what the manifest says, and linking would carry it into this release.
+        const changed = new Set(prepared.modified)
+        previousFiles = prepared.previous?.filter((entry) => !changed.has(entry.path)) ?? null
+        if (prepared.modified.length > 0)
+          reporter.emit({
+            kind: 'warn',
+            host: session.name,
+            message: `release ${from} was modified after publishing (${prepared.modified.slice(0, 5).join(', ')}${prepared.modified.length > 5 ? `, ${prepared.modified.length - 5} more` : ''}): those files are uploaded, not reused.`,
+          })
+        delta = planDelta(tree.entries, previousFiles, from)
       },
       () =>
         outcome.removedStale.length > 0

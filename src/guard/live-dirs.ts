@@ -12,7 +12,7 @@ const SCAN = [
   'for p; do',
   '  [ "$p" = "/proc/$$" ] && continue',
   '  pid=${p#/proc/}',
-  `  cmd=$(tr '\\0\\n\\t' '   ' < "$p/cmdline" 2>/dev/null | head -c 160)`,
+  `  cmd=$({ tr '\\0\\n\\t' '   ' < "$p/cmdline"; } 2>/dev/null | head -c 160)`,
   '  if ! cwd=$(readlink "$p/cwd" 2>/dev/null); then',
   // Its ids come from status, which everyone may read: whether it could enter releases/ at all.
   `    [ -e "$p" ] && printf 'hidden\\t%s\\t%s\\t%s\\t%s\\t%s\\n' "$pid" "$(stat -c '%u:%U' "$p" 2>/dev/null)" \\`,
@@ -137,7 +137,8 @@ export function parseLiveDirs(output: string): LiveDirs {
 
 /**
  * The hidden processes that may use a release, so that nothing can be proven unused while they run.
- * Left out: kernel threads (no command line, no cwd of their own) and root's daemons whose command line
+ * Left out: kernel threads (no command line, no cwd of their own), sshd's session processes, processes
+ * that may not search their way into releases/ (canSearch), and root's daemons whose command line
  * does not name deploy_to (sshd, cron, journald: a host deploying as a normal user always has them,
  * and blocking on them would make prune a no-op there). Any other user's process counts.
  */
@@ -149,6 +150,9 @@ export function mayUseReleases(
   const paths = deployTo.filter((path): path is string => Boolean(path))
   return unseen.filter((process) => {
     if (process.command === '') return false
+    // sshd's per-connection processes (`sshd: deploy@notty`) are not dumpable, so /proc hides them even
+    // from their own user; they run in / and exec nothing from a release.
+    if (/^sshd: \S+/.test(process.command)) return false
     if (process.uid !== 0) return canSearch(path, process)
     return paths.some((path) => process.command.includes(path))
   })

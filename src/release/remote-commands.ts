@@ -112,6 +112,41 @@ export function readManifestCommand(layout: Layout, release: number): string {
   return `cat ${quote(posix.join(releasePath(layout, release), '.deployer', 'manifest.json'))} 2>/dev/null || true`
 }
 
+/** Where a release keeps the identity of each of its files at publish time (see publishedListing). */
+export function publishedRecord(dir: string): string {
+  return posix.join(dir, '.deployer', 'published.tsv')
+}
+
+/**
+ * Inode, size, mtime and path of every regular file of a release (deployer's own `.deployer/` aside),
+ * sorted. Written beside the manifest right before publishing; compared later, it shows a file edited
+ * in place on the server (a hotfix) cheaply, without hashing. ctime is left out: the next release's hard
+ * link to a file changes its ctime, so it would flag every reused file.
+ */
+function publishedListing(dir: string): string {
+  return `( cd ${quote(dir)} && find . -type f ! -path './.deployer/*' -printf '%i %s %T@ %P\\n' | LC_ALL=C sort )`
+}
+
+/** Records the partial release's files (publishedListing); run right before it is published. */
+export function recordPublishedCommand(layout: Layout, release: number): string {
+  const partial = partialPath(layout, release)
+  return `mkdir -p ${quote(posix.join(partial, '.deployer'))} && ${publishedListing(partial)} > ${quote(publishedRecord(partial))}`
+}
+
+/**
+ * Prints the path of every file of release N changed, added or removed since it was published (lines
+ * that differ from its record), at most `limit`; nothing when it has no record (an older release).
+ */
+export function modifiedFilesCommand(layout: Layout, release: number, limit = 1000): string {
+  const dir = releasePath(layout, release)
+  const record = quote(publishedRecord(dir))
+  return [
+    `if [ -f ${record} ]; then`,
+    `  ${publishedListing(dir)} | LC_ALL=C comm -3 ${record} - | sed 's/^\\t//' | cut -d' ' -f4- | LC_ALL=C sort -u | head -n ${limit}`,
+    'fi',
+  ].join('\n')
+}
+
 /**
  * Hard-links the files named on stdin (NUL-separated paths) from release `from` into the partial
  * release, creating their directories. Runs before the tar stream, so directories a later entry makes

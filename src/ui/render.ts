@@ -109,6 +109,8 @@ export function renderReleases(hosts: readonly HostReleases[]): string {
       lines.push(
         `  ${mark} ${String(release.number).padStart(4)}  ${release.state.padEnd(11)}  ${release.time.replace('T', ' ').slice(0, 19)}  ${release.revision}`,
       )
+      if (release.modified)
+        lines.push(`          modified after publishing: ${release.modified.slice(0, 5).join(', ')}`)
     }
     for (const number of host.unfinished.filter((number) => !host.deleting.includes(number)))
       lines.push(`    ${String(number).padStart(4)}  unfinished (being built, or left by a killed run)`)

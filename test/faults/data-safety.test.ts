@@ -7,6 +7,7 @@ import {
   mkdir,
   readFile,
   readlink,
+  stat,
   symlink,
   writeFile,
 } from 'node:fs/promises'
@@ -125,7 +126,7 @@ describe('data safety on a real server: foreign files, other users, torn state',
     const old = join(releases(), '1')
     const sleeper = spawn(
       'setpriv',
-      [`--reuid=${other.uid}`, `--regid=${other.gid}`, '--clear-groups', 'sleep', '600'],
+      [`--reuid=${other.uid}`, `--regid=${other.gid}`, '--init-groups', 'sleep', '600'],
       {
         cwd: old,
         stdio: 'ignore',
@@ -140,7 +141,9 @@ describe('data safety on a real server: foreign files, other users, torn state',
     await release('v2')
     const prune = await runCli(['prune', '--keep', '1', '--config', setup.ws.config])
     expect(prune.code, prune.stderr).to.equal(0)
-    expect(`${prune.stdout}${prune.stderr}`).to.contain('not proven unused').and.contain(OTHER_USER)
+    expect(`${prune.stdout}${prune.stderr}`, `${prune.stdout}${prune.stderr}`)
+      .to.contain('not proven unused')
+      .and.contain(OTHER_USER)
     expect(await listDir(releases())).to.deep.equal(['1', '2'])
 
     sleeper.kill('SIGKILL')
@@ -174,7 +177,7 @@ describe('data safety on a real server: foreign files, other users, torn state',
     expect(await listDir(releases())).to.deep.equal(['.1.deleting', '2'])
     const third = await release('v3')
     expect(third.result.stderr).to.contain('could not remove')
-    expect(await listDir(releases())).to.deep.equal(['.1.deleting', '3'])
+    expect(await listDir(releases())).to.deep.equal(['.1.deleting', '2', '3'])
     expect(await readFile(join(releases(), '.1.deleting', 'cache', 'report.pdf'), 'utf8')).to.contain(
       'app user',
     )
@@ -209,6 +212,43 @@ describe('data safety on a real server: foreign files, other users, torn state',
       expected: 'the next event starts a line of its own and is read back; rollback is not misled',
       observed:
         'release 2 exit 0, its event on a line of its own; rollback went to release 1 as the history says',
+    })
+  })
+
+  it('uploads a file edited in place on the server instead of linking it, and reports the release', async () => {
+    await release('v1')
+    const hotfixed = join(releases(), '1', 'bin', 'start')
+    const before = await stat(hotfixed)
+    await appendFile(hotfixed, 'echo hotfix\n')
+    expect((await stat(hotfixed)).ino, 'edited in place').to.equal(before.ino)
+
+    const second = await release('v1')
+    expect(second.result.stderr).to.contain('release 1 was modified after publishing (bin/start)')
+    const copy = join(releases(), '2', 'bin', 'start')
+    expect(await readFile(copy, 'utf8'), 'the source content, not the hotfix').to.equal(
+      '#!/bin/sh\necho start\n',
+    )
+    expect((await stat(copy)).ino).to.not.equal(before.ino)
+    expect(
+      (await stat(join(releases(), '2', 'app', 'version.rb'))).ino,
+      'unchanged files still linked',
+    ).to.equal((await stat(join(releases(), '1', 'app', 'version.rb'))).ino)
+    expect(second.json.hosts[0]?.upload?.linkedFiles).to.be.greaterThan(0)
+    const listed = await runCli(['releases', '--json', '--config', setup.ws.config])
+    const hosts = JSON.parse(listed.stdout).hosts as { releases: { number: number; modified?: string[] }[] }[]
+    expect(hosts[0]?.releases.map((entry) => [entry.number, entry.modified ?? []])).to.deep.equal([
+      [1, ['bin/start']],
+      [2, []],
+    ])
+    const check = await runCli(['check', '--json', '--config', setup.ws.config])
+    expect(check.stdout).to.contain('Release 1 was modified after publishing: bin/start')
+    await recordCase({
+      kind: 'fault',
+      group: 'torn state',
+      name: 'a file of the live release edited in place on the server (a hotfix), then the same source released',
+      expected:
+        'the edited file is uploaded, not hard-linked (the hotfix does not leak, the manifest stays true); releases and check report the modified release',
+      observed: `release 2 exit 0 warning "release 1 was modified after publishing (bin/start)"; releases/2/bin/start has the source content on a new inode, ${second.json.hosts[0]?.upload?.linkedFiles} other files linked; releases --json and check name bin/start`,
     })
   })
 })

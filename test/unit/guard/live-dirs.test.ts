@@ -54,6 +54,7 @@ describe('parseLiveDirs', () => {
     ['root naming the real deploy_to', { uid: 0, command: 'tail -f /data/shop/shared/log/x' }, true],
     ['a root daemon', { uid: 0, command: '/usr/sbin/cron -f' }, false],
     ['a kernel thread', { uid: 0, command: '' }, false],
+    ['an sshd session process of the SSH user', { uid: 1001, command: 'sshd: deploy@notty' }, false],
     ['a kernel thread of no user', { uid: 33, command: '' }, false],
   ]
   for (const [name, process, blocks] of processes)
