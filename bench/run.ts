@@ -1,4 +1,5 @@
 /** `npm run bench`: every benchmark, each printing its figures next to a reference measured in the same run. */
+import { benchTransport, renderTransport } from './transport.js'
 import { benchUpload, renderUpload } from './upload.js'
 import { benchZeroDowntime, PUMA_VARIANTS, renderZeroDowntime } from './zero-downtime.js'
 
@@ -6,6 +7,11 @@ const only = process.argv[2]
 if (!only || only === 'upload') {
   console.log('## Fast releases (deploy time, real sshd on 127.0.0.1)\n')
   console.log(renderUpload(await benchUpload()))
+  console.log('')
+}
+if (!only || only === 'transport') {
+  console.log('## The two SSH clients (`ssh.client`), real sshd on 127.0.0.1\n')
+  console.log(renderTransport(await benchTransport()))
   console.log('')
 }
 if (!only || only === 'zero-downtime') {

@@ -32,7 +32,7 @@ export interface UploadFigures {
 
 /** ~5,000 files, ~50 MB, incompressible: many small sources plus a few large assets, and a vendored gem. */
 
-async function writeSyntheticApp(root: string): Promise<number> {
+export async function writeSyntheticApp(root: string): Promise<number> {
   let bytes = 0
   for (let i = 0; i < FILES - 100; i++) {
     const dir = join(root, 'app', `d${Math.floor(i / 100)}`)
@@ -70,8 +70,9 @@ async function writeBenchConfig(
   sshd: TestSshd,
   deployTo: string,
   mode: InstallMode,
+  client: 'builtin' | 'openssh' = 'builtin',
 ): Promise<string> {
-  const file = join(ws.dir, `deployer-${mode}.yml`)
+  const file = join(ws.dir, `deployer-${mode}-${client}.yml`)
   const lines = [
     'app: bench',
     `source: ${JSON.stringify(ws.source)}`,
@@ -82,6 +83,7 @@ async function writeBenchConfig(
     'ssh:',
     `  identity: ${JSON.stringify(sshd.clientKeyPath)}`,
     `  known_hosts: ${JSON.stringify(sshd.knownHostsPath)}`,
+    `  client: ${client}`,
     ...(mode === 'none' ? [] : ['install:', `  command: ${JSON.stringify(INSTALL)}`]),
     ...(mode === 'reuse' || mode === 'check' ? ['  vendor: vendor/bundle'] : []),
     ...(mode === 'check' ? [`  check: ${JSON.stringify(CHECK)}`] : []),
@@ -91,13 +93,13 @@ async function writeBenchConfig(
 }
 
 /** Seconds a command took. */
-async function timed(work: () => Promise<unknown>): Promise<number> {
+export async function timed(work: () => Promise<unknown>): Promise<number> {
   const started = performance.now()
   await work()
   return (performance.now() - started) / 1000
 }
 
-function median(values: number[]): number {
+export function median(values: number[]): number {
   const sorted = [...values].sort((a, b) => a - b)
   const middle = Math.floor(sorted.length / 2)
   return sorted.length % 2
@@ -135,6 +137,8 @@ export async function benchUpload(): Promise<UploadFigures> {
     const bytes = await writeSyntheticApp(ws.source)
     const first = { deployer: [] as number[], reference: [] as number[] }
     const repeat = { deployer: [] as number[], reference: [] as number[] }
+    // The same two jobs with `ssh.client: openssh`: the upload's tar stream through the system's ssh.
+    const openssh = { first: [] as number[], repeat: [] as number[] }
     const install = { check: [] as number[], reuse: [] as number[], fresh: [] as number[] }
     for (let round = 0; round < REPEAT; round++) {
       // The file job alone, next to the same job done by hand: no install step.
@@ -168,6 +172,13 @@ export async function benchUpload(): Promise<UploadFigures> {
         ),
       )
 
+      const opensshTo = join(ws.deployTo, `o${round}`)
+      await sshRun(`mkdir -p ${opensshTo}`)
+      const opensshFiles = await writeBenchConfig(ws, sshd, opensshTo, 'none', 'openssh')
+      openssh.first.push(await timed(() => deployer(opensshFiles)))
+      await changeOneFile()
+      openssh.repeat.push(await timed(() => deployer(opensshFiles)))
+
       // The dependency step with an unchanged lockfile: checked, reinstalled over reused gems, fresh.
       const depsTo = join(ws.deployTo, `d${round}`)
       await sshRun(`mkdir -p ${depsTo}`)
@@ -193,6 +204,18 @@ export async function benchUpload(): Promise<UploadFigures> {
           reference: median(repeat.reference),
           referenceName: 'rsync -a --link-dest over ssh',
         },
+        {
+          job: 'first deploy, `ssh.client: openssh`',
+          deployer: median(openssh.first),
+          reference: median(first.reference),
+          referenceName: 'tar cz \\| ssh tar xz',
+        },
+        {
+          job: 'repeat deploy, one file changed, `ssh.client: openssh`',
+          deployer: median(openssh.repeat),
+          reference: median(repeat.reference),
+          referenceName: 'rsync -a --link-dest over ssh',
+        },
       ],
       install: { check: median(install.check), reuse: median(install.reuse), fresh: median(install.fresh) },
     }
@@ -215,7 +238,7 @@ export function renderUpload(figures: UploadFigures): string {
     `| dependency step, lockfile unchanged, \`install.check\` | ${figures.install.check.toFixed(2)} s | \`bundle install\` into an empty vendor/bundle | ${figures.install.fresh.toFixed(2)} s | ${(figures.install.check / figures.install.fresh).toFixed(2)}× |`,
     `| dependency step, lockfile unchanged, \`bundle install\` over reused gems | ${figures.install.reuse.toFixed(2)} s | \`bundle install\` into an empty vendor/bundle | ${figures.install.fresh.toFixed(2)} s | ${(figures.install.reuse / figures.install.fresh).toFixed(2)}× |`,
     '',
-    'The deploys in the first two rows have no install step, so they do the job tar and rsync do (plus the lock, the manifest, publishing, `current` and the history).',
+    "The deploys in the first four rows have no install step, so they do the job tar and rsync do (plus the lock, the manifest, publishing, `current` and the history); rows 1-2 use the built-in SSH client, rows 3-4 the system's OpenSSH client over one ControlMaster.",
   ]
   return lines.join('\n')
 }

@@ -8,7 +8,6 @@ import { healthCheckCommand, parseHealth } from '../restart/puma-commands.js'
 import { PumaHost } from '../restart/restart-host.js'
 import type { PumaConfigFacts, ServerProbe } from '../restart/server-probe.js'
 import { lookupHostKeys } from '../transport/known-hosts.js'
-import { SshTransport } from '../transport/ssh.js'
 import { type Reporter, timedPhase } from '../ui/events.js'
 import { type HostFacts, withoutHostPrefix } from './assess-host.js'
 import type { PumaFacts } from './assess-puma.js'
@@ -48,8 +47,8 @@ export async function gatherHost(
   try {
     const unknownKey = await hostKeyUnknown(session)
     const transport = session.transport
-    if (transport instanceof SshTransport)
-      await timedPhase(options.reporter, host.name, 'connect', () => transport.connect())
+    const connect = transport.connect?.bind(transport)
+    if (connect) await timedPhase(options.reporter, host.name, 'connect', connect)
     facts.hostKeyRecorded = unknownKey && host.ssh.hostKey === 'accept-new'
     await timedPhase(options.reporter, host.name, 'inspect', () => readHost(session, config, facts))
     if (config.server && facts.puma)

@@ -24,6 +24,7 @@ import type {
   RestartKind,
   ServerSettings,
   SharedSettings,
+  SshClientKind,
   SshSettings,
   Strategy,
 } from './types.js'
@@ -232,7 +233,16 @@ const TOP_KEYS = [
   'server',
   'health',
 ] as const
-const SSH_KEYS = ['user', 'identity', 'known_hosts', 'host_key', 'connect_timeout'] as const
+const SSH_KEYS = [
+  'user',
+  'identity',
+  'known_hosts',
+  'host_key',
+  'connect_timeout',
+  'client',
+  'config',
+  'proxy_jump',
+] as const
 const SHARED_KEYS = ['files', 'dirs'] as const
 const INSTALL_KEYS = ['command', 'lockfiles', 'vendor', 'check'] as const
 const SERVER_KEYS = [
@@ -264,6 +274,7 @@ const STRATEGIES = ['parallel', 'rolling', 'canary'] as const satisfies readonly
 const ON_FAILURE = ['rollback', 'stop'] as const
 const CANARY_THEN = ['parallel', 'rolling'] as const
 const HOST_KEY_POLICIES = ['strict', 'accept-new'] as const satisfies readonly HostKeyPolicy[]
+const SSH_CLIENTS = ['builtin', 'openssh'] as const satisfies readonly SshClientKind[]
 const RESTARTS = ['auto', 'phased', 'hot', 'full', 'none'] as const satisfies readonly RestartKind[]
 const SERVER_KINDS = ['puma'] as const
 
@@ -390,9 +401,21 @@ function readSsh(ctx: Ctx, field: Field | undefined): { settings: SshSettings; u
       knownHosts: knownHosts ? readLocalPath(ctx, knownHosts) : path.join(ctx.homeDir, '.ssh', 'known_hosts'),
       hostKey: readEnum(ctx, optional(fields, 'host_key'), HOST_KEY_POLICIES) ?? 'strict',
       connectTimeout: readDuration(ctx, optional(fields, 'connect_timeout')) ?? 10,
+      ...optionalSection('client', readEnum(ctx, optional(fields, 'client'), SSH_CLIENTS)),
+      ...optionalSection('config', readSshConfigFile(ctx, optional(fields, 'config'))),
+      ...optionalSection('proxyJump', readText(ctx, optional(fields, 'proxy_jump'))?.value),
     },
     ...(user ? { user: user.value } : {}),
   }
+}
+
+/** `ssh.config`: `true` (or absent) leaves ssh its default file, `false` reads none, a string is a local path. */
+function readSshConfigFile(ctx: Ctx, field: Field | undefined): string | false | undefined {
+  if (!field) return undefined
+  const node = deref(ctx, field.node)
+  if (isScalar(node) && typeof node.value === 'boolean') return node.value ? undefined : false
+  const text = readText(ctx, field)
+  return text ? readLocalPath(ctx, text) : undefined
 }
 
 interface HostDefaults {

@@ -1,6 +1,9 @@
 /** How a host's SSH host key is checked: `strict` refuses unknown hosts, `accept-new` records them once. */
 export type HostKeyPolicy = 'strict' | 'accept-new'
 
+/** Which SSH client runs commands: ssh2 inside deployer, or the system's OpenSSH `ssh`. */
+export type SshClientKind = 'builtin' | 'openssh'
+
 export type RestartKind = 'auto' | 'phased' | 'hot' | 'full' | 'none'
 
 export type Strategy = 'parallel' | 'rolling' | 'canary'
@@ -14,6 +17,12 @@ export interface SshSettings {
   hostKey: HostKeyPolicy
   /** Seconds to wait for a connection and its handshake. */
   connectTimeout: number
+  /** `openssh` runs the system's `ssh` (FIDO keys, Kerberos, ProxyCommand, certificates); absent means builtin. */
+  client?: SshClientKind
+  /** ssh_config file the OpenSSH client reads (`-F`); `false` reads none; absent means ssh's own default. */
+  config?: string | false
+  /** Jump host(s) as `[user@]host[:port][,...]`, handed to OpenSSH as `-J`. */
+  proxyJump?: string
 }
 
 /** One target, after per-host overrides are applied. */

@@ -609,7 +609,7 @@ function describeEntries(file: string, entries: readonly KnownHostEntry[]): stri
 }
 
 /** The first line of a command, shortened, for messages. */
-function summarize(command: string): string {
+export function summarize(command: string): string {
   const firstLine = command.split('\n', 1)[0]!
   return firstLine.length > 60 || firstLine !== command ? `${firstLine.slice(0, 60)}...` : firstLine
 }

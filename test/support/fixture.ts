@@ -64,6 +64,8 @@ export interface ConfigOptions {
   hostKey?: 'strict' | 'accept-new'
   knownHosts?: string
   port?: number
+  /** `ssh.client`; absent leaves the key out (the built-in client). */
+  client?: 'builtin' | 'openssh'
 }
 
 /** Writes a deployer.yml that deploys `workspace.source` to the test sshd as the deploy user. */
@@ -85,6 +87,7 @@ export async function writeConfig(
     `  known_hosts: ${JSON.stringify(options.knownHosts ?? sshd.knownHostsPath)}`,
     `  host_key: ${options.hostKey ?? 'strict'}`,
   ]
+  if (options.client) lines.push(`  client: ${options.client}`)
   if (options.shared) {
     lines.push(
       'shared:',

@@ -2,6 +2,7 @@ import type { ChildProcess } from 'node:child_process'
 import { mkdir, readFile, writeFile } from 'node:fs/promises'
 import { get } from 'node:http'
 import { join } from 'node:path'
+import { BUNDLED_INSTALL, BUNDLED_START, bundlePuma, type PumaVersion, pumaMajor } from './bundled-puma.js'
 import type { Workspace } from './fixture.js'
 import type { TestSshd } from './sshd.js'
 import { waitFor } from './wait.js'
@@ -17,8 +18,12 @@ export interface PumaAppOptions {
   noDirectory?: boolean
   /** `workers N` (default 2; 0 is single mode). */
   workers?: number
-  /** Add `preload_app!`: Puma then refuses phased restarts. */
-  preload?: boolean
+  /**
+   * Add `preload_app!`: Puma then refuses phased restarts. Without it a bundled Puma 7+ gets
+   * `preload_app! false`, since 7.0 turns preload on by default with 2+ workers (puma/puma#3297);
+   * `'unset'` writes no preload line at all, leaving Puma's own default.
+   */
+  preload?: boolean | 'unset'
   threads?: number
   /** Make config.ru raise at boot: the release can never serve. */
   brokenBoot?: boolean
@@ -33,6 +38,13 @@ export interface PumaAppOptions {
   queueRequests?: boolean
   /** Leave `stdout_redirect` out of puma.rb (Puma then writes where server.start sends it). */
   noStdoutRedirect?: boolean
+  /**
+   * Bundle this Puma version in the app (Gemfile, vendor/cache, prebuilt vendor/bundle; see bundled-puma.ts)
+   * instead of running Debian's `puma` outside Bundler. Pair with the same option of writePumaConfig.
+   */
+  bundledPuma?: PumaVersion
+  /** Extra lines appended to config/puma.rb. */
+  extraConfig?: string[]
 }
 
 /**
@@ -56,7 +68,11 @@ export async function writePumaApp(ws: Workspace, options: PumaAppOptions): Prom
   const pumaRb = [
     options.noDirectory ? '' : `directory ${JSON.stringify(join(ws.deployTo, 'current'))}`,
     `workers ${options.workers ?? 2}`,
-    options.preload ? 'preload_app!' : '',
+    options.preload === true
+      ? 'preload_app!'
+      : options.preload === 'unset'
+        ? ''
+        : preloadOff(options.bundledPuma),
     `threads 1, ${options.threads ?? 4}`,
     `bind "tcp://127.0.0.1:${options.port}"`,
     `pidfile ${JSON.stringify(join(ws.deployTo, 'shared/tmp/pids/puma.pid'))}`,
@@ -67,11 +83,18 @@ export async function writePumaApp(ws: Workspace, options: PumaAppOptions): Prom
     options.defaultTimings ? '' : 'worker_shutdown_timeout 5',
     options.defaultTimings ? '' : 'worker_check_interval 1',
     options.queueRequests === false ? 'queue_requests false' : '',
+    ...(options.extraConfig ?? []),
     '',
   ].join('\n')
   await writeFile(join(ws.source, 'config', 'puma.rb'), pumaRb)
+  if (options.bundledPuma) await bundlePuma(ws.source, options.bundledPuma)
   if (options.rubyVersion) await writeFile(join(ws.source, '.ruby-version'), `${options.rubyVersion}\n`)
   if (options.gemfileLock) await writeFile(join(ws.source, 'Gemfile.lock'), options.gemfileLock)
+}
+
+/** `preload_app! false` where Puma would otherwise preload by default (7.0+ in cluster mode). */
+function preloadOff(version: PumaVersion | undefined): string {
+  return version && pumaMajor(version) >= 7 ? 'preload_app! false' : ''
 }
 
 export interface PumaConfigOptions {
@@ -81,10 +104,12 @@ export interface PumaConfigOptions {
   healthTimeout?: string
   /** `health.expect` (default `release={release} `, which the app's answers contain). */
   healthExpect?: string
-  /** `install.command`; no install section without it. */
+  /** `install.command`; no install section without it (a bundled Puma defaults to `bundle install --local`). */
   install?: string
   /** Appended to the puma command in server.start (e.g. `--redirect-stdout PATH`). */
   startArgs?: string
+  /** The app bundles Puma (writePumaApp's option): start it with `bundle exec puma`. */
+  bundledPuma?: PumaVersion
 }
 
 /** deployer.yml for the Puma app: server, health and shared sections over the test sshd. */
@@ -93,8 +118,10 @@ export async function writePumaConfig(
   sshd: TestSshd,
   options: PumaConfigOptions,
 ): Promise<void> {
-  const puma = `exec puma -C config/puma.rb${options.startArgs ? ` ${options.startArgs}` : ''}`
+  const command = options.bundledPuma ? BUNDLED_START : 'puma -C config/puma.rb'
+  const puma = `exec ${command}${options.startArgs ? ` ${options.startArgs}` : ''}`
   const start = options.envFile ? `set -a; . ${options.envFile}; set +a; ${puma}` : puma
+  const install = options.install ?? (options.bundledPuma ? BUNDLED_INSTALL : undefined)
   const lines = [
     'app: itest',
     `source: ${JSON.stringify(ws.source)}`,
@@ -121,7 +148,7 @@ export async function writePumaConfig(
     `  url: http://127.0.0.1:${options.port}/`,
     `  expect: ${JSON.stringify(options.healthExpect ?? 'release={release} ')}`,
     `  timeout: ${options.healthTimeout ?? '30s'}`,
-    ...(options.install ? ['install:', `  command: ${JSON.stringify(options.install)}`] : []),
+    ...(install ? ['install:', `  command: ${JSON.stringify(install)}`] : []),
   ]
   await writeFile(ws.config, `${lines.join('\n')}\n`)
 }

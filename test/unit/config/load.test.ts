@@ -209,6 +209,25 @@ describe('parseConfig', () => {
     ).to.throw(/loaded_by.*process_manager.*puma|process_manager, puma/s)
   })
 
+  it('reads ssh.client, ssh.config and ssh.proxy_jump, leaving them out when not written', () => {
+    const cases: Array<[written: string, expected: Partial<SshSettings>]> = [
+      ['ssh: { client: openssh }', { client: 'openssh' }],
+      ['ssh: { client: builtin }', { client: 'builtin' }],
+      ['ssh: { config: false }', { config: false }],
+      ['ssh: { config: true }', {}],
+      ['ssh: { config: ~/.ssh/deploy_config }', { config: '/home/me/.ssh/deploy_config' }],
+      ['ssh: { config: ssh/config }', { config: '/app/ssh/config' }],
+      ['ssh: { proxy_jump: "ops@bastion:2222" }', { proxyJump: 'ops@bastion:2222' }],
+      ['ssh: {}', {}],
+    ]
+    for (const [written, expected] of cases) {
+      expect(parse(yaml(...MINIMAL, written)).ssh, written).to.deep.equal({ ...DEFAULT_SSH, ...expected })
+    }
+    expect(problems(yaml(...MINIMAL, 'ssh: { client: opensh }')).join('\n')).to.include(
+      'must be one of builtin, openssh, not "opensh"; did you mean openssh?',
+    )
+  })
+
   it('reads durations as seconds', () => {
     const cases: Array<[string, number]> = [
       ['60', 60],
