@@ -6787,7 +6787,7 @@ var require_sync = __commonJS({
     "use strict";
     init_define_DEPLOYER_PACKAGE();
     var path10 = require("path");
-    var { readFileSync } = require("fs");
+    var { readFileSync: readFileSync2 } = require("fs");
     var isNodeModules = require_is_node_modules();
     var resultsCache = require_cache2();
     function getDirectoryTypeActual(directory) {
@@ -6795,7 +6795,7 @@ var require_sync = __commonJS({
         return "commonjs";
       }
       try {
-        return JSON.parse(readFileSync(path10.resolve(directory, "package.json"))).type || "commonjs";
+        return JSON.parse(readFileSync2(path10.resolve(directory, "package.json"))).type || "commonjs";
       } catch (_) {
       }
       const parent = path10.dirname(directory);
@@ -32158,7 +32158,7 @@ var require_Protocol = __commonJS({
           sendPacket(this, this._packetRW.write.finalize(packet));
         });
       }
-      authHostbased(username, pubKey, hostname3, userlocal, keyAlgo, cbSign) {
+      authHostbased(username, pubKey, hostname4, userlocal, keyAlgo, cbSign) {
         if (this._server)
           throw new Error("Client-only method called in server mode");
         pubKey = parseKey(pubKey);
@@ -32177,7 +32177,7 @@ var require_Protocol = __commonJS({
         const pubKeyLen = pubKey.length;
         const sessionID = this._kex.sessionID;
         const sesLen = sessionID.length;
-        const hostnameLen = Buffer.byteLength(hostname3);
+        const hostnameLen = Buffer.byteLength(hostname4);
         const userlocalLen = Buffer.byteLength(userlocal);
         const data = Buffer.allocUnsafe(
           4 + sesLen + 1 + 4 + userLen + 4 + 14 + 4 + 9 + 4 + algoLen + 4 + pubKeyLen + 4 + hostnameLen + 4 + userlocalLen
@@ -32197,7 +32197,7 @@ var require_Protocol = __commonJS({
         writeUInt32BE(data, pubKeyLen, p += algoLen);
         data.set(pubKey, p += 4);
         writeUInt32BE(data, hostnameLen, p += pubKeyLen);
-        data.utf8Write(hostname3, p += 4, hostnameLen);
+        data.utf8Write(hostname4, p += 4, hostnameLen);
         writeUInt32BE(data, userlocalLen, p += hostnameLen);
         data.utf8Write(userlocal, p += 4, userlocalLen);
         cbSign(data, (signature) => {
@@ -48310,12 +48310,12 @@ __export(base_exports, {
   setCwd: () => setCwd,
   synchronizedOutput: () => synchronizedOutput
 });
-var import_node_process3, import_node_os9, ESC, OSC, BEL, SEP, isTerminalApp, isWindows3, isTmux, cwdFunction, wrapOsc, cursorTo, cursorMove, cursorUp, cursorDown, cursorForward, cursorBackward, cursorLeft, cursorSavePosition, cursorRestorePosition, cursorGetPosition, cursorNextLine, cursorPrevLine, cursorHide, cursorShow, eraseLines, eraseEndLine, eraseStartLine, eraseLine, eraseDown, eraseUp, eraseScreen, scrollUp, scrollDown, clearScreen, clearViewport, isOldWindows, clearTerminal, enterAlternativeScreen, exitAlternativeScreen, beginSynchronizedOutput, endSynchronizedOutput, synchronizedOutput, beep, link, image, iTerm, ConEmu, setCwd;
+var import_node_process3, import_node_os11, ESC, OSC, BEL, SEP, isTerminalApp, isWindows3, isTmux, cwdFunction, wrapOsc, cursorTo, cursorMove, cursorUp, cursorDown, cursorForward, cursorBackward, cursorLeft, cursorSavePosition, cursorRestorePosition, cursorGetPosition, cursorNextLine, cursorPrevLine, cursorHide, cursorShow, eraseLines, eraseEndLine, eraseStartLine, eraseLine, eraseDown, eraseUp, eraseScreen, scrollUp, scrollDown, clearScreen, clearViewport, isOldWindows, clearTerminal, enterAlternativeScreen, exitAlternativeScreen, beginSynchronizedOutput, endSynchronizedOutput, synchronizedOutput, beep, link, image, iTerm, ConEmu, setCwd;
 var init_base = __esm({
   "node_modules/log-update/node_modules/ansi-escapes/base.js"() {
     init_define_DEPLOYER_PACKAGE();
     import_node_process3 = __toESM(require("node:process"), 1);
-    import_node_os9 = __toESM(require("node:os"), 1);
+    import_node_os11 = __toESM(require("node:os"), 1);
     init_environment();
     ESC = "\x1B[";
     OSC = "\x1B]";
@@ -48395,7 +48395,7 @@ var init_base = __esm({
       if (isBrowser || !isWindows3) {
         return false;
       }
-      const parts = import_node_os9.default.release().split(".");
+      const parts = import_node_os11.default.release().split(".");
       const major = Number(parts[0]);
       const build = Number(parts[2] ?? 0);
       if (major < 10) {
@@ -55470,7 +55470,7 @@ function asSentences(findings) {
 
 // src/check/run-check.ts
 init_define_DEPLOYER_PACKAGE();
-var import_node_os7 = require("node:os");
+var import_node_os9 = require("node:os");
 
 // src/fleet/concurrency.ts
 init_define_DEPLOYER_PACKAGE();
@@ -55497,6 +55497,53 @@ function firstFailure(results) {
 
 // src/fleet/sessions.ts
 init_define_DEPLOYER_PACKAGE();
+var import_node_os7 = require("node:os");
+
+// src/release/actor.ts
+init_define_DEPLOYER_PACKAGE();
+var import_node_fs4 = require("node:fs");
+var import_node_os2 = require("node:os");
+function currentActor(env2 = process.env) {
+  let user = env2.USER ?? env2.LOGNAME ?? "unknown";
+  try {
+    user = (0, import_node_os2.userInfo)().username;
+  } catch {
+  }
+  return { user, machine: (0, import_node_os2.hostname)(), pid: process.pid, ci: ciRun(env2) };
+}
+function ciRun(env2) {
+  if (env2.GITHUB_ACTIONS === "true" && env2.GITHUB_RUN_ID) {
+    const server = env2.GITHUB_SERVER_URL ?? "https://github.com";
+    return `${server}/${env2.GITHUB_REPOSITORY ?? ""}/actions/runs/${env2.GITHUB_RUN_ID}`;
+  }
+  if (env2.GITLAB_CI && env2.CI_JOB_URL) return env2.CI_JOB_URL;
+  if (env2.BUILDKITE_BUILD_URL) return env2.BUILDKITE_BUILD_URL;
+  if (env2.CI === "true" || env2.CI === "1") return "ci";
+  return void 0;
+}
+function readProcessIdentity(pid = process.pid) {
+  try {
+    const bootId = (0, import_node_fs4.readFileSync)("/proc/sys/kernel/random/boot_id", "utf8").trim();
+    const pidNamespace = (0, import_node_fs4.readlinkSync)("/proc/self/ns/pid");
+    const startTicks = readStartTicks(pid);
+    return bootId && startTicks !== null ? { bootId, pidNamespace, startTicks } : null;
+  } catch {
+    return null;
+  }
+}
+function readStartTicks(pid) {
+  if (!Number.isSafeInteger(pid) || pid <= 0) return null;
+  try {
+    return parseStartTicks((0, import_node_fs4.readFileSync)(`/proc/${pid}/stat`, "utf8"));
+  } catch {
+    return null;
+  }
+}
+function parseStartTicks(stat3) {
+  const fields = stat3.slice(stat3.lastIndexOf(")") + 2).split(" ");
+  const ticks = Number(fields[19]);
+  return Number.isSafeInteger(ticks) ? ticks : null;
+}
 
 // src/release/host-session.ts
 init_define_DEPLOYER_PACKAGE();
@@ -55514,36 +55561,74 @@ function quote(value) {
 }
 
 // src/guard/live-dirs.ts
-function findLiveDirsCommand(releasesDir) {
+var SCAN = [
+  "root=$1; shift",
+  "for p; do",
+  '  [ "$p" = "/proc/$$" ] && continue',
+  "  pid=${p#/proc/}",
+  `  cmd=$({ tr '\\0\\n\\t' '   ' < "$p/cmdline"; } 2>/dev/null | head -c 160)`,
+  '  if ! cwd=$(readlink "$p/cwd" 2>/dev/null); then',
+  // Its ids come from status, which everyone may read: whether it could enter releases/ at all.
+  `    [ -e "$p" ] && printf 'hidden\\t%s\\t%s\\t%s\\t%s\\t%s\\n' "$pid" "$(stat -c '%u:%U' "$p" 2>/dev/null)" \\`,
+  `      "$(sed -n 's/^Gid:[[:space:]]*\\([0-9]*\\).*/\\1/p' "$p/status" 2>/dev/null)" "$(sed -n 's/^Groups:[[:space:]]*//p' "$p/status" 2>/dev/null | tr ' ' ',')" "$cmd"`,
+  "    continue",
+  "  fi",
+  `  printf 'seen\\t%s\\n' "$pid"`,
+  `  case "$cwd" in "$root"/*) printf 'cwd\\t%s\\t%s\\t%s\\n' "$pid" "$cwd" "$cmd";; esac`,
+  '  if [ -r "$p/maps" ]; then',
+  `    grep -F "$root/" "$p/maps" 2>/dev/null | sed 's/^[^/]*//' | sort -u | while IFS= read -r f; do printf 'map\\t%s\\t%s\\t%s\\n' "$pid" "$f" "$cmd"; done`,
+  "  fi",
+  "done"
+].join("\n");
+function findLiveDirsCommand(releasesDir, options = {}) {
+  const escalate = [
+    'if [ -n "$hidden" ] && command -v sudo >/dev/null 2>&1; then',
+    `  if sudo -n true 2>/dev/null; then printf 'escalated\\troot\\n'; sudo -n sh -c "$scan" sh "$root" $hidden`,
+    ...options.asUser ? [
+      `  elif sudo -n -u ${quote(options.asUser)} true 2>/dev/null; then printf 'escalated\\t%s\\n' ${quote(options.asUser)}`,
+      `    sudo -n -u ${quote(options.asUser)} sh -c "$scan" sh "$root" $hidden`
+    ] : [],
+    "  fi",
+    "fi"
+  ];
   return [
     `root=$(cd ${quote(releasesDir)} 2>/dev/null && pwd -P) || exit 0`,
-    "hidden=0",
-    "for p in /proc/[0-9]*; do",
-    "  pid=${p#/proc/}",
-    '  [ "$pid" = "$$" ] && continue',
-    '  if ! cwd=$(readlink "$p/cwd" 2>/dev/null); then [ -e "$p" ] && hidden=$((hidden+1)); continue; fi',
-    `  cmd=$(tr '\\0\\n\\t' '   ' < "$p/cmdline" 2>/dev/null | head -c 160)`,
-    `  case "$cwd" in "$root"/*) printf 'cwd\\t%s\\t%s\\t%s\\n' "$pid" "$cwd" "$cmd";; esac`,
-    '  if [ -r "$p/maps" ]; then',
-    `    grep -F "$root/" "$p/maps" 2>/dev/null | sed 's/^[^/]*//' | sort -u | while IFS= read -r f; do printf 'map\\t%s\\t%s\\t%s\\n' "$pid" "$f" "$cmd"; done`,
-    "  fi",
-    "done",
-    `printf 'hidden\\t%s\\n' "$hidden"`,
+    `scan=${quote(SCAN)}`,
+    'self=$(sh -c "$scan" sh "$root" /proc/[0-9]*)',
+    `printf '%s\\n' "$self" | grep -v '^seen'`,
+    `hidden=$(printf '%s\\n' "$self" | awk -F'\\t' '$1 == "hidden" { print "/proc/" $2 }')`,
+    ...escalate,
+    // Mode and owner of releases/ and each directory above it: who may search its way in.
+    `d=$root; while :; do printf 'dir\\t%s\\n' "$(stat -c '%a %u %g' "$d")"; [ "$d" = / ] && break; d=$(dirname "$d"); done`,
     `printf 'root\\t%s\\n' "$root"`
   ].join("\n");
 }
 function parseLiveDirs(output) {
   const lines = output.split("\n");
   const root = lines.find((line) => line.startsWith("root	"))?.slice(5);
-  const result = { byRelease: /* @__PURE__ */ new Map(), hidden: 0 };
+  const result = { byRelease: /* @__PURE__ */ new Map(), hidden: 0, unseen: [], path: [] };
+  const hidden2 = /* @__PURE__ */ new Map();
+  const seen = /* @__PURE__ */ new Set();
   for (const line of lines) {
     const [tag, pidText, path10, command] = line.split("	");
-    if (tag === "hidden") result.hidden = Number(pidText) || 0;
+    const pid = Number(pidText);
+    if (tag === "escalated") result.escalated = pidText;
+    if (tag === "seen") seen.add(pid);
+    if (tag === "dir") {
+      const [mode, uid, gid] = (pidText ?? "").split(" ");
+      result.path.push({ mode: Number.parseInt(mode ?? "", 8), uid: Number(uid), gid: Number(gid) });
+    }
+    if (tag === "hidden" && Number.isSafeInteger(pid)) {
+      const [, , ids, gid, groups, cmd] = line.split("	");
+      const [uid, user] = (ids ?? "").split(":");
+      const gids = [gid, ...(groups ?? "").split(",")].filter(Boolean).map(Number);
+      hidden2.set(pid, { pid, uid: Number(uid || -1), user: user ?? "", gids, command: (cmd ?? "").trim() });
+    }
     if (tag !== "cwd" && tag !== "map" || !root || path10 === void 0) continue;
+    seen.add(pid);
     const release = releaseOf(root, path10);
     if (release === null) continue;
     const holders = result.byRelease.get(release) ?? [];
-    const pid = Number(pidText);
     if (!holders.some((holder) => holder.pid === pid && holder.via === tag)) {
       holders.push({
         pid,
@@ -55554,7 +55639,27 @@ function parseLiveDirs(output) {
     }
     result.byRelease.set(release, holders);
   }
+  result.unseen = [...hidden2.values()].filter((process9) => !seen.has(process9.pid));
+  result.hidden = result.unseen.length;
   return result;
+}
+function mayUseReleases(unseen, deployTo, path10 = []) {
+  const paths = deployTo.filter((path11) => Boolean(path11));
+  return unseen.filter((process9) => {
+    if (process9.command === "") return false;
+    if (/^sshd: \S+/.test(process9.command)) return false;
+    if (process9.uid !== 0) return canSearch(path10, process9);
+    return paths.some((path11) => process9.command.includes(path11));
+  });
+}
+function canSearch(path10, process9) {
+  if (path10.length === 0 || !process9.gids) return true;
+  return path10.every((dir) => {
+    if (!Number.isSafeInteger(dir.mode)) return true;
+    if (dir.uid === process9.uid) return (dir.mode & 64) !== 0;
+    if (process9.gids?.includes(dir.gid)) return (dir.mode & 8) !== 0;
+    return (dir.mode & 1) !== 0;
+  });
 }
 function releaseOf(root, path10) {
   if (!path10.startsWith(`${root}/`)) return null;
@@ -55642,6 +55747,8 @@ function parseHostState(output) {
     currentIsNotLink: false,
     releases: [],
     unfinished: [],
+    deleting: [],
+    foreign: [],
     sequence: null,
     lock: void 0,
     history: []
@@ -55679,8 +55786,21 @@ function parseHostState(output) {
         break;
       }
       case "other": {
-        const match3 = /^\.(\d+)\.(partial|deleting)$/.exec(fields[0] ?? "");
-        if (match3) state.unfinished.push(Number(match3[1]));
+        const match3 = /^\.([1-9]\d*)\.(partial|deleting)$/.exec(fields[0] ?? "");
+        if (match3) {
+          state.unfinished.push(Number(match3[1]));
+          if (match3[2] === "deleting") state.deleting.push(Number(match3[1]));
+        } else if (fields[0]) state.foreign.push({ name: fields[0], type: "dir" });
+        break;
+      }
+      case "foreign": {
+        const type = fields[0];
+        const name = fields.slice(1).join("	");
+        if (name)
+          state.foreign.push({
+            name,
+            type: type === "file" || type === "dir" || type === "symlink" ? type : "other"
+          });
         break;
       }
       case "history":
@@ -55713,10 +55833,16 @@ function inspectCommand(layout) {
     `if [ -L "$d/current" ]; then printf 'current\\t%s\\n' "$(readlink "$d/current")"; elif [ -e "$d/current" ]; then echo 'current-not-link'; fi`,
     `if [ -f "$d/.deployer/sequence" ]; then printf 'sequence\\t%s\\n' "$(head -c 32 "$d/.deployer/sequence")"; fi`,
     `if [ -d "$d/.deployer/lock" ]; then printf 'lock\\t%s\\n' "$(head -c 4096 "$d/.deployer/lock/owner.json" 2>/dev/null | base64 | tr -d '\\n')"; fi`,
-    `if [ -d "$d/releases" ]; then for e in "$d"/releases/* "$d"/releases/.[0-9]*; do`,
-    `  [ -e "$e" ] || continue; n=\${e##*/}`,
-    `  case "$n" in *[!0-9]*) case "$n" in .*.partial|.*.deleting) printf 'other\\t%s\\n' "$n";; esac;;`,
-    `  *) printf 'release\\t%s\\t%s\\t%s\\n' "$n" "$(stat -c %Y "$e")" "$(head -c 128 "$e/REVISION" 2>/dev/null | head -n 1)";; esac`,
+    // Every entry, dotfiles too, with its type: only a real directory named N is a release. A file `7`,
+    // a symlink `8` pointing elsewhere, `tmp` or an editor's `3~` are someone else's (foreign entries).
+    `if [ -d "$d/releases" ]; then for e in "$d"/releases/* "$d"/releases/.[!.]* "$d"/releases/..?*; do`,
+    `  [ -e "$e" ] || [ -L "$e" ] || continue; n=\${e##*/}`,
+    `  if [ -L "$e" ]; then t=symlink; elif [ -d "$e" ]; then t=dir; elif [ -f "$e" ]; then t=file; else t=other; fi`,
+    `  case "$t:$n" in`,
+    `  dir:*[!0-9]*|dir:0*) case "$n" in .[1-9]*.partial|.[1-9]*.deleting) printf 'other\\t%s\\n' "$n";; *) printf 'foreign\\t%s\\t%s\\n' "$t" "$(printf '%s' "$n" | tr '\\n\\t' '??')";; esac;;`,
+    `  dir:*) printf 'release\\t%s\\t%s\\t%s\\n' "$n" "$(stat -c %Y "$e")" "$(head -c 128 "$e/REVISION" 2>/dev/null | head -n 1)";;`,
+    `  *) printf 'foreign\\t%s\\t%s\\n' "$t" "$(printf '%s' "$n" | tr '\\n\\t' '??')";;`,
+    `  esac`,
     `done; fi`,
     `if [ -f "$d/.deployer/history.jsonl" ]; then tail -n 5000 "$d/.deployer/history.jsonl" | sed 's/^/history\\t/'; fi`
   ].join("\n");
@@ -55750,7 +55876,11 @@ function prepareCommand(layout, release) {
     `mkdir -p ${quote(layout.releases)} ${quote(layout.shared)} ${quote(layout.meta)}`,
     `printf '%s\\n' ${release} > ${quote(layout.sequence)}.tmp && mv -f ${quote(layout.sequence)}.tmp ${quote(layout.sequence)}`,
     `for stale in ${quote(layout.releases)}/.[0-9]*.partial ${quote(layout.releases)}/.[0-9]*.deleting; do`,
-    `  if [ -e "$stale" ]; then ${writableDirs('"$stale"')}; rm -rf -- "$stale"; printf 'removed-stale\\t%s\\n' "$stale"; fi`,
+    // One that cannot be removed (files another user owns) must not block every later release: it is
+    // reported and left for someone with the rights to remove it.
+    `  if [ -e "$stale" ]; then ${writableDirs('"$stale"')}`,
+    `    if rm -rf -- "$stale" 2>/dev/null; then printf 'removed-stale\\t%s\\n' "$stale"; else printf 'stuck\\t%s\\n' "$stale"; fi`,
+    "  fi",
     "done",
     `if [ -e ${quote(releasePath(layout, release))} ]; then echo "release ${release} already exists" >&2; exit 3; fi`,
     `mkdir ${quote(partial)}`
@@ -55761,6 +55891,25 @@ function writableDirs(quotedPath) {
 }
 function readManifestCommand(layout, release) {
   return `cat ${quote(import_node_path2.posix.join(releasePath(layout, release), ".deployer", "manifest.json"))} 2>/dev/null || true`;
+}
+function publishedRecord(dir) {
+  return import_node_path2.posix.join(dir, ".deployer", "published.tsv");
+}
+function publishedListing(dir) {
+  return `( cd ${quote(dir)} && find . -type f ! -path './.deployer/*' -printf '%i %s %T@ %P\\n' | LC_ALL=C sort )`;
+}
+function recordPublishedCommand(layout, release) {
+  const partial = partialPath(layout, release);
+  return `mkdir -p ${quote(import_node_path2.posix.join(partial, ".deployer"))} && ${publishedListing(partial)} > ${quote(publishedRecord(partial))}`;
+}
+function modifiedFilesCommand(layout, release, limit = 1e3) {
+  const dir = releasePath(layout, release);
+  const record = quote(publishedRecord(dir));
+  return [
+    `if [ -f ${record} ]; then`,
+    `  ${publishedListing(dir)} | LC_ALL=C comm -3 ${record} - | sed 's/^\\t//' | cut -d' ' -f4- | LC_ALL=C sort -u | head -n ${limit}`,
+    "fi"
+  ].join("\n");
 }
 function linkFromCommand(layout, from, release) {
   return `cd ${quote(releasePath(layout, from))} && xargs -0 -r cp -l --parents -t ${quote(partialPath(layout, release))} --`;
@@ -55853,14 +56002,19 @@ function flipCommand(layout, release) {
   const temporary = import_node_path2.posix.join(layout.deployTo, `.current.${release}.tmp`);
   return [
     "set -e",
-    `test -d ${quote(releasePath(layout, release))}`,
+    // A real directory: a symlink named N (someone else's) is never made current.
+    `test -d ${quote(releasePath(layout, release))} && test ! -L ${quote(releasePath(layout, release))}`,
     `rm -f -- ${quote(temporary)}`,
     `ln -s ${quote(currentTarget(release))} ${quote(temporary)}`,
     `mv -T -f -- ${quote(temporary)} ${quote(layout.current)}`
   ].join("\n");
 }
 function appendHistoryCommand(layout, event) {
-  return `mkdir -p ${quote(layout.meta)} && printf '%s\\n' ${quote(serializeEvent(event))} >> ${quote(layout.history)}`;
+  const history = quote(layout.history);
+  return [
+    `mkdir -p ${quote(layout.meta)}`,
+    `{ if [ -s ${history} ] && [ -n "$(tail -c 1 ${history})" ]; then printf '\\n%s\\n' ${quote(serializeEvent(event))}; else printf '%s\\n' ${quote(serializeEvent(event))}; fi; } >> ${history}`
+  ].join(" && ");
 }
 function discardPartialCommand(layout, release) {
   const partial = guardedPath(layout, partialPath(layout, release));
@@ -55873,7 +56027,10 @@ function removeReleasesCommand(layout, releases) {
     const deleting = guardedPath(layout, deletingPath(layout, release));
     lines.push(
       `if [ "$(readlink ${quote(layout.current)} 2>/dev/null)" = ${quote(currentTarget(release))} ]; then echo "release ${release} is current" >&2; exit 5; fi`,
-      `if [ -d ${quote(final)} ]; then mv -T -- ${quote(final)} ${quote(deleting)}; ${writableDirs(quote(deleting))}; rm -rf -- ${quote(deleting)}; printf 'removed\\t%s\\n' ${release}; fi`
+      `if [ -d ${quote(final)} ] && [ ! -L ${quote(final)} ]; then mv -T -- ${quote(final)} ${quote(deleting)}; ${writableDirs(quote(deleting))}`,
+      // Files another user owns stay: the release is out of the namespace (.N.deleting) and reported.
+      `  if rm -rf -- ${quote(deleting)} 2>/dev/null; then printf 'removed\\t%s\\n' ${release}; else printf 'stuck\\t%s\\n' ${release}; fi`,
+      "fi"
     );
   }
   return lines.join("\n");
@@ -55890,6 +56047,7 @@ function writeFileCommand(path10, content) {
 
 // src/release/host-session.ts
 var MANIFEST_MARK = "--deployer-manifest--";
+var MODIFIED_MARK = "--deployer-modified--";
 var STATE_MARK = "--deployer-state--";
 function formatSeconds(seconds) {
   return seconds >= 60 && seconds % 60 === 0 ? `${seconds / 60} min` : `${seconds} s`;
@@ -55967,15 +56125,29 @@ var HostSession = class {
   async prepare(release, from = null) {
     const command = [
       prepareCommand(this.layout, release),
-      ...from === null ? [] : [`echo ${MANIFEST_MARK}`, readManifestCommand(this.layout, from)]
+      ...from === null ? [] : [
+        `echo ${MANIFEST_MARK}`,
+        readManifestCommand(this.layout, from),
+        `echo ${MODIFIED_MARK}`,
+        modifiedFilesCommand(this.layout, from)
+      ]
     ];
     const output = await this.run(`preparing release ${release}`, command.join("\n"), {
       hint: `Check that ${this.layout.deployTo} is writable by the SSH user and the disk is not full.`
     });
-    const [head = "", manifest] = output.split(`${MANIFEST_MARK}
+    const [head = "", rest] = output.split(`${MANIFEST_MARK}
 `);
+    const [manifest, modifiedText = ""] = rest === void 0 ? [] : rest.split(`${MODIFIED_MARK}
+`);
+    const modified = modifiedText.split("\n").filter(Boolean);
     const removedStale = head.split("\n").filter((line) => line.startsWith("removed-stale	")).map((line) => line.slice("removed-stale	".length));
-    return { removedStale, previous: manifest === void 0 ? null : parseManifestFiles(manifest) };
+    const stuck = head.split("\n").filter((line) => line.startsWith("stuck	")).map((line) => line.slice("stuck	".length));
+    return {
+      removedStale,
+      stuck,
+      modified,
+      previous: manifest === void 0 ? null : parseManifestFiles(manifest)
+    };
   }
   async upload(release, archive, signal) {
     await this.run(`uploading release ${release}`, extractCommand(this.layout, release), {
@@ -56077,6 +56249,7 @@ var HostSession = class {
         "trap '' HUP PIPE",
         "set -e",
         ...files.map((file) => writeFileCommand(import_node_path3.posix.join(partial, file.path), file.content)),
+        recordPublishedCommand(this.layout, release),
         publishCommand(this.layout, release),
         flipCommand(this.layout, release),
         appendHistoryCommand(this.layout, event)
@@ -56097,13 +56270,33 @@ var HostSession = class {
       await this.run("listing processes that use releases", findLiveDirsCommand(this.layout.releases))
     );
   }
+  /**
+   * Deletes releases; `stuck` are those renamed to `.N.deleting` but not fully deleted (files another
+   * user owns): out of the release namespace, left for someone with the rights.
+   */
+  /** Files changed since publishing, by release (only releases with a change are listed). */
+  async modifiedReleases(releases) {
+    const modified = /* @__PURE__ */ new Map();
+    if (releases.length === 0) return modified;
+    const script = releases.map(
+      (release) => `echo ${quote(`${MODIFIED_MARK}${release}`)}
+${modifiedFilesCommand(this.layout, release, 20)}`
+    ).join("\n");
+    const output = await this.run("comparing releases with what was published", script);
+    for (const part of output.split(MODIFIED_MARK).slice(1)) {
+      const [number = "", ...paths] = part.split("\n").filter(Boolean);
+      if (paths.length > 0) modified.set(Number(number), paths);
+    }
+    return modified;
+  }
   async removeReleases(releases) {
-    if (releases.length === 0) return [];
+    if (releases.length === 0) return { removed: [], stuck: [] };
     const output = await this.run(
       `deleting releases ${releases.join(", ")}`,
       removeReleasesCommand(this.layout, releases)
     );
-    return output.split("\n").filter((line) => line.startsWith("removed	")).map((line) => Number(line.slice("removed	".length)));
+    const tagged = (tag) => output.split("\n").filter((line) => line.startsWith(`${tag}	`)).map((line) => Number(line.slice(tag.length + 1)));
+    return { removed: tagged("removed"), stuck: tagged("stuck") };
   }
   async close() {
     await this.transport.close();
@@ -56130,8 +56323,21 @@ ${result.stdout}`);
 // src/release/lock.ts
 init_define_DEPLOYER_PACKAGE();
 var import_node_crypto = require("node:crypto");
-function newLockOwner(actor, command, now) {
-  return { ...actor, token: (0, import_node_crypto.randomBytes)(12).toString("hex"), command, startedAt: now.toISOString() };
+function newLockOwner(actor, command, now, process9) {
+  return {
+    ...actor,
+    token: (0, import_node_crypto.randomBytes)(12).toString("hex"),
+    command,
+    startedAt: now.toISOString(),
+    ...process9 ? { process: process9 } : {}
+  };
+}
+function judgeLockOwner(owner, here, startTicksOfPid) {
+  if (owner.machine !== here.machine || !owner.process || !here.process) return void 0;
+  if (owner.process.bootId !== here.process.bootId) return void 0;
+  if (owner.process.pidNamespace !== here.process.pidNamespace) return void 0;
+  if (startTicksOfPid === null) return false;
+  return startTicksOfPid === owner.process.startTicks;
 }
 function describeHeldLock(host, deployTo, owner, now, localMachine, ownerAlive) {
   const unlock = `deployer unlock --host ${host}`;
@@ -56226,9 +56432,9 @@ function pipeInput(input, sink) {
 init_define_DEPLOYER_PACKAGE();
 var import_node_child_process6 = require("node:child_process");
 var import_node_crypto4 = require("node:crypto");
-var import_node_fs4 = require("node:fs");
+var import_node_fs5 = require("node:fs");
 var import_promises5 = require("node:fs/promises");
-var import_node_os5 = require("node:os");
+var import_node_os6 = require("node:os");
 var import_node_path7 = require("node:path");
 var import_node_stream3 = require("node:stream");
 var import_promises6 = require("node:timers/promises");
@@ -56323,8 +56529,8 @@ function certAuthorityLines(text, name) {
   });
   return lines;
 }
-function knownHostName(hostname3, port) {
-  const host = hostname3.toLowerCase();
+function knownHostName(hostname4, port) {
+  const host = hostname4.toLowerCase();
   return port === 22 ? host : `[${host}]:${port}`;
 }
 function matchesHost(hosts, name) {
@@ -56351,8 +56557,8 @@ function globToRegExp(pattern2) {
   const source = pattern2.split("").map((char) => char === "*" ? ".*" : char === "?" ? "." : char.replace(/[\\^$.|+()[\]{}]/g, "\\$&")).join("");
   return new RegExp(`^${source}$`);
 }
-function lookupHostKeys(text, hostname3, port) {
-  const name = knownHostName(hostname3, port);
+function lookupHostKeys(text, hostname4, port) {
+  const name = knownHostName(hostname4, port);
   return parseKnownHosts(text).filter((entry) => matchesHost(entry.hosts, name));
 }
 function checkHostKey(entries, offeredKey) {
@@ -56391,12 +56597,12 @@ function hostKeyAlgorithmsFor(keyTypes) {
 // src/transport/openssh-errors.ts
 function classifySshFailure(stderr, context) {
   const text = stderr.replaceAll("\r", "");
-  const { name, user, hostname: hostname3, port, ssh } = context;
+  const { name, user, hostname: hostname4, port, ssh } = context;
   const file = ssh.knownHosts;
-  const hostKeyName = knownHostName(hostname3, port);
-  const address = `${hostname3}:${port}`;
+  const hostKeyName = knownHostName(hostname4, port);
+  const address = `${hostname4}:${port}`;
   const target = `${user}@${address}`;
-  const keyscan = `\`ssh-keyscan ${port === 22 ? "" : `-p ${port} `}${quote(hostname3)} >> ${quote(file)}\``;
+  const keyscan = `\`ssh-keyscan ${port === 22 ? "" : `-p ${port} `}${quote(hostname4)} >> ${quote(file)}\``;
   const connection = (message, hint) => new ConnectionError(name, message, hint);
   const offered = /fingerprint for the (\S+) key sent by the remote host is\s*\n?\s*(SHA256:\S+?)\.?\s*$/m.exec(text);
   if (/REMOTE HOST IDENTIFICATION HAS CHANGED|Host key for .* has changed/.test(text)) {
@@ -56444,12 +56650,12 @@ function classifySshFailure(stderr, context) {
     if (ssh.identity) {
       return connection(
         `${target} refused the key ${ssh.identity}.`,
-        `Add ${ssh.identity}.pub to ${home} on ${hostname3} (\`ssh-copy-id -i ${quote(ssh.identity)} -p ${port} ${user}@${hostname3}\`), or check user and ssh.identity. An encrypted key must be in ssh-agent: the OpenSSH client never prompts for its passphrase.`
+        `Add ${ssh.identity}.pub to ${home} on ${hostname4} (\`ssh-copy-id -i ${quote(ssh.identity)} -p ${port} ${user}@${hostname4}\`), or check user and ssh.identity. An encrypted key must be in ssh-agent: the OpenSSH client never prompts for its passphrase.`
       );
     }
     return connection(
       `${target} refused every key ssh offered (ssh-agent and the identities of your ssh_config).`,
-      `Check that \`ssh-add -l\` lists the right key and that its public half is in ${home} on ${hostname3}.`
+      `Check that \`ssh-add -l\` lists the right key and that its public half is in ${home} on ${hostname4}.`
     );
   }
   if (/Connection refused/.test(text)) {
@@ -56481,7 +56687,7 @@ function classifySshFailure(stderr, context) {
   const said = lastLine(text);
   return connection(
     `ssh could not connect to ${target}${said ? `: ${said}` : " (exit 255, nothing printed)"}.`,
-    `Run \`ssh -v -p ${port} ${user}@${hostname3} true\` to see where it fails.`
+    `Run \`ssh -v -p ${port} ${user}@${hostname4} true\` to see where it fails.`
   );
 }
 function lastLine(text) {
@@ -56828,14 +57034,14 @@ function asRsaSha512(key) {
 
 // src/transport/ssh-route.ts
 init_define_DEPLOYER_PACKAGE();
-var import_node_os4 = __toESM(require("node:os"), 1);
+var import_node_os5 = __toESM(require("node:os"), 1);
 var import_node_path5 = __toESM(require("node:path"), 1);
 
 // src/transport/ssh-config.ts
 init_define_DEPLOYER_PACKAGE();
 var import_node_child_process5 = require("node:child_process");
 var import_promises3 = require("node:fs/promises");
-var import_node_os3 = __toESM(require("node:os"), 1);
+var import_node_os4 = __toESM(require("node:os"), 1);
 var import_node_path4 = __toESM(require("node:path"), 1);
 var import_picomatch = __toESM(require_picomatch2(), 1);
 
@@ -56872,7 +57078,7 @@ var glob_default = glob;
 
 // node_modules/ssh-config/lib/ssh-config.js
 var import_node_child_process4 = require("node:child_process");
-var import_node_os2 = __toESM(require("node:os"), 1);
+var import_node_os3 = __toESM(require("node:os"), 1);
 var RE_SPACE = /\s/;
 var RE_LINE_BREAK = /\r|\n/;
 var RE_SECTION_DIRECTIVE = /^(Host|Match)$/i;
@@ -56971,7 +57177,7 @@ var SSHConfig = class _SSHConfig extends Array {
       opts = { Host: opts };
     let userInfo2;
     try {
-      userInfo2 = import_node_os2.default.userInfo();
+      userInfo2 = import_node_os3.default.userInfo();
     } catch {
       userInfo2 = { username: process.env.USER || process.env.USERNAME || "" };
     }
@@ -57519,15 +57725,15 @@ function fromSshG(options, configured, baseline) {
     return JSON.stringify(value) === JSON.stringify(baseline.get(keyword)) ? void 0 : value;
   };
   const one = (keyword) => changed(keyword)?.[0];
-  const hostname3 = one("hostname");
+  const hostname4 = one("hostname");
   const user = one("user");
   const tokens = {
     host: options.host,
-    hostname: hostname3 ?? configured.get("hostname")?.[0] ?? options.host,
+    hostname: hostname4 ?? configured.get("hostname")?.[0] ?? options.host,
     user: user ?? configured.get("user")?.[0],
     port: configured.get("port")?.[0],
-    homeDir: options.homeDir ?? import_node_os3.default.homedir(),
-    localUser: options.localUser ?? import_node_os3.default.userInfo().username,
+    homeDir: options.homeDir ?? import_node_os4.default.homedir(),
+    localUser: options.localUser ?? import_node_os4.default.userInfo().username,
     env: options.env ?? process.env
   };
   const port = one("port");
@@ -57540,7 +57746,7 @@ function fromSshG(options, configured, baseline) {
   const proxyCommand = one("proxycommand");
   return {
     host: options.host,
-    ...hostname3 !== void 0 ? { hostname: hostname3 } : {},
+    ...hostname4 !== void 0 ? { hostname: hostname4 } : {},
     ...user !== void 0 ? { user } : {},
     ...port !== void 0 ? { port: Number(port) } : {},
     identityFiles: (changed("identityfile") ?? []).map((file) => expandPath(file, tokens)),
@@ -57596,8 +57802,8 @@ var readIfExists = async (file) => {
   }
 };
 async function parseSshConfigFiles(options, read = readIfExists) {
-  const homeDir = options.homeDir ?? import_node_os3.default.homedir();
-  const localUser = options.localUser ?? import_node_os3.default.userInfo().username;
+  const homeDir = options.homeDir ?? import_node_os4.default.homedir();
+  const localUser = options.localUser ?? import_node_os4.default.userInfo().username;
   const env2 = options.env ?? process.env;
   const state = new EvaluationState(options.host, options.user, localUser);
   const evaluate = async (file, baseDir, depth) => {
@@ -57691,10 +57897,10 @@ var EvaluationState = class {
       let holds;
       switch (criterion) {
         case "host": {
-          const hostname3 = this.values.get("hostname")?.args[0];
+          const hostname4 = this.values.get("hostname")?.args[0];
           holds = matchesHost(
             value,
-            (hostname3 ? hostname3.replace(/%h/g, this.host) : this.host).toLowerCase()
+            (hostname4 ? hostname4.replace(/%h/g, this.host) : this.host).toLowerCase()
           );
           break;
         }
@@ -57721,13 +57927,13 @@ var EvaluationState = class {
     const hostnameLine = get("hostname");
     const userLine = get("user");
     const portLine = get("port");
-    const hostname3 = hostnameLine?.args[0]?.replace(/%h/g, this.host);
+    const hostname4 = hostnameLine?.args[0]?.replace(/%h/g, this.host);
     const tokens = {
       homeDir: context.homeDir,
       localUser: context.localUser,
       env: context.env,
       host: this.host,
-      hostname: hostname3 ?? this.host,
+      hostname: hostname4 ?? this.host,
       user: this.user ?? userLine?.args[0],
       port: String(context.port ?? portLine?.args[0] ?? 22)
     };
@@ -57746,7 +57952,7 @@ var EvaluationState = class {
       out[key] = value;
       sources[key] = source(line);
     };
-    take("hostname", hostnameLine, hostname3);
+    take("hostname", hostnameLine, hostname4);
     if (this.user === void 0) take("user", userLine, userLine?.args[0]);
     if (context.port === void 0) take("port", portLine, readNumber(portLine));
     take("identitiesOnly", get("identitiesonly"), readYesNo(get("identitiesonly")));
@@ -57851,9 +58057,9 @@ function expandPath(value, tokens) {
       case "u":
         return tokens.localUser;
       case "l":
-        return import_node_os3.default.hostname();
+        return import_node_os4.default.hostname();
       case "L":
-        return import_node_os3.default.hostname().split(".")[0];
+        return import_node_os4.default.hostname().split(".")[0];
       default:
         return match3;
     }
@@ -57887,8 +58093,8 @@ var DEFAULT_KEEPALIVE_MS = 1e4;
 var MAX_JUMP_DEPTH = 8;
 var defaultContext = () => ({
   resolve: resolveSshConfig,
-  homeDir: import_node_os4.default.homedir(),
-  localUser: import_node_os4.default.userInfo().username
+  homeDir: import_node_os5.default.homedir(),
+  localUser: import_node_os5.default.userInfo().username
 });
 async function planRoute(host, context = defaultContext()) {
   const ssh = host.ssh;
@@ -57971,12 +58177,12 @@ async function resolveFor(ssh, context, target) {
 function mergeEndpoint(input) {
   const { ssh, explicit, resolved, context } = input;
   const given = (key) => explicit.has(key);
-  const hostname3 = resolved?.hostname ?? input.alias;
+  const hostname4 = resolved?.hostname ?? input.alias;
   const port = input.port ?? resolved?.port ?? input.fallbackPort ?? 22;
   const user = input.user ?? resolved?.user ?? input.fallbackUser ?? context.localUser;
   const tokens = {
     host: input.alias,
-    hostname: hostname3,
+    hostname: hostname4,
     user,
     port: String(port),
     homeDir: context.homeDir,
@@ -57991,7 +58197,7 @@ function mergeEndpoint(input) {
   return {
     label: input.label,
     alias: input.alias,
-    hostname: hostname3,
+    hostname: hostname4,
     port,
     user,
     ...given("identity") && ssh.identity ? { identity: ssh.identity } : {},
@@ -58022,7 +58228,7 @@ var SOURCE_NAMES = {
   proxyCommand: "ProxyCommand"
 };
 function describeSources(endpoint, keys) {
-  const home = import_node_os4.default.homedir();
+  const home = import_node_os5.default.homedir();
   return Object.keys(endpoint.sources).filter((key) => !keys || keys.includes(key)).map((key) => {
     const source = endpoint.sources[key];
     const file = source.file.startsWith(`${home}${import_node_path5.default.sep}`) ? `~${source.file.slice(home.length)}` : source.file;
@@ -58834,7 +59040,7 @@ var OpenSshTransport = class {
       const pending = this.master;
       const master = await pending;
       if (master.closed || this.ended.has(pending)) return { ...master, closed: true };
-      if ((0, import_node_fs4.existsSync)(master.socket)) return master;
+      if ((0, import_node_fs5.existsSync)(master.socket)) return master;
       if (this.master === pending) this.master = void 0;
       await (0, import_promises5.rm)(master.dir, { recursive: true, force: true });
       if (fresh) {
@@ -58848,7 +59054,7 @@ var OpenSshTransport = class {
   }
   startMaster() {
     const pending = (async () => {
-      const dir = await (0, import_promises5.mkdtemp)((0, import_node_path7.join)((0, import_node_os5.tmpdir)(), "deployer-ssh-"));
+      const dir = await (0, import_promises5.mkdtemp)((0, import_node_path7.join)((0, import_node_os6.tmpdir)(), "deployer-ssh-"));
       const master = { dir, socket: (0, import_node_path7.join)(dir, "master") };
       try {
         if (this.target.ssh.hostKey === "accept-new") await this.prepareKnownHosts();
@@ -58871,7 +59077,7 @@ var OpenSshTransport = class {
   }
   async stopMaster(master) {
     master.closed = true;
-    if ((0, import_node_fs4.existsSync)(master.socket)) await this.ssh(master, { kind: "control", operation: "exit" });
+    if ((0, import_node_fs5.existsSync)(master.socket)) await this.ssh(master, { kind: "control", operation: "exit" });
     await (0, import_promises5.rm)(master.dir, { recursive: true, force: true });
   }
   /** accept-new records into known_hosts: create its directory (0700) and the file (0600) as the built-in client does. */
@@ -59058,12 +59264,12 @@ async function withSessions(hosts, work, open2 = openTransport) {
   }
 }
 async function withLocks(sessions, actor, command, reporter, work, now = () => /* @__PURE__ */ new Date(), options = {}) {
-  const owner = newLockOwner(actor, command, now());
+  const owner = newLockOwner(actor, command, now(), readProcessIdentity());
   const results = await settleAll(sessions, sessions.length, async (session) => {
     let outcome = await session.tryLock(owner, options);
     for (let attempt2 = 0; !outcome.acquired; attempt2++) {
       const holder = outcome.holder;
-      const alive = holder ? isProcessAlive(holder.pid) : void 0;
+      const alive = holder ? isLockOwnerAlive(holder) : void 0;
       const report2 = describeHeldLock(
         session.name,
         session.layout.deployTo,
@@ -59110,14 +59316,12 @@ async function unlockAll(sessions, owner, reporter) {
     }
   });
 }
-function isProcessAlive(pid) {
-  if (!Number.isSafeInteger(pid) || pid <= 0) return void 0;
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return error.code === "EPERM";
-  }
+function isLockOwnerAlive(owner) {
+  return judgeLockOwner(
+    owner,
+    { machine: (0, import_node_os7.hostname)(), process: readProcessIdentity() },
+    readStartTicks(owner.pid)
+  );
 }
 
 // src/release/manifest.ts
@@ -59669,7 +59873,7 @@ function num(value) {
 init_define_DEPLOYER_PACKAGE();
 var import_node_crypto5 = require("node:crypto");
 var import_promises7 = require("node:fs/promises");
-var import_node_os6 = require("node:os");
+var import_node_os8 = require("node:os");
 var import_node_path8 = require("node:path");
 var HashCache = class _HashCache {
   file;
@@ -59681,7 +59885,7 @@ var HashCache = class _HashCache {
   }
   /** The cache for `root`, under `$XDG_CACHE_HOME/deployer` (or `~/.cache/deployer`). */
   static async open(root, env2 = process.env) {
-    const base = env2.XDG_CACHE_HOME || (0, import_node_path8.join)((0, import_node_os6.homedir)(), ".cache");
+    const base = env2.XDG_CACHE_HOME || (0, import_node_path8.join)((0, import_node_os8.homedir)(), ".cache");
     const file = (0, import_node_path8.join)(
       base,
       "deployer",
@@ -59722,7 +59926,7 @@ function fileIdentity(stat3) {
 // src/upload/local-tree.ts
 init_define_DEPLOYER_PACKAGE();
 var import_node_crypto6 = require("node:crypto");
-var import_node_fs5 = require("node:fs");
+var import_node_fs6 = require("node:fs");
 var import_promises8 = require("node:fs/promises");
 var import_node_path9 = require("node:path");
 var import_picomatch2 = __toESM(require_picomatch2(), 1);
@@ -59752,13 +59956,13 @@ async function scanTree(root, exclude, cache2) {
         continue;
       }
       const absolute = (0, import_node_path9.join)(root, relative);
-      const stat3 = (0, import_node_fs5.lstatSync)(absolute);
+      const stat3 = (0, import_node_fs6.lstatSync)(absolute);
       const base = { path: relative, mode: stat3.mode & 4095, mtime: Math.floor(stat3.mtimeMs / 1e3) };
       if (stat3.isDirectory()) {
         entries.push({ ...base, type: "dir", size: 0 });
         await walk(relative);
       } else if (stat3.isSymbolicLink()) {
-        const target = (0, import_node_fs5.readlinkSync)(absolute);
+        const target = (0, import_node_fs6.readlinkSync)(absolute);
         if (symlinkEscapes(relative, target)) escaping.push(`${relative} -> ${target}`);
         entries.push({ ...base, type: "symlink", size: 0, target });
       } else if (stat3.isFile()) {
@@ -59821,7 +60025,7 @@ async function scanTree(root, exclude, cache2) {
   };
 }
 function readNames(dir) {
-  return (0, import_node_fs5.readdirSync)(dir, { encoding: "buffer" }).map((raw) => ({ name: raw.toString("utf8"), raw })).sort((a, b) => a.name < b.name ? -1 : a.name > b.name ? 1 : 0);
+  return (0, import_node_fs6.readdirSync)(dir, { encoding: "buffer" }).map((raw) => ({ name: raw.toString("utf8"), raw })).sort((a, b) => a.name < b.name ? -1 : a.name > b.name ? 1 : 0);
 }
 function excludeMatcher(patterns) {
   const matchers = patterns.map((pattern2) => {
@@ -59856,7 +60060,7 @@ async function hashLimited(path10, size) {
 function hashFile(path10) {
   return new Promise((resolve, reject) => {
     const hash = (0, import_node_crypto6.createHash)("sha256");
-    (0, import_node_fs5.createReadStream)(path10).on("error", reject).on("data", (chunk) => hash.update(chunk)).on("end", () => resolve(hash.digest("hex")));
+    (0, import_node_fs6.createReadStream)(path10).on("error", reject).on("data", (chunk) => hash.update(chunk)).on("end", () => resolve(hash.digest("hex")));
   });
 }
 function hashTree(entries) {
@@ -60607,11 +60811,36 @@ function stateFindings(facts, context) {
       hint: report2.hint
     });
   }
-  if (state.unfinished.length > 0) {
+  const unfinished = state.unfinished.filter((number) => !state.deleting.includes(number));
+  if (state.deleting.length > 0) {
+    findings.push({
+      check: "releases",
+      severity: "warning",
+      message: `Half-deleted release${state.deleting.length === 1 ? "" : "s"} in ${facts.deployTo}/releases: ${state.deleting.map((number) => `.${number}.deleting`).join(", ")} (files the SSH user may not remove, or a killed prune).`,
+      hint: "Releases go on; remove it as the user owning its files (or root) to free the space."
+    });
+  }
+  for (const [number, files] of facts.modified ?? []) {
+    findings.push({
+      check: "releases",
+      severity: "warning",
+      message: `Release ${number} was modified after publishing: ${files.slice(0, 5).join(", ")}${files.length > 5 ? ` and ${files.length - 5} more` : ""}.`,
+      hint: "Published releases are meant to be immutable: put the fix in the source and release it; the next release uploads these files again instead of reusing them."
+    });
+  }
+  if (state.foreign.length > 0) {
     findings.push({
       check: "releases",
       severity: "info",
-      message: `Unfinished release${state.unfinished.length === 1 ? "" : "s"} ${state.unfinished.join(", ")} in ${facts.deployTo}/releases: being built now, or left by a killed run.`,
+      message: `Foreign entries in ${facts.deployTo}/releases (not releases, never counted, pruned or rolled back to): ${state.foreign.slice(0, 10).map((entry) => `${entry.name} (${entry.type})`).join(", ")}.`,
+      hint: "Move them out of releases/ if nobody needs them."
+    });
+  }
+  if (unfinished.length > 0) {
+    findings.push({
+      check: "releases",
+      severity: "info",
+      message: `Unfinished release${unfinished.length === 1 ? "" : "s"} ${unfinished.join(", ")} in ${facts.deployTo}/releases: being built now, or left by a killed run.`,
       hint: "The next release removes what a killed run left."
     });
   }
@@ -61837,8 +62066,13 @@ async function readHost(session, config, facts) {
   facts.remoteError = errorOf(remote, name);
   facts.state = resultValue(state);
   facts.stateError = errorOf(state, name);
+  if (facts.state?.releases.length) {
+    const numbers = facts.state.releases.map((release) => release.number);
+    const modified = await attempt(() => session.modifiedReleases(numbers));
+    facts.modified = resultValue(modified) ?? void 0;
+  }
   const lock = facts.state?.lock;
-  if (lock) facts.lockOwnerAlive = isProcessAlive(lock.pid);
+  if (lock) facts.lockOwnerAlive = isLockOwnerAlive(lock);
   if (probe) {
     const read = resultValue(probe);
     facts.puma = {
@@ -61908,7 +62142,7 @@ async function runCheck(config, options) {
         });
         const findings = assessHost(facts, config, {
           now: now(),
-          machine: (0, import_node_os7.hostname)(),
+          machine: (0, import_node_os9.hostname)(),
           source: await sourceSize
         });
         const check = {
@@ -61994,7 +62228,7 @@ var import_core = __toESM(require_lib(), 1);
 // src/config/load.ts
 init_define_DEPLOYER_PACKAGE();
 var import_promises11 = require("node:fs/promises");
-var import_node_os8 = __toESM(require("node:os"), 1);
+var import_node_os10 = __toESM(require("node:os"), 1);
 var import_node_path15 = __toESM(require("node:path"), 1);
 var import_yaml = __toESM(require_dist3(), 1);
 
@@ -62074,7 +62308,7 @@ function normaliseKey(key) {
 async function loadConfig(file, options = {}) {
   const env2 = options.env ?? process.env;
   const cwd = options.cwd ?? process.cwd();
-  const homeDir = env2.HOME || import_node_os8.default.homedir();
+  const homeDir = env2.HOME || import_node_os10.default.homedir();
   const absolute = import_node_path15.default.resolve(cwd, file);
   let text;
   try {
@@ -62120,36 +62354,36 @@ function parseHostSpec(spec) {
     if (user === "") return fail("has nothing before the @: write user@host");
     if (!USER_PATTERN.test(user)) return fail("has an invalid user name before the @");
   }
-  let hostname3;
+  let hostname4;
   let portText;
   if (rest.startsWith("[")) {
     const close = rest.indexOf("]");
     if (close < 0) return fail("opens an IPv6 address with [ but never closes it");
-    hostname3 = rest.slice(1, close);
+    hostname4 = rest.slice(1, close);
     const after = rest.slice(close + 1);
     if (after !== "") {
       if (!after.startsWith(":")) return fail("must have nothing but :port after the ]");
       portText = after.slice(1);
     }
-    if (!IPV6_PATTERN.test(hostname3)) return fail("has an invalid IPv6 address between [ and ]");
+    if (!IPV6_PATTERN.test(hostname4)) return fail("has an invalid IPv6 address between [ and ]");
   } else {
     const colons = rest.split(":").length - 1;
     if (colons >= 2) {
       if (!IPV6_PATTERN.test(rest)) return fail("is not a valid address: write IPv6 addresses as [addr]:port");
-      hostname3 = rest;
+      hostname4 = rest;
     } else {
       const colon = rest.indexOf(":");
-      hostname3 = colon < 0 ? rest : rest.slice(0, colon);
+      hostname4 = colon < 0 ? rest : rest.slice(0, colon);
       portText = colon < 0 ? void 0 : rest.slice(colon + 1);
-      if (hostname3 === "") return fail("has no host name");
-      if (!HOSTNAME_PATTERN.test(hostname3)) return fail("has an invalid host name");
+      if (hostname4 === "") return fail("has no host name");
+      if (!HOSTNAME_PATTERN.test(hostname4)) return fail("has an invalid host name");
     }
   }
-  if (portText === void 0) return { ok: true, spec: { kind: "ssh", hostname: hostname3, ...user ? { user } : {} } };
+  if (portText === void 0) return { ok: true, spec: { kind: "ssh", hostname: hostname4, ...user ? { user } : {} } };
   if (!/^\d+$/.test(portText)) return fail("has a port that is not a number");
   const port = Number(portText);
   if (port < 1 || port > 65535) return fail("has a port outside 1-65535");
-  return { ok: true, spec: { kind: "ssh", hostname: hostname3, port, ...user ? { user } : {} } };
+  return { ok: true, spec: { kind: "ssh", hostname: hostname4, port, ...user ? { user } : {} } };
 }
 function deployToProblem(deployTo) {
   if (deployTo === "") return "must not be empty";
@@ -63554,7 +63788,7 @@ function isGood(state) {
 }
 
 // src/release/prune-plan.ts
-function planPrune(releases, current, keep, holders) {
+function planPrune(releases, current, keep, holders, unseen = []) {
   if (!Number.isSafeInteger(keep) || keep < 1) throw new Error(`keep must be a positive integer, got ${keep}`);
   const newestFirst = [...releases].sort((a, b) => b.number - a.number);
   const keptGood = /* @__PURE__ */ new Set();
@@ -63574,6 +63808,8 @@ function planPrune(releases, current, keep, holders) {
     else if (using.length > 0) plan.kept.push({ number: release.number, reason: "in-use", holders: using });
     else if (release.state === "failed" && release.number > oldestKept)
       plan.kept.push({ number: release.number, reason: "recent-failed", holders: using });
+    else if (unseen.length > 0)
+      plan.kept.push({ number: release.number, reason: "unproven", holders: [...unseen] });
     else plan.remove.push(release.number);
   }
   return plan;
@@ -63603,7 +63839,19 @@ async function pruneHost(session, state, keep, options) {
           return { host: session.name, removed: [], kept: [], hiddenProcesses: live.hidden };
         }
       }
-      const plan = planPrune(infos, state.current, keep, live.byRelease);
+      const unseen = mayUseReleases(live.unseen, [session.layout.deployTo, state.realDeployTo], live.path);
+      const plan = planPrune(
+        infos,
+        state.current,
+        keep,
+        live.byRelease,
+        unseen.map((process9) => ({
+          pid: process9.pid,
+          command: `${process9.command} (user ${process9.user || process9.uid})`,
+          via: "unseen",
+          path: "?"
+        }))
+      );
       for (const kept of plan.kept.filter((entry) => entry.reason === "in-use")) {
         options.reporter.emit({
           kind: "warn",
@@ -63611,14 +63859,29 @@ async function pruneHost(session, state, keep, options) {
           message: `keeping release ${kept.number} beyond keep=${keep}: in use by ${describeHolders(kept.holders)}.`
         });
       }
-      if (live.hidden > 0) {
+      const unproven = plan.kept.filter((entry) => entry.reason === "unproven").map((entry) => entry.number);
+      if (unproven.length > 0) {
+        const users = [...new Set(unseen.map((process9) => process9.user || String(process9.uid)))].join(", ");
+        options.reporter.emit({
+          kind: "warn",
+          host: session.name,
+          message: `keeping release${unproven.length === 1 ? "" : "s"} ${unproven.join(", ")} beyond keep=${keep}: ${unseen.length} process(es) of ${users} could not be inspected (${describeUnseen(unseen)}), so no release is proven unused. Deploy as the user that runs the app, or let this SSH user run \`sudo -n\`${live.escalated ? "" : " (it cannot now)"}.`
+        });
+      } else if (live.hidden > 0) {
         options.reporter.emit({
           kind: "info",
           host: session.name,
-          message: `${live.hidden} process(es) could not be inspected (their /proc entries are not readable by this SSH user); releases they use cannot be seen.`
+          message: `${live.hidden} process(es) of root could not be inspected (their /proc entries are not readable by this SSH user); their command lines do not name ${session.layout.deployTo}.`
         });
       }
-      const removed = options.dryRun ? plan.remove : await session.removeReleases(plan.remove);
+      const { removed, stuck } = options.dryRun ? { removed: plan.remove, stuck: [] } : await session.removeReleases(plan.remove);
+      if (stuck.length > 0) {
+        options.reporter.emit({
+          kind: "warn",
+          host: session.name,
+          message: `release${stuck.length === 1 ? "" : "s"} ${stuck.join(", ")} could not be fully deleted (files this SSH user may not remove): left as ${stuck.map((number) => `releases/.${number}.deleting`).join(", ")} for someone with the rights; later releases go on.`
+        });
+      }
       if (!options.dryRun && removed.length > 0) {
         await session.record({
           event: "prune",
@@ -63627,7 +63890,7 @@ async function pruneHost(session, state, keep, options) {
           by: options.actor
         });
       }
-      return { host: session.name, removed, kept: plan.kept, hiddenProcesses: live.hidden };
+      return { host: session.name, removed, kept: plan.kept, hiddenProcesses: live.hidden, stuck };
     },
     (outcome) => outcome.removed.length > 0 ? `removed ${outcome.removed.join(", ")}` : "nothing to remove"
   );
@@ -63653,6 +63916,9 @@ async function protectPumaReleases(puma, state, holders) {
     holders.set(release, list);
   }
   return null;
+}
+function describeUnseen(unseen) {
+  return unseen.slice(0, 3).map((process9) => `pid ${process9.pid} \`${process9.command.slice(0, 60)}\``).join(", ");
 }
 function describeHolders(holders) {
   return holders.slice(0, 5).map((holder) => `pid ${holder.pid} (${holder.command || "?"}) via ${holder.via} ${holder.path}`).join("; ");
@@ -63683,28 +63949,6 @@ async function runPrune(config, options) {
     },
     options.open
   );
-}
-
-// src/release/actor.ts
-init_define_DEPLOYER_PACKAGE();
-var import_node_os10 = require("node:os");
-function currentActor(env2 = process.env) {
-  let user = env2.USER ?? env2.LOGNAME ?? "unknown";
-  try {
-    user = (0, import_node_os10.userInfo)().username;
-  } catch {
-  }
-  return { user, machine: (0, import_node_os10.hostname)(), pid: process.pid, ci: ciRun(env2) };
-}
-function ciRun(env2) {
-  if (env2.GITHUB_ACTIONS === "true" && env2.GITHUB_RUN_ID) {
-    const server = env2.GITHUB_SERVER_URL ?? "https://github.com";
-    return `${server}/${env2.GITHUB_REPOSITORY ?? ""}/actions/runs/${env2.GITHUB_RUN_ID}`;
-  }
-  if (env2.GITLAB_CI && env2.CI_JOB_URL) return env2.CI_JOB_URL;
-  if (env2.BUILDKITE_BUILD_URL) return env2.BUILDKITE_BUILD_URL;
-  if (env2.CI === "true" || env2.CI === "1") return "ci";
-  return void 0;
 }
 
 // src/ui/render.ts
@@ -63870,7 +64114,7 @@ async function readGitRevision(local, source) {
 
 // src/upload/tar-pack.ts
 init_define_DEPLOYER_PACKAGE();
-var import_node_fs6 = require("node:fs");
+var import_node_fs7 = require("node:fs");
 var import_promises14 = require("node:fs/promises");
 var import_node_path20 = require("node:path");
 var import_node_stream5 = require("node:stream");
@@ -63915,7 +64159,7 @@ function packTree(root, entries, generated) {
         await addEntry(pack, { ...header, type: "file", size: entry.size }, body);
       } else {
         const sink = pack.entry({ ...header, type: "file", size: entry.size });
-        await (0, import_promises15.pipeline)((0, import_node_fs6.createReadStream)((0, import_node_path20.join)(root, entry.path)), sink);
+        await (0, import_promises15.pipeline)((0, import_node_fs7.createReadStream)((0, import_node_path20.join)(root, entry.path)), sink);
       }
     }
     const now = /* @__PURE__ */ new Date();
@@ -64436,7 +64680,12 @@ function requireAgreement(sessions, states, reporter) {
 function numberingReports(sessions, states) {
   return states.map((state, index) => ({
     host: sessions[index]?.name ?? "",
-    seen: [...state.releases.map((release) => release.number), ...state.unfinished],
+    // A foreign `7` (a file, a symlink) is not a release, but release 7 could not be published over it.
+    seen: [
+      ...state.releases.map((release) => release.number),
+      ...state.unfinished,
+      ...state.foreign.filter((entry) => /^[1-9]\d*$/.test(entry.name)).map((entry) => Number(entry.name))
+    ],
     sequence: state.sequence
   }));
 }
@@ -64462,8 +64711,21 @@ async function buildEverywhere(config, options, sessions, outcomes, tree, finger
       async () => {
         const prepared = await session.prepare(release, from);
         outcome.removedStale = prepared.removedStale;
-        previousFiles = prepared.previous;
-        delta = planDelta(tree.entries, prepared.previous, from);
+        if (prepared.stuck.length > 0)
+          reporter.emit({
+            kind: "warn",
+            host: session.name,
+            message: `could not remove ${prepared.stuck.join(", ")} (files this SSH user may not delete, another user's perhaps): left in place; remove it as that user or root.`
+          });
+        const changed = new Set(prepared.modified);
+        previousFiles = prepared.previous?.filter((entry) => !changed.has(entry.path)) ?? null;
+        if (prepared.modified.length > 0)
+          reporter.emit({
+            kind: "warn",
+            host: session.name,
+            message: `release ${from} was modified after publishing (${prepared.modified.slice(0, 5).join(", ")}${prepared.modified.length > 5 ? `, ${prepared.modified.length - 5} more` : ""}): those files are uploaded, not reused.`
+          });
+        delta = planDelta(tree.entries, previousFiles, from);
       },
       () => outcome.removedStale.length > 0 ? `removed stale ${outcome.removedStale.join(", ")}` : `releases/.${release}.partial`
     );
@@ -64961,6 +65223,11 @@ function renderPrune(outcomes, dryRun) {
     for (const kept of outcome.kept.filter((entry) => entry.reason === "in-use")) {
       lines.push(`  kept ${kept.number}: in use by ${describeHolders(kept.holders)}`);
     }
+    for (const kept of outcome.kept.filter((entry) => entry.reason === "unproven")) {
+      lines.push(`  kept ${kept.number}: not proven unused (${describeHolders(kept.holders)})`);
+    }
+    for (const number of outcome.stuck ?? [])
+      lines.push(`  could not fully delete ${number}: left as releases/.${number}.deleting`);
   }
   return lines.join("\n");
 }
@@ -64978,9 +65245,19 @@ function renderReleases(hosts) {
       lines.push(
         `  ${mark} ${String(release.number).padStart(4)}  ${release.state.padEnd(11)}  ${release.time.replace("T", " ").slice(0, 19)}  ${release.revision}`
       );
+      if (release.modified)
+        lines.push(`          modified after publishing: ${release.modified.slice(0, 5).join(", ")}`);
     }
-    for (const number of host.unfinished)
+    for (const number of host.unfinished.filter((number2) => !host.deleting.includes(number2)))
       lines.push(`    ${String(number).padStart(4)}  unfinished (being built, or left by a killed run)`);
+    for (const number of host.deleting)
+      lines.push(
+        `    ${String(number).padStart(4)}  half-deleted (releases/.${number}.deleting: files the SSH user may not remove)`
+      );
+    for (const entry of host.foreign)
+      lines.push(
+        `          foreign ${entry.type} releases/${entry.name} (not a release: never counted, pruned or rolled back to)`
+      );
   }
   return lines.join("\n");
 }
@@ -65083,6 +65360,7 @@ async function listReleases(config, open2) {
     async (sessions) => {
       const results = await settleAll(sessions, config.concurrency, async (session) => {
         const state = await session.inspect();
+        const modified = await session.modifiedReleases(state.releases.map((release) => release.number));
         const states = new Map(
           deriveStates(
             state.releases.map((release) => release.number),
@@ -65098,13 +65376,16 @@ async function listReleases(config, open2) {
           deployTo: session.layout.deployTo,
           current: state.current,
           unfinished: state.unfinished,
+          deleting: state.deleting,
+          foreign: state.foreign,
           locked: state.lock !== void 0,
           releases: state.releases.map((release) => ({
             number: release.number,
             revision: release.revision,
             time: published.get(release.number) ?? new Date(release.mtime * 1e3).toISOString(),
             state: states.get(release.number) ?? "previous",
-            current: release.number === state.current
+            current: release.number === state.current,
+            ...modified.has(release.number) ? { modified: modified.get(release.number) } : {}
           }))
         };
       });
@@ -65115,6 +65396,8 @@ async function listReleases(config, open2) {
           current: null,
           releases: [],
           unfinished: [],
+          deleting: [],
+          foreign: [],
           locked: false,
           error: entry.reason instanceof Error ? entry.reason.message : String(entry.reason)
         }

@@ -33856,6 +33856,27 @@ function resultFromStderr(exitCode, stderr) {
   };
 }
 
+// src/guard/live-dirs.ts
+var SCAN = [
+  "root=$1; shift",
+  "for p; do",
+  '  [ "$p" = "/proc/$$" ] && continue',
+  "  pid=${p#/proc/}",
+  `  cmd=$({ tr '\\0\\n\\t' '   ' < "$p/cmdline"; } 2>/dev/null | head -c 160)`,
+  '  if ! cwd=$(readlink "$p/cwd" 2>/dev/null); then',
+  // Its ids come from status, which everyone may read: whether it could enter releases/ at all.
+  `    [ -e "$p" ] && printf 'hidden\\t%s\\t%s\\t%s\\t%s\\t%s\\n' "$pid" "$(stat -c '%u:%U' "$p" 2>/dev/null)" \\`,
+  `      "$(sed -n 's/^Gid:[[:space:]]*\\([0-9]*\\).*/\\1/p' "$p/status" 2>/dev/null)" "$(sed -n 's/^Groups:[[:space:]]*//p' "$p/status" 2>/dev/null | tr ' ' ',')" "$cmd"`,
+  "    continue",
+  "  fi",
+  `  printf 'seen\\t%s\\n' "$pid"`,
+  `  case "$cwd" in "$root"/*) printf 'cwd\\t%s\\t%s\\t%s\\n' "$pid" "$cwd" "$cmd";; esac`,
+  '  if [ -r "$p/maps" ]; then',
+  `    grep -F "$root/" "$p/maps" 2>/dev/null | sed 's/^[^/]*//' | sort -u | while IFS= read -r f; do printf 'map\\t%s\\t%s\\t%s\\n' "$pid" "$f" "$cmd"; done`,
+  "  fi",
+  "done"
+].join("\n");
+
 // src/restart/preload.ts
 var import_semver = __toESM(require_semver2(), 1);
 

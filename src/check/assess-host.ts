@@ -24,6 +24,8 @@ export interface HostFacts {
   stateError?: string
   /** Whether the pid holding the lock still runs, when the lock was taken on this machine. */
   lockOwnerAlive?: boolean
+  /** Files changed on the server since publishing, by release (a hotfix edited in place). */
+  modified?: Map<number, string[]>
   /** Only with a `server:` section. */
   puma?: PumaFacts
 }
@@ -289,11 +291,39 @@ function stateFindings(facts: HostFacts, context: CheckContext): Finding[] {
       hint: report.hint,
     })
   }
-  if (state.unfinished.length > 0) {
+  const unfinished = state.unfinished.filter((number) => !state.deleting.includes(number))
+  if (state.deleting.length > 0) {
+    findings.push({
+      check: 'releases',
+      severity: 'warning',
+      message: `Half-deleted release${state.deleting.length === 1 ? '' : 's'} in ${facts.deployTo}/releases: ${state.deleting.map((number) => `.${number}.deleting`).join(', ')} (files the SSH user may not remove, or a killed prune).`,
+      hint: 'Releases go on; remove it as the user owning its files (or root) to free the space.',
+    })
+  }
+  for (const [number, files] of facts.modified ?? []) {
+    findings.push({
+      check: 'releases',
+      severity: 'warning',
+      message: `Release ${number} was modified after publishing: ${files.slice(0, 5).join(', ')}${files.length > 5 ? ` and ${files.length - 5} more` : ''}.`,
+      hint: 'Published releases are meant to be immutable: put the fix in the source and release it; the next release uploads these files again instead of reusing them.',
+    })
+  }
+  if (state.foreign.length > 0) {
     findings.push({
       check: 'releases',
       severity: 'info',
-      message: `Unfinished release${state.unfinished.length === 1 ? '' : 's'} ${state.unfinished.join(', ')} in ${facts.deployTo}/releases: being built now, or left by a killed run.`,
+      message: `Foreign entries in ${facts.deployTo}/releases (not releases, never counted, pruned or rolled back to): ${state.foreign
+        .slice(0, 10)
+        .map((entry) => `${entry.name} (${entry.type})`)
+        .join(', ')}.`,
+      hint: 'Move them out of releases/ if nobody needs them.',
+    })
+  }
+  if (unfinished.length > 0) {
+    findings.push({
+      check: 'releases',
+      severity: 'info',
+      message: `Unfinished release${unfinished.length === 1 ? '' : 's'} ${unfinished.join(', ')} in ${facts.deployTo}/releases: being built now, or left by a killed run.`,
       hint: 'The next release removes what a killed run left.',
     })
   }

@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises'
 import type { DeployConfig } from '../config/types.js'
 import { ConnectionError, HostKeyError } from '../errors.js'
-import { isProcessAlive } from '../fleet/sessions.js'
+import { isLockOwnerAlive } from '../fleet/sessions.js'
 import type { HostSession } from '../release/host-session.js'
 import type { HostState } from '../release/host-state.js'
 import { healthCheckCommand, parseHealth } from '../restart/puma-commands.js'
@@ -92,8 +92,13 @@ async function readHost(session: HostSession, config: DeployConfig, facts: HostF
   facts.remoteError = errorOf(remote, name)
   facts.state = resultValue<HostState>(state)
   facts.stateError = errorOf(state, name)
+  if (facts.state?.releases.length) {
+    const numbers = facts.state.releases.map((release) => release.number)
+    const modified = await attempt(() => session.modifiedReleases(numbers))
+    facts.modified = resultValue(modified) ?? undefined
+  }
   const lock = facts.state?.lock
-  if (lock) facts.lockOwnerAlive = isProcessAlive(lock.pid)
+  if (lock) facts.lockOwnerAlive = isLockOwnerAlive(lock)
   if (probe) {
     const read = resultValue<ServerProbe>(probe)
     facts.puma = {

@@ -1,4 +1,5 @@
 import type { DeployConfig } from '../config/types.js'
+import type { ForeignEntry } from '../release/host-state.js'
 import { deriveStates, type ReleaseState } from '../release/states.js'
 import { settleAll } from './concurrency.js'
 import { type TransportFactory, withSessions } from './sessions.js'
@@ -10,6 +11,8 @@ export interface ListedRelease {
   time: string
   state: ReleaseState
   current: boolean
+  /** Files changed on the server since the release was published (a hotfix), first 20. */
+  modified?: string[]
 }
 
 export interface HostReleases {
@@ -19,6 +22,10 @@ export interface HostReleases {
   releases: ListedRelease[]
   /** Releases being built now, or left half-built by a killed run (`.N.partial`). */
   unfinished: number[]
+  /** Releases whose delete did not finish (`.N.deleting`: files another user owns, or a killed prune). */
+  deleting: number[]
+  /** Entries of releases/ that are not deployer's (files, symlinks, other names): never touched. */
+  foreign: ForeignEntry[]
   locked: boolean
   error?: string
 }
@@ -30,6 +37,7 @@ export async function listReleases(config: DeployConfig, open?: TransportFactory
     async (sessions) => {
       const results = await settleAll(sessions, config.concurrency, async (session) => {
         const state = await session.inspect()
+        const modified = await session.modifiedReleases(state.releases.map((release) => release.number))
         const states = new Map(
           deriveStates(
             state.releases.map((release) => release.number),
@@ -45,6 +53,8 @@ export async function listReleases(config: DeployConfig, open?: TransportFactory
           deployTo: session.layout.deployTo,
           current: state.current,
           unfinished: state.unfinished,
+          deleting: state.deleting,
+          foreign: state.foreign,
           locked: state.lock !== undefined,
           releases: state.releases.map((release) => ({
             number: release.number,
@@ -52,6 +62,7 @@ export async function listReleases(config: DeployConfig, open?: TransportFactory
             time: published.get(release.number) ?? new Date(release.mtime * 1000).toISOString(),
             state: states.get(release.number) ?? 'previous',
             current: release.number === state.current,
+            ...(modified.has(release.number) ? { modified: modified.get(release.number) } : {}),
           })),
         }
       })
@@ -64,6 +75,8 @@ export async function listReleases(config: DeployConfig, open?: TransportFactory
               current: null,
               releases: [],
               unfinished: [],
+              deleting: [],
+              foreign: [],
               locked: false,
               error: entry.reason instanceof Error ? entry.reason.message : String(entry.reason),
             },

@@ -1,6 +1,6 @@
 import type { DeployConfig } from '../config/types.js'
 import { DeployerError, ExitCode } from '../errors.js'
-import { releaseOf } from '../guard/live-dirs.js'
+import { mayUseReleases, releaseOf } from '../guard/live-dirs.js'
 import type { Actor } from '../release/history.js'
 import type { HostSession } from '../release/host-session.js'
 import type { HostState } from '../release/host-state.js'
@@ -20,6 +20,11 @@ export interface PruneOutcome {
   kept: PrunePlan['kept']
   /** Processes whose cwd and maps this SSH user could not read: releases they use could not be seen. */
   hiddenProcesses: number
+  /**
+   * Releases renamed to `.N.deleting` but not fully deleted (files another user owns): out of the
+   * release namespace, reported by `check`, left for someone with the rights.
+   */
+  stuck?: number[]
 }
 
 /**
@@ -55,7 +60,20 @@ export async function pruneHost(
           return { host: session.name, removed: [], kept: [], hiddenProcesses: live.hidden }
         }
       }
-      const plan = planPrune(infos, state.current, keep, live.byRelease)
+      // Another user's process could have its cwd in any release: nothing is proven unused while it runs.
+      const unseen = mayUseReleases(live.unseen, [session.layout.deployTo, state.realDeployTo], live.path)
+      const plan = planPrune(
+        infos,
+        state.current,
+        keep,
+        live.byRelease,
+        unseen.map((process) => ({
+          pid: process.pid,
+          command: `${process.command} (user ${process.user || process.uid})`,
+          via: 'unseen' as const,
+          path: '?',
+        })),
+      )
       for (const kept of plan.kept.filter((entry) => entry.reason === 'in-use')) {
         options.reporter.emit({
           kind: 'warn',
@@ -63,14 +81,31 @@ export async function pruneHost(
           message: `keeping release ${kept.number} beyond keep=${keep}: in use by ${describeHolders(kept.holders)}.`,
         })
       }
-      if (live.hidden > 0) {
+      const unproven = plan.kept.filter((entry) => entry.reason === 'unproven').map((entry) => entry.number)
+      if (unproven.length > 0) {
+        const users = [...new Set(unseen.map((process) => process.user || String(process.uid)))].join(', ')
+        options.reporter.emit({
+          kind: 'warn',
+          host: session.name,
+          message: `keeping release${unproven.length === 1 ? '' : 's'} ${unproven.join(', ')} beyond keep=${keep}: ${unseen.length} process(es) of ${users} could not be inspected (${describeUnseen(unseen)}), so no release is proven unused. Deploy as the user that runs the app, or let this SSH user run \`sudo -n\`${live.escalated ? '' : ' (it cannot now)'}.`,
+        })
+      } else if (live.hidden > 0) {
         options.reporter.emit({
           kind: 'info',
           host: session.name,
-          message: `${live.hidden} process(es) could not be inspected (their /proc entries are not readable by this SSH user); releases they use cannot be seen.`,
+          message: `${live.hidden} process(es) of root could not be inspected (their /proc entries are not readable by this SSH user); their command lines do not name ${session.layout.deployTo}.`,
         })
       }
-      const removed = options.dryRun ? plan.remove : await session.removeReleases(plan.remove)
+      const { removed, stuck } = options.dryRun
+        ? { removed: plan.remove, stuck: [] as number[] }
+        : await session.removeReleases(plan.remove)
+      if (stuck.length > 0) {
+        options.reporter.emit({
+          kind: 'warn',
+          host: session.name,
+          message: `release${stuck.length === 1 ? '' : 's'} ${stuck.join(', ')} could not be fully deleted (files this SSH user may not remove): left as ${stuck.map((number) => `releases/.${number}.deleting`).join(', ')} for someone with the rights; later releases go on.`,
+        })
+      }
       if (!options.dryRun && removed.length > 0) {
         await session.record({
           event: 'prune',
@@ -79,7 +114,7 @@ export async function pruneHost(
           by: options.actor,
         })
       }
-      return { host: session.name, removed, kept: plan.kept, hiddenProcesses: live.hidden }
+      return { host: session.name, removed, kept: plan.kept, hiddenProcesses: live.hidden, stuck }
     },
     (outcome) => (outcome.removed.length > 0 ? `removed ${outcome.removed.join(', ')}` : 'nothing to remove'),
   )
@@ -118,6 +153,13 @@ async function protectPumaReleases(
     holders.set(release, list)
   }
   return null
+}
+
+function describeUnseen(unseen: readonly { pid: number; command: string }[]): string {
+  return unseen
+    .slice(0, 3)
+    .map((process) => `pid ${process.pid} \`${process.command.slice(0, 60)}\``)
+    .join(', ')
 }
 
 export function describeHolders(holders: readonly Holder[]): string {

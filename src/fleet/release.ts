@@ -340,7 +340,12 @@ function requireAgreement(
 function numberingReports(sessions: readonly HostSession[], states: readonly HostState[]) {
   return states.map((state, index) => ({
     host: sessions[index]?.name ?? '',
-    seen: [...state.releases.map((release) => release.number), ...state.unfinished],
+    // A foreign `7` (a file, a symlink) is not a release, but release 7 could not be published over it.
+    seen: [
+      ...state.releases.map((release) => release.number),
+      ...state.unfinished,
+      ...state.foreign.filter((entry) => /^[1-9]\d*$/.test(entry.name)).map((entry) => Number(entry.name)),
+    ],
     sequence: state.sequence,
   }))
 }
@@ -379,8 +384,23 @@ async function buildEverywhere(
       async () => {
         const prepared = await session.prepare(release, from)
         outcome.removedStale = prepared.removedStale
-        previousFiles = prepared.previous
-        delta = planDelta(tree.entries, prepared.previous, from)
+        if (prepared.stuck.length > 0)
+          reporter.emit({
+            kind: 'warn',
+            host: session.name,
+            message: `could not remove ${prepared.stuck.join(', ')} (files this SSH user may not delete, another user's perhaps): left in place; remove it as that user or root.`,
+          })
+        // A file edited on the server after publishing (a hotfix) is sent again, never linked: its
+        // content is no longer what the manifest says, and linking would carry it into this release.
+        const changed = new Set(prepared.modified)
+        previousFiles = prepared.previous?.filter((entry) => !changed.has(entry.path)) ?? null
+        if (prepared.modified.length > 0)
+          reporter.emit({
+            kind: 'warn',
+            host: session.name,
+            message: `release ${from} was modified after publishing (${prepared.modified.slice(0, 5).join(', ')}${prepared.modified.length > 5 ? `, ${prepared.modified.length - 5} more` : ''}): those files are uploaded, not reused.`,
+          })
+        delta = planDelta(tree.entries, previousFiles, from)
       },
       () =>
         outcome.removedStale.length > 0

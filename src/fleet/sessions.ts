@@ -1,8 +1,10 @@
+import { hostname } from 'node:os'
 import type { HostConfig } from '../config/types.js'
 import { DeployerError } from '../errors.js'
+import { readProcessIdentity, readStartTicks } from '../release/actor.js'
 import type { Actor } from '../release/history.js'
 import { HostSession, LockHeldError } from '../release/host-session.js'
-import { describeHeldLock, type LockOwner, newLockOwner } from '../release/lock.js'
+import { describeHeldLock, judgeLockOwner, type LockOwner, newLockOwner } from '../release/lock.js'
 import { openTransport } from '../transport/index.js'
 import type { Transport } from '../transport/transport.js'
 import type { Reporter } from '../ui/events.js'
@@ -39,12 +41,12 @@ export async function withLocks<T>(
   now: () => Date = () => new Date(),
   options: { readState?: boolean } = {},
 ): Promise<T> {
-  const owner = newLockOwner(actor, command, now())
+  const owner = newLockOwner(actor, command, now(), readProcessIdentity())
   const results = await settleAll(sessions, sessions.length, async (session) => {
     let outcome = await session.tryLock(owner, options)
     for (let attempt = 0; !outcome.acquired; attempt++) {
       const holder = outcome.holder
-      const alive = holder ? isProcessAlive(holder.pid) : undefined
+      const alive = holder ? isLockOwnerAlive(holder) : undefined
       const report = describeHeldLock(
         session.name,
         session.layout.deployTo,
@@ -99,13 +101,11 @@ async function unlockAll(
   })
 }
 
-/** Whether a pid on this machine is still running (a lock taken here by a dead run is stale). */
-export function isProcessAlive(pid: number): boolean | undefined {
-  if (!Number.isSafeInteger(pid) || pid <= 0) return undefined
-  try {
-    process.kill(pid, 0)
-    return true
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM'
-  }
+/** Whether a lock's owner may still run; false only when provably gone (judgeLockOwner). */
+export function isLockOwnerAlive(owner: LockOwner): boolean | undefined {
+  return judgeLockOwner(
+    owner,
+    { machine: hostname(), process: readProcessIdentity() },
+    readStartTicks(owner.pid),
+  )
 }

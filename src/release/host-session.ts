@@ -15,6 +15,8 @@ import * as remote from './remote-commands.js'
 
 /** Separates the prepare step's own output from the previous manifest it prints. */
 const MANIFEST_MARK = '--deployer-manifest--'
+/** Separates the manifest from the list of files modified since publishing. */
+const MODIFIED_MARK = '--deployer-modified--'
 /** Separates the lock's answer from the state read right after it. */
 const STATE_MARK = '--deployer-state--'
 
@@ -115,20 +117,44 @@ export class HostSession {
   async prepare(
     release: number,
     from: number | null = null,
-  ): Promise<{ removedStale: string[]; previous: PreviousEntry[] | null }> {
+  ): Promise<{
+    removedStale: string[]
+    stuck: string[]
+    /** Files of release `from` edited, added or removed since it was published (a hotfix on the server). */
+    modified: string[]
+    previous: PreviousEntry[] | null
+  }> {
     const command = [
       remote.prepareCommand(this.layout, release),
-      ...(from === null ? [] : [`echo ${MANIFEST_MARK}`, remote.readManifestCommand(this.layout, from)]),
+      ...(from === null
+        ? []
+        : [
+            `echo ${MANIFEST_MARK}`,
+            remote.readManifestCommand(this.layout, from),
+            `echo ${MODIFIED_MARK}`,
+            remote.modifiedFilesCommand(this.layout, from),
+          ]),
     ]
     const output = await this.run(`preparing release ${release}`, command.join('\n'), {
       hint: `Check that ${this.layout.deployTo} is writable by the SSH user and the disk is not full.`,
     })
-    const [head = '', manifest] = output.split(`${MANIFEST_MARK}\n`)
+    const [head = '', rest] = output.split(`${MANIFEST_MARK}\n`)
+    const [manifest, modifiedText = ''] = rest === undefined ? [] : rest.split(`${MODIFIED_MARK}\n`)
+    const modified = modifiedText.split('\n').filter(Boolean)
     const removedStale = head
       .split('\n')
       .filter((line) => line.startsWith('removed-stale\t'))
       .map((line) => line.slice('removed-stale\t'.length))
-    return { removedStale, previous: manifest === undefined ? null : parseManifestFiles(manifest) }
+    const stuck = head
+      .split('\n')
+      .filter((line) => line.startsWith('stuck\t'))
+      .map((line) => line.slice('stuck\t'.length))
+    return {
+      removedStale,
+      stuck,
+      modified,
+      previous: manifest === undefined ? null : parseManifestFiles(manifest),
+    }
   }
 
   async upload(release: number, archive: Readable, signal?: AbortSignal): Promise<void> {
@@ -259,6 +285,7 @@ export class HostSession {
         "trap '' HUP PIPE",
         'set -e',
         ...files.map((file) => remote.writeFileCommand(posix.join(partial, file.path), file.content)),
+        remote.recordPublishedCommand(this.layout, release),
         remote.publishCommand(this.layout, release),
         remote.flipCommand(this.layout, release),
         remote.appendHistoryCommand(this.layout, event),
@@ -283,16 +310,40 @@ export class HostSession {
     )
   }
 
-  async removeReleases(releases: readonly number[]): Promise<number[]> {
-    if (releases.length === 0) return []
+  /**
+   * Deletes releases; `stuck` are those renamed to `.N.deleting` but not fully deleted (files another
+   * user owns): out of the release namespace, left for someone with the rights.
+   */
+  /** Files changed since publishing, by release (only releases with a change are listed). */
+  async modifiedReleases(releases: readonly number[]): Promise<Map<number, string[]>> {
+    const modified = new Map<number, string[]>()
+    if (releases.length === 0) return modified
+    const script = releases
+      .map(
+        (release) =>
+          `echo ${quote(`${MODIFIED_MARK}${release}`)}\n${remote.modifiedFilesCommand(this.layout, release, 20)}`,
+      )
+      .join('\n')
+    const output = await this.run('comparing releases with what was published', script)
+    for (const part of output.split(MODIFIED_MARK).slice(1)) {
+      const [number = '', ...paths] = part.split('\n').filter(Boolean)
+      if (paths.length > 0) modified.set(Number(number), paths)
+    }
+    return modified
+  }
+
+  async removeReleases(releases: readonly number[]): Promise<{ removed: number[]; stuck: number[] }> {
+    if (releases.length === 0) return { removed: [], stuck: [] }
     const output = await this.run(
       `deleting releases ${releases.join(', ')}`,
       remote.removeReleasesCommand(this.layout, releases),
     )
-    return output
-      .split('\n')
-      .filter((line) => line.startsWith('removed\t'))
-      .map((line) => Number(line.slice('removed\t'.length)))
+    const tagged = (tag: string) =>
+      output
+        .split('\n')
+        .filter((line) => line.startsWith(`${tag}\t`))
+        .map((line) => Number(line.slice(tag.length + 1)))
+    return { removed: tagged('removed'), stuck: tagged('stuck') }
   }
 
   async close(): Promise<void> {

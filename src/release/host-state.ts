@@ -10,6 +10,12 @@ export interface PublishedRelease {
   mtime: number
 }
 
+/** An entry of `releases/` that deployer did not make, with what it is. */
+export interface ForeignEntry {
+  name: string
+  type: 'file' | 'dir' | 'symlink' | 'other'
+}
+
 /** What one host reported about its `deploy_to`: the input of every decision. */
 export interface HostState {
   exists: boolean
@@ -23,6 +29,16 @@ export interface HostState {
   releases: PublishedRelease[]
   /** Numbers of `.N.partial` and `.N.deleting` entries (left by a killed run, or being built now). */
   unfinished: number[]
+  /**
+   * Numbers of `.N.deleting` entries: releases whose delete did not finish (a killed prune, or files
+   * another user owns that the SSH user cannot remove).
+   */
+  deleting: number[]
+  /**
+   * Entries of `releases/` that are not deployer's: files, symlinks, directories not named by a number
+   * (`7` as a file, `8` as a symlink, `tmp`, `3~`, `.4.swp`). Never counted, kept, pruned or rolled back to.
+   */
+  foreign: ForeignEntry[]
   sequence: number | null
   /** `undefined`: not locked; `null`: locked, owner unreadable. */
   lock: LockOwner | null | undefined
@@ -39,6 +55,8 @@ export function parseHostState(output: string): HostState {
     currentIsNotLink: false,
     releases: [],
     unfinished: [],
+    deleting: [],
+    foreign: [],
     sequence: null,
     lock: undefined,
     history: [],
@@ -76,8 +94,21 @@ export function parseHostState(output: string): HostState {
         break
       }
       case 'other': {
-        const match = /^\.(\d+)\.(partial|deleting)$/.exec(fields[0] ?? '')
-        if (match) state.unfinished.push(Number(match[1]))
+        const match = /^\.([1-9]\d*)\.(partial|deleting)$/.exec(fields[0] ?? '')
+        if (match) {
+          state.unfinished.push(Number(match[1]))
+          if (match[2] === 'deleting') state.deleting.push(Number(match[1]))
+        } else if (fields[0]) state.foreign.push({ name: fields[0], type: 'dir' })
+        break
+      }
+      case 'foreign': {
+        const type = fields[0]
+        const name = fields.slice(1).join('\t')
+        if (name)
+          state.foreign.push({
+            name,
+            type: type === 'file' || type === 'dir' || type === 'symlink' ? type : 'other',
+          })
         break
       }
       case 'history':

@@ -8,10 +8,54 @@ export interface LockOwner extends Actor {
   /** The deployer command holding it (`release`, `rollback`, `prune`). */
   command: string
   startedAt: string
+  /**
+   * Who exactly holds it: host name and pid repeat across containers and cloned VMs, so a lock is
+   * judged by the kernel's boot id, the pid namespace and the process's start time as well.
+   */
+  process?: ProcessIdentity
 }
 
-export function newLockOwner(actor: Actor, command: string, now: Date): LockOwner {
-  return { ...actor, token: randomBytes(12).toString('hex'), command, startedAt: now.toISOString() }
+/** A process, told apart from every other that had (or will have) its pid. */
+export interface ProcessIdentity {
+  /** /proc/sys/kernel/random/boot_id: changes at every boot, differs between VMs. */
+  bootId: string
+  /** readlink /proc/self/ns/pid: differs between containers sharing one kernel. */
+  pidNamespace: string
+  /** Field 22 of /proc/PID/stat (clock ticks after boot): a reused pid has another. */
+  startTicks: number
+}
+
+export function newLockOwner(
+  actor: Actor,
+  command: string,
+  now: Date,
+  process?: ProcessIdentity | null,
+): LockOwner {
+  return {
+    ...actor,
+    token: randomBytes(12).toString('hex'),
+    command,
+    startedAt: now.toISOString(),
+    ...(process ? { process } : {}),
+  }
+}
+
+/**
+ * Whether a lock's owner still runs, as far as this machine can prove: false only when the owner ran
+ * in this very kernel and pid namespace and its pid is gone or now names a process that started at
+ * another time. Anything else (another machine, a container or VM with the same host name, an owner
+ * without an identity) is undefined: the owner may be alive, and its lock is never broken by itself.
+ */
+export function judgeLockOwner(
+  owner: LockOwner,
+  here: { machine: string; process: ProcessIdentity | null },
+  startTicksOfPid: number | null,
+): boolean | undefined {
+  if (owner.machine !== here.machine || !owner.process || !here.process) return undefined
+  if (owner.process.bootId !== here.process.bootId) return undefined
+  if (owner.process.pidNamespace !== here.process.pidNamespace) return undefined
+  if (startTicksOfPid === null) return false
+  return startTicksOfPid === owner.process.startTicks
 }
 
 /** What a held lock means for the user: who holds it, for how long, and whether it looks abandoned. */

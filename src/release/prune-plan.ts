@@ -5,11 +5,12 @@ import { isGood } from './states.js'
 export interface Holder {
   pid: number
   command: string
-  via: 'cwd' | 'map' | 'boot'
+  /** `unseen`: a process whose cwd and maps could not be read, so it may use any release. */
+  via: 'cwd' | 'map' | 'boot' | 'unseen'
   path: string
 }
 
-export type KeepReason = 'current' | 'within-keep' | 'in-use' | 'recent-failed'
+export type KeepReason = 'current' | 'within-keep' | 'in-use' | 'recent-failed' | 'unproven'
 
 export interface PrunePlan {
   /** Releases to delete, oldest first. */
@@ -20,13 +21,16 @@ export interface PrunePlan {
 /**
  * Which releases may go. Keeps the newest `keep` good releases (current always among them), never
  * deletes `current` or a release a live process uses, and keeps failed releases newer than the oldest kept
- * good one (evidence for whoever investigates). Only good releases count toward `keep`.
+ * good one (evidence for whoever investigates). Only good releases count toward `keep`. Only what is
+ * proven unused goes: while `unseen` processes (that could not be inspected) run, every release that
+ * would go is kept (`unproven`) with them as its holders.
  */
 export function planPrune(
   releases: readonly ReleaseInfo[],
   current: number | null,
   keep: number,
   holders: ReadonlyMap<number, readonly Holder[]>,
+  unseen: readonly Holder[] = [],
 ): PrunePlan {
   if (!Number.isSafeInteger(keep) || keep < 1) throw new Error(`keep must be a positive integer, got ${keep}`)
   const newestFirst = [...releases].sort((a, b) => b.number - a.number)
@@ -47,6 +51,8 @@ export function planPrune(
     else if (using.length > 0) plan.kept.push({ number: release.number, reason: 'in-use', holders: using })
     else if (release.state === 'failed' && release.number > oldestKept)
       plan.kept.push({ number: release.number, reason: 'recent-failed', holders: using })
+    else if (unseen.length > 0)
+      plan.kept.push({ number: release.number, reason: 'unproven', holders: [...unseen] })
     else plan.remove.push(release.number)
   }
   return plan

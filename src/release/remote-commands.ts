@@ -27,10 +27,16 @@ export function inspectCommand(layout: Layout): string {
     `if [ -L "$d/current" ]; then printf 'current\\t%s\\n' "$(readlink "$d/current")"; elif [ -e "$d/current" ]; then echo 'current-not-link'; fi`,
     `if [ -f "$d/.deployer/sequence" ]; then printf 'sequence\\t%s\\n' "$(head -c 32 "$d/.deployer/sequence")"; fi`,
     `if [ -d "$d/.deployer/lock" ]; then printf 'lock\\t%s\\n' "$(head -c 4096 "$d/.deployer/lock/owner.json" 2>/dev/null | base64 | tr -d '\\n')"; fi`,
-    `if [ -d "$d/releases" ]; then for e in "$d"/releases/* "$d"/releases/.[0-9]*; do`,
-    `  [ -e "$e" ] || continue; n=\${e##*/}`,
-    `  case "$n" in *[!0-9]*) case "$n" in .*.partial|.*.deleting) printf 'other\\t%s\\n' "$n";; esac;;`,
-    `  *) printf 'release\\t%s\\t%s\\t%s\\n' "$n" "$(stat -c %Y "$e")" "$(head -c 128 "$e/REVISION" 2>/dev/null | head -n 1)";; esac`,
+    // Every entry, dotfiles too, with its type: only a real directory named N is a release. A file `7`,
+    // a symlink `8` pointing elsewhere, `tmp` or an editor's `3~` are someone else's (foreign entries).
+    `if [ -d "$d/releases" ]; then for e in "$d"/releases/* "$d"/releases/.[!.]* "$d"/releases/..?*; do`,
+    `  [ -e "$e" ] || [ -L "$e" ] || continue; n=\${e##*/}`,
+    `  if [ -L "$e" ]; then t=symlink; elif [ -d "$e" ]; then t=dir; elif [ -f "$e" ]; then t=file; else t=other; fi`,
+    `  case "$t:$n" in`,
+    `  dir:*[!0-9]*|dir:0*) case "$n" in .[1-9]*.partial|.[1-9]*.deleting) printf 'other\\t%s\\n' "$n";; *) printf 'foreign\\t%s\\t%s\\n' "$t" "$(printf '%s' "$n" | tr '\\n\\t' '??')";; esac;;`,
+    `  dir:*) printf 'release\\t%s\\t%s\\t%s\\n' "$n" "$(stat -c %Y "$e")" "$(head -c 128 "$e/REVISION" 2>/dev/null | head -n 1)";;`,
+    `  *) printf 'foreign\\t%s\\t%s\\n' "$t" "$(printf '%s' "$n" | tr '\\n\\t' '??')";;`,
+    `  esac`,
     `done; fi`,
     `if [ -f "$d/.deployer/history.jsonl" ]; then tail -n 5000 "$d/.deployer/history.jsonl" | sed 's/^/history\\t/'; fi`,
   ].join('\n')
@@ -81,7 +87,11 @@ export function prepareCommand(layout: Layout, release: number): string {
     `mkdir -p ${quote(layout.releases)} ${quote(layout.shared)} ${quote(layout.meta)}`,
     `printf '%s\\n' ${release} > ${quote(layout.sequence)}.tmp && mv -f ${quote(layout.sequence)}.tmp ${quote(layout.sequence)}`,
     `for stale in ${quote(layout.releases)}/.[0-9]*.partial ${quote(layout.releases)}/.[0-9]*.deleting; do`,
-    `  if [ -e "$stale" ]; then ${writableDirs('"$stale"')}; rm -rf -- "$stale"; printf 'removed-stale\\t%s\\n' "$stale"; fi`,
+    // One that cannot be removed (files another user owns) must not block every later release: it is
+    // reported and left for someone with the rights to remove it.
+    `  if [ -e "$stale" ]; then ${writableDirs('"$stale"')}`,
+    `    if rm -rf -- "$stale" 2>/dev/null; then printf 'removed-stale\\t%s\\n' "$stale"; else printf 'stuck\\t%s\\n' "$stale"; fi`,
+    '  fi',
     'done',
     `if [ -e ${quote(releasePath(layout, release))} ]; then echo "release ${release} already exists" >&2; exit 3; fi`,
     `mkdir ${quote(partial)}`,
@@ -100,6 +110,41 @@ function writableDirs(quotedPath: string): string {
 /** The manifest of a published release: what a repeat release compares its files with. */
 export function readManifestCommand(layout: Layout, release: number): string {
   return `cat ${quote(posix.join(releasePath(layout, release), '.deployer', 'manifest.json'))} 2>/dev/null || true`
+}
+
+/** Where a release keeps the identity of each of its files at publish time (see publishedListing). */
+export function publishedRecord(dir: string): string {
+  return posix.join(dir, '.deployer', 'published.tsv')
+}
+
+/**
+ * Inode, size, mtime and path of every regular file of a release (deployer's own `.deployer/` aside),
+ * sorted. Written beside the manifest right before publishing; compared later, it shows a file edited
+ * in place on the server (a hotfix) cheaply, without hashing. ctime is left out: the next release's hard
+ * link to a file changes its ctime, so it would flag every reused file.
+ */
+function publishedListing(dir: string): string {
+  return `( cd ${quote(dir)} && find . -type f ! -path './.deployer/*' -printf '%i %s %T@ %P\\n' | LC_ALL=C sort )`
+}
+
+/** Records the partial release's files (publishedListing); run right before it is published. */
+export function recordPublishedCommand(layout: Layout, release: number): string {
+  const partial = partialPath(layout, release)
+  return `mkdir -p ${quote(posix.join(partial, '.deployer'))} && ${publishedListing(partial)} > ${quote(publishedRecord(partial))}`
+}
+
+/**
+ * Prints the path of every file of release N changed, added or removed since it was published (lines
+ * that differ from its record), at most `limit`; nothing when it has no record (an older release).
+ */
+export function modifiedFilesCommand(layout: Layout, release: number, limit = 1000): string {
+  const dir = releasePath(layout, release)
+  const record = quote(publishedRecord(dir))
+  return [
+    `if [ -f ${record} ]; then`,
+    `  ${publishedListing(dir)} | LC_ALL=C comm -3 ${record} - | sed 's/^\\t//' | cut -d' ' -f4- | LC_ALL=C sort -u | head -n ${limit}`,
+    'fi',
+  ].join('\n')
 }
 
 /**
@@ -254,16 +299,25 @@ export function flipCommand(layout: Layout, release: number): string {
   const temporary = posix.join(layout.deployTo, `.current.${release}.tmp`)
   return [
     'set -e',
-    `test -d ${quote(releasePath(layout, release))}`,
+    // A real directory: a symlink named N (someone else's) is never made current.
+    `test -d ${quote(releasePath(layout, release))} && test ! -L ${quote(releasePath(layout, release))}`,
     `rm -f -- ${quote(temporary)}`,
     `ln -s ${quote(currentTarget(release))} ${quote(temporary)}`,
     `mv -T -f -- ${quote(temporary)} ${quote(layout.current)}`,
   ].join('\n')
 }
 
-/** Appends one event to the host's history; a single write of one line, so lines never interleave. */
+/**
+ * Appends one event to the host's history; a single write of one line, so lines never interleave.
+ * After a torn last line (a full disk, a killed run) a newline goes first, so the event starts a line of
+ * its own instead of being glued to the torn one and lost with it.
+ */
 export function appendHistoryCommand(layout: Layout, event: HistoryEvent): string {
-  return `mkdir -p ${quote(layout.meta)} && printf '%s\\n' ${quote(serializeEvent(event))} >> ${quote(layout.history)}`
+  const history = quote(layout.history)
+  return [
+    `mkdir -p ${quote(layout.meta)}`,
+    `{ if [ -s ${history} ] && [ -n "$(tail -c 1 ${history})" ]; then printf '\\n%s\\n' ${quote(serializeEvent(event))}; else printf '%s\\n' ${quote(serializeEvent(event))}; fi; } >> ${history}`,
+  ].join(' && ')
 }
 
 /** Removes an unpublished partial release (a failed or interrupted build). */
@@ -284,7 +338,10 @@ export function removeReleasesCommand(layout: Layout, releases: readonly number[
     const deleting = guardedPath(layout, deletingPath(layout, release))
     lines.push(
       `if [ "$(readlink ${quote(layout.current)} 2>/dev/null)" = ${quote(currentTarget(release))} ]; then echo "release ${release} is current" >&2; exit 5; fi`,
-      `if [ -d ${quote(final)} ]; then mv -T -- ${quote(final)} ${quote(deleting)}; ${writableDirs(quote(deleting))}; rm -rf -- ${quote(deleting)}; printf 'removed\\t%s\\n' ${release}; fi`,
+      `if [ -d ${quote(final)} ] && [ ! -L ${quote(final)} ]; then mv -T -- ${quote(final)} ${quote(deleting)}; ${writableDirs(quote(deleting))}`,
+      // Files another user owns stay: the release is out of the namespace (.N.deleting) and reported.
+      `  if rm -rf -- ${quote(deleting)} 2>/dev/null; then printf 'removed\\t%s\\n' ${release}; else printf 'stuck\\t%s\\n' ${release}; fi`,
+      'fi',
     )
   }
   return lines.join('\n')

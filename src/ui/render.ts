@@ -86,6 +86,11 @@ export function renderPrune(outcomes: readonly PruneOutcome[], dryRun: boolean):
     for (const kept of outcome.kept.filter((entry) => entry.reason === 'in-use')) {
       lines.push(`  kept ${kept.number}: in use by ${describeHolders(kept.holders)}`)
     }
+    for (const kept of outcome.kept.filter((entry) => entry.reason === 'unproven')) {
+      lines.push(`  kept ${kept.number}: not proven unused (${describeHolders(kept.holders)})`)
+    }
+    for (const number of outcome.stuck ?? [])
+      lines.push(`  could not fully delete ${number}: left as releases/.${number}.deleting`)
   }
   return lines.join('\n')
 }
@@ -104,9 +109,19 @@ export function renderReleases(hosts: readonly HostReleases[]): string {
       lines.push(
         `  ${mark} ${String(release.number).padStart(4)}  ${release.state.padEnd(11)}  ${release.time.replace('T', ' ').slice(0, 19)}  ${release.revision}`,
       )
+      if (release.modified)
+        lines.push(`          modified after publishing: ${release.modified.slice(0, 5).join(', ')}`)
     }
-    for (const number of host.unfinished)
+    for (const number of host.unfinished.filter((number) => !host.deleting.includes(number)))
       lines.push(`    ${String(number).padStart(4)}  unfinished (being built, or left by a killed run)`)
+    for (const number of host.deleting)
+      lines.push(
+        `    ${String(number).padStart(4)}  half-deleted (releases/.${number}.deleting: files the SSH user may not remove)`,
+      )
+    for (const entry of host.foreign)
+      lines.push(
+        `          foreign ${entry.type} releases/${entry.name} (not a release: never counted, pruned or rolled back to)`,
+      )
   }
   return lines.join('\n')
 }

@@ -105,6 +105,8 @@ export const LISTED_HOSTS: HostReleases[] = [
     deployTo: '/srv/shop',
     current: 12,
     unfinished: [],
+    deleting: [],
+    foreign: [],
     locked: false,
     releases: [
       { number: 11, revision: 'a', time: '2025-01-01T00:00:00Z', state: 'previous', current: false },
@@ -116,6 +118,8 @@ export const LISTED_HOSTS: HostReleases[] = [
     deployTo: '/srv/shop',
     current: 12,
     unfinished: [],
+    deleting: [],
+    foreign: [],
     locked: true,
     releases: [{ number: 12, revision: 'b', time: '2025-01-02T00:00:00Z', state: 'live', current: true }],
   },

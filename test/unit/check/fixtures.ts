@@ -51,6 +51,8 @@ export function hostState(change: Partial<HostState> = {}): HostState {
       { number: 3, mtime: 1_700_000_100, revision: 'abc2' },
     ],
     unfinished: [],
+    deleting: [],
+    foreign: [],
     sequence: 3,
     lock: undefined,
     history: [],

@@ -1,5 +1,12 @@
 import { expect } from 'chai'
-import { describeHeldLock, formatAge, type LockOwner } from '../../../src/release/lock.js'
+import { parseStartTicks, readProcessIdentity } from '../../../src/release/actor.js'
+import {
+  describeHeldLock,
+  formatAge,
+  judgeLockOwner,
+  type LockOwner,
+  type ProcessIdentity,
+} from '../../../src/release/lock.js'
 
 const owner: LockOwner = {
   user: 'alice',
@@ -45,4 +52,50 @@ describe('describeHeldLock', () => {
   ]
   for (const [seconds, text] of ages)
     it(`formats ${seconds}s as ${text}`, () => expect(formatAge(seconds)).to.equal(text))
+})
+
+describe('judgeLockOwner', () => {
+  const identity = { bootId: 'boot-a', pidNamespace: 'pid:[1]', startTicks: 500 }
+  const held: LockOwner = { ...owner, process: identity }
+  const here: { machine: string; process: ProcessIdentity | null } = {
+    machine: 'laptop',
+    process: { ...identity, startTicks: 900 },
+  }
+  const cases: [string, LockOwner, typeof here, number | null, boolean | undefined][] = [
+    ['its pid is gone in this kernel and namespace', held, here, null, false],
+    ['its pid now names a process that started at another time', held, here, 777, false],
+    ['its pid runs with its start time', held, here, 500, true],
+    ['another machine', held, { ...here, machine: 'ci-runner' }, null, undefined],
+    [
+      'the same host name after a reboot or in a cloned VM',
+      held,
+      { ...here, process: { ...identity, bootId: 'boot-b' } },
+      null,
+      undefined,
+    ],
+    [
+      'the same host name in another container',
+      held,
+      { ...here, process: { ...identity, pidNamespace: 'pid:[2]' } },
+      null,
+      undefined,
+    ],
+    ['a lock without an identity (an older deployer)', owner, here, null, undefined],
+    ['a machine without /proc', held, { machine: 'laptop', process: null }, null, undefined],
+  ]
+  for (const [name, lockOwner, machine, ticks, expected] of cases)
+    it(`judges the owner ${expected === false ? 'gone' : expected ? 'alive' : 'possibly alive'}: ${name}`, () =>
+      expect(judgeLockOwner(lockOwner, machine, ticks)).to.equal(expected))
+
+  it('reads the start time after a command with spaces and parentheses', () => {
+    const stat = `42 (ruby (x) y) S ${Array.from({ length: 18 }, (_, index) => index + 4).join(' ')} 123456 0 0`
+    expect(parseStartTicks(stat)).to.equal(123456)
+  })
+
+  it("reads this process's identity from /proc", () => {
+    const mine = readProcessIdentity()
+    expect(mine?.bootId).to.match(/^[0-9a-f-]{36}$/)
+    expect(mine?.pidNamespace).to.match(/^pid:\[\d+\]$/)
+    expect(mine?.startTicks).to.be.a('number')
+  })
 })

@@ -13,6 +13,7 @@ describe('planPrune', () => {
     current: number | null
     keep: number
     holders?: [number, Holder[]][]
+    unseen?: Holder[]
     remove: number[]
     kept?: [number, string][]
   }[] = [
@@ -69,6 +70,20 @@ describe('planPrune', () => {
       remove: [],
     },
     {
+      name: 'removes nothing while a process it could not inspect runs, keeping each as unproven',
+      releases: releases([1, 'previous'], [2, 'failed'], [3, 'previous'], [4, 'live']),
+      current: 4,
+      keep: 2,
+      unseen: [{ pid: 7, command: 'puma (user www-data)', via: 'unseen', path: '?' }],
+      remove: [],
+      kept: [
+        [1, 'unproven'],
+        [2, 'unproven'],
+        [3, 'within-keep'],
+        [4, 'current'],
+      ],
+    },
+    {
       name: 'keeps the newest good releases when current is missing',
       releases: releases([1, 'previous'], [2, 'previous'], [3, 'previous']),
       current: null,
@@ -83,6 +98,7 @@ describe('planPrune', () => {
         testCase.current,
         testCase.keep,
         new Map(testCase.holders ?? []),
+        testCase.unseen,
       )
       expect(plan.remove).to.deep.equal(testCase.remove)
       if (testCase.kept)
