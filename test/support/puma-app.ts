@@ -1,7 +1,8 @@
-import type { ChildProcess } from 'node:child_process'
+import { type ChildProcess, execFile } from 'node:child_process'
 import { mkdir, readFile, writeFile } from 'node:fs/promises'
 import { get } from 'node:http'
 import { join } from 'node:path'
+import { promisify } from 'node:util'
 import type { Workspace } from './fixture.js'
 import type { TestSshd } from './sshd.js'
 import { waitFor } from './wait.js'
@@ -79,6 +80,10 @@ export interface PumaConfigOptions {
   healthExpect?: string
   /** `install.command`; no install section without it. */
   install?: string
+  /** `install.check` (with `install`). */
+  installCheck?: string
+  /** `install.vendor` (with `install`): seeded from the previous release. */
+  installVendor?: string
 }
 
 /** deployer.yml for the Puma app: server, health and shared sections over the test sshd. */
@@ -117,6 +122,10 @@ export async function writePumaConfig(
     `  expect: ${JSON.stringify(options.healthExpect ?? 'release={release} ')}`,
     `  timeout: ${options.healthTimeout ?? '30s'}`,
     ...(options.install ? ['install:', `  command: ${JSON.stringify(options.install)}`] : []),
+    ...(options.install && options.installCheck ? [`  check: ${JSON.stringify(options.installCheck)}`] : []),
+    ...(options.install && options.installVendor
+      ? [`  vendor: ${JSON.stringify(options.installVendor)}`]
+      : []),
   ]
   await writeFile(ws.config, `${lines.join('\n')}\n`)
 }
@@ -141,6 +150,20 @@ export async function answers(port: number, count = 20): Promise<string[]> {
   const bodies: string[] = []
   for (let i = 0; i < count; i++) bodies.push(await fetchApp(port))
   return bodies
+}
+
+/** Cluster `/stats` from the fixture's control app (its socket under shared/), as Puma writes it. */
+export async function pumaStats(
+  ws: Workspace,
+): Promise<{ started_at: string; phase: number; worker_status: { pid: number }[] }> {
+  const socket = join(ws.deployTo, 'shared/tmp/sockets/pumactl.sock')
+  const { stdout } = await promisify(execFile)('curl', [
+    '-s',
+    '--unix-socket',
+    socket,
+    `http://x/stats?token=${PUMA_TOKEN}`,
+  ])
+  return JSON.parse(stdout)
 }
 
 export async function masterPid(ws: Workspace): Promise<number> {
