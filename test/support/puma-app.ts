@@ -3,6 +3,7 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises'
 import { get } from 'node:http'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
+import { BUNDLED_INSTALL, BUNDLED_START, bundlePuma, type PumaVersion } from './bundled-puma.js'
 import type { Workspace } from './fixture.js'
 import type { TestSshd } from './sshd.js'
 import { waitFor } from './wait.js'
@@ -32,6 +33,13 @@ export interface PumaAppOptions {
    * client, while with the default a stopping worker resets a few (bench/zero-downtime.ts).
    */
   queueRequests?: boolean
+  /**
+   * Bundle this Puma version in the app (Gemfile, vendor/cache, prebuilt vendor/bundle; see bundled-puma.ts)
+   * instead of running Debian's `puma` outside Bundler. Pair with the same option of writePumaConfig.
+   */
+  bundledPuma?: PumaVersion
+  /** Extra lines appended to config/puma.rb. */
+  extraConfig?: string[]
 }
 
 /**
@@ -64,9 +72,11 @@ export async function writePumaApp(ws: Workspace, options: PumaAppOptions): Prom
     options.defaultTimings ? '' : 'worker_shutdown_timeout 5',
     options.defaultTimings ? '' : 'worker_check_interval 1',
     options.queueRequests === false ? 'queue_requests false' : '',
+    ...(options.extraConfig ?? []),
     '',
   ].join('\n')
   await writeFile(join(ws.source, 'config', 'puma.rb'), pumaRb)
+  if (options.bundledPuma) await bundlePuma(ws.source, options.bundledPuma)
   if (options.rubyVersion) await writeFile(join(ws.source, '.ruby-version'), `${options.rubyVersion}\n`)
   if (options.gemfileLock) await writeFile(join(ws.source, 'Gemfile.lock'), options.gemfileLock)
 }
@@ -78,12 +88,14 @@ export interface PumaConfigOptions {
   healthTimeout?: string
   /** `health.expect` (default `release={release} `, which the app's answers contain). */
   healthExpect?: string
-  /** `install.command`; no install section without it. */
+  /** `install.command`; no install section without it (a bundled Puma defaults to `bundle install --local`). */
   install?: string
-  /** `install.check` (with `install`). */
+  /** `install.check` (with an install command). */
   installCheck?: string
-  /** `install.vendor` (with `install`): seeded from the previous release. */
+  /** `install.vendor` (with an install command): seeded from the previous release. */
   installVendor?: string
+  /** The app bundles Puma (writePumaApp's option): start it with `bundle exec puma`. */
+  bundledPuma?: PumaVersion
 }
 
 /** deployer.yml for the Puma app: server, health and shared sections over the test sshd. */
@@ -92,9 +104,9 @@ export async function writePumaConfig(
   sshd: TestSshd,
   options: PumaConfigOptions,
 ): Promise<void> {
-  const start = options.envFile
-    ? `set -a; . ${options.envFile}; set +a; exec puma -C config/puma.rb`
-    : 'exec puma -C config/puma.rb'
+  const puma = options.bundledPuma ? BUNDLED_START : 'puma -C config/puma.rb'
+  const start = options.envFile ? `set -a; . ${options.envFile}; set +a; exec ${puma}` : `exec ${puma}`
+  const install = options.install ?? (options.bundledPuma ? BUNDLED_INSTALL : undefined)
   const lines = [
     'app: itest',
     `source: ${JSON.stringify(ws.source)}`,
@@ -121,11 +133,9 @@ export async function writePumaConfig(
     `  url: http://127.0.0.1:${options.port}/`,
     `  expect: ${JSON.stringify(options.healthExpect ?? 'release={release} ')}`,
     `  timeout: ${options.healthTimeout ?? '30s'}`,
-    ...(options.install ? ['install:', `  command: ${JSON.stringify(options.install)}`] : []),
-    ...(options.install && options.installCheck ? [`  check: ${JSON.stringify(options.installCheck)}`] : []),
-    ...(options.install && options.installVendor
-      ? [`  vendor: ${JSON.stringify(options.installVendor)}`]
-      : []),
+    ...(install ? ['install:', `  command: ${JSON.stringify(install)}`] : []),
+    ...(install && options.installCheck ? [`  check: ${JSON.stringify(options.installCheck)}`] : []),
+    ...(install && options.installVendor ? [`  vendor: ${JSON.stringify(options.installVendor)}`] : []),
   ]
   await writeFile(ws.config, `${lines.join('\n')}\n`)
 }
