@@ -1,9 +1,10 @@
 import { execFile, spawn } from 'node:child_process'
 import { createHash } from 'node:crypto'
-import { cp, mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises'
+import { cp, mkdir, mkdtemp, readFile, rename, rm, stat, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
-import { join } from 'node:path'
+import { dirname, join } from 'node:path'
 import { promisify } from 'node:util'
+import { type PumaVersion, prebuiltBundle } from './bundled-puma.js'
 import type { Workspace } from './fixture.js'
 import { type PumaAppOptions, writePumaApp } from './puma-app.js'
 
@@ -74,66 +75,112 @@ export const BUNDLE_BOOT_RB = [
 const BUNDLE_CONFIG = '---\nBUNDLE_DEPLOYMENT: "true"\nBUNDLE_PATH: "vendor/bundle"\n'
 
 export interface BigGemfile {
-  /** Holds Gemfile, Gemfile.lock and vendor/cache/*.gem (and an installed vendor/bundle, not to copy). */
+  /**
+   * Holds Gemfile, Gemfile.lock, vendor/cache/*.gem and the installed vendor/bundle: the ballast gems,
+   * plus Puma and nio4r when Puma is bundled.
+   */
   dir: string
+  /** The bundled Puma version; undefined for Debian's Puma run outside Bundler. */
+  bundledPuma?: PumaVersion
   /** Wall-clock seconds one boot (Bundler.setup + Bundler.require) took in the sanity check. */
   bootSeconds: number
 }
 
-let prepared: Promise<BigGemfile> | undefined
+let ballast: Promise<string> | undefined
+const variants = new Map<string, Promise<BigGemfile>>()
 
 /**
- * Builds the gems once per run (and reuses a complete build of the same generator from an earlier run),
- * installs them next to them, and checks that one boot really takes MIN_BOOT_SECONDS or more.
+ * The big bundle, alone (Debian's Puma runs outside Bundler) or with Puma `bundledPuma` in it: the gems
+ * are generated once per run (a complete earlier build of the same generator is reused), each variant
+ * installed once, and one boot checked to take MIN_BOOT_SECONDS or more.
  */
-export function prepareBigGemfile(): Promise<BigGemfile> {
-  prepared ??= build().catch((error) => {
-    prepared = undefined
-    throw error
-  })
-  return prepared
+export function prepareBigGemfile(bundledPuma?: PumaVersion): Promise<BigGemfile> {
+  const key = bundledPuma ?? 'debian'
+  let variant = variants.get(key)
+  if (!variant) {
+    variant = buildVariant(bundledPuma)
+    variants.set(key, variant)
+    variant.catch(() => variants.delete(key))
+  }
+  return variant
 }
 
-async function build(): Promise<BigGemfile> {
-  const key = createHash('sha256')
-    .update(GENERATOR_RB)
-    .update(JSON.stringify(BALLAST))
-    .digest('hex')
-    .slice(0, 12)
-  const dir = join(tmpdir(), `deployer-big-gemfile-${key}`)
-  const done = join(dir, '.complete')
-  if (!(await exists(done))) {
-    const partial = `${dir}.partial-${process.pid}`
-    await rm(partial, { recursive: true, force: true })
-    await mkdir(partial, { recursive: true })
-    await run(
-      'ruby',
-      [
-        '-e',
-        GENERATOR_RB,
-        partial,
-        String(BALLAST.gems),
-        String(BALLAST.filesPerGem),
-        String(BALLAST.methodsPerFile),
-      ],
-      { maxBuffer: 16 * 1024 * 1024 },
-    )
+const GENERATOR_KEY = createHash('sha256')
+  .update(GENERATOR_RB)
+  .update(JSON.stringify(BALLAST))
+  .digest('hex')
+  .slice(0, 12)
+
+/** The ballast gems in `<dir>/vendor/cache` and their Gemfile lines in `<dir>/Gemfile`. */
+function ballastGems(): Promise<string> {
+  ballast ??= cached(`deployer-big-gemfile-${GENERATOR_KEY}`, async (dir) => {
+    const counts = [BALLAST.gems, BALLAST.filesPerGem, BALLAST.methodsPerFile].map(String)
+    await run('ruby', ['-e', GENERATOR_RB, dir, ...counts], { maxBuffer: 16 * 1024 * 1024 })
+  }).catch((error) => {
+    ballast = undefined
+    throw error
+  })
+  return ballast
+}
+
+async function buildVariant(bundledPuma: PumaVersion | undefined): Promise<BigGemfile> {
+  const gems = await ballastGems()
+  const puma = bundledPuma ? await prebuiltBundle(bundledPuma) : undefined
+  const name = `deployer-big-gemfile-${GENERATOR_KEY}-${bundledPuma ? `puma-${bundledPuma}` : 'debian'}`
+  const dir = await cached(name, async (dir) => {
+    const ballastLines = (await readFile(join(gems, 'Gemfile'), 'utf8')).split('\n').slice(1).join('\n')
+    const pumaLine = bundledPuma ? `gem "puma", "${bundledPuma}"\n` : ''
+    await writeFile(join(dir, 'Gemfile'), `source "https://rubygems.org"\n${pumaLine}${ballastLines}`)
+    await cp(join(gems, 'vendor', 'cache'), join(dir, 'vendor', 'cache'), { recursive: true })
+    if (puma) {
+      await cp(join(puma, 'vendor', 'cache'), join(dir, 'vendor', 'cache'), { recursive: true })
+      // Puma's compiled extension comes along, so nothing compiles again.
+      await run('cp', ['-al', join(puma, 'vendor', 'bundle'), join(dir, 'vendor', 'bundle')])
+    }
     // Without the deployment setting, this resolves from vendor/cache alone and writes the Gemfile.lock.
     await run('bundle', ['install', '--local', '--quiet'], {
-      cwd: partial,
-      env: { ...process.env, BUNDLE_PATH: 'vendor/bundle', BUNDLE_APP_CONFIG: join(partial, '.bundle') },
+      cwd: dir,
+      env: bundleEnv(dir, { BUNDLE_PATH: 'vendor/bundle' }),
       maxBuffer: 16 * 1024 * 1024,
     })
-    await rm(dir, { recursive: true, force: true })
-    await rename(partial, dir)
-    await writeFile(done, new Date().toISOString())
-  }
+    await mkdir(join(dir, '.bundle'))
+    await writeFile(join(dir, '.bundle', 'config'), BUNDLE_CONFIG)
+    await run('chmod', ['-R', 'a+rX', dir])
+  })
   const bootSeconds = await timeBoot(dir)
   if (bootSeconds < MIN_BOOT_SECONDS)
     throw new Error(
       `The big-Gemfile app booted in ${bootSeconds.toFixed(2)} s, under the ${MIN_BOOT_SECONDS} s it must take: raise BALLAST in test/support/big-gemfile.ts.`,
     )
-  return { dir, bootSeconds }
+  return { dir, bundledPuma, bootSeconds }
+}
+
+/**
+ * `tmpdir()/name`, made by `make` into a scratch dir renamed into place once complete (parallel test
+ * processes: the first rename wins), or as an earlier run left it complete.
+ */
+async function cached(name: string, make: (dir: string) => Promise<void>): Promise<string> {
+  const dir = join(tmpdir(), name)
+  if (await exists(join(dir, '.complete'))) return dir
+  const scratch = await mkdtemp(join(tmpdir(), `.${name}-`))
+  try {
+    await make(scratch)
+    await writeFile(join(scratch, '.complete'), new Date().toISOString())
+    await rm(dir, { recursive: true, force: true })
+    await rename(scratch, dir).catch((error: NodeJS.ErrnoException) => {
+      if (error.code !== 'ENOTEMPTY' && error.code !== 'EEXIST') throw error
+    })
+  } finally {
+    await rm(scratch, { recursive: true, force: true })
+  }
+  return dir
+}
+
+/** Bundler's environment for `dir` alone, whatever the caller's BUNDLE_* say. */
+function bundleEnv(dir: string, extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = { ...process.env, ...extra, BUNDLE_GEMFILE: join(dir, 'Gemfile') }
+  env.BUNDLE_APP_CONFIG = join(dir, '.bundle')
+  return env
 }
 
 /** Wall-clock seconds of one Ruby process that sets up the bundle in `dir` and requires every gem. */
@@ -142,7 +189,7 @@ async function timeBoot(dir: string): Promise<number> {
   await new Promise<void>((resolve, reject) => {
     const child = spawn('ruby', ['-e', BUNDLE_BOOT_RB], {
       cwd: dir,
-      env: { ...process.env, BUNDLE_PATH: 'vendor/bundle', BUNDLE_APP_CONFIG: join(dir, '.bundle') },
+      env: bundleEnv(dir),
       stdio: ['ignore', 'ignore', 'pipe'],
     })
     let stderr = ''
@@ -158,28 +205,35 @@ async function timeBoot(dir: string): Promise<number> {
 }
 
 /**
- * Writes the Puma app of writePumaApp whose config.ru first loads the big Gemfile: Gemfile, Gemfile.lock,
- * the gems in vendor/cache and a deployment .bundle/config, so `bundle install --local` (or `bundle check`
- * over a reused vendor/bundle) works offline on the host. Each worker boot then takes seconds.
+ * Writes the Puma app of writePumaApp whose config.ru first loads the big Gemfile, shipped as production
+ * apps ship theirs: Gemfile, Gemfile.lock, the gems in vendor/cache, a deployment .bundle/config and the
+ * installed vendor/bundle, so `bundle install --local` on the host is quick and offline. With
+ * `bundledPuma`, Puma is in that Gemfile and starts with `bundle exec puma` (writePumaConfig's option of
+ * the same name), so the master too sets up the whole bundle on every start and hot restart.
  */
 export async function writeSlowBootApp(ws: Workspace, options: PumaAppOptions): Promise<BigGemfile> {
-  const gems = await prepareBigGemfile()
-  await writePumaApp(ws, options)
+  const gems = await prepareBigGemfile(options.bundledPuma)
+  // A worker boot takes minutes on a machine this busy; Puma's default would kill it after 60 s.
+  await writePumaApp(ws, {
+    ...options,
+    extraConfig: ['worker_boot_timeout 900', ...(options.extraConfig ?? [])],
+  })
   const configRu = join(ws.source, 'config.ru')
   await writeFile(configRu, `${BUNDLE_BOOT_RB}\n${await readFile(configRu, 'utf8')}`)
-  for (const file of ['Gemfile', 'Gemfile.lock']) await cp(join(gems.dir, file), join(ws.source, file))
+  for (const file of ['Gemfile', 'Gemfile.lock', '.bundle/config']) {
+    await mkdir(dirname(join(ws.source, file)), { recursive: true })
+    await cp(join(gems.dir, file), join(ws.source, file))
+  }
   await cp(join(gems.dir, 'vendor', 'cache'), join(ws.source, 'vendor', 'cache'), { recursive: true })
-  await mkdir(join(ws.source, '.bundle'), { recursive: true })
-  await writeFile(join(ws.source, '.bundle', 'config'), BUNDLE_CONFIG)
+  const bundle = join(ws.source, 'vendor', 'bundle')
+  // Hardlinked (bundlePuma may have linked Puma's smaller bundle here): the same inodes each release.
+  await rm(bundle, { recursive: true, force: true })
+  await run('cp', ['-al', join(gems.dir, 'vendor', 'bundle'), bundle])
   return gems
 }
 
-/** The install section for the slow-booting app: offline, reusing the previous release's gems. */
-export const SLOW_BOOT_INSTALL = {
-  install: 'bundle install --local --quiet',
-  installCheck: 'bundle check',
-  installVendor: 'vendor/bundle',
-} as const
+/** install.command for the slow-booting app: checks the shipped bundle, offline. */
+export const SLOW_BOOT_INSTALL = 'bundle install --local --quiet'
 
 async function exists(path: string): Promise<boolean> {
   return stat(path).then(

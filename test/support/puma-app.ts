@@ -163,9 +163,11 @@ export async function answers(port: number, count = 20): Promise<string[]> {
 }
 
 /** Cluster `/stats` from the fixture's control app (its socket under shared/), as Puma writes it. */
-export async function pumaStats(
-  ws: Workspace,
-): Promise<{ started_at: string; phase: number; worker_status: { pid: number }[] }> {
+export async function pumaStats(ws: Workspace): Promise<{
+  started_at: string
+  phase: number
+  worker_status: { pid: number; phase: number; booted: boolean }[]
+}> {
   const socket = join(ws.deployTo, 'shared/tmp/sockets/pumactl.sock')
   const { stdout } = await promisify(execFile)('curl', [
     '-s',
