@@ -77,7 +77,8 @@ export class RemoteCommandError extends DeployerError {
     result: { code: number | null; stdout: string; stderr: string },
     options: { exitCode?: ExitCodeValue; hint?: string; because?: string } = {},
   ) {
-    const tail = lastLines(result.stderr || result.stdout, 20)
+    // Both ends: Rails and rake print the exception first and a long backtrace after it.
+    const tail = headAndTail(result.stderr || result.stdout, 10, 20)
     const because = options.because ? ` because ${options.because}` : ''
     super(
       `Host ${host}: ${what} failed (exit ${result.code ?? 'signal'})${because}${tail ? `:\n${indent(tail)}` : '.'}`,
@@ -114,6 +115,14 @@ export class InterruptedError extends DeployerError {
 export function lastLines(text: string, count: number): string {
   const lines = text.trimEnd().split('\n')
   return lines.slice(-count).join('\n')
+}
+
+/** The first `head` and last `tail` lines, with a line saying how many were left out between them. */
+export function headAndTail(text: string, head: number, tail: number): string {
+  const lines = text.trimEnd().split('\n')
+  if (lines.length <= head + tail + 1) return lines.join('\n')
+  const omitted = lines.length - head - tail
+  return [...lines.slice(0, head), `… (${omitted} lines left out) …`, ...lines.slice(-tail)].join('\n')
 }
 
 function indent(text: string): string {

@@ -245,7 +245,10 @@ const SERVER_KEYS = [
   'start',
   'full_restart',
   'env_files',
+  'restart_timeout',
 ] as const
+const ENV_FILE_KEYS = ['path', 'loaded_by'] as const
+const ENV_LOADERS = ['process_manager', 'puma'] as const
 const HEALTH_KEYS = ['url', 'expect', 'timeout'] as const
 const HOST_KEYS = ['name', 'ssh', 'deploy_to', 'port', 'user'] as const
 /** Sections whose keys are sometimes written at the top level by mistake (`known_hosts:` instead of under `ssh:`). */
@@ -556,7 +559,8 @@ function readServer(ctx: Ctx, field: Field | undefined): ServerSettings | undefi
   const controlToken = readText(ctx, optional(fields, 'control_token'))
   const start = readText(ctx, optional(fields, 'start'))
   const fullRestart = readText(ctx, optional(fields, 'full_restart'))
-  const envFiles = readTexts(ctx, optional(fields, 'env_files'))
+  const envFiles = readEnvFiles(ctx, optional(fields, 'env_files'))
+  const restartTimeout = readDuration(ctx, optional(fields, 'restart_timeout'))
   return {
     kind: readEnum(ctx, optional(fields, 'kind'), SERVER_KINDS) ?? 'puma',
     config: (config && relativePath(ctx, config)) ?? 'config/puma.rb',
@@ -566,8 +570,40 @@ function readServer(ctx: Ctx, field: Field | undefined): ServerSettings | undefi
     restart: readEnum(ctx, optional(fields, 'restart'), RESTARTS) ?? 'auto',
     ...(start ? { start: start.value } : {}),
     ...(fullRestart ? { fullRestart: fullRestart.value } : {}),
-    envFiles: (envFiles ?? []).map((text) => hostPath(ctx, text) ?? ''),
+    envFiles: (envFiles ?? []).filter((file) => file.loadedBy === 'process_manager').map((file) => file.path),
+    pumaEnvFiles: (envFiles ?? []).filter((file) => file.loadedBy === 'puma').map((file) => file.path),
+    ...(restartTimeout === undefined ? {} : { restartTimeout }),
   }
+}
+
+/**
+ * `server.env_files`: each a path (the process manager loads it: systemd EnvironmentFile, the start
+ * command) or `{ path, loaded_by: puma }` for a file puma.rb loads itself (dotenv), which a hot restart
+ * re-reads. A change to the first kind needs a full restart, to the second a hot one.
+ */
+function readEnvFiles(
+  ctx: Ctx,
+  field: Field | undefined,
+): { path: string; loadedBy: (typeof ENV_LOADERS)[number] }[] | undefined {
+  if (!field) return undefined
+  const node = deref(ctx, field.node)
+  if (!isSeq(node)) {
+    report(ctx, field, `must be a list, not ${describe(node)} (write [a, b] or one "- item" per line)`)
+    return undefined
+  }
+  return node.items.map((item, index) => {
+    const entry = { node: item, path: `${field.path}[${index}]`, offset: offsetOf(item, field.offset) }
+    if (!isMap(deref(ctx, item))) {
+      const text = readText(ctx, entry)
+      return { path: (text && hostPath(ctx, text)) ?? '', loadedBy: 'process_manager' as const }
+    }
+    const fields = readMap(ctx, entry, ENV_FILE_KEYS)
+    const text = readText(ctx, required(ctx, fields, 'path', entry))
+    return {
+      path: (text && hostPath(ctx, text)) ?? '',
+      loadedBy: readEnum(ctx, optional(fields, 'loaded_by'), ENV_LOADERS) ?? 'process_manager',
+    }
+  })
 }
 
 function readHealth(ctx: Ctx, field: Field | undefined): HealthSettings | undefined {

@@ -63,7 +63,12 @@ export interface ServerSettings {
   restart: RestartKind
   start?: string
   fullRestart?: string
+  /** Loaded into the master's environment by the process manager (systemd, server.start): a change needs a full restart. */
   envFiles: string[]
+  /** Loaded by puma.rb itself (dotenv): a hot restart re-runs puma.rb, so a change needs a hot restart. */
+  pumaEnvFiles: string[]
+  /** Seconds Puma may take to reach the verified state; unset: derived from the last restart observed. */
+  restartTimeout?: number
 }
 
 export interface HealthSettings {

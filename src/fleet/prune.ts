@@ -100,12 +100,14 @@ async function protectPumaReleases(
   if ((probe.stats?.oldWorkers ?? 0) > 0)
     return `a phased restart is in progress (${probe.stats?.oldWorkers} old workers still running)`
   const master = probe.master
+  // A master in the middle of a hot restart shows no proctitle, cwd or stats yet: what it will load is
+  // unknown for that moment, so nothing is proven unused.
+  if (master.settling) return `Puma's master (pid ${master.pid}) is restarting`
   if (!master.running || master.pid === null) return null
   const cwdRelease =
     master.cwd && state.realDeployTo ? releaseOf(`${state.realDeployTo}/releases`, master.cwd) : null
   const running = findRunningReleases(state.history, probe.stats?.startedAt ?? null, cwdRelease)
-  for (const release of new Set([running.configRelease, running.bootRelease])) {
-    if (release === null) continue
+  for (const release of running.protect) {
     const list = holders.get(release) ?? []
     list.push({
       pid: master.pid,

@@ -11,6 +11,7 @@ import { nextReleaseNumber } from '../release/release-number.js'
 import { deriveStates } from '../release/states.js'
 import type { RestartDecision } from '../restart/decide.js'
 import { type Fingerprints, fingerprintTree } from '../restart/fingerprints.js'
+import { recordUnverifiedRestart, recoverRecorded } from '../restart/recorded-recovery.js'
 import {
   FINGERPRINTS_FILE,
   failedOnBothReleases,
@@ -815,6 +816,7 @@ async function restartOrRollBack(
         fellBackToHot: value.fellBackToHot,
         ms: value.ms,
         startedAt: value.startedAt,
+        workers: value.workers,
       }
     if (value.kind !== 'none') {
       await session.record(
@@ -838,6 +840,15 @@ async function restartOrRollBack(
       host: session.name,
       message: `${error.detail}; rolling back to release ${previous}`,
     })
+    await recordUnverifiedRestart(
+      session,
+      release,
+      plan.decision.kind,
+      plan,
+      error.detail,
+      options.actor,
+      now,
+    )
     await session.flip(previous)
     await session.record({
       event: 'failed',
@@ -857,7 +868,7 @@ async function restartOrRollBack(
       reporter,
       session.name,
       'rollback',
-      () => pumaHost.recover(previous, plan),
+      () => recoverRecorded(pumaHost, previous, plan, `release ${release} failed`, options.actor, now),
       (done) => `current -> releases/${previous}, ${done.kind}: ${done.detail}`,
     )
     const unhealthy = recovered.value.unhealthy
@@ -870,11 +881,7 @@ async function restartOrRollBack(
       outcome.error = summarize(failedOnBothReleases(error, previous, unhealthy))
     }
     const reasons = [`recovery after release ${release} failed: ${error.detail}`]
-    const done = {
-      ...recovered.value,
-      kind: recovered.value.kind === 'none' ? ('hot' as const) : recovered.value.kind,
-    }
-    await session.record(restartEvent(previous, done, plan.running, reasons, now(), options.actor))
+    await session.record(restartEvent(previous, recovered.value, plan.running, reasons, now(), options.actor))
     if (outcome.restart) outcome.restart.recovered = `${recovered.value.kind}: ${recovered.value.detail}`
   }
 }

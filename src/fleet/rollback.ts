@@ -7,6 +7,7 @@ import { chooseRollbackTarget } from '../release/rollback-target.js'
 import { deriveStates } from '../release/states.js'
 import type { RestartDecision } from '../restart/decide.js'
 import type { Fingerprints } from '../restart/fingerprints.js'
+import { recordUnverifiedRestart, recoverRecorded } from '../restart/recorded-recovery.js'
 import { PumaHost, type RestartPlan, VerifyError } from '../restart/restart-host.js'
 import { restartEvent } from '../restart/running-release.js'
 import type { Reporter } from '../ui/events.js'
@@ -191,6 +192,7 @@ async function rollBackHost(
     if (!(error instanceof VerifyError) || outcome.from === null) throw error
     // The target does not serve: go back to where this host was, so it keeps serving.
     const back = outcome.from
+    await recordUnverifiedRestart(session, outcome.to, plan.decision.kind, plan, error.detail, actor, now)
     await session.flip(back)
     await session.record({
       event: 'rollback',
@@ -199,7 +201,25 @@ async function rollBackHost(
       time: now().toISOString(),
       by: actor,
     })
-    const recovered = await pumaHost.recover(back, plan)
+    const recovered = await recoverRecorded(
+      pumaHost,
+      back,
+      plan,
+      `rollback to ${outcome.to} failed`,
+      actor,
+      now,
+    )
+    // What the master now runs, so the next release and prune know (a verified recovery settles it).
+    await session.record(
+      restartEvent(
+        back,
+        recovered,
+        plan.running,
+        [`recovery after rollback to ${outcome.to} failed`],
+        now(),
+        actor,
+      ),
+    )
     outcome.done = false
     const health = recovered.unhealthy ? `, but fails the health check too: ${recovered.unhealthy}` : ''
     throw new DeployerError(

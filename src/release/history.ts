@@ -24,6 +24,14 @@ export type HistoryEvent =
       bootRelease: number
       /** Puma's `started_at` after the restart, to tell whether someone restarted it by hand since. */
       startedAt: string | null
+      /**
+       * false when the restart was made but never verified (a recovery that did not come back in time):
+       * what the master now runs is then uncertain, and prune keeps every release it may depend on.
+       */
+      verified?: false
+      /** How long the restart took from the signal to verified, and over how many workers: sets later deadlines. */
+      ms?: number
+      workers?: number
       reasons: string[]
       time: string
       by: Actor

@@ -32,6 +32,8 @@ export interface RestartInputs {
   currentPath: string
   /** Whether `server.env_files` is configured (an unknown running environment then forces a full restart). */
   hasEnvFiles: boolean
+  /** Whether env files that puma.rb loads itself are configured (`loaded_by: puma`). */
+  hasPumaEnvFiles?: boolean
 }
 
 export interface RestartDecision {
@@ -134,6 +136,12 @@ function matchingRules(inputs: RestartInputs): Rule[] {
   if (server.preload)
     rules.push({ kind: 'hot', reason: 'preload_app! is in effect, so Puma refuses a phased restart' })
   if (changed('pumaConfig')) rules.push({ kind: 'hot', reason: `the Puma config changed${unknown}` })
+  if (inputs.hasPumaEnvFiles && changed('pumaEnvironment')) {
+    rules.push({
+      kind: 'hot',
+      reason: `the env files puma.rb loads itself changed (USR2 re-runs puma.rb)${unknown}`,
+    })
+  }
   if (pumaChanged && !server.pruneBundler)
     rules.push({ kind: 'hot', reason: `Puma changes from ${server.runningPuma} to ${next.puma}` })
   if (changed('dependencies') && !server.pruneBundler) {

@@ -21,6 +21,11 @@ export interface Fingerprints {
   dependencies: string | null
   /** SHA-256 over `server.env_files` as they are on the host (filled in there); null without env files. */
   environment: string | null
+  /**
+   * SHA-256 over the env files puma.rb loads itself (`loaded_by: puma`), filled in on the host; null or
+   * absent without them. A hot restart re-runs puma.rb, so a change here needs no full restart.
+   */
+  pumaEnvironment?: string | null
   /** The content hash of the whole tree: any change at all. */
   code: string
 }

@@ -6,12 +6,13 @@ import type { HostSession } from '../release/host-session.js'
 import type { HostState } from '../release/host-state.js'
 import { releasePath } from '../release/layout.js'
 import { quote } from '../transport/quote.js'
+import { lastObservedRestart, type ObservedRestart, restartDeadlineMs } from './deadline.js'
 import { decideRestart, type RestartDecision, type ServerFacts } from './decide.js'
 import type { Fingerprints } from './fingerprints.js'
 import { effectivePreload } from './preload.js'
 import * as puma from './puma-commands.js'
 import { findRunningReleases, type RunningReleases } from './running-release.js'
-import { type PumaConfigFacts, probeServer, type ServerProbe } from './server-probe.js'
+import { type MasterIdentity, type PumaConfigFacts, probeServer, type ServerProbe } from './server-probe.js'
 import {
   assessRestart,
   type Baseline,
@@ -33,6 +34,10 @@ export interface RestartPlan {
   /** Puma's own log (stdout_redirect) when the config sets one. */
   pumaLog: string | null
   workerShutdownTimeout: number
+  /** The TCP ports the new config binds: nothing else may hold them when deployer starts Puma. */
+  tcpPorts: number[]
+  /** The last verified restart on this host, which sets the verification deadline. */
+  observed: ObservedRestart | null
 }
 
 export interface RestartOutcome {
@@ -42,6 +47,8 @@ export interface RestartOutcome {
   ms: number
   /** Puma's started_at once verified (null without a control app). */
   startedAt: string | null
+  /** Workers verified (0 in single mode). */
+  workers: number
 }
 
 /** Inside each release: its fingerprints and the restart decided for it (written before publishing). */
@@ -56,6 +63,10 @@ const VERIFY_HINTS: Record<VerifyStage, string> = {
     'The previous release was restored. Compare the answer above with health.url and health.expect, fix the release (or the check) and release again.',
 }
 
+/** Said instead when no log line could be shown: never point at a boot error that is not there. */
+const NO_LOG_HINT =
+  "The previous release was restored. Puma's log showed nothing about it: set `stdout_redirect` in the Puma config (or --redirect-stdout/--redirect-stderr in server.start), look at how Puma is run on the host (journalctl for systemd), fix the release and release again."
+
 /** A restart that did not reach the verified state before the deadline, with what was seen. */
 export class VerifyError extends DeployerError {
   readonly detail: string
@@ -65,7 +76,11 @@ export class VerifyError extends DeployerError {
   constructor(host: string, what: string, detail: string, log: string, stage: VerifyStage = 'restart') {
     super(
       `Host ${host}: ${what} did not complete: ${detail}.${log ? `\nLast lines of Puma's log:\n${log}` : ''}`,
-      { exitCode: ExitCode.verify, hint: VERIFY_HINTS[stage], host },
+      {
+        exitCode: ExitCode.verify,
+        hint: stage === 'restart' && !log ? NO_LOG_HINT : VERIFY_HINTS[stage],
+        host,
+      },
     )
     this.detail = detail
     this.log = log
@@ -74,7 +89,8 @@ export class VerifyError extends DeployerError {
 }
 
 /** A recovery onto the previous release: Puma verified on it, and what its health check said if it failed. */
-export interface RecoveryOutcome extends RestartOutcome {
+export interface RecoveryOutcome extends Omit<RestartOutcome, 'kind'> {
+  kind: VerifiedKind
   /** The health check's last answer when the release gone back to fails it too. */
   unhealthy?: string
 }
@@ -121,10 +137,18 @@ export class PumaHost {
     return posix.join(this.session.layout.shared, 'log', 'puma.deployer.log')
   }
 
+  /** Env files the process manager loads into the master (absolute paths). */
   get envFiles(): string[] {
-    return this.server.envFiles.map((file) =>
-      posix.isAbsolute(file) ? file : posix.join(this.session.layout.deployTo, file),
-    )
+    return this.server.envFiles.map((file) => this.hostFile(file))
+  }
+
+  /** Env files puma.rb loads itself (absolute paths). */
+  get pumaEnvFiles(): string[] {
+    return (this.server.pumaEnvFiles ?? []).map((file) => this.hostFile(file))
+  }
+
+  private hostFile(file: string): string {
+    return posix.isAbsolute(file) ? file : posix.join(this.session.layout.deployTo, file)
   }
 
   /**
@@ -138,8 +162,11 @@ export class PumaHost {
     return `unix://${posix.join(this.session.layout.deployTo, path)}`
   }
 
-  /** Reads the running server and the given releases' Puma configs in one round trip. */
-  probe(configDirs: readonly string[] = []): Promise<ServerProbe> {
+  /**
+   * Reads the running server and the given releases' Puma configs in one round trip. With `expectMaster`
+   * the master seen before a signal is recognised by pid and start time while it re-execs.
+   */
+  probe(configDirs: readonly string[] = [], expectMaster?: MasterIdentity): Promise<ServerProbe> {
     return probeServer(
       (command, stdin) => this.session.run('reading the Puma server', command, { stdin }),
       {
@@ -147,6 +174,7 @@ export class PumaHost {
         pidfile: this.pidfile,
         controlUrl: this.controlUrl,
         configs: configDirs.map((dir) => ({ dir, file: this.server.config })),
+        ...(expectMaster ? { expectMaster } : {}),
       },
       this.server.controlToken,
     )
@@ -162,11 +190,16 @@ export class PumaHost {
     next: Fingerprints,
     requested: RestartKind,
   ): Promise<RestartPlan> {
-    const environment =
-      this.envFiles.length > 0
-        ? (await this.session.run('hashing server.env_files', puma.envFilesHashCommand(this.envFiles))).trim()
+    const hashFiles = async (files: string[]) =>
+      files.length > 0
+        ? (await this.session.run('hashing server.env_files', puma.envFilesHashCommand(files))).trim()
         : null
-    const first = await this.probe([newDir])
+    const environment = await hashFiles(this.envFiles)
+    const pumaEnvironment = await hashFiles(this.pumaEnvFiles)
+    // A master caught re-exec'ing (someone's USR2) is waited for: taken for stopped, it would be started twice.
+    const observed = lastObservedRestart(state.history)
+    const settleMs = restartDeadlineMs({ kind: 'hot', workers: 0, workerShutdownTimeout: 30, observed })
+    const first = await this.settledProbe(undefined, settleMs, [newDir])
     const cwdRelease = first.master.running ? masterRelease(state, first.master.cwd) : null
     const running = findRunningReleases(state.history, first.stats?.startedAt ?? null, cwdRelease)
     const runningDir =
@@ -187,7 +220,12 @@ export class PumaHost {
         },
       )
     }
-    const fingerprints: Fingerprints = { ...next, binds: nextConfig?.binds ?? null, environment }
+    const fingerprints: Fingerprints = {
+      ...next,
+      binds: nextConfig?.binds ?? null,
+      environment,
+      ...(pumaEnvironment === null ? {} : { pumaEnvironment }),
+    }
     const runningFingerprints = runningDir ? await this.readFingerprints(runningDir, runningConfig) : null
     const serverFacts = this.serverFacts(facts, runningConfig ?? nextConfig)
     const decision = decideRestart({
@@ -200,6 +238,7 @@ export class PumaHost {
       },
       currentPath: this.session.layout.current,
       hasEnvFiles: this.envFiles.length > 0,
+      hasPumaEnvFiles: this.pumaEnvFiles.length > 0,
     })
     const configPidfile = nextConfig?.pidfile ? posix.resolve(newDir, nextConfig.pidfile) : null
     if (configPidfile && configPidfile !== this.pidfile) {
@@ -212,15 +251,13 @@ export class PumaHost {
         '(the running release was read from the master process: Puma was not last restarted by deployer)',
       )
     }
-    const workers = nextConfig?.workers && nextConfig.workers > 0 ? nextConfig.workers : 0
     return {
       decision,
       fingerprints,
       baseline: baselineOf(facts),
       running,
-      workers,
-      pumaLog: nextConfig?.stdoutRedirect ?? null,
-      workerShutdownTimeout: nextConfig?.workerShutdownTimeout ?? 30,
+      ...configPlan(nextConfig),
+      observed,
     }
   }
 
@@ -279,13 +316,21 @@ export class PumaHost {
     signal?: AbortSignal,
     hooks: { afterSignal?: () => Promise<void> } = {},
   ): Promise<RestartOutcome> {
-    const started = Date.now()
     const kind = plan.decision.kind
-    if (kind === 'none')
-      return { kind, detail: 'not restarted (--restart none)', fellBackToHot: false, ms: 0, startedAt: null }
+    if (kind === 'none') {
+      return {
+        kind,
+        detail: 'not restarted (--restart none)',
+        fellBackToHot: false,
+        ms: 0,
+        startedAt: null,
+        workers: plan.workers,
+      }
+    }
     const releaseDir = await this.realPath(releasePath(this.session.layout, release))
     // The baseline is read right before the signal: the stats to compare with are the ones it acts on.
-    const baseline = baselineOf(await this.waitForIdle(signal))
+    const baseline = baselineOf(await this.waitForIdle(plan, signal))
+    const started = Date.now()
     await this.trigger(kind, { ...plan, baseline })
     await hooks.afterSignal?.()
     const expectation: Expectation = {
@@ -304,17 +349,63 @@ export class PumaHost {
    */
   async recover(release: number, plan: RestartPlan, signal?: AbortSignal): Promise<RecoveryOutcome> {
     const started = Date.now()
-    const probe = await this.probe()
-    const releaseDir = await this.realPath(releasePath(this.session.layout, release))
+    const restored = releasePath(this.session.layout, release)
+    // A failed hot restart may leave the master re-exec'ing: wait until it is Puma again or gone, so
+    // that a live master is signalled, never started over (a second Puma cannot bind its port).
+    const probe = await this.settledProbe(
+      identityOf(plan.baseline),
+      this.deadline(plan, 'hot'),
+      [restored],
+      signal,
+    )
+    const releaseDir = await this.realPath(restored)
+    // Verified against the restored release's own config (its workers, its log), not the failed one's.
+    const restoredPlan: RestartPlan = {
+      ...plan,
+      ...configPlan(probe.configs[0]),
+      baseline: baselineOf(probe),
+    }
     const alive = probe.master.running
     const canPhase = alive && probe.workers.length > 0 && plan.decision.kind === 'phased'
     const kind: VerifiedKind = !alive ? 'start' : canPhase ? 'phased' : 'hot'
-    const recoverPlan: RestartPlan = { ...plan, baseline: baselineOf(probe) }
-    await this.trigger(kind, recoverPlan)
-    const expectation: Expectation = { kind, releasePath: releaseDir, workers: plan.workers }
-    return this.verifyServing(expectation, plan, recoverPlan.baseline, release, started, signal, {
+    this.lastRecovery = { kind, workers: restoredPlan.workers }
+    await this.trigger(kind, restoredPlan)
+    const expectation: Expectation = { kind, releasePath: releaseDir, workers: restoredPlan.workers }
+    return this.verifyServing(expectation, restoredPlan, restoredPlan.baseline, release, started, signal, {
       reportUnhealthy: true,
     })
+  }
+
+  /** What the last `recover` tried, for the history line of a recovery that did not verify. */
+  lastRecovery: { kind: VerifiedKind; workers: number } | null = null
+
+  /**
+   * Probes until the master behind the pidfile is either a running Puma or gone. A master that is
+   * re-exec'ing (same pid and start time as before the signal, no proctitle yet) is waited for.
+   */
+  private async settledProbe(
+    expected: MasterIdentity | undefined,
+    deadlineMs: number,
+    configDirs: readonly string[],
+    signal?: AbortSignal,
+  ): Promise<ServerProbe> {
+    const deadline = Date.now() + deadlineMs
+    for (;;) {
+      const probe = await this.probe(configDirs, expected)
+      if (!probe.master.settling) return probe
+      if (Date.now() > deadline) {
+        throw new DeployerError(
+          `Host ${this.session.name}: Puma's master (pid ${probe.master.pid}) is still restarting after ${Math.round(deadlineMs / 1000)}s; deployer will not start a second Puma beside it.`,
+          {
+            exitCode: ExitCode.verify,
+            hint: "Look at Puma's log; once the master is up or stopped, run `deployer rollback` or release again.",
+            host: this.session.name,
+          },
+        )
+      }
+      signal?.throwIfAborted()
+      await pause(POLL_MS)
+    }
   }
 
   /** Verifies the restart, then the health URL, and reports what was seen. */
@@ -342,13 +433,19 @@ export class PumaHost {
       fellBackToHot: assessment.fellBackToHot,
       ms: Date.now() - started,
       startedAt: probe.stats?.startedAt ?? null,
+      workers: expectation.workers,
       ...(unhealthy === undefined ? {} : { unhealthy }),
     }
   }
 
   /** The last lines of Puma's logs, for failure reports. */
   async logTail(plan: RestartPlan | null, lines = 15): Promise<string> {
-    const logs = [this.startLog, ...(plan?.pumaLog ? [plan.pumaLog] : [])]
+    const logs = pumaLogs(
+      this.startLog,
+      this.server.start,
+      plan?.pumaLog ?? null,
+      this.session.layout.current,
+    )
     const result = await this.session.transport.exec(puma.tailLogCommand(logs, lines)).catch(() => null)
     return result ? lastLines(result.stdout, lines * logs.length + logs.length) : ''
   }
@@ -364,7 +461,7 @@ export class PumaHost {
         },
       )
     } else if (kind === 'start') {
-      await this.start()
+      await this.start(plan)
     } else if (kind === 'full') {
       if (this.server.fullRestart) {
         await this.session.run(
@@ -391,11 +488,11 @@ export class PumaHost {
           await pause(POLL_MS)
         }
       }
-      await this.start()
+      await this.start(plan)
     }
   }
 
-  private async start(): Promise<void> {
+  private async start(plan?: RestartPlan): Promise<void> {
     if (!this.server.start) {
       throw new DeployerError(
         `Host ${this.session.name}: Puma is not running and \`server.start\` is not set.`,
@@ -406,21 +503,56 @@ export class PumaHost {
         },
       )
     }
+    if (plan && plan.tcpPorts.length > 0) await this.waitForFreePorts(plan)
     await this.session.run(
       'starting Puma',
       puma.startCommand(this.session.layout.current, this.server.start, this.startLog),
     )
   }
 
-  /** A restart is never signalled on top of an unfinished phased restart (F28): wait for it first. */
-  private async waitForIdle(signal?: AbortSignal): Promise<ServerProbe> {
-    const deadline = Date.now() + 60_000
+  /**
+   * Never starts Puma while something holds its port: a master deployer lost sight of (a stale or
+   * rewritten pidfile) would keep serving, and the new one would die on EADDRINUSE. Ports a stopping
+   * master still holds are waited for.
+   */
+  private async waitForFreePorts(plan: RestartPlan): Promise<void> {
+    const deadline = Date.now() + (plan.workerShutdownTimeout + 15) * 1000
     for (;;) {
-      const probe = await this.probe()
-      if (!probe.stats || (probe.stats.oldWorkers ?? 0) === 0) return probe
+      const listening = (await this.probe()).listeningPorts
+      const held = plan.tcpPorts.filter((port) => listening.includes(port))
+      if (held.length === 0) return
       if (Date.now() > deadline) {
         throw new DeployerError(
-          `Host ${this.session.name}: a phased restart is still in progress (${probe.stats.oldWorkers} old workers) after 60s.`,
+          `Host ${this.session.name}: port ${held.join(', ')} is held by a process that is not the Puma behind ${this.pidfile}; deployer will not start a second Puma.`,
+          {
+            exitCode: ExitCode.verify,
+            hint: 'Find it with `ss -ltnp` on the host; stop it (or point server.pidfile at it), then release again.',
+            host: this.session.name,
+          },
+        )
+      }
+      await pause(POLL_MS)
+    }
+  }
+
+  /**
+   * A restart is never signalled on top of an unfinished phased restart (F28) or a master still
+   * re-exec'ing: wait for it first, as long as such a restart may take on this host.
+   */
+  private async waitForIdle(plan: RestartPlan, signal?: AbortSignal): Promise<ServerProbe> {
+    const deadlineMs = this.deadline(plan, 'phased')
+    const deadline = Date.now() + deadlineMs
+    const expected = identityOf(plan.baseline)
+    for (;;) {
+      const probe = await this.probe([], expected)
+      const busy = probe.master.settling || (probe.stats?.oldWorkers ?? 0) > 0
+      if (!busy) return probe
+      if (Date.now() > deadline) {
+        const what = probe.master.settling
+          ? `Puma's master (pid ${probe.master.pid}) is still restarting`
+          : `a phased restart is still in progress (${probe.stats?.oldWorkers} old workers)`
+        throw new DeployerError(
+          `Host ${this.session.name}: ${what} after ${Math.round(deadlineMs / 1000)}s.`,
           {
             exitCode: ExitCode.verify,
             hint: 'Look at Puma’s log for workers that fail to boot; deployer will not signal on top of it.',
@@ -439,13 +571,14 @@ export class PumaHost {
     baseline: Baseline,
     signal?: AbortSignal,
   ) {
-    const deadlineMs = this.deadline(plan)
+    const deadlineMs = this.deadline(plan, expectation.kind)
     const observation = newObservation()
     const deadline = Date.now() + deadlineMs
     let last = 'no answer from Puma yet'
+    const expected = identityOf(baseline)
     for (;;) {
       signal?.throwIfAborted()
-      const probe = await this.probe().catch((error: unknown) => {
+      const probe = await this.probe([], expected).catch((error: unknown) => {
         last = error instanceof Error ? error.message : String(error)
         return null
       })
@@ -506,10 +639,15 @@ export class PumaHost {
     )
   }
 
-  private deadline(plan: RestartPlan): number {
-    const base = (this.config.health?.timeout ?? 60) * 1000
-    // A phased restart drains one worker at a time, each up to worker_shutdown_timeout.
-    return plan.decision.kind === 'phased' ? base + plan.workers * plan.workerShutdownTimeout * 1000 : base
+  /** server.restart_timeout, else derived from the last verified restart on this host (deadline.ts). */
+  private deadline(plan: RestartPlan, kind: VerifiedKind): number {
+    return restartDeadlineMs({
+      kind,
+      workers: plan.workers,
+      workerShutdownTimeout: plan.workerShutdownTimeout,
+      ...(this.server.restartTimeout === undefined ? {} : { restartTimeout: this.server.restartTimeout }),
+      observed: plan.observed,
+    })
   }
 
   private async realPath(path: string): Promise<string> {
@@ -522,8 +660,12 @@ function masterRelease(state: HostState, cwd: string | null | undefined): number
 }
 
 export function baselineOf(probe: ServerProbe): Baseline {
+  const master = probe.master
+  // A settling master is still the master: it keeps its pid and start time across the re-exec.
+  const known = master.running || master.settling
   return {
-    masterPid: probe.master.running ? probe.master.pid : null,
+    masterPid: known ? master.pid : null,
+    masterStartTime: known ? (master.startTime ?? null) : null,
     startedAt: probe.stats?.startedAt ?? null,
     phase: probe.stats?.phase ?? null,
     workerPids: probe.workers.map((worker) => worker.pid),
@@ -532,8 +674,14 @@ export function baselineOf(probe: ServerProbe): Baseline {
 
 export function snapshotOf(probe: ServerProbe): Snapshot {
   const status = new Map((probe.stats?.workerStatus ?? []).map((entry) => [entry.pid, entry]))
+  const master = probe.master
   return {
-    masterPid: probe.master.running ? probe.master.pid : null,
+    masterPid: master.running ? master.pid : null,
+    masterStartTime: master.running ? (master.startTime ?? null) : null,
+    settlingMaster:
+      master.settling && master.pid !== null
+        ? { pid: master.pid, startTime: master.startTime ?? null }
+        : null,
     masterCwd: probe.master.cwd ?? null,
     startedAt: probe.stats?.startedAt ?? null,
     phase: probe.stats?.phase ?? null,
@@ -569,4 +717,49 @@ export function snapshotOf(probe: ServerProbe): Snapshot {
 
 function pause(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms))
+}
+
+/** The master a baseline saw, for the probe to recognise it by; undefined when there was none. */
+function identityOf(baseline: Baseline): MasterIdentity | undefined {
+  return baseline.masterPid === null
+    ? undefined
+    : { pid: baseline.masterPid, startTime: baseline.masterStartTime }
+}
+
+/** What a restart onto a release takes from that release's own Puma config. */
+function configPlan(
+  config: PumaConfigFacts | undefined,
+): Pick<RestartPlan, 'workers' | 'pumaLog' | 'workerShutdownTimeout' | 'tcpPorts'> {
+  return {
+    workers: config?.workers && config.workers > 0 ? config.workers : 0,
+    pumaLog: config?.stdoutRedirect ?? null,
+    workerShutdownTimeout: config?.workerShutdownTimeout ?? 30,
+    tcpPorts: tcpPortsOf(config?.binds ?? []),
+  }
+}
+
+/** The ports of `tcp://` and `ssl://` binds (`tcp://[::]:3000` → 3000). */
+export function tcpPortsOf(binds: readonly string[]): number[] {
+  const ports = binds.flatMap((bind) => {
+    const match = /^(?:tcp|ssl):\/\/.*:(\d+)(?:[/?].*)?$/.exec(bind)
+    return match ? [Number(match[1])] : []
+  })
+  return [...new Set(ports)]
+}
+
+/**
+ * Where Puma writes: deployer's start log, the config's stdout_redirect, and the files server.start
+ * redirects to with `--redirect-stdout`/`--redirect-stderr` (relative to the current path).
+ */
+export function pumaLogs(
+  startLog: string,
+  start: string | undefined,
+  stdoutRedirect: string | null,
+  currentPath: string,
+): string[] {
+  const fromStart = [...(start ?? '').matchAll(/--redirect-std(?:out|err)(?:=|\s+)(['"]?)([^\s'"]+)\1/g)].map(
+    (match) => posix.resolve(currentPath, match[2] ?? ''),
+  )
+  const redirect = stdoutRedirect ? [posix.resolve(currentPath, stdoutRedirect)] : []
+  return [...new Set([startLog, ...redirect, ...fromStart])]
 }

@@ -7,6 +7,11 @@ export interface RunningReleases {
   bootRelease: number | null
   /** How that was established, for the reasons shown to the user. */
   source: 'history' | 'process'
+  /**
+   * Every release the master may depend on, for prune: the two above, and after a restart that was
+   * never verified also those of the restarts before it back to the last verified one, and the cwd's.
+   */
+  protect: number[]
 }
 
 /**
@@ -20,11 +25,40 @@ export function findRunningReleases(
   startedAt: string | null,
   masterCwdRelease: number | null,
 ): RunningReleases {
-  const last = [...history].reverse().find((event) => event.event === 'restart')
-  if (last && last.event === 'restart' && (startedAt === null || last.startedAt === startedAt)) {
-    return { configRelease: last.configRelease, bootRelease: last.bootRelease, source: 'history' }
+  const restarts = history.filter(
+    (event): event is Extract<HistoryEvent, { event: 'restart' }> => event.event === 'restart',
+  )
+  const last = restarts.at(-1)
+  if (last?.verified === false) {
+    // The last restart (a recovery) never came back verified: the master may run its release, or the
+    // one before, or whatever its cwd says. Keep them all until a verified restart settles it.
+    const lastVerified = restarts.map((event) => event.verified !== false).lastIndexOf(true)
+    const uncertain = restarts.slice(Math.max(0, lastVerified))
+    const protect = [
+      ...uncertain.flatMap((event) => [event.configRelease, event.bootRelease]),
+      ...(masterCwdRelease === null ? [] : [masterCwdRelease]),
+    ]
+    return {
+      configRelease: last.configRelease,
+      bootRelease: last.bootRelease,
+      source: 'history',
+      protect: [...new Set(protect)].sort((a, b) => a - b),
+    }
   }
-  return { configRelease: masterCwdRelease, bootRelease: masterCwdRelease, source: 'process' }
+  if (last && (startedAt === null || last.startedAt === startedAt)) {
+    return {
+      configRelease: last.configRelease,
+      bootRelease: last.bootRelease,
+      source: 'history',
+      protect: [...new Set([last.configRelease, last.bootRelease])],
+    }
+  }
+  return {
+    configRelease: masterCwdRelease,
+    bootRelease: masterCwdRelease,
+    source: 'process',
+    protect: masterCwdRelease === null ? [] : [masterCwdRelease],
+  }
 }
 
 /**
@@ -35,7 +69,14 @@ export function findRunningReleases(
  */
 export function restartEvent(
   release: number,
-  done: { kind: 'phased' | 'hot' | 'full' | 'start'; fellBackToHot: boolean; startedAt: string | null },
+  done: {
+    kind: 'phased' | 'hot' | 'full' | 'start'
+    fellBackToHot: boolean
+    startedAt: string | null
+    verified?: false
+    ms?: number
+    workers?: number
+  },
   running: RunningReleases,
   reasons: string[],
   time: Date,
@@ -52,5 +93,7 @@ export function restartEvent(
     reasons,
     time: time.toISOString(),
     by,
+    ...(done.ms === undefined ? {} : { ms: Math.round(done.ms), workers: done.workers ?? 0 }),
+    ...(done.verified === false ? { verified: false as const } : {}),
   }
 }

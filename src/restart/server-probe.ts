@@ -21,6 +21,18 @@ export interface ServerProbeOptions {
   controlUrl?: string
   /** Configs to evaluate with Puma's own classes: a release dir and the config path relative to it. */
   configs: { dir: string; file: string }[]
+  /**
+   * The master seen before a restart. It is still the master (not a stale pid) while that pid lives with
+   * the same start time, even when its proctitle or the pidfile say otherwise for a moment (a USR2).
+   */
+  expectMaster?: MasterIdentity
+}
+
+/** A process told apart from any later one with the same pid: exec keeps both, a new process changes the start time. */
+export interface MasterIdentity {
+  pid: number
+  /** Field 22 of /proc/PID/stat (clock ticks after boot); null when it could not be read. */
+  startTime: number | null
 }
 
 /** The few facts taken from the master's `/proc/PID/environ` (the environment it was exec'd with). */
@@ -48,6 +60,16 @@ export interface MasterFacts {
   isPuma: boolean
   /** alive and isPuma. */
   running: boolean
+  /** Start time of the process behind the pid (see MasterIdentity); absent when it is not alive. */
+  startTime?: number
+  /**
+   * Alive, not showing Puma's proctitle, but its cmdline is empty or names puma: a master re-exec'ing
+   * after USR2 looks like this for hundreds of milliseconds (longer on a busy machine or with a big
+   * Gemfile). Only `expectMaster`'s identity makes it certainly ours.
+   */
+  settling: boolean
+  /** The pidfile held no pid for a moment, and the pid came from `expectMaster` (still alive, same start time). */
+  pidFromExpected?: boolean
   /** The proctitle, `puma 5.6.5 (tcp://0.0.0.0:3000) [app]`. */
   proctitle?: string
   /** Resolved cwd (`releases/N`, never the symlink). */
@@ -157,6 +179,8 @@ export interface ServerProbe {
   configs: PumaConfigFacts[]
   /** realpath of `deploy_to/current`; null when it does not resolve. */
   currentPath: string | null
+  /** TCP ports something listens on (IPv4 and IPv6), from /proc/net/tcp{,6}. */
+  listeningPorts: number[]
 }
 
 /** Tags the probe's JSON so that shell noise cannot be mistaken for it. */
@@ -228,7 +252,7 @@ require "json"
 require "socket"
 require "rbconfig"
 
-pidfile, control_url, configs_json, deploy_to, config_rb = ARGV
+pidfile, control_url, configs_json, deploy_to, config_rb, expected_json = ARGV
 token = $stdin.read.to_s.strip
 
 def slurp(path)
@@ -248,11 +272,12 @@ def proctitle(pid)
   raw && raw.split("\0").reject(&:empty?).join(" ").strip
 end
 
-# "pid (comm) state ppid ...": comm may itself hold spaces and parentheses.
+# "pid (comm) state ppid ... starttime ...": comm may itself hold spaces and parentheses. starttime (field
+# 22, clock ticks since boot) tells a process from a later one that reused its pid; exec keeps it.
 def stat_of(pid)
   raw = slurp("/proc/#{pid}/stat") or return nil
   fields = raw[(raw.rindex(")") + 2)..-1].split(" ")
-  { state: fields[0], ppid: fields[1].to_i }
+  { state: fields[0], ppid: fields[1].to_i, start: fields[19].to_i }
 end
 
 def short(text, max = 300)
@@ -263,21 +288,31 @@ end
 master = { "pidfile" => pidfile, "pid" => nil, "alive" => false, "isPuma" => false, "running" => false,
            "environReadable" => false, "env" => {} }
 master_env = nil
+# The master seen before a restart (pid and start time), when the caller knows it. Puma rewrites its
+# pidfile when the re-exec'd master boots (truncate, then write), so for a moment it can hold no pid.
+expected = (JSON.parse(expected_json.to_s) rescue nil)
+expected = nil unless expected.is_a?(Hash) && expected["pid"].is_a?(Integer)
 pid_text = slurp(pidfile)
-if pid_text.nil?
-  master["pidfileError"] = File.exist?(pidfile) ? "unreadable" : "missing"
-elsif pid_text.strip !~ /\A\d+\z/
-  master["pidfileError"] = "no pid in it"
+pid = pid_text && pid_text.strip =~ /\A\d+\z/ ? pid_text.strip.to_i : nil
+if pid.nil? && expected && (seen = stat_of(expected["pid"])) && seen[:state] != "Z" && seen[:start] == expected["startTime"]
+  pid = expected["pid"]
+  master["pidFromExpected"] = true
+end
+if pid.nil?
+  master["pidfileError"] = pid_text.nil? ? (File.exist?(pidfile) ? "unreadable" : "missing") : "no pid in it"
 else
-  pid = pid_text.strip.to_i
   master["pid"] = pid
   stat = stat_of(pid)
   # A zombie has already exited; it only waits to be reaped.
   if stat && stat[:state] != "Z"
     master["alive"] = true
+    master["startTime"] = stat[:start]
     title = proctitle(pid).to_s
-    # The master's proctitle is "puma <version> (<binds>) [tag]"; anything else is a stale pidfile.
+    # The master's proctitle is "puma <version> (<binds>) [tag]"; anything else is a stale pidfile,
     master["isPuma"] = master["running"] = title.start_with?("puma ")
+    # or a master in the middle of a hot restart: USR2 re-execs it (same pid, same start time) and until
+    # Puma sets its proctitle again its cmdline is the command it runs ("ruby .../bin/puma -C ...") or empty.
+    master["settling"] = !master["isPuma"] && (title.empty? || title.match?(%r{(\A|[/ ])puma(-wild)?( |\z)}))
   end
   # Nothing more about an unrelated process: its command line may hold secrets.
   if master["running"]
@@ -426,9 +461,18 @@ configs = JSON.parse(configs_json).map do |entry|
     .merge(evaluate_config(entry, interpreter, child_env, deploy_to, config_rb))
 end
 
+# Ports in LISTEN state (st 0A) in this network namespace: a port Puma needs that something else holds.
+listening = %w[/proc/net/tcp /proc/net/tcp6].flat_map do |table|
+  (slurp(table) || "").lines.drop(1).filter_map do |row|
+    fields = row.split
+    fields[1].split(":").last.to_i(16) if fields[3] == "0A"
+  end
+end.uniq.sort
+
 current = File.realpath(File.join(deploy_to, "current")) rescue nil
 puts JSON.generate("probe" => "${PROBE_MARK}", "master" => master, "workers" => workers, "stats" => stats,
-                   "statsError" => stats_error, "configs" => configs, "currentPath" => current)
+                   "statsError" => stats_error, "configs" => configs, "currentPath" => current,
+                   "listeningPorts" => listening)
 `
 
 /**
@@ -449,7 +493,7 @@ export function serverProbeCommand(options: ServerProbeOptions): string {
     'fi',
     'if [ -z "$ruby_bin" ]; then echo "deployer: no ruby on PATH to probe Puma with" >&2; exit 127; fi',
     // `--` ends Ruby's own options, so an argument starting with `-` stays an argument.
-    `exec "$ruby_bin" -e ${quote(PROBE_RB)} -- "$pidfile" ${quote(options.controlUrl ?? '')} ${quote(configs)} ${quote(options.deployTo)} ${quote(CONFIG_RB)}`,
+    `exec "$ruby_bin" -e ${quote(PROBE_RB)} -- "$pidfile" ${quote(options.controlUrl ?? '')} ${quote(configs)} ${quote(options.deployTo)} ${quote(CONFIG_RB)} ${quote(JSON.stringify(options.expectMaster ?? null))}`,
   ].join('\n')
 }
 
@@ -480,6 +524,7 @@ export function parseServerProbe(stdout: string): ServerProbe {
     statsError: str(doc.statsError) ?? null,
     configs: arrayOf(doc.configs).filter(isRecord).map(parseConfig),
     currentPath: str(doc.currentPath) ?? null,
+    listeningPorts: arrayOf(doc.listeningPorts).filter((port): port is number => typeof port === 'number'),
   }
 }
 
@@ -545,6 +590,9 @@ function parseMaster(raw: Record<string, unknown>): MasterFacts {
     alive,
     isPuma,
     running: raw.running === true && alive && isPuma,
+    startTime: num(raw.startTime),
+    settling: raw.settling === true && alive && !isPuma,
+    pidFromExpected: raw.pidFromExpected === true ? true : undefined,
     proctitle: str(raw.proctitle),
     cwd: str(raw.cwd),
     exe: str(raw.exe),

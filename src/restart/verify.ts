@@ -2,6 +2,13 @@
 export interface Snapshot {
   /** null when no Puma master is running. */
   masterPid: number | null
+  /** The running master's start time (/proc/PID/stat); null when unknown. */
+  masterStartTime: number | null
+  /**
+   * A live process behind the pidfile that does not show Puma's proctitle (yet): a master re-exec'ing
+   * after USR2. Judged against the baseline's identity; null when there is none.
+   */
+  settlingMaster: { pid: number; startTime: number | null } | null
   masterCwd: string | null
   /** From Puma's stats; null without a control app (then only /proc is checked). */
   startedAt: string | null
@@ -33,6 +40,8 @@ export interface Expectation {
 /** What the server looked like right before the signal. */
 export interface Baseline {
   masterPid: number | null
+  /** The master's start time: with the pid, what identifies it across a re-exec (null when unknown). */
+  masterStartTime: number | null
   startedAt: string | null
   phase: number | null
   workerPids: number[]
@@ -77,6 +86,15 @@ export function assessRestart(
     // A starting Puma writes its pidfile only once it runs; until then there is nothing to judge.
     if (kind === 'start' || kind === 'full')
       return { state: 'pending', detail: 'waiting for Puma to start', fellBackToHot }
+    // USR2 re-execs the master in place: for a while its proctitle is not Puma's. Same pid and start
+    // time is the same process, so it is restarting, not gone.
+    if (snapshot.settlingMaster && isBaselineMaster(baseline, snapshot.settlingMaster)) {
+      return {
+        state: 'pending',
+        detail: `the master (pid ${snapshot.settlingMaster.pid}) is re-executing and has not set its proctitle yet`,
+        fellBackToHot,
+      }
+    }
     return {
       state: 'failed',
       detail: 'the Puma master is gone (no live process behind the pidfile)',
@@ -90,10 +108,16 @@ export function assessRestart(
       fellBackToHot,
     }
   }
-  if (kind === 'hot' && baseline.masterPid !== null && snapshot.masterPid !== baseline.masterPid) {
+  if (
+    kind !== 'start' &&
+    kind !== 'full' &&
+    baseline.masterPid !== null &&
+    !isBaselineMaster(baseline, { pid: snapshot.masterPid, startTime: snapshot.masterStartTime })
+  ) {
+    const reused = snapshot.masterPid === baseline.masterPid ? ' (the pid was reused by a new process)' : ''
     return {
       state: 'failed',
-      detail: `the master pid changed from ${baseline.masterPid} to ${snapshot.masterPid} during a hot restart`,
+      detail: `the master changed from pid ${baseline.masterPid} to ${snapshot.masterPid}${reused} during a ${kind} restart`,
       fellBackToHot,
     }
   }
@@ -190,5 +214,18 @@ export function assessRestart(
   return result(
     'done',
     `${workers.length} workers booted in ${expectation.releasePath}${fellBackToHot ? ' (Puma fell back to a hot restart)' : ''}`,
+  )
+}
+
+/** Whether `seen` is the baseline's master: the same pid and, where both are known, the same start time. */
+export function isBaselineMaster(
+  baseline: Pick<Baseline, 'masterPid' | 'masterStartTime'>,
+  seen: { pid: number; startTime: number | null },
+): boolean {
+  if (baseline.masterPid === null || seen.pid !== baseline.masterPid) return false
+  return (
+    baseline.masterStartTime === null ||
+    seen.startTime === null ||
+    seen.startTime === baseline.masterStartTime
   )
 }

@@ -1,4 +1,7 @@
+import { once } from 'node:events'
+import { existsSync } from 'node:fs'
 import { chown, readFile, readlink, rm, writeFile } from 'node:fs/promises'
+import { createServer } from 'node:net'
 import { join } from 'node:path'
 import { expect } from 'chai'
 import { ExitCode } from '../../src/errors.js'
@@ -167,6 +170,36 @@ describe('Puma restarts chosen from what changed (real Puma behind a real sshd)'
       [1, 'live'],
       [2, 'failed'],
     ])
+  })
+
+  it('quotes the log Puma writes through --redirect-stdout/--redirect-stderr in server.start when a restart fails', async () => {
+    const log = join(ws.deployTo, 'shared/log/puma-redirected.log')
+    await writePumaApp(ws, { port, version: 'v1', noStdoutRedirect: true })
+    await writePumaConfig(ws, sshd, {
+      port,
+      startArgs: `--redirect-stdout ${log} --redirect-stderr ${log} --redirect-append`,
+    })
+    await releaseOk()
+    await writePumaApp(ws, { port, version: 'v2', noStdoutRedirect: true, brokenBoot: true })
+    const { result } = await release()
+    expect(result.code, result.stderr).to.equal(ExitCode.verify)
+    expect(result.stderr).to.contain(`== ${log}`).and.contain('Unable to start worker')
+    expect(result.stderr).to.contain('its boot error is above')
+    expect(await servedReleases()).to.deep.equal(new Set(['1']))
+  })
+
+  it('never starts a second Puma while another process holds its port, and says which port', async () => {
+    const squatter = createServer().listen(port, '127.0.0.1')
+    await once(squatter, 'listening')
+    try {
+      const { result } = await release()
+      // Published, but not started: the run ends with the host on the new release, saying so (exit 9).
+      expect(result.code, result.stderr).to.equal(ExitCode.partial)
+      expect(result.stderr).to.contain(`port ${port} is held by a process`)
+      expect(existsSync(join(ws.deployTo, 'shared/tmp/pids/puma.pid'))).to.equal(false)
+    } finally {
+      squatter.close()
+    }
   })
 
   it('rollback restarts Puma onto the previous release and verifies it', async () => {

@@ -40,6 +40,8 @@ export interface PumaAppOptions {
   bundledPuma?: PumaVersion
   /** Extra lines appended to config/puma.rb. */
   extraConfig?: string[]
+  /** Leave `stdout_redirect` out of puma.rb (Puma then writes where server.start sends it). */
+  noStdoutRedirect?: boolean
 }
 
 /**
@@ -68,7 +70,9 @@ export async function writePumaApp(ws: Workspace, options: PumaAppOptions): Prom
     `bind "tcp://127.0.0.1:${options.port}"`,
     `pidfile ${JSON.stringify(join(ws.deployTo, 'shared/tmp/pids/puma.pid'))}`,
     `activate_control_app "unix://${join(ws.deployTo, 'shared/tmp/sockets/pumactl.sock')}", { auth_token: ${JSON.stringify(PUMA_TOKEN)} }`,
-    `stdout_redirect ${JSON.stringify(join(ws.deployTo, 'shared/log/puma.log'))}, ${JSON.stringify(join(ws.deployTo, 'shared/log/puma.log'))}, true`,
+    options.noStdoutRedirect
+      ? ''
+      : `stdout_redirect ${JSON.stringify(join(ws.deployTo, 'shared/log/puma.log'))}, ${JSON.stringify(join(ws.deployTo, 'shared/log/puma.log'))}, true`,
     options.defaultTimings ? '' : 'worker_shutdown_timeout 5',
     options.defaultTimings ? '' : 'worker_check_interval 1',
     options.queueRequests === false ? 'queue_requests false' : '',
@@ -96,6 +100,8 @@ export interface PumaConfigOptions {
   installVendor?: string
   /** The app bundles Puma (writePumaApp's option): start it with `bundle exec puma`. */
   bundledPuma?: PumaVersion
+  /** Appended to the puma command in server.start (e.g. `--redirect-stdout PATH`). */
+  startArgs?: string
 }
 
 /** deployer.yml for the Puma app: server, health and shared sections over the test sshd. */
@@ -104,7 +110,7 @@ export async function writePumaConfig(
   sshd: TestSshd,
   options: PumaConfigOptions,
 ): Promise<void> {
-  const puma = options.bundledPuma ? BUNDLED_START : 'puma -C config/puma.rb'
+  const puma = `${options.bundledPuma ? BUNDLED_START : 'puma -C config/puma.rb'}${options.startArgs ? ` ${options.startArgs}` : ''}`
   const start = options.envFile ? `set -a; . ${options.envFile}; set +a; exec ${puma}` : `exec ${puma}`
   const install = options.install ?? (options.bundledPuma ? BUNDLED_INSTALL : undefined)
   const lines = [

@@ -30,6 +30,20 @@ describe('RemoteCommandError', () => {
     expect(error.exitCode).to.equal(ExitCode.failure)
   })
 
+  it('shows the first lines as well as the last of long output (rake prints the exception first)', () => {
+    const rake = [
+      'rake aborted!',
+      'ActiveRecord::NoDatabaseError: database "shop" does not exist',
+      ...Array.from({ length: 60 }, (_, index) => `/gems/activerecord/lib/x.rb:${index}:in 'block'`),
+      'Tasks: TOP => db:migrate',
+    ].join('\n')
+    const error = new RemoteCommandError('web1', 'the install', { code: 1, stdout: '', stderr: rake })
+    expect(error.message).to.contain('NoDatabaseError: database "shop" does not exist')
+    expect(error.message).to.contain('Tasks: TOP => db:migrate')
+    expect(error.message).to.contain('(33 lines left out)')
+    expect(error.message).to.not.contain('x.rb:20:')
+  })
+
   it('says why when the cause is known', () => {
     const error = new RemoteCommandError('web1', 'uploading release 2', result, {
       because: 'the disk holding /srv/shop is full (No space left on device)',

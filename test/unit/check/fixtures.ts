@@ -65,6 +65,8 @@ export function master(change: Partial<MasterFacts> = {}): MasterFacts {
     alive: true,
     isPuma: true,
     running: true,
+    settling: false,
+    startTime: 123456,
     proctitle: 'puma 5.6.5 (tcp://127.0.0.1:3000) [shop]',
     cwd: `${D}/releases/3`,
     pumaVersion: '5.6.5',
@@ -117,6 +119,7 @@ export function serverProbe(
 ): ServerProbe {
   const { master: masterChange, ...rest } = change
   return {
+    listeningPorts: [],
     master: master(masterChange),
     workers: [
       {
@@ -172,6 +175,7 @@ export const SERVER: ServerSettings = {
   restart: 'auto',
   start: 'bundle exec puma -C config/puma.rb',
   envFiles: [],
+  pumaEnvFiles: [],
 }
 
 export const CONFIG: CheckConfig = {

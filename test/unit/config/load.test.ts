@@ -152,6 +152,7 @@ describe('parseConfig', () => {
         start: 'bundle exec puma -C config/puma.rb',
         fullRestart: 'sudo systemctl restart shop',
         envFiles: ['/etc/shop/env'],
+        pumaEnvFiles: [],
       },
       health: { url: 'http://127.0.0.1:9292/health', expect: '{release}', timeout: 60 },
     } satisfies DeployConfig)
@@ -173,6 +174,7 @@ describe('parseConfig', () => {
       pidfile: 'shared/tmp/pids/puma.pid',
       restart: 'auto',
       envFiles: [],
+      pumaEnvFiles: [],
     })
     expect(config.health).to.deep.equal({ url: 'https://shop.example/up', timeout: 60 })
   })
@@ -185,6 +187,26 @@ describe('parseConfig', () => {
     expect(config.ssh.identity).to.equal('/home/me')
     expect(config.ssh.knownHosts).to.equal('/app/keys/known')
     expect(parse(yaml(...MINIMAL, 'source: ~/src/shop')).source).to.equal('/home/me/src/shop')
+  })
+
+  it('reads env files loaded by the process manager and by puma.rb, and restart_timeout', () => {
+    const config = parse(
+      yaml(
+        ...MINIMAL,
+        'server:',
+        '  restart_timeout: 2m',
+        '  env_files: [/etc/shop/env, { path: shared/.env, loaded_by: puma }, { path: /etc/shop/more }]',
+      ),
+    )
+    expect(config.server?.envFiles).to.deep.equal(['/etc/shop/env', '/etc/shop/more'])
+    expect(config.server?.pumaEnvFiles).to.deep.equal(['shared/.env'])
+    expect(config.server?.restartTimeout).to.equal(120)
+  })
+
+  it('refuses an env file loader it does not know, naming the choices', () => {
+    expect(() =>
+      parse(yaml(...MINIMAL, 'server:', '  env_files: [{ path: /etc/env, loaded_by: systemd }]')),
+    ).to.throw(/loaded_by.*process_manager.*puma|process_manager, puma/s)
   })
 
   it('reads durations as seconds', () => {

@@ -36,6 +36,7 @@ function decide(change: {
   server?: Partial<ServerFacts>
   requested?: RestartKind
   hasEnvFiles?: boolean
+  hasPumaEnvFiles?: boolean
 }) {
   const inputs: RestartInputs = {
     requested: change.requested ?? 'auto',
@@ -44,6 +45,7 @@ function decide(change: {
     server: { ...server, ...change.server },
     currentPath: '/srv/shop/current',
     hasEnvFiles: change.hasEnvFiles ?? false,
+    hasPumaEnvFiles: change.hasPumaEnvFiles ?? false,
   }
   return decideRestart(inputs)
 }
@@ -126,6 +128,26 @@ describe('decideRestart', () => {
         change: { next: { environment: 'env2' }, running: { environment: 'env1' }, hasEnvFiles: true },
         kind: 'full',
         reason: /environment files changed/,
+      },
+      {
+        name: 'env files puma.rb loads itself changed → hot (USR2 re-runs puma.rb)',
+        change: {
+          next: { pumaEnvironment: 'e2' },
+          running: { pumaEnvironment: 'e1' },
+          hasPumaEnvFiles: true,
+        },
+        kind: 'hot',
+        reason: /env files puma.rb loads itself changed/,
+      },
+      {
+        name: 'env files puma.rb loads itself unchanged → phased',
+        change: {
+          next: { pumaEnvironment: 'e1' },
+          running: { pumaEnvironment: 'e1' },
+          hasPumaEnvFiles: true,
+        },
+        kind: 'phased',
+        reason: /only the app code changed/,
       },
       {
         name: 'environment unknown with env files configured → full',

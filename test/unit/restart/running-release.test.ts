@@ -9,7 +9,7 @@ const restart = (
   configRelease: number,
   bootRelease: number,
   startedAt: string,
-): HistoryEvent => ({
+): Extract<HistoryEvent, { event: 'restart' }> => ({
   event: 'restart',
   release,
   kind,
@@ -33,6 +33,7 @@ describe('findRunningReleases', () => {
       configRelease: 2,
       bootRelease: 1,
       source: 'history',
+      protect: [2, 1],
     })
   })
 
@@ -41,6 +42,7 @@ describe('findRunningReleases', () => {
       configRelease: 3,
       bootRelease: 3,
       source: 'process',
+      protect: [3],
     })
   })
 
@@ -53,12 +55,40 @@ describe('findRunningReleases', () => {
       configRelease: 4,
       bootRelease: 4,
       source: 'process',
+      protect: [4],
     })
+  })
+
+  it('keeps every release an unverified recovery may have left the master on', () => {
+    const unverified = (
+      release: number,
+      kind: 'hot' | 'start',
+      config: number,
+      boot: number,
+    ): HistoryEvent => ({
+      ...restart(release, kind, config, boot, ''),
+      startedAt: null,
+      verified: false,
+    })
+    // Release 4 failed its hot restart, the recovery onto 3 did not verify either.
+    const torn = [...history, unverified(4, 'hot', 4, 1), unverified(3, 'hot', 3, 1)]
+    const running = findRunningReleases(torn, 'S7', 5)
+    expect(running.configRelease).to.equal(3)
+    expect(running.protect).to.deep.equal([1, 2, 3, 4, 5])
+  })
+
+  it('lets a verified restart after an unverified one settle what the master runs', () => {
+    const torn: HistoryEvent[] = [
+      ...history,
+      { ...restart(4, 'hot', 4, 1, ''), startedAt: null, verified: false },
+      restart(3, 'hot', 3, 1, 'S8'),
+    ]
+    expect(findRunningReleases(torn, 'S8', 3).protect).to.deep.equal([3, 1])
   })
 })
 
 describe('restartEvent', () => {
-  const running = { configRelease: 2, bootRelease: 1, source: 'history' as const }
+  const running = { configRelease: 2, bootRelease: 1, source: 'history' as const, protect: [2, 1] }
   const time = new Date('2026-11-24T00:00:00Z')
   const rows: {
     kind: 'phased' | 'hot' | 'full' | 'start'

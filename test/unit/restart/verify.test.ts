@@ -10,7 +10,13 @@ import {
 
 const R1 = '/srv/shop/releases/1'
 const R2 = '/srv/shop/releases/2'
-const baseline: Baseline = { masterPid: 100, startedAt: 'S0', phase: 0, workerPids: [101, 102] }
+const baseline: Baseline = {
+  masterPid: 100,
+  masterStartTime: 5000,
+  startedAt: 'S0',
+  phase: 0,
+  workerPids: [101, 102],
+}
 const worker = (index: number, pid: number, extra: Partial<WorkerSnapshot> = {}): WorkerSnapshot => ({
   index,
   pid,
@@ -21,6 +27,8 @@ const worker = (index: number, pid: number, extra: Partial<WorkerSnapshot> = {})
 })
 const snap = (extra: Partial<Snapshot>): Snapshot => ({
   masterPid: 100,
+  masterStartTime: 5000,
+  settlingMaster: null,
   masterCwd: R2,
   startedAt: 'S0',
   phase: 1,
@@ -144,7 +152,45 @@ describe('assessRestart', () => {
       expectation: hot,
       snapshot: snap({ masterPid: 999 }),
       state: 'failed',
-      detail: /master pid changed/,
+      detail: /master changed from pid 100 to 999/,
+    },
+    {
+      name: 'hot fails when the pid is the same but the process is a new one (pid reused)',
+      expectation: hot,
+      snapshot: snap({ startedAt: 'S1', masterStartTime: 7000 }),
+      state: 'failed',
+      detail: /pid was reused/,
+    },
+    {
+      name: 'hot waits while the master re-execs without its proctitle (same pid and start time)',
+      expectation: hot,
+      snapshot: snap({
+        masterPid: null,
+        settlingMaster: { pid: 100, startTime: 5000 },
+        startedAt: null,
+        workers: [],
+      }),
+      state: 'pending',
+      detail: /re-executing/,
+    },
+    {
+      name: 'hot fails when the process behind the pidfile is another one without a proctitle',
+      expectation: hot,
+      snapshot: snap({
+        masterPid: null,
+        settlingMaster: { pid: 100, startTime: 9999 },
+        startedAt: null,
+        workers: [],
+      }),
+      state: 'failed',
+      detail: /master is gone/,
+    },
+    {
+      name: 'phased fails when the master is gone',
+      expectation: phased,
+      snapshot: snap({ masterPid: null, startedAt: null, workers: [] }),
+      state: 'failed',
+      detail: /master is gone/,
     },
     {
       name: 'without stats, /proc alone decides',
