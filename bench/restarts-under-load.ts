@@ -10,7 +10,7 @@ import { writeSlowBootApp } from '../test/support/big-gemfile.js'
 import { DEBIAN_PUMA, PUMA_VERSIONS, type PumaVersion } from '../test/support/bundled-puma.js'
 import { releaseJson } from '../test/support/cli.js'
 import { startCpuHogs } from '../test/support/cpu-hogs.js'
-import { DEPLOY_USER, makeWorkspace } from '../test/support/fixture.js'
+import { DEPLOY_USER, makeWorkspace, type Workspace } from '../test/support/fixture.js'
 import { type LoadCounts, startLoad } from '../test/support/load.js'
 import { masterPid, PUMA_TOKEN, pumaStats, stopPuma, writePumaConfig } from '../test/support/puma-app.js'
 import { findFreePort, startSshd, type TestSshd } from '../test/support/sshd.js'
@@ -65,26 +65,10 @@ export async function benchRestartsUnderLoad(
       note: `exit ${result.code}, ${host?.restart?.kind ?? '?'} restart, ${host?.status}`,
     }
   }
-  /** Sends the signal to the master and times it until Puma's stats say every worker of it booted. */
-  const byHand = async (kind: 'phased' | 'hot') => {
-    const before = await pumaStats(ws)
-    const started = Date.now()
-    process.kill(await masterPid(ws), kind === 'phased' ? 'SIGUSR1' : 'SIGUSR2')
-    await waitFor(
-      async () => {
-        const now = await pumaStats(ws)
-        const fresh =
-          kind === 'phased' ? now.phase === before.phase + 1 : now.started_at !== before.started_at
-        return (
-          fresh &&
-          now.worker_status.length === 2 &&
-          now.worker_status.every((worker) => worker.booted && worker.phase === now.phase)
-        )
-      },
-      { what: `the ${kind} restart sent by hand to complete`, timeoutMs: 600_000, intervalMs: 100 },
-    )
-    return { seconds: (Date.now() - started) / 1000, note: kind === 'phased' ? 'kill -USR1' : 'kill -USR2' }
-  }
+  const byHand = async (kind: 'phased' | 'hot') => ({
+    seconds: await signalByHand(ws, kind),
+    note: kind === 'phased' ? 'kill -USR1' : 'kill -USR2',
+  })
   try {
     await writeApp()
     await writePumaConfig(ws, sshd, {
@@ -92,6 +76,7 @@ export async function benchRestartsUnderLoad(
       healthTimeout: '600s',
       install: 'bundle install --local --quiet',
       bundledPuma,
+      restartTimeout: '900s',
     })
     const first = await releaseJson(ws.config, [], { PUMA_TOKEN })
     if (first.result.code !== 0) throw new Error(`first release failed:\n${first.result.stderr}`)
@@ -119,6 +104,29 @@ export async function benchRestartsUnderLoad(
     await rm(ws.dir, { recursive: true, force: true })
   }
   return rows
+}
+
+/**
+ * Sends USR1 (phased) or USR2 (hot) to the master by hand and returns the seconds until Puma's stats
+ * say both workers of the new phase (or the new master) booted.
+ */
+export async function signalByHand(ws: Workspace, kind: 'phased' | 'hot'): Promise<number> {
+  const before = await pumaStats(ws)
+  const started = Date.now()
+  process.kill(await masterPid(ws), kind === 'phased' ? 'SIGUSR1' : 'SIGUSR2')
+  await waitFor(
+    async () => {
+      const now = await pumaStats(ws)
+      const fresh = kind === 'phased' ? now.phase === before.phase + 1 : now.started_at !== before.started_at
+      return (
+        fresh &&
+        now.worker_status.length === 2 &&
+        now.worker_status.every((worker) => worker.booted && worker.phase === now.phase)
+      )
+    },
+    { what: `the ${kind} restart sent by hand to complete`, timeoutMs: 600_000, intervalMs: 100 },
+  )
+  return (Date.now() - started) / 1000
 }
 
 /** Every version in turn over one sshd. */

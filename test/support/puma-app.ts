@@ -100,6 +100,8 @@ export interface PumaConfigOptions {
   installVendor?: string
   /** The app bundles Puma (writePumaApp's option): start it with `bundle exec puma`. */
   bundledPuma?: PumaVersion
+  /** `server.restart_timeout` (unset: deployer's own deadline from the last restart). */
+  restartTimeout?: string
   /** Appended to the puma command in server.start (e.g. `--redirect-stdout PATH`). */
   startArgs?: string
 }
@@ -134,6 +136,7 @@ export async function writePumaConfig(
     '  control_token: ${PUMA_TOKEN}',
     `  start: ${JSON.stringify(start)}`,
     `  restart: ${options.restart ?? 'auto'}`,
+    ...(options.restartTimeout ? [`  restart_timeout: ${options.restartTimeout}`] : []),
     ...(options.envFile ? [`  env_files: [${JSON.stringify(options.envFile)}]`] : []),
     'health:',
     `  url: http://127.0.0.1:${options.port}/`,
