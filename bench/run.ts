@@ -1,4 +1,5 @@
 /** `npm run bench`: every benchmark, each printing its figures next to a reference measured in the same run. */
+import { benchRails, renderRails } from './rails.js'
 import { benchAllRestartsUnderLoad, renderRestartsUnderLoad, verdicts } from './restarts-under-load.js'
 import { benchUpload, renderUpload } from './upload.js'
 import { benchZeroDowntime, PUMA_VARIANTS, renderZeroDowntime } from './zero-downtime.js'
@@ -28,4 +29,11 @@ if (!only || only === 'under-load') {
     '\nfailed = requests (one connection each, 4 clients) refused, reset, timed out (10 s) or not 200; restart s = signal to every worker booted (deployer: its own restart step, signal to verified).',
   )
   for (const line of verdicts(rows)) console.log(`- ${line}`)
+}
+if (!only || only === 'rails') {
+  console.log('\n## A Rails 6.1 app: restart durations and the outage of a full restart\n')
+  console.log(renderRails(await benchRails()))
+  console.log(
+    "\nrestart s = deployer's restart step (signal to verified) or, by hand, signal to both workers booted; refused s = longest run of refused connect() calls during the full restart; no answer s = longest gap between two HTTP answers.",
+  )
 }
