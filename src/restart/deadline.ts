@@ -20,26 +20,33 @@ export interface DeadlineInputs {
   workers: number
   /** Puma's worker_shutdown_timeout (seconds): a phased step may wait that long for an old worker to drain. */
   workerShutdownTimeout: number
+  /**
+   * Puma's worker_boot_timeout (seconds, 60 by default): Puma itself lets a worker boot that long before
+   * it kills it, so a boot that slow is not yet a failure (a crash loop is caught long before).
+   */
+  workerBootTimeout: number
   /** `server.restart_timeout` in seconds, when set: it wins. */
   restartTimeout?: number
   observed: ObservedRestart | null
 }
 
-/** Never less than this: a first boot on a loaded machine has nothing observed to go by. */
-export const MIN_RESTART_DEADLINE_MS = 60_000
+/** For the master itself: a start or a re-exec loads Ruby, Bundler and the config before any worker boots. */
+export const MASTER_ALLOWANCE_MS = 30_000
 /** How many times the observed boot a restart may take before it counts as failed. */
 export const OBSERVED_FACTOR = 3
 
 /**
- * The deadline in ms: `restartTimeout` when set; otherwise a floor plus three times the observed boot,
- * and for a phased restart that per worker (they are replaced one at a time), each after draining.
+ * The deadline in ms: `restartTimeout` when set. Otherwise the master's allowance plus one boot, where a
+ * boot may take worker_boot_timeout (Puma's own limit) or three times the boot last observed on this
+ * host, whichever is longer; a phased restart boots its workers one after another, each after the old
+ * one drained.
  */
 export function restartDeadlineMs(inputs: DeadlineInputs): number {
   if (inputs.restartTimeout !== undefined) return inputs.restartTimeout * 1000
-  const boot = bootMs(inputs.observed)
-  if (inputs.kind !== 'phased') return MIN_RESTART_DEADLINE_MS + OBSERVED_FACTOR * boot
+  const boot = Math.max(inputs.workerBootTimeout * 1000, OBSERVED_FACTOR * bootMs(inputs.observed))
+  if (inputs.kind !== 'phased') return MASTER_ALLOWANCE_MS + boot
   const steps = Math.max(1, inputs.workers)
-  return MIN_RESTART_DEADLINE_MS + steps * (inputs.workerShutdownTimeout * 1000 + OBSERVED_FACTOR * boot)
+  return MASTER_ALLOWANCE_MS + steps * (inputs.workerShutdownTimeout * 1000 + boot)
 }
 
 /** One boot as observed: a phased restart boots its workers one after another, the others all at once. */

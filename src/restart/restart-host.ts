@@ -9,11 +9,13 @@ import { quote } from '../transport/quote.js'
 import { lastObservedRestart, type ObservedRestart, restartDeadlineMs } from './deadline.js'
 import { decideRestart, type RestartDecision, type ServerFacts } from './decide.js'
 import type { Fingerprints } from './fingerprints.js'
+import { type Clock, pollUntil, systemClock } from './poll.js'
 import { effectivePreload } from './preload.js'
 import * as puma from './puma-commands.js'
 import { findRunningReleases, type RunningReleases } from './running-release.js'
 import { type MasterIdentity, type PumaConfigFacts, probeServer, type ServerProbe } from './server-probe.js'
 import {
+  type Assessment,
   assessRestart,
   type Baseline,
   type Expectation,
@@ -34,6 +36,8 @@ export interface RestartPlan {
   /** Puma's own log (stdout_redirect) when the config sets one. */
   pumaLog: string | null
   workerShutdownTimeout: number
+  /** Puma's worker_boot_timeout (seconds): how long Puma itself lets a worker boot. */
+  workerBootTimeout: number
   /** The TCP ports the new config binds: nothing else may hold them when deployer starts Puma. */
   tcpPorts: number[]
   /** The last verified restart on this host, which sets the verification deadline. */
@@ -118,12 +122,15 @@ export class PumaHost {
   readonly session: HostSession
   readonly server: ServerSettings
   readonly config: DeployConfig
+  /** What every wait of a restart polls with (poll.ts). */
+  readonly clock: Clock
 
-  constructor(session: HostSession, config: DeployConfig) {
+  constructor(session: HostSession, config: DeployConfig, clock: Clock = systemClock) {
     if (!config.server) throw new Error('PumaHost needs a server section')
     this.session = session
     this.server = config.server
     this.config = config
+    this.clock = clock
   }
 
   get pidfile(): string {
@@ -198,7 +205,13 @@ export class PumaHost {
     const pumaEnvironment = await hashFiles(this.pumaEnvFiles)
     // A master caught re-exec'ing (someone's USR2) is waited for: taken for stopped, it would be started twice.
     const observed = lastObservedRestart(state.history)
-    const settleMs = restartDeadlineMs({ kind: 'hot', workers: 0, workerShutdownTimeout: 30, observed })
+    const settleMs = restartDeadlineMs({
+      kind: 'hot',
+      workers: 0,
+      workerShutdownTimeout: 30,
+      workerBootTimeout: 60,
+      observed,
+    })
     const first = await this.settledProbe(undefined, settleMs, [newDir])
     const cwdRelease = first.master.running ? masterRelease(state, first.master.cwd) : null
     const running = findRunningReleases(state.history, first.stats?.startedAt ?? null, cwdRelease)
@@ -330,7 +343,7 @@ export class PumaHost {
     const releaseDir = await this.realPath(releasePath(this.session.layout, release))
     // The baseline is read right before the signal: the stats to compare with are the ones it acts on.
     const baseline = baselineOf(await this.waitForIdle(plan, signal))
-    const started = Date.now()
+    const started = this.clock.now()
     await this.trigger(kind, { ...plan, baseline })
     await hooks.afterSignal?.()
     const expectation: Expectation = {
@@ -348,7 +361,7 @@ export class PumaHost {
    * `unhealthy` instead, since Puma did restart onto it and that restart must be recorded.
    */
   async recover(release: number, plan: RestartPlan, signal?: AbortSignal): Promise<RecoveryOutcome> {
-    const started = Date.now()
+    const started = this.clock.now()
     const restored = releasePath(this.session.layout, release)
     // A failed hot restart may leave the master re-exec'ing: wait until it is Puma again or gone, so
     // that a live master is signalled, never started over (a second Puma cannot bind its port).
@@ -389,23 +402,24 @@ export class PumaHost {
     configDirs: readonly string[],
     signal?: AbortSignal,
   ): Promise<ServerProbe> {
-    const deadline = Date.now() + deadlineMs
-    for (;;) {
-      const probe = await this.probe(configDirs, expected)
-      if (!probe.master.settling) return probe
-      if (Date.now() > deadline) {
-        throw new DeployerError(
-          `Host ${this.session.name}: Puma's master (pid ${probe.master.pid}) is still restarting after ${Math.round(deadlineMs / 1000)}s; deployer will not start a second Puma beside it.`,
-          {
-            exitCode: ExitCode.verify,
-            hint: "Look at Puma's log; once the master is up or stopped, run `deployer rollback` or release again.",
-            host: this.session.name,
-          },
-        )
-      }
-      signal?.throwIfAborted()
-      await pause(POLL_MS)
-    }
+    const settled = await pollUntil<ServerProbe>(
+      { deadlineMs, intervalMs: POLL_MS, clock: this.clock, ...(signal ? { signal } : {}) },
+      async () => {
+        const probe = await this.probe(configDirs, expected)
+        return probe.master.settling
+          ? { state: 'pending', detail: `Puma's master (pid ${probe.master.pid}) is still restarting` }
+          : { state: 'done', value: probe }
+      },
+    )
+    if (settled.ok) return settled.value
+    throw new DeployerError(
+      `Host ${this.session.name}: ${settled.detail} after ${Math.round(deadlineMs / 1000)}s; deployer will not start a second Puma beside it.`,
+      {
+        exitCode: ExitCode.verify,
+        hint: "Look at Puma's log; once the master is up or stopped, run `deployer rollback` or release again.",
+        host: this.session.name,
+      },
+    )
   }
 
   /** Verifies the restart, then the health URL, and reports what was seen. */
@@ -431,7 +445,7 @@ export class PumaHost {
       kind: expectation.kind,
       detail: assessment.detail,
       fellBackToHot: assessment.fellBackToHot,
-      ms: Date.now() - started,
+      ms: this.clock.now() - started,
       startedAt: probe.stats?.startedAt ?? null,
       workers: expectation.workers,
       ...(unhealthy === undefined ? {} : { unhealthy }),
@@ -473,19 +487,20 @@ export class PumaHost {
       const pid = plan.baseline.masterPid
       if (pid !== null) {
         await this.session.run('stopping Puma (TERM)', puma.signalMasterCommand(this.pidfile, 'TERM'))
-        const deadline = Date.now() + (plan.workerShutdownTimeout + 15) * 1000
-        while ((await this.session.transport.exec(puma.isAliveCommand(pid))).code === 0) {
-          if (Date.now() > deadline) {
-            throw new DeployerError(
-              `Host ${name}: Puma (pid ${pid}) did not stop within ${plan.workerShutdownTimeout + 15}s of TERM.`,
-              {
-                exitCode: ExitCode.verify,
-                hint: 'Look at Puma’s log; stop it by hand, then release again.',
-                host: name,
-              },
-            )
-          }
-          await pause(POLL_MS)
+        const waitS = plan.workerShutdownTimeout + 15
+        const stopped = await pollUntil(
+          { deadlineMs: waitS * 1000, intervalMs: POLL_MS, clock: this.clock },
+          async () =>
+            (await this.session.transport.exec(puma.isAliveCommand(pid))).code === 0
+              ? { state: 'pending', detail: `pid ${pid} still alive` }
+              : { state: 'done', value: undefined },
+        )
+        if (!stopped.ok) {
+          throw new DeployerError(`Host ${name}: Puma (pid ${pid}) did not stop within ${waitS}s of TERM.`, {
+            exitCode: ExitCode.verify,
+            hint: 'Look at Puma’s log; stop it by hand, then release again.',
+            host: name,
+          })
         }
       }
       await this.start(plan)
@@ -516,23 +531,25 @@ export class PumaHost {
    * master still holds are waited for.
    */
   private async waitForFreePorts(plan: RestartPlan): Promise<void> {
-    const deadline = Date.now() + (plan.workerShutdownTimeout + 15) * 1000
-    for (;;) {
-      const listening = (await this.probe()).listeningPorts
-      const held = plan.tcpPorts.filter((port) => listening.includes(port))
-      if (held.length === 0) return
-      if (Date.now() > deadline) {
-        throw new DeployerError(
-          `Host ${this.session.name}: port ${held.join(', ')} is held by a process that is not the Puma behind ${this.pidfile}; deployer will not start a second Puma.`,
-          {
-            exitCode: ExitCode.verify,
-            hint: 'Find it with `ss -ltnp` on the host; stop it (or point server.pidfile at it), then release again.',
-            host: this.session.name,
-          },
-        )
-      }
-      await pause(POLL_MS)
-    }
+    const free = await pollUntil(
+      { deadlineMs: (plan.workerShutdownTimeout + 15) * 1000, intervalMs: POLL_MS, clock: this.clock },
+      async () => {
+        const listening = (await this.probe()).listeningPorts
+        const held = plan.tcpPorts.filter((port) => listening.includes(port))
+        return held.length === 0
+          ? { state: 'done', value: undefined }
+          : { state: 'pending', detail: held.join(', ') }
+      },
+    )
+    if (free.ok) return
+    throw new DeployerError(
+      `Host ${this.session.name}: port ${free.detail} is held by a process that is not the Puma behind ${this.pidfile}; deployer will not start a second Puma.`,
+      {
+        exitCode: ExitCode.verify,
+        hint: 'Find it with `ss -ltnp` on the host; stop it (or point server.pidfile at it), then release again.',
+        host: this.session.name,
+      },
+    )
   }
 
   /**
@@ -541,28 +558,28 @@ export class PumaHost {
    */
   private async waitForIdle(plan: RestartPlan, signal?: AbortSignal): Promise<ServerProbe> {
     const deadlineMs = this.deadline(plan, 'phased')
-    const deadline = Date.now() + deadlineMs
     const expected = identityOf(plan.baseline)
-    for (;;) {
-      const probe = await this.probe([], expected)
-      const busy = probe.master.settling || (probe.stats?.oldWorkers ?? 0) > 0
-      if (!busy) return probe
-      if (Date.now() > deadline) {
-        const what = probe.master.settling
-          ? `Puma's master (pid ${probe.master.pid}) is still restarting`
-          : `a phased restart is still in progress (${probe.stats?.oldWorkers} old workers)`
-        throw new DeployerError(
-          `Host ${this.session.name}: ${what} after ${Math.round(deadlineMs / 1000)}s.`,
-          {
-            exitCode: ExitCode.verify,
-            hint: 'Look at Puma’s log for workers that fail to boot; deployer will not signal on top of it.',
-            host: this.session.name,
-          },
-        )
-      }
-      signal?.throwIfAborted()
-      await pause(POLL_MS)
-    }
+    const idle = await pollUntil<ServerProbe>(
+      { deadlineMs, intervalMs: POLL_MS, clock: this.clock, ...(signal ? { signal } : {}) },
+      async () => {
+        const probe = await this.probe([], expected)
+        if (probe.master.settling)
+          return { state: 'pending', detail: `Puma's master (pid ${probe.master.pid}) is still restarting` }
+        const old = probe.stats?.oldWorkers ?? 0
+        if (old > 0)
+          return { state: 'pending', detail: `a phased restart is still in progress (${old} old workers)` }
+        return { state: 'done', value: probe }
+      },
+    )
+    if (idle.ok) return idle.value
+    throw new DeployerError(
+      `Host ${this.session.name}: ${idle.detail} after ${Math.round(deadlineMs / 1000)}s.`,
+      {
+        exitCode: ExitCode.verify,
+        hint: 'Look at Puma’s log for workers that fail to boot; deployer will not signal on top of it.',
+        host: this.session.name,
+      },
+    )
   }
 
   private async verify(
@@ -570,34 +587,31 @@ export class PumaHost {
     plan: RestartPlan,
     baseline: Baseline,
     signal?: AbortSignal,
-  ) {
+  ): Promise<{ assessment: Assessment; probe: ServerProbe }> {
     const deadlineMs = this.deadline(plan, expectation.kind)
     const observation = newObservation()
-    const deadline = Date.now() + deadlineMs
-    let last = 'no answer from Puma yet'
     const expected = identityOf(baseline)
-    for (;;) {
-      signal?.throwIfAborted()
-      const probe = await this.probe([], expected).catch((error: unknown) => {
-        last = error instanceof Error ? error.message : String(error)
-        return null
-      })
-      if (probe) {
+    const verified = await pollUntil<{ assessment: Assessment; probe: ServerProbe }>(
+      { deadlineMs, intervalMs: POLL_MS, clock: this.clock, ...(signal ? { signal } : {}) },
+      async () => {
+        const probe = await this.probe([], expected).catch((error: unknown) =>
+          error instanceof Error ? error.message : String(error),
+        )
+        // A probe that failed (a dropped answer, a busy host) is one more look, not a verdict.
+        if (typeof probe === 'string') return { state: 'pending', detail: probe }
         const assessment = assessRestart(expectation, baseline, snapshotOf(probe), observation)
-        if (assessment.state === 'done') return { assessment, probe }
-        last = assessment.detail
-        if (assessment.state === 'failed') break
-      }
-      if (Date.now() > deadline) {
-        last = `${last} (deadline of ${Math.round(deadlineMs / 1000)}s passed)`
-        break
-      }
-      await pause(POLL_MS)
-    }
+        if (assessment.state === 'done') return { state: 'done', value: { assessment, probe } }
+        return { state: assessment.state, detail: assessment.detail }
+      },
+    )
+    if (verified.ok) return verified.value
+    const detail = verified.timedOut
+      ? `${verified.detail} (deadline of ${Math.round(deadlineMs / 1000)}s passed)`
+      : verified.detail
     throw new VerifyError(
       this.session.name,
       `the ${expectation.kind} restart`,
-      last,
+      detail,
       await this.logTail(plan),
     )
   }
@@ -613,27 +627,33 @@ export class PumaHost {
     const expected = health.expect
       ?.replaceAll('{release}', String(release))
       .replaceAll('{revision}', revision)
-    const deadline = Date.now() + health.timeout * 1000
-    let last = ''
-    for (;;) {
-      signal?.throwIfAborted()
-      const output = await this.session.run(
-        'the health check',
-        puma.healthCheckCommand(health.url, Math.min(10, health.timeout)),
-      )
-      const { status, body } = puma.parseHealth(output)
-      if (status >= 200 && status < 400 && (!expected || body.includes(expected))) return
-      last =
-        status === 0
-          ? body
-          : `HTTP ${status}${expected ? `, body without "${expected}"` : ''}: ${body.slice(0, 200)}`
-      if (Date.now() > deadline) break
-      await pause(POLL_MS * 2)
-    }
+    const healthy = await pollUntil(
+      {
+        deadlineMs: health.timeout * 1000,
+        intervalMs: POLL_MS * 2,
+        clock: this.clock,
+        ...(signal ? { signal } : {}),
+      },
+      async () => {
+        const output = await this.session.run(
+          'the health check',
+          puma.healthCheckCommand(health.url, Math.min(10, health.timeout)),
+        )
+        const { status, body } = puma.parseHealth(output)
+        if (status >= 200 && status < 400 && (!expected || body.includes(expected)))
+          return { state: 'done', value: undefined }
+        const detail =
+          status === 0
+            ? body
+            : `HTTP ${status}${expected ? `, body without "${expected}"` : ''}: ${body.slice(0, 200)}`
+        return { state: 'pending', detail }
+      },
+    )
+    if (healthy.ok) return
     throw new VerifyError(
       this.session.name,
       `the health check of ${health.urlAsWritten ?? health.url}`,
-      last,
+      healthy.detail,
       await this.logTail(plan),
       'health',
     )
@@ -645,6 +665,7 @@ export class PumaHost {
       kind,
       workers: plan.workers,
       workerShutdownTimeout: plan.workerShutdownTimeout,
+      workerBootTimeout: plan.workerBootTimeout,
       ...(this.server.restartTimeout === undefined ? {} : { restartTimeout: this.server.restartTimeout }),
       observed: plan.observed,
     })
@@ -715,10 +736,6 @@ export function snapshotOf(probe: ServerProbe): Snapshot {
   }
 }
 
-function pause(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms))
-}
-
 /** The master a baseline saw, for the probe to recognise it by; undefined when there was none. */
 function identityOf(baseline: Baseline): MasterIdentity | undefined {
   return baseline.masterPid === null
@@ -729,11 +746,12 @@ function identityOf(baseline: Baseline): MasterIdentity | undefined {
 /** What a restart onto a release takes from that release's own Puma config. */
 function configPlan(
   config: PumaConfigFacts | undefined,
-): Pick<RestartPlan, 'workers' | 'pumaLog' | 'workerShutdownTimeout' | 'tcpPorts'> {
+): Pick<RestartPlan, 'workers' | 'pumaLog' | 'workerShutdownTimeout' | 'workerBootTimeout' | 'tcpPorts'> {
   return {
     workers: config?.workers && config.workers > 0 ? config.workers : 0,
     pumaLog: config?.stdoutRedirect ?? null,
     workerShutdownTimeout: config?.workerShutdownTimeout ?? 30,
+    workerBootTimeout: config?.workerBootTimeout ?? 60,
     tcpPorts: tcpPortsOf(config?.binds ?? []),
   }
 }

@@ -3,44 +3,65 @@ import type { HistoryEvent } from '../../../src/release/history.js'
 import {
   type DeadlineInputs,
   lastObservedRestart,
-  MIN_RESTART_DEADLINE_MS,
+  MASTER_ALLOWANCE_MS,
   restartDeadlineMs,
 } from '../../../src/restart/deadline.js'
 
 describe('restartDeadlineMs', () => {
-  const base: DeadlineInputs = { kind: 'hot', workers: 2, workerShutdownTimeout: 30, observed: null }
+  const base: DeadlineInputs = {
+    kind: 'hot',
+    workers: 2,
+    workerShutdownTimeout: 30,
+    workerBootTimeout: 60,
+    observed: null,
+  }
+  const M = MASTER_ALLOWANCE_MS
   const rows: { name: string; inputs: Partial<DeadlineInputs>; ms: number }[] = [
-    { name: 'hot with nothing observed: the floor', inputs: {}, ms: MIN_RESTART_DEADLINE_MS },
     {
-      name: 'hot after a 5 s hot restart: floor + 3 × 5 s',
+      name: 'hot with nothing observed: the master, then one worker_boot_timeout',
+      inputs: {},
+      ms: M + 60_000,
+    },
+    {
+      name: 'hot after a 5 s hot restart: Puma lets a boot take 60 s, longer than 3 × 5 s',
       inputs: { observed: { kind: 'hot', ms: 5000, workers: 2 } },
-      ms: MIN_RESTART_DEADLINE_MS + 15_000,
+      ms: M + 60_000,
     },
     {
-      name: 'phased with nothing observed: floor + each worker draining',
+      name: 'hot after a 40 s hot restart (a busy host): three times that',
+      inputs: { observed: { kind: 'hot', ms: 40_000, workers: 2 } },
+      ms: M + 120_000,
+    },
+    {
+      name: 'phased with nothing observed: each worker drains, then boots',
       inputs: { kind: 'phased' },
-      ms: MIN_RESTART_DEADLINE_MS + 2 * 30_000,
+      ms: M + 2 * (30_000 + 60_000),
     },
     {
-      name: 'phased after an 18 s phased restart of 2 workers: 9 s boots, three times each',
-      inputs: { kind: 'phased', observed: { kind: 'phased', ms: 18_000, workers: 2 } },
-      ms: MIN_RESTART_DEADLINE_MS + 2 * (30_000 + 27_000),
+      name: 'phased after a 60 s phased restart of 2 workers: 30 s boots, three times each',
+      inputs: { kind: 'phased', observed: { kind: 'phased', ms: 60_000, workers: 2 } },
+      ms: M + 2 * (30_000 + 90_000),
     },
     {
-      name: 'phased after a hot restart: the hot boot counts per worker',
-      inputs: { kind: 'phased', workers: 3, observed: { kind: 'hot', ms: 4000, workers: 3 } },
-      ms: MIN_RESTART_DEADLINE_MS + 3 * (30_000 + 12_000),
+      name: 'a short worker_boot_timeout with a short observed boot',
+      inputs: {
+        kind: 'phased',
+        workers: 3,
+        workerBootTimeout: 10,
+        observed: { kind: 'hot', ms: 4000, workers: 3 },
+      },
+      ms: M + 3 * (30_000 + 12_000),
     },
     {
       name: 'single mode phased (Puma turns it hot): one step',
       inputs: { kind: 'phased', workers: 0 },
-      ms: MIN_RESTART_DEADLINE_MS + 30_000,
+      ms: M + 30_000 + 60_000,
     },
     { name: 'server.restart_timeout wins', inputs: { restartTimeout: 45, kind: 'phased' }, ms: 45_000 },
     {
       name: 'a nonsense observation is ignored',
       inputs: { observed: { kind: 'hot', ms: -5, workers: 2 } },
-      ms: MIN_RESTART_DEADLINE_MS,
+      ms: M + 60_000,
     },
   ]
   for (const row of rows) {
