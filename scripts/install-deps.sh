@@ -3,6 +3,8 @@
 # Bundler and the tools the benchmarks compare against. Safe to run again.
 set -euo pipefail
 packages=(openssh-server openssh-client ruby puma ruby-rack bundler rsync wrk curl jq git tar procps)
+# The Puma version matrix compiles Puma 6.6/7.2/8.0 and nio4r from ../shared/gems (test/support/bundled-puma.ts).
+packages+=(ruby-dev build-essential libssl-dev)
 sudo=()
 if [ "$(id -u)" -ne 0 ]; then sudo=(sudo); fi
 export DEBIAN_FRONTEND=noninteractive

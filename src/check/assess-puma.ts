@@ -70,6 +70,7 @@ export function assessPuma(facts: PumaFacts, settings: PumaSettings): Finding[] 
     findings.push(directoryFinding(config, name, current, facts.realDeployTo))
     findings.push(...workerFindings(facts, config, name))
     findings.push(...pruneBundlerFindings(facts, config, name, settings.server))
+    findings.push(...implicitBindFindings(config, name, settings.server))
     if (running) findings.push(...bindFindings(facts, config, name))
     else findings.push(...wiringFindings(config, name, settings))
   }
@@ -291,7 +292,7 @@ function preloadFinding(facts: PumaFacts, config: PumaConfigFacts, name: string)
       check: 'puma-preload',
       severity: 'warning',
       message: `Puma ${version} turns \`preload_app!\` on by default with more than one worker and no \`prune_bundler\`: ${effect}`,
-      hint: `Add \`preload_app! false\` to ${name}.`,
+      hint: `To keep phased restarts, add \`preload_app! false\` to ${name} (or turn on \`prune_bundler\`, which needs a bundled Puma with bin/puma-wild).`,
     }
   }
   const concurrency = master?.env.webConcurrency
@@ -340,6 +341,30 @@ function pruneBundlerFindings(
       : undefined,
   })
   return findings
+}
+
+/**
+ * No `bind` or `port` in the config: Puma listens on its default, which Puma 8.0 changed from
+ * `tcp://0.0.0.0:9292` to `tcp://[::]:9292` wherever the host has a non-loopback IPv6 address
+ * (puma/puma#3847). The address then depends on the Puma version and the host's interfaces, and a bind that
+ * changes between restarts needs a full one (F15). Binds given on the start command line are not in the
+ * file, so those starts are left alone.
+ */
+function implicitBindFindings(config: PumaConfigFacts, name: string, server: ServerSettings): Finding[] {
+  if (config.bindsInFile !== false) return []
+  if (/(^|\s)(-b|--bind|-p|--port)(\s|=|$)/.test(server.start ?? '')) return []
+  const now =
+    config.binds.length > 0
+      ? `; Puma ${config.pumaVersion ?? '?'} reads it as ${config.binds.join(', ')}`
+      : ''
+  return [
+    {
+      check: 'puma-binds',
+      severity: 'warning',
+      message: `${name} sets no \`bind\` or \`port\`, so Puma listens on its default${now}. Puma 8 listens on tcp://[::]:9292 where the host has a non-loopback IPv6 address (0.0.0.0 before), so the address changes with the Puma version or the host's network, and a bind change needs a full restart (F15).`,
+      hint: `Pin the address in ${name}, e.g. \`bind "tcp://127.0.0.1:3000"\` behind a proxy on the same host.`,
+    },
+  ]
 }
 
 /** A running Puma's binds against its config: a bind change needs a full restart (F15). */

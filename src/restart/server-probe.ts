@@ -166,6 +166,11 @@ export interface PumaConfigFacts {
   forkWorker: number | null
   /** Whether that Puma has `bin/puma-wild`, which prune_bundler needs; absent when Puma has no gem spec. */
   pumaWild?: boolean
+  /**
+   * The file sets `bind`, `port` or `ssl_bind`; false when `binds` is Puma's default (8.0: `tcp://[::]:9292`
+   * where the host has IPv6). Absent from probes that predate it.
+   */
+  bindsInFile?: boolean
 }
 
 /** Everything one probe saw. */
@@ -190,14 +195,26 @@ const PROBE_MARK = 'deployer-server-probe/1'
  * Evaluates one Puma config in a child process (cwd = the release dir, ENV = the master's) and prints
  * its facts as one JSON line. stdout is moved to stderr first, so a config that prints cannot corrupt
  * the answer. Nothing here binds, forks a server or opens a socket: `Configuration#load` only runs the DSL.
+ *
+ * ARGV[1] `bundle`: the release bundles Puma, so Bundler sets up that release's Gemfile first (ENV has
+ * BUNDLE_GEMFILE pointing at it) and the config is read by the Puma the release will run.
  */
 const CONFIG_RB = String.raw`
 require "json"
 answer = $stdout.dup
 $stdout.reopen($stderr)
-file = ARGV[0]
+file, mode = ARGV
 facts = { "ok" => false }
+config = nil
 begin
+  if mode == "bundle"
+    begin
+      require "bundler/setup"
+    rescue StandardError, LoadError => e
+      # Not a config error: the release's bundle itself does not load (pumaVersion stays null).
+      raise "the release's bundle (#{ENV["BUNDLE_GEMFILE"]}) does not load: #{e.class}: #{e.message}"
+    end
+  end
   require "puma"
   require "puma/configuration"
   facts["pumaVersion"] = Puma::Const::PUMA_VERSION
@@ -207,20 +224,22 @@ begin
   raise "#{file} does not exist in #{Dir.pwd}" unless File.file?(file)
   config = Puma::Configuration.new({ config_files: [file] })
   config.load
+  # Before clamp, which on 8.0 writes the binds it rewrites for IPv6 into the user layer.
+  layers = config.instance_variable_get(:@_options) || config.instance_variable_get(:@options)
+  facts["bindsInFile"] = layers.file_options.key?(:binds) if layers.respond_to?(:file_options)
+  # 7.0+ refuse options until clamp (puma/puma#3297), which runs the single/cluster blocks (8.0), decides
+  # the conditional preload default and rewrites [::] binds when the host has no IPv6, as Puma's boot does.
+  # Before 7, Puma's boot clamps too, but only after forking; nothing here needs it.
+  config.clamp if Gem::Version.new(Puma::Const::PUMA_VERSION) >= Gem::Version.new("7")
   options = config.options
   workers = options[:workers]
   workers = workers == :auto ? Etc.nprocessors : workers.to_i
   prune = options[:prune_bundler] ? true : false
   # Only the file layer tells "preload_app! written in the file" from Puma's computed default.
   explicit = options.file_options.key?(:preload_app) ? (options.file_options[:preload_app] ? true : false) : nil
-  default_preload =
-    if Gem::Version.new(Puma::Const::PUMA_VERSION) >= Gem::Version.new("7")
-      # 7.0+ computes the default after the files are read (puma/puma#3297).
-      workers > 1 && !prune
-    else
-      # 5.x/6.x compute it in Configuration#initialize, from WEB_CONCURRENCY, before any file loads.
-      options.default_options[:preload_app] ? true : false
-    end
+  # 5.x/6.x compute the default in Configuration#initialize from WEB_CONCURRENCY; 7.0+ at clamp, from the
+  # workers and prune_bundler the files set (puma/puma#3297).
+  default_preload = options.default_options[:preload_app] ? true : false
   fork = options[:fork_worker]
   str = ->(value) { value.nil? ? nil : value.to_s }
   facts.merge!(
@@ -241,7 +260,30 @@ begin
   )
 # A syntax error is a ScriptError and an exit in the file a SystemExit: neither is a StandardError.
 rescue Exception => e
-  facts["error"] = (e.instance_of?(RuntimeError) ? e.message : "#{e.class}: #{e.message}")[0, 600]
+  # A NameError's message inspects its receiver: on Ruby 3.1 a Puma DSL or Configuration, options and
+  # control token included. Say only which name failed and where.
+  if e.is_a?(NameError)
+    where = e.backtrace.to_a.find { |line| line.start_with?(file, "./#{file}", File.expand_path(file)) }
+    where = where && where[/\A.*?:\d+/]
+    text = "#{e.class}: #{e.is_a?(NoMethodError) ? "undefined method" : "undefined name"} '#{e.name}'#{where ? " at #{where}" : ""}"
+  else
+    text = e.instance_of?(RuntimeError) ? e.message : "#{e.class}: #{e.message}"
+  end
+  # Whatever the file set as control token so far, and any object's inspect output, never leaves here.
+  layers = config && (config.instance_variable_get(:@_options) || config.instance_variable_get(:@options))
+  secrets = [:user_options, :file_options, :default_options].map do |layer|
+    layers.respond_to?(layer) ? layers.public_send(layer)[:control_auth_token] : nil
+  end
+  secrets.each { |secret| text = text.gsub(secret, "[redacted]") if secret.is_a?(String) && secret.length >= 4 }
+  # Each #<...> up to its balanced end (or the end of the text, when a string in it holds a stray bracket).
+  shown = +""
+  while (start = text.index("#<"))
+    depth = 0
+    stop = (start...text.length).find { |i| (depth += { "<" => 1, ">" => -1 }.fetch(text[i], 0)).zero? && text[i] == ">" }
+    shown << text[0...start] << "#<...>"
+    text = stop ? text[(stop + 1)..-1] : ""
+  end
+  facts["error"] = (shown + text)[0, 600]
 end
 answer.write(JSON.generate(facts) + "\n")
 `
@@ -444,21 +486,53 @@ interpreter = master["exe"] if master["running"] && master["exe"] && File.basena
                                File.executable?(master["exe"])
 interpreter ||= RbConfig.ruby
 child_env = master_env || ENV.to_h
-def evaluate_config(entry, interpreter, env, deploy_to, config_rb)
+# A release that bundles Puma (its Gemfile.lock, or Gemfile before the first install, names it) is read
+# by that Puma under its own bundle, as "bundle exec puma" in it will run: never by the master's Puma or
+# whichever one the SSH shell finds. The running release's config keeps the master's own environment.
+def bundles_puma?(dir)
+  lock = File.join(dir, "Gemfile.lock")
+  return File.read(lock).match?(/^    puma \(/) if File.file?(lock)
+  gemfile = File.join(dir, "Gemfile")
+  File.file?(gemfile) && File.read(gemfile).match?(/^\s*gem\s+["']puma["']/)
+rescue SystemCallError
+  false
+end
+
+# The master's environment without what its own "bundle exec" put there (Bundler keeps the values it
+# replaced in BUNDLER_ORIG_*), pointed at the release's Gemfile; Bundler then reads that release's
+# .bundle/config (its path, without, ...) itself.
+def release_bundle_env(env, dir)
+  clean = env.reject { |key, _| key.start_with?("BUNDLER_ORIG_") }
+  env.each do |key, value|
+    next unless key.start_with?("BUNDLER_ORIG_")
+    name = key.delete_prefix("BUNDLER_ORIG_")
+    if value == "BUNDLER_ENVIRONMENT_PRESERVER_INTENTIONALLY_NIL" then clean.delete(name) else clean[name] = value end
+  end
+  %w[BUNDLE_BIN_PATH BUNDLER_SETUP BUNDLER_VERSION].each { |key| clean.delete(key) }
+  rubyopt = clean["RUBYOPT"].to_s.split(" ").reject { |opt| opt =~ /\A-r\s*bundler\/setup\z/ || opt.include?("bundler/setup") }
+  rubyopt.empty? ? clean.delete("RUBYOPT") : clean["RUBYOPT"] = rubyopt.join(" ")
+  clean.merge("BUNDLE_GEMFILE" => File.join(dir, "Gemfile"))
+end
+
+def evaluate_config(entry, interpreter, env, deploy_to, config_rb, master_cwd = nil, token = "")
   dir = File.expand_path(entry["dir"], deploy_to)
   return { "ok" => false, "error" => "directory #{dir} does not exist" } unless File.directory?(dir)
-  out, err = run_child(env, [interpreter, "-e", config_rb, "--", entry["file"]], dir, 20)
+  running = master_cwd && (File.realpath(dir) rescue dir) == master_cwd
+  bundle = !running && bundles_puma?(dir)
+  env = release_bundle_env(env, dir) if bundle
+  out, err = run_child(env, [interpreter, "-e", config_rb, "--", entry["file"], bundle ? "bundle" : "plain"], dir, 30)
   return { "ok" => false, "error" => err } if out.nil?
   line = out.lines.reverse.find { |l| l.start_with?("{") }
-  return JSON.parse(line) if line
-  { "ok" => false, "error" => short("the config evaluator printed nothing: #{err.to_s.lines.last(3).join}") }
+  facts = line ? JSON.parse(line) : { "ok" => false, "error" => short("the config evaluator printed nothing: #{err.to_s.lines.last(3).join}") }
+  facts["error"] = facts["error"].gsub(token, "[redacted]") if facts["error"].is_a?(String) && token.length >= 4
+  facts
 rescue SystemCallError, JSON::ParserError => e
   { "ok" => false, "error" => short("#{e.class}: #{e.message}") }
 end
 
 configs = JSON.parse(configs_json).map do |entry|
   { "dir" => entry["dir"], "file" => entry["file"], "envSource" => master_env ? "master" : "probe" }
-    .merge(evaluate_config(entry, interpreter, child_env, deploy_to, config_rb))
+    .merge(evaluate_config(entry, interpreter, child_env, deploy_to, config_rb, master["running"] && master["cwd"], token))
 end
 
 # Ports in LISTEN state (st 0A) in this network namespace: a port Puma needs that something else holds.
@@ -645,6 +719,7 @@ function parseConfig(raw: Record<string, unknown>): PumaConfigFacts {
     workerBootTimeout: num(raw.workerBootTimeout) ?? null,
     forkWorker: num(raw.forkWorker) ?? null,
     ...(typeof raw.pumaWild === 'boolean' ? { pumaWild: raw.pumaWild } : {}),
+    ...(typeof raw.bindsInFile === 'boolean' ? { bindsInFile: raw.bindsInFile } : {}),
   }
 }
 

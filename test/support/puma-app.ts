@@ -3,7 +3,7 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises'
 import { get } from 'node:http'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
-import { BUNDLED_INSTALL, BUNDLED_START, bundlePuma, type PumaVersion } from './bundled-puma.js'
+import { BUNDLED_INSTALL, BUNDLED_START, bundlePuma, type PumaVersion, pumaMajor } from './bundled-puma.js'
 import type { Workspace } from './fixture.js'
 import type { TestSshd } from './sshd.js'
 import { waitFor } from './wait.js'
@@ -19,8 +19,12 @@ export interface PumaAppOptions {
   noDirectory?: boolean
   /** `workers N` (default 2; 0 is single mode). */
   workers?: number
-  /** Add `preload_app!`: Puma then refuses phased restarts. */
-  preload?: boolean
+  /**
+   * Add `preload_app!`: Puma then refuses phased restarts. Without it a bundled Puma 7+ gets
+   * `preload_app! false`, since 7.0 turns preload on by default with 2+ workers (puma/puma#3297);
+   * `'unset'` writes no preload line at all, leaving Puma's own default.
+   */
+  preload?: boolean | 'unset'
   threads?: number
   /** Make config.ru raise at boot: the release can never serve. */
   brokenBoot?: boolean
@@ -65,7 +69,11 @@ export async function writePumaApp(ws: Workspace, options: PumaAppOptions): Prom
   const pumaRb = [
     options.noDirectory ? '' : `directory ${JSON.stringify(join(ws.deployTo, 'current'))}`,
     `workers ${options.workers ?? 2}`,
-    options.preload ? 'preload_app!' : '',
+    options.preload === true
+      ? 'preload_app!'
+      : options.preload === 'unset'
+        ? ''
+        : preloadOff(options.bundledPuma),
     `threads 1, ${options.threads ?? 4}`,
     `bind "tcp://127.0.0.1:${options.port}"`,
     `pidfile ${JSON.stringify(join(ws.deployTo, 'shared/tmp/pids/puma.pid'))}`,
@@ -83,6 +91,11 @@ export async function writePumaApp(ws: Workspace, options: PumaAppOptions): Prom
   if (options.bundledPuma) await bundlePuma(ws.source, options.bundledPuma)
   if (options.rubyVersion) await writeFile(join(ws.source, '.ruby-version'), `${options.rubyVersion}\n`)
   if (options.gemfileLock) await writeFile(join(ws.source, 'Gemfile.lock'), options.gemfileLock)
+}
+
+/** `preload_app! false` where Puma would otherwise preload by default (7.0+ in cluster mode). */
+function preloadOff(version: PumaVersion | undefined): string {
+  return version && pumaMajor(version) >= 7 ? 'preload_app! false' : ''
 }
 
 export interface PumaConfigOptions {
@@ -112,8 +125,9 @@ export async function writePumaConfig(
   sshd: TestSshd,
   options: PumaConfigOptions,
 ): Promise<void> {
-  const puma = `${options.bundledPuma ? BUNDLED_START : 'puma -C config/puma.rb'}${options.startArgs ? ` ${options.startArgs}` : ''}`
-  const start = options.envFile ? `set -a; . ${options.envFile}; set +a; exec ${puma}` : `exec ${puma}`
+  const command = options.bundledPuma ? BUNDLED_START : 'puma -C config/puma.rb'
+  const puma = `exec ${command}${options.startArgs ? ` ${options.startArgs}` : ''}`
+  const start = options.envFile ? `set -a; . ${options.envFile}; set +a; ${puma}` : puma
   const install = options.install ?? (options.bundledPuma ? BUNDLED_INSTALL : undefined)
   const lines = [
     'app: itest',

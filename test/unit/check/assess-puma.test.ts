@@ -194,6 +194,53 @@ describe('assessPuma', () => {
       message: /Puma 7\.2\.0 turns `preload_app!` on by default/,
     },
     {
+      name: 'a running Puma 8 with the default preload (2 workers, no prune_bundler) warns',
+      facts: runningWith(
+        { pumaVersion: '8.0.2', workers: 2, defaultPreload: true },
+        { master: { pumaVersion: '8.0.2' } },
+      ),
+      check: 'puma-preload',
+      severity: 'warning',
+      message:
+        /^Puma 8\.0\.2 turns `preload_app!` on by default with more than one worker and no `prune_bundler`/,
+    },
+    {
+      name: 'Puma 8 with preload_app! false is ok',
+      facts: runningWith(
+        { pumaVersion: '8.0.2', preloadApp: false, defaultPreload: true },
+        { master: { pumaVersion: '8.0.2' } },
+      ),
+      check: 'puma-preload',
+      severity: 'ok',
+      message: /is off: phased restarts are possible/,
+    },
+    {
+      name: 'Puma 8 with prune_bundler has no default preload',
+      facts: runningWith(
+        { pumaVersion: '8.0.2', pruneBundler: true, pumaWild: true },
+        { master: { pumaVersion: '8.0.2' } },
+      ),
+      check: 'puma-preload',
+      severity: 'ok',
+      message: /is off: phased restarts are possible/,
+    },
+    // binds written or not (puma/puma#3847)
+    {
+      name: 'no bind or port in the file warns: Puma 8 may listen on [::]:9292',
+      facts: runningWith({ pumaVersion: '8.0.2', bindsInFile: false, binds: ['tcp://[::]:9292'] }),
+      check: 'puma-binds',
+      severity: 'warning',
+      message:
+        /sets no `bind` or `port`, so Puma listens on its default; Puma 8\.0\.2 reads it as tcp:\/\/\[::\]:9292\. Puma 8 listens on tcp:\/\/\[::\]:9292/,
+    },
+    {
+      name: 'no bind in the file of a source config read before the first release warns too',
+      facts: stoppedWith({ pumaVersion: '5.6.5', bindsInFile: false, binds: ['tcp://0.0.0.0:9292'] }),
+      check: 'puma-binds',
+      severity: 'warning',
+      message: /sets no `bind` or `port`.*reads it as tcp:\/\/0\.0\.0\.0:9292/,
+    },
+    {
       name: 'WEB_CONCURRENCY on Puma 5 turns preload on in the running master',
       facts: runningWith({}, { master: { env: { webConcurrency: '3', skipUsr2: false } } }),
       check: 'puma-preload',
@@ -349,6 +396,27 @@ describe('assessPuma', () => {
       const findings = assessPuma(pumaFacts(stoppedWith({ pidfile })), SETTINGS)
       expect(findings.map((finding) => finding.check)).to.not.include('puma-pidfile')
     }
+  })
+
+  it('says how to keep phased restarts under Puma 7+’s default preload: preload_app! false or prune_bundler', () => {
+    const facts = pumaFacts(stoppedWith({ pumaVersion: '7.2.1', workers: 3, defaultPreload: true }))
+    const preload = assessPuma(facts, SETTINGS).find((finding) => finding.check === 'puma-preload')
+    expect(preload?.hint).to.contain('`preload_app! false`').and.contain('`prune_bundler`')
+  })
+
+  it('leaves an implicit bind alone when the start command binds, or when the probe predates the fact', () => {
+    const implicit = stoppedWith({ bindsInFile: false, binds: ['tcp://0.0.0.0:9292'] })
+    for (const start of ['bundle exec puma -b tcp://127.0.0.1:3000 -C config/puma.rb', 'puma --port=3000']) {
+      const findings = assessPuma(pumaFacts(implicit), { ...SETTINGS, server: { ...SERVER, start } })
+      expect(
+        findings.map((finding) => finding.check),
+        start,
+      ).to.not.include('puma-binds')
+    }
+    const unknown = assessPuma(pumaFacts(stoppedWith({ binds: ['tcp://0.0.0.0:9292'] })), SETTINGS)
+    expect(unknown.map((finding) => finding.check)).to.not.include('puma-binds')
+    const written = assessPuma(pumaFacts(stoppedWith({ bindsInFile: true })), SETTINGS)
+    expect(written.map((finding) => finding.check)).to.not.include('puma-binds')
   })
 
   it('compares binds only with a running Puma', () => {

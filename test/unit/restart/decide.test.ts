@@ -162,6 +162,17 @@ describe('decideRestart', () => {
         reason: /binds change/,
       },
       {
+        // Both configs without a bind, each read by its own Puma: 8.0's default is [::] (puma/puma#3847).
+        name: 'an upgrade to Puma 8 that moves the default bind from 0.0.0.0 to [::] → full, not hot',
+        change: {
+          running: { binds: ['tcp://0.0.0.0:9292'], puma: '7.2.1' },
+          next: { binds: ['tcp://[::]:9292'], puma: '8.0.2' },
+          server: { runningPuma: '7.2.1' },
+        },
+        kind: 'full',
+        reason: /binds change from tcp:\/\/0\.0\.0\.0:9292 to tcp:\/\/\[::\]:9292/,
+      },
+      {
         name: 'Puma change under prune_bundler → full',
         change: { next: { puma: '6.6.1' }, server: { pruneBundler: true } },
         kind: 'full',
