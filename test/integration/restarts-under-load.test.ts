@@ -78,14 +78,17 @@ describe(`Restarts under load: busy machine, slow-booting app with a big Gemfile
       threads,
       ...APP,
     })
-    const config = { port, healthTimeout: '300s', install: SLOW_BOOT_INSTALL, bundledPuma: PUMA }
-    // No restart has been timed yet, and a first boot of this app on a loaded machine can take minutes.
-    await writePumaConfig(ws, sshd, { ...config, restartTimeout: '900s' })
+    // No restart_timeout: deployer's own deadline (worker_boot_timeout per boot, or three times the last
+    // boot it timed) must hold for a first boot of minutes and for the restarts on the busy machine.
+    await writePumaConfig(ws, sshd, {
+      port,
+      healthTimeout: '300s',
+      install: SLOW_BOOT_INSTALL,
+      bundledPuma: PUMA,
+    })
     const first = await releaseJson(ws.config, [], { PUMA_TOKEN })
     expect(first.result.code, first.result.stderr).to.equal(0)
     expect(first.json.hosts[0]?.restart?.kind).to.equal('start')
-    // From here on deployer's own deadline, from the restarts it timed, must hold on a busy machine.
-    await writePumaConfig(ws, sshd, config)
     hogs = await startCpuHogs({ maxSeconds: 30 * 60 })
   })
   after(async () => {
