@@ -1,6 +1,8 @@
 /** `npm run bench`: every benchmark, each printing its figures next to a reference measured in the same run. */
 import { benchStartup, renderStartup } from './startup.js'
 import { benchTransport, renderTransport } from './transport.js'
+import { benchRails, renderRails } from './rails.js'
+import { benchAllRestartsUnderLoad, renderRestartsUnderLoad, verdicts } from './restarts-under-load.js'
 import { benchUpload, renderUpload } from './upload.js'
 import { benchZeroDowntime, PUMA_VARIANTS, renderZeroDowntime } from './zero-downtime.js'
 
@@ -27,5 +29,23 @@ if (!only || only === 'zero-downtime') {
   console.log(renderZeroDowntime(rows))
   console.log(
     '\nfailed = wrk socket errors (connect, read, write, timeout) + non-2xx answers; every figure above comes from this run.',
+  )
+}
+if (!only || only === 'under-load') {
+  console.log(
+    '\n## Restarts on a busy machine (a CPU hog per core, HTTP load, 200-gem app, 2 workers, preload_app! false)\n',
+  )
+  const rows = await benchAllRestartsUnderLoad()
+  console.log(renderRestartsUnderLoad(rows))
+  console.log(
+    '\nfailed = requests (one connection each, 4 clients) refused, reset, timed out (10 s) or not 200; restart s = signal to every worker booted (deployer: its own restart step, signal to verified).',
+  )
+  for (const line of verdicts(rows)) console.log(`- ${line}`)
+}
+if (!only || only === 'rails') {
+  console.log('\n## A Rails 6.1 app: restart durations and the outage of a full restart\n')
+  console.log(renderRails(await benchRails()))
+  console.log(
+    "\nrestart s = deployer's restart step (signal to verified) or, by hand, signal to both workers booted; refused s = longest run of refused connect() calls during the full restart; no answer s = longest gap between two HTTP answers.",
   )
 }

@@ -1,10 +1,8 @@
-import { execFile } from 'node:child_process'
 import { once } from 'node:events'
 import { existsSync } from 'node:fs'
 import { chown, readFile, readlink, rm, writeFile } from 'node:fs/promises'
 import { createServer } from 'node:net'
 import { join } from 'node:path'
-import { promisify } from 'node:util'
 import { expect } from 'chai'
 import { ExitCode } from '../../src/errors.js'
 import type { HostReleases } from '../../src/fleet/list.js'
@@ -14,13 +12,12 @@ import {
   answers,
   masterPid,
   PUMA_TOKEN,
+  pumaStats,
   stopPuma,
   writePumaApp,
   writePumaConfig,
 } from '../support/puma-app.js'
 import { findFreePort, startSshd, type TestSshd } from '../support/sshd.js'
-
-const run = promisify(execFile)
 
 describe('Puma restarts chosen from what changed (real Puma behind a real sshd)', function () {
   this.timeout(180_000)
@@ -35,16 +32,7 @@ describe('Puma restarts chosen from what changed (real Puma behind a real sshd)'
     return outcome.json
   }
   const restartOf = (json: ReleaseJson) => json.hosts[0]?.restart
-  const stats = async () => {
-    const socket = join(ws.deployTo, 'shared/tmp/sockets/pumactl.sock')
-    const { stdout } = await run('curl', [
-      '-s',
-      '--unix-socket',
-      socket,
-      `http://x/stats?token=${PUMA_TOKEN}`,
-    ])
-    return JSON.parse(stdout) as { started_at: string; phase: number; worker_status: { pid: number }[] }
-  }
+  const stats = () => pumaStats(ws)
   const servedReleases = async () =>
     new Set((await answers(port)).map((body) => /release=(\d+)/.exec(body)?.[1]))
 

@@ -25,21 +25,32 @@ export interface Load {
 
 const KEPT_ERRORS = 5
 
+/** Where a load ends by itself even if nobody stops it (a long run, a test that dies). */
+export interface LoadLimits {
+  /** Stop after this many requests in all (answered or failed). */
+  maxRequests?: number
+  /** Stop after this long. */
+  maxSeconds?: number
+}
+
 /**
  * Starts `clients` loops of GETs to 127.0.0.1:`port`, one TCP connection per request (agent: false,
  * like `wrk -H 'Connection: close'`): with `queue_requests false` Puma then fails none of them across a
  * phased or hot restart (bench/zero-downtime.ts), so every failure counted here is the fault's doing.
  * A non-200 answer counts as failed.
  */
-export function startLoad(port: number, clients = 4): Load {
+export function startLoad(port: number, clients = 4, limits: LoadLimits = {}): Load {
   const counts: LoadCounts = { ok: 0, failed: 0, releases: {}, errors: [] }
+  const { maxRequests = Number.POSITIVE_INFINITY, maxSeconds = Number.POSITIVE_INFINITY } = limits
+  const endsAt = Date.now() + maxSeconds * 1000
   let stopping = false
+  const done = () => stopping || counts.ok + counts.failed >= maxRequests || Date.now() >= endsAt
   const fail = (why: string) => {
     counts.failed++
     if (counts.errors.length < KEPT_ERRORS) counts.errors.push(why)
   }
   const loop = async () => {
-    while (!stopping) {
+    while (!done()) {
       try {
         const { status, body } = await request(port)
         if (status !== 200) {

@@ -1,7 +1,8 @@
-import type { ChildProcess } from 'node:child_process'
+import { type ChildProcess, execFile } from 'node:child_process'
 import { mkdir, readFile, writeFile } from 'node:fs/promises'
 import { get } from 'node:http'
 import { join } from 'node:path'
+import { promisify } from 'node:util'
 import { BUNDLED_INSTALL, BUNDLED_START, bundlePuma, type PumaVersion, pumaMajor } from './bundled-puma.js'
 import type { Workspace } from './fixture.js'
 import type { TestSshd } from './sshd.js'
@@ -36,8 +37,6 @@ export interface PumaAppOptions {
    * client, while with the default a stopping worker resets a few (bench/zero-downtime.ts).
    */
   queueRequests?: boolean
-  /** Leave `stdout_redirect` out of puma.rb (Puma then writes where server.start sends it). */
-  noStdoutRedirect?: boolean
   /**
    * Bundle this Puma version in the app (Gemfile, vendor/cache, prebuilt vendor/bundle; see bundled-puma.ts)
    * instead of running Debian's `puma` outside Bundler. Pair with the same option of writePumaConfig.
@@ -45,6 +44,8 @@ export interface PumaAppOptions {
   bundledPuma?: PumaVersion
   /** Extra lines appended to config/puma.rb. */
   extraConfig?: string[]
+  /** Leave `stdout_redirect` out of puma.rb (Puma then writes where server.start sends it). */
+  noStdoutRedirect?: boolean
 }
 
 /**
@@ -106,8 +107,10 @@ export interface PumaConfigOptions {
   healthExpect?: string
   /** `install.command`; no install section without it (a bundled Puma defaults to `bundle install --local`). */
   install?: string
-  /** Appended to the puma command in server.start (e.g. `--redirect-stdout PATH`). */
-  startArgs?: string
+  /** `install.check` (with an install command). */
+  installCheck?: string
+  /** `install.vendor` (with an install command): seeded from the previous release. */
+  installVendor?: string
   /** The app bundles Puma (writePumaApp's option): start it with `bundle exec puma`. */
   bundledPuma?: PumaVersion
   /** Put before the puma command in server.start (e.g. `SECRET=${CANARY}`). */
@@ -118,6 +121,10 @@ export interface PumaConfigOptions {
   fullRestart?: string
   /** `install.timeout`, e.g. `2s`. */
   installTimeout?: string
+  /** `server.restart_timeout` (unset: deployer's own deadline from the last restart). */
+  restartTimeout?: string
+  /** Appended to the puma command in server.start (e.g. `--redirect-stdout PATH`). */
+  startArgs?: string
 }
 
 /** deployer.yml for the Puma app: server, health and shared sections over the test sshd. */
@@ -152,6 +159,7 @@ export async function writePumaConfig(
     `  start: ${JSON.stringify(start)}`,
     `  restart: ${options.restart ?? 'auto'}`,
     ...(options.fullRestart ? [`  full_restart: ${JSON.stringify(options.fullRestart)}`] : []),
+    ...(options.restartTimeout ? [`  restart_timeout: ${options.restartTimeout}`] : []),
     ...(options.envFile ? [`  env_files: [${JSON.stringify(options.envFile)}]`] : []),
     'health:',
     `  url: ${JSON.stringify(`http://127.0.0.1:${options.port}/${options.healthQuery ?? ''}`)}`,
@@ -159,6 +167,8 @@ export async function writePumaConfig(
     `  timeout: ${options.healthTimeout ?? '30s'}`,
     ...(install ? ['install:', `  command: ${JSON.stringify(install)}`] : []),
     ...(install && options.installTimeout ? [`  timeout: ${options.installTimeout}`] : []),
+    ...(install && options.installCheck ? [`  check: ${JSON.stringify(options.installCheck)}`] : []),
+    ...(install && options.installVendor ? [`  vendor: ${JSON.stringify(options.installVendor)}`] : []),
   ]
   await writeFile(ws.config, `${lines.join('\n')}\n`)
 }
@@ -183,6 +193,22 @@ export async function answers(port: number, count = 20): Promise<string[]> {
   const bodies: string[] = []
   for (let i = 0; i < count; i++) bodies.push(await fetchApp(port))
   return bodies
+}
+
+/** Cluster `/stats` from the fixture's control app (its socket under shared/), as Puma writes it. */
+export async function pumaStats(ws: Workspace): Promise<{
+  started_at: string
+  phase: number
+  worker_status: { pid: number; phase: number; booted: boolean }[]
+}> {
+  const socket = join(ws.deployTo, 'shared/tmp/sockets/pumactl.sock')
+  const { stdout } = await promisify(execFile)('curl', [
+    '-s',
+    '--unix-socket',
+    socket,
+    `http://x/stats?token=${PUMA_TOKEN}`,
+  ])
+  return JSON.parse(stdout)
 }
 
 export async function masterPid(ws: Workspace): Promise<number> {
