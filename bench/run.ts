@@ -1,8 +1,9 @@
 /** `npm run bench`: every benchmark, each printing its figures next to a reference measured in the same run. */
-import { benchStartup, renderStartup } from './startup.js'
-import { benchTransport, renderTransport } from './transport.js'
+
 import { benchRails, renderRails } from './rails.js'
 import { benchAllRestartsUnderLoad, renderRestartsUnderLoad, verdicts } from './restarts-under-load.js'
+import { benchStartup, renderStartup } from './startup.js'
+import { benchTransport, renderTransport } from './transport.js'
 import { benchUpload, renderUpload } from './upload.js'
 import { benchZeroDowntime, PUMA_VARIANTS, renderZeroDowntime } from './zero-downtime.js'
 
