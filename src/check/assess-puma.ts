@@ -33,7 +33,7 @@ export interface PumaSettings {
 
 /**
  * Judges the host's Puma: whether a release can find, start and verify it, and which settings defeat a
- * zero-downtime restart (reference/puma-restarts.md §1.3, §3, F1–F15). Settings that deployer works
+ * zero-downtime restart (docs/puma-restarts.md §1.3, §3, F1–F15). Settings that deployer works
  * around with a heavier restart are warnings; a setting that makes Puma serve the wrong release is
  * blocking.
  */

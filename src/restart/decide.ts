@@ -47,7 +47,7 @@ export interface RestartDecision {
 type Rule = { kind: Exclude<RestartChoice, 'none' | 'start'>; reason: string }
 
 /**
- * The least disruptive restart that is still correct, first rule that matches (shared/reference/
+ * The least disruptive restart that is still correct, first rule that matches (docs/
  * puma-restarts.md §2): full when signals cannot reach the new release or when Ruby, the environment, a
  * bind or a pruned Puma changed; hot (USR2) for single mode, preload, a config or Puma change, or new gems
  * without prune_bundler; phased (USR1) otherwise. An override wins, with a warning where it is unsafe.

@@ -3,7 +3,7 @@ import type { PumaConfigFacts } from './server-probe.js'
 
 /**
  * Whether Puma runs with `preload_app` on, which makes it refuse a phased restart (USR1) and silently
- * hot-restart instead (reference/puma-restarts.md §1.3, F1). The rules differ by version:
+ * hot-restart instead (docs/puma-restarts.md §1.3, F1). The rules differ by version:
  * - an explicit `preload_app!` / `preload_app! false` in the config file always wins;
  * - Puma 7.0+ turns it on by default when `workers > 1` and `prune_bundler` is off (puma/puma#3297);
  * - Puma 5.x/6.x turn it on by default when WEB_CONCURRENCY > 1. That default is computed in

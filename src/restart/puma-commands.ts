@@ -4,7 +4,7 @@ import { quote } from '../transport/quote.js'
 /*
  * Pure builders of the commands that drive Puma on a host. Signals go straight to the master pid, read
  * from the pidfile and checked to be a live `puma` process: never `pumactl restart`, which starts Puma
- * inside itself when the pid is gone (reference/puma-restarts.md F22).
+ * inside itself when the pid is gone (docs/puma-restarts.md F22).
  */
 
 /** Sends `signal` to the master named by the pidfile, only if that pid is a live Puma. */

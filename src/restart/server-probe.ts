@@ -3,7 +3,7 @@ import { quote } from '../transport/quote.js'
 /*
  * Reads what a host's running Puma really is, in one round trip: the master from its pidfile and
  * /proc, its workers, the control app's /stats, and how Puma itself reads each given config file. A
- * deploy must never assume these (reference/puma-restarts.md §5.1, §10): a pidfile can be stale, a
+ * deploy must never assume these (docs/puma-restarts.md §5.1, §10): a pidfile can be stale, a
  * USR1 can silently become a hot restart, workers can run an old release while stats look perfect.
  *
  * The host side is a small POSIX sh preamble that hands over to Ruby, which a Puma host always has.

@@ -68,7 +68,7 @@ export function newObservation(): Observation {
 export const CRASH_LOOP_PIDS = 3
 
 /**
- * Judges one snapshot against what the restart should have produced (reference/puma-restarts.md §5):
+ * Judges one snapshot against what the restart should have produced (docs/puma-restarts.md §5):
  * phased: same `started_at` (else Puma fell back to a hot restart), phase + 1, no old workers, every worker
  * booted in the new phase with a new pid; hot: same master pid, new `started_at`, all workers new and
  * booted; start/full: a master and booted workers. In every case each worker's cwd is the new release,
