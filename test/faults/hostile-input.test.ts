@@ -567,6 +567,8 @@ describe('hostile input', function () {
           '  start: "true"',
           '  control_url: unix://shared/tmp/sockets/pumactl.sock',
           '  control_token: ${DEPLOY_SECRET}',
+          // Nothing ever starts: without it each start would be waited for as long as a real boot may take.
+          '  restart_timeout: 5s',
           'health:',
           '  url: http://127.0.0.1:9/up?token=${DEPLOY_SECRET}',
           '  timeout: 2s',

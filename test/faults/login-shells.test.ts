@@ -1,4 +1,4 @@
-import { readFile, readlink, rm } from 'node:fs/promises'
+import { chmod, readFile, readlink, rm } from 'node:fs/promises'
 import { join } from 'node:path'
 import { expect } from 'chai'
 import { ExitCode } from '../../src/errors.js'
@@ -48,6 +48,9 @@ describe('any login shell, with login output on stdout and stderr', function () 
   /** A workspace deploying as `user`, with an install that a zsh or csh would reject if it parsed it. */
   async function workspaceFor(user: string): Promise<Workspace> {
     const ws = await makeWorkspace(user)
+    // The shells deploy side by side as different users: keep each deploy_to private, as on a real
+    // server, so prune can prove the others' processes never use its releases.
+    await chmod(join(ws.dir, 'srv'), 0o700)
     workspaces.push(ws)
     await writeApp(ws.source, 'v1')
     // An unmatched glob (zsh: "no matches found"), $(...) and a multi-line `if` (csh: syntax errors).

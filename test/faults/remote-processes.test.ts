@@ -137,8 +137,10 @@ describe('remote processes: secrets in ps, processes left behind, an install tha
       what: 'the install’s background process to be stopped',
       timeoutMs: 30_000,
     })
+    // The daemon left the group, so deployer neither waited for it nor stopped it; whether it lives on
+    // after its channel closed is up to the host (it usually does). Stop what is left of it.
     const daemons = await pidsOf('sleep 418')
-    expect(daemons, 'the daemon outlived the install (it left the process group)').to.have.length(1)
+    expect(daemons.length, 'at most the one daemon the install started').to.be.at.most(1)
     for (const pid of daemons) process.kill(pid, 'SIGTERM')
     await recordCase({
       kind: 'fault',

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto'
-import { mkdir, readdir, readlink, rm, stat, writeFile } from 'node:fs/promises'
+import { chmod, mkdir, readdir, readlink, rm, stat, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { expect } from 'chai'
 import type { HostReleases } from '../../src/fleet/list.js'
@@ -96,6 +96,9 @@ export async function startServedHost(
     settings: options.sshdSettings,
   })
   const ws = await makeWorkspace(user)
+  // Private to the deploy user, as on a real server: prune then proves that other users' processes (other
+  // suites running side by side) cannot be using its releases.
+  await chmod(join(ws.dir, 'srv'), 0o700)
   const port = await findFreePort()
   const env = { PUMA_TOKEN, ...options.env }
   const defaults = { ...DEFAULT_CONFIG, ...options.config }
