@@ -1,6 +1,7 @@
 import { DEFAULT_INSTALL_TIMEOUT, type DeployConfig } from '../config/types.js'
 import { DeployerError, ExitCode } from '../errors.js'
 import { failpoint } from '../fault/failpoint.js'
+import { formatBytes } from '../format.js'
 import { changedLockfiles, decideInstallStep } from '../install/reuse.js'
 import type { HostSession } from '../release/host-session.js'
 import type { HostState } from '../release/host-state.js'
@@ -15,7 +16,7 @@ import type { LocalTree } from '../upload/local-tree.js'
 import { countBytes } from '../upload/progress.js'
 import type { GeneratedFile } from '../upload/tar-pack.js'
 import { packTree } from '../upload/tar-pack.js'
-import { type BuiltRelease, formatBytes, type HostReleaseOutcome, type ReleaseOptions } from './outcome.js'
+import type { BuiltRelease, HostReleaseOutcome, ReleaseOptions } from './outcome.js'
 import type { HostPlan } from './release-plan.js'
 
 /** What every host's build shares: the source, the release and the files deployer writes into it. */

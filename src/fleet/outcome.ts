@@ -128,9 +128,3 @@ export function toDeployerError(outcome: HostReleaseOutcome): DeployerError {
     host: outcome.host,
   })
 }
-
-export function formatBytes(bytes: number): string {
-  if (bytes < 1024) return `${bytes} B`
-  if (bytes < 1024 * 1024) return `${(bytes / 1024).toFixed(1)} KiB`
-  return `${(bytes / 1024 / 1024).toFixed(1)} MiB`
-}

@@ -33,7 +33,6 @@ import { withLocks, withSessions } from './sessions.js'
 import { connectWhileReading, readSource, type SourceSnapshot } from './source.js'
 
 export type { HostReleaseOutcome, HostStatus, ReleaseOptions, ReleaseResult } from './outcome.js'
-export { formatBytes } from './outcome.js'
 
 /**
  * `deployer release`: read every host under the lock, make the plan (release N, each host's steps,

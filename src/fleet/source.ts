@@ -1,4 +1,5 @@
 import type { DeployConfig } from '../config/types.js'
+import { formatBytes } from '../format.js'
 import type { HostSession } from '../release/host-session.js'
 import { GENERATED_NAMES } from '../release/manifest.js'
 import { type Fingerprints, fingerprintTree } from '../restart/fingerprints.js'
@@ -9,7 +10,6 @@ import { HashCache } from '../upload/hash-cache.js'
 import { type LocalTree, scanTree } from '../upload/local-tree.js'
 import { readGitRevision } from '../upload/revision.js'
 import { firstFailure, settleAll } from './concurrency.js'
-import { formatBytes } from './outcome.js'
 
 /** The local source, read once for every host. */
 export interface SourceSnapshot {

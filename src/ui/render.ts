@@ -1,8 +1,9 @@
 import type { DeployConfig } from '../config/types.js'
 import type { HostReleases } from '../fleet/list.js'
 import { describeHolders, type PruneOutcome } from '../fleet/prune.js'
-import { formatBytes, type ReleaseResult } from '../fleet/release.js'
+import type { ReleaseResult } from '../fleet/release.js'
 import type { RollbackOutcome } from '../fleet/rollback.js'
+import { formatBytes } from '../format.js'
 import { quote } from '../transport/quote.js'
 
 /** The plan `release --dry-run` prints: everything a real run would do, and nothing done. */
