@@ -1,4 +1,3 @@
-import type { DeployConfig } from '../config/types.js'
 import { InterruptedError } from '../errors.js'
 import type { HostSession } from '../release/host-session.js'
 import { settleAll } from './concurrency.js'
@@ -7,7 +6,6 @@ import {
   abortReason,
   type BuiltRelease,
   type HostReleaseOutcome,
-  type ReleaseOptions,
   summarize,
   throwIfInterrupted,
 } from './outcome.js'
