@@ -359,7 +359,9 @@ describe('serverProbeCommand', () => {
   })
 
   it('runs Ruby without RubyGems and ends the interpreter options before its arguments', () => {
-    expect(serverProbeCommand(options)).to.match(/^exec "\$ruby_bin" --disable-gems -e '.*' -- "\$pidfile" /ms)
+    expect(serverProbeCommand(options)).to.match(
+      /^exec "\$ruby_bin" --disable-gems -e '.*' -- "\$pidfile" /ms,
+    )
   })
 
   it('falls back to the master executable only when it is a ruby', () => {
