@@ -88,12 +88,17 @@ export async function benchRestartsUnderLoad(
         const { seconds, note } = by === 'deployer' ? await deploy(kind) : await byHand(kind)
         const counts = await load.stop()
         rows.push({ puma: version, kind, by, seconds, counts, note })
-        process.stderr.write(`${version} ${kind} ${by}: ${seconds.toFixed(1)} s, ${counts.failed} failed\n`)
+        process.stderr.write(
+          `${version} ${kind} ${by}: ${seconds.toFixed(1)} s, ${counts.failed} failed, no answer for ${(counts.longestGapMs / 1000).toFixed(1)} s\n`,
+        )
       }
+      // Who goes first alternates by round, so neither side always meets a master that just did the
+      // same kind of restart, or a machine that just finished the other's work.
       for (let round = 0; round < REPEAT; round++) {
         for (const kind of ['phased', 'hot'] as const) {
-          await measure(kind, 'deployer')
-          await measure(kind, 'by hand')
+          const order =
+            round % 2 === 0 ? (['deployer', 'by hand'] as const) : (['by hand', 'deployer'] as const)
+          for (const by of order) await measure(kind, by)
         }
       }
     } finally {
@@ -142,12 +147,13 @@ export async function benchAllRestartsUnderLoad(): Promise<LoadRestartRow[]> {
 }
 
 export function renderRestartsUnderLoad(rows: readonly LoadRestartRow[]): string {
-  const header = ['Puma', 'restart', 'sent by', 'restart s', 'requests', 'failed', 'outcome']
+  const header = ['Puma', 'restart', 'sent by', 'restart s', 'no answer s', 'requests', 'failed', 'outcome']
   const lines = rows.map((row) => [
     row.puma,
     row.kind,
     row.by,
     row.seconds.toFixed(1),
+    (row.counts.longestGapMs / 1000).toFixed(1),
     String(row.counts.ok + row.counts.failed),
     `${row.counts.failed}${row.counts.failed ? ` (${row.counts.errors[0]})` : ''}`,
     row.note,
@@ -162,14 +168,21 @@ export function renderRestartsUnderLoad(rows: readonly LoadRestartRow[]): string
 
 /** Per version and kind: whether deployer failed no more requests than the hand-sent signal. */
 export function verdicts(rows: readonly LoadRestartRow[]): string[] {
-  const failed = (puma: string, kind: string, by: string) =>
-    rows
-      .filter((row) => row.puma === puma && row.kind === kind && row.by === by)
-      .reduce((sum, row) => sum + row.counts.failed, 0)
+  const of = (puma: string, kind: string, by: string) =>
+    rows.filter((row) => row.puma === puma && row.kind === kind && row.by === by)
+  const failed = (selected: readonly LoadRestartRow[]) =>
+    selected.reduce((sum, row) => sum + row.counts.failed, 0)
+  const outage = (selected: readonly LoadRestartRow[]) =>
+    (
+      selected.reduce((sum, row) => sum + row.counts.longestGapMs, 0) /
+      Math.max(1, selected.length) /
+      1000
+    ).toFixed(1)
   return [...new Set(rows.map((row) => `${row.puma} ${row.kind}`))].map((key) => {
     const [puma = '', kind = ''] = key.split(' ')
-    const ours = failed(puma, kind, 'deployer')
-    const hand = failed(puma, kind, 'by hand')
-    return `Puma ${puma} ${kind}: deployer ${ours} failed, by hand ${hand}: ${ours <= hand ? 'met' : 'NOT met'}`
+    const ours = of(puma, kind, 'deployer')
+    const hand = of(puma, kind, 'by hand')
+    const verdict = failed(ours) <= failed(hand) ? 'met' : 'NOT met'
+    return `Puma ${puma} ${kind}: deployer ${failed(ours)} failed (no answer for ${outage(ours)} s on average), by hand ${failed(hand)} (${outage(hand)} s): ${verdict}`
   })
 }

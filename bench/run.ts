@@ -39,7 +39,7 @@ if (!only || only === 'under-load') {
   const rows = await benchAllRestartsUnderLoad()
   console.log(renderRestartsUnderLoad(rows))
   console.log(
-    '\nfailed = requests (one connection each, 4 clients) refused, reset, timed out (10 s) or not 200; restart s = signal to every worker booted (deployer: its own restart step, signal to verified).',
+    '\nfailed = requests (one connection each, 4 clients) refused, reset, timed out (10 s) or not 200; restart s = signal to every worker booted (deployer: its own restart step, signal to verified, health check included); no answer s = the longest time without any answer (the outage clients saw). Deployer and the hand-sent signal take turns going first.',
   )
   for (const line of verdicts(rows)) console.log(`- ${line}`)
 }

@@ -11,6 +11,8 @@ export interface LoadCounts {
   releases: Record<string, number>
   /** The first few failures, to say why in an assertion message. */
   errors: string[]
+  /** The longest time without any answer, from the start or between two answers (the outage a user saw). */
+  longestGapMs: number
 }
 
 /** HTTP load on one Puma, running until `stop()`. */
@@ -40,7 +42,8 @@ export interface LoadLimits {
  * A non-200 answer counts as failed.
  */
 export function startLoad(port: number, clients = 4, limits: LoadLimits = {}): Load {
-  const counts: LoadCounts = { ok: 0, failed: 0, releases: {}, errors: [] }
+  const counts: LoadCounts = { ok: 0, failed: 0, releases: {}, errors: [], longestGapMs: 0 }
+  let lastAnswer = Date.now()
   const { maxRequests = Number.POSITIVE_INFINITY, maxSeconds = Number.POSITIVE_INFINITY } = limits
   const endsAt = Date.now() + maxSeconds * 1000
   let stopping = false
@@ -58,6 +61,9 @@ export function startLoad(port: number, clients = 4, limits: LoadLimits = {}): L
           continue
         }
         counts.ok++
+        const now = Date.now()
+        counts.longestGapMs = Math.max(counts.longestGapMs, now - lastAnswer)
+        lastAnswer = now
         const release = /release=(\S+)/.exec(body)?.[1] ?? '?'
         counts.releases[release] = (counts.releases[release] ?? 0) + 1
       } catch (error) {
@@ -99,9 +105,10 @@ function request(port: number): Promise<{ status: number; body: string }> {
 /** Several loads seen as one (a fleet's Pumas): counts summed, `stop()` stops them all. */
 export function combineLoads(loads: readonly Load[]): Load {
   const sum = (all: readonly LoadCounts[]): LoadCounts => {
-    const total: LoadCounts = { ok: 0, failed: 0, releases: {}, errors: [] }
+    const total: LoadCounts = { ok: 0, failed: 0, releases: {}, errors: [], longestGapMs: 0 }
     all.forEach((counts, index) => {
       total.ok += counts.ok
+      total.longestGapMs = Math.max(total.longestGapMs, counts.longestGapMs)
       total.failed += counts.failed
       for (const [release, count] of Object.entries(counts.releases))
         total.releases[release] = (total.releases[release] ?? 0) + count
