@@ -50,3 +50,6 @@ export async function pollUntil<T>(
     await clock.sleep(options.intervalMs)
   }
 }
+
+/** How often the waits of a restart look again (the health check every other time). */
+export const RESTART_POLL_MS = 250

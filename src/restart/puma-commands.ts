@@ -78,6 +78,16 @@ export function healthCheckCommand(url: string, timeoutSeconds: number): string 
   return `DEPLOYER_HEALTH_URL=${quote(url)} ruby -e ${quote(HEALTH_CHECK_RB)} ${quote(timeoutSeconds)}`
 }
 
+/** Prints a file (a release's REVISION, its fingerprints); `quiet` hides the error when it is missing. */
+export function readFileCommand(file: string, options: { quiet?: boolean } = {}): string {
+  return `cat ${quote(file)}${options.quiet ? ' 2>/dev/null' : ''}`
+}
+
+/** Prints the physical path of a directory (`current` resolved to `releases/N`, symlinks in deploy_to too). */
+export function realPathCommand(dir: string): string {
+  return `cd ${quote(dir)} && pwd -P`
+}
+
 /** Parses healthCheckCommand's output. */
 export function parseHealth(output: string): { status: number; body: string } {
   const newline = output.indexOf('\n')

@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process'
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
+import { mkdir, mkdtemp, readFile, realpath, rm, symlink, writeFile } from 'node:fs/promises'
 import { createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
@@ -32,6 +32,8 @@ describe('Puma command builders (run through /bin/sh)', () => {
     ['fullRestartCommand', () => puma.fullRestartCommand(join(dir, 'current'), 'systemctl restart x')],
     ['tailLogCommand', () => puma.tailLogCommand([join(dir, 'a.log'), join(dir, 'b.log')], 5)],
     ['envFilesHashCommand', () => puma.envFilesHashCommand([join(dir, '.env')])],
+    ['readFileCommand', () => puma.readFileCommand(join(dir, 'REVISION'), { quiet: true })],
+    ['realPathCommand', () => puma.realPathCommand(join(dir, 'current'))],
     ['healthCheckCommand', () => puma.healthCheckCommand('http://127.0.0.1:1/up?a=1&b=$(x)', 3)],
   ]
   for (const [name, build] of builders) {
@@ -76,6 +78,19 @@ describe('Puma command builders (run through /bin/sh)', () => {
       what: 'the start log to show the command ran',
     })
     expect(await readFile(log, 'utf8')).to.contain(`booted in ${current}`)
+  })
+
+  it('reads a file, quietly when asked, and resolves a symlinked directory to its real path', async () => {
+    await mkdir(join(dir, 'releases', '3'), { recursive: true })
+    await writeFile(join(dir, 'releases', '3', 'REVISION'), 'abc123\n')
+    await symlink('releases/3', join(dir, 'now'))
+    expect((await local.exec(puma.readFileCommand(join(dir, 'now', 'REVISION')))).stdout).to.equal('abc123\n')
+    const loud = await local.exec(puma.readFileCommand(join(dir, 'none')))
+    const quiet = await local.exec(puma.readFileCommand(join(dir, 'none'), { quiet: true }))
+    expect([loud.code !== 0, loud.stderr !== '']).to.deep.equal([true, true])
+    expect([quiet.code !== 0, quiet.stderr]).to.deep.equal([true, ''])
+    const real = await local.exec(puma.realPathCommand(join(dir, 'now')))
+    expect(real.stdout.trim()).to.equal(join(await realpath(dir), 'releases', '3'))
   })
 
   it('tails only the logs that exist, each under its name', async () => {
