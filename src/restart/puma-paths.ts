@@ -15,6 +15,7 @@ export class PumaPaths {
     private readonly server: ServerSettings,
   ) {}
 
+  /** server.pidfile on the host: deployer finds the master through it. */
   get pidfile(): string {
     return this.hostFile(this.server.pidfile)
   }
