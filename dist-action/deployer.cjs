@@ -61073,6 +61073,7 @@ var PumaPaths = class {
   }
   layout;
   server;
+  /** server.pidfile on the host: deployer finds the master through it. */
   get pidfile() {
     return this.hostFile(this.server.pidfile);
   }
