@@ -150,11 +150,11 @@ var require_util = __commonJS({
         return o;
       }, {});
     }
-    function get(obj, path10) {
-      return path10.split(".").reduce((o, p) => o?.[p], obj);
+    function get(obj, path12) {
+      return path12.split(".").reduce((o, p) => o?.[p], obj);
     }
-    function mergeNestedObjects(objs, path10) {
-      return Object.fromEntries(objs.flatMap((o) => Object.entries(get(o, path10) ?? {})).reverse());
+    function mergeNestedObjects(objs, path12) {
+      return Object.fromEntries(objs.flatMap((o) => Object.entries(get(o, path12) ?? {})).reverse());
     }
   }
 });
@@ -2467,22 +2467,22 @@ var require_fs = __commonJS({
       }
     };
     var cache2 = new ProdOnlyCache();
-    async function readJson(path10, useCache = true) {
-      if (useCache && cache2.has(path10)) {
-        return JSON.parse(cache2.get(path10));
+    async function readJson(path12, useCache = true) {
+      if (useCache && cache2.has(path12)) {
+        return JSON.parse(cache2.get(path12));
       }
-      const contents = await (0, promises_1.readFile)(path10, "utf8");
-      cache2.set(path10, contents);
+      const contents = await (0, promises_1.readFile)(path12, "utf8");
+      cache2.set(path12, contents);
       return JSON.parse(contents);
     }
-    async function safeReadJson(path10, useCache = true) {
+    async function safeReadJson(path12, useCache = true) {
       try {
-        return await readJson(path10, useCache);
+        return await readJson(path12, useCache);
       } catch {
       }
     }
-    function existsSync2(path10) {
-      return (0, node_fs_1.existsSync)(path10);
+    function existsSync2(path12) {
+      return (0, node_fs_1.existsSync)(path12);
     }
   }
 });
@@ -2940,30 +2940,30 @@ var require_ejs = __commonJS({
         return filePath;
       }
     }
-    function getIncludePath(path10, options) {
+    function getIncludePath(path12, options) {
       var includePath;
       var filePath;
       var views = options.views;
-      var match3 = /^[A-Za-z]+:\\|^\//.exec(path10);
+      var match3 = /^[A-Za-z]+:\\|^\//.exec(path12);
       if (match3 && match3.length) {
-        path10 = path10.replace(/^\/*/, "");
+        path12 = path12.replace(/^\/*/, "");
         if (Array.isArray(options.root)) {
-          includePath = resolvePaths(path10, options.root);
+          includePath = resolvePaths(path12, options.root);
         } else {
-          includePath = ejs.resolveInclude(path10, options.root || "/", true);
+          includePath = ejs.resolveInclude(path12, options.root || "/", true);
         }
       } else {
         if (options.filename) {
-          filePath = ejs.resolveInclude(path10, options.filename);
+          filePath = ejs.resolveInclude(path12, options.filename);
           if (fs_1.default.existsSync(filePath)) {
             includePath = filePath;
           }
         }
         if (!includePath && Array.isArray(views)) {
-          includePath = resolvePaths(path10, views);
+          includePath = resolvePaths(path12, views);
         }
         if (!includePath && typeof options.includer !== "function") {
-          throw new Error('Could not find the include file "' + options.escapeFunction(path10) + '"');
+          throw new Error('Could not find the include file "' + options.escapeFunction(path12) + '"');
         }
       }
       return includePath;
@@ -3022,11 +3022,11 @@ var require_ejs = __commonJS({
     function fileLoader(filePath) {
       return ejs.fileLoader(filePath);
     }
-    function includeFile(path10, options) {
+    function includeFile(path12, options) {
       var opts = utils_js_1.default.shallowCopy(utils_js_1.default.createNullProtoObjWherePossible(), options);
-      opts.filename = getIncludePath(path10, opts);
+      opts.filename = getIncludePath(path12, opts);
       if (typeof options.includer === "function") {
-        var includerResult = options.includer(path10, opts.filename);
+        var includerResult = options.includer(path12, opts.filename);
         if (includerResult) {
           if (includerResult.filename) {
             opts.filename = includerResult.filename;
@@ -3252,12 +3252,12 @@ var require_ejs = __commonJS({
           throw e;
         }
         var returnedFn = function anonymous(data) {
-          var include = function(path10, includeData) {
+          var include = function(path12, includeData) {
             var d = utils_js_1.default.shallowCopy(utils_js_1.default.createNullProtoObjWherePossible(), data);
             if (includeData) {
               d = utils_js_1.default.shallowCopy(d, includeData);
             }
-            return includeFile(path10, opts)(d);
+            return includeFile(path12, opts)(d);
           };
           var locals;
           if (opts.unsafePrototypeLocals) {
@@ -5414,15 +5414,15 @@ var require_route = __commonJS({
       };
     }
     function wrapConversion(toModel, graph) {
-      const path10 = [graph[toModel].parent, toModel];
+      const path12 = [graph[toModel].parent, toModel];
       let fn = conversions[graph[toModel].parent][toModel];
       let cur = graph[toModel].parent;
       while (graph[cur].parent) {
-        path10.unshift(graph[cur].parent);
+        path12.unshift(graph[cur].parent);
         fn = link2(conversions[graph[cur].parent][cur], fn);
         cur = graph[cur].parent;
       }
-      fn.conversion = path10;
+      fn.conversion = path12;
       return fn;
     }
     module2.exports = function(fromModel) {
@@ -6389,17 +6389,17 @@ var require_read_tsconfig = __commonJS({
       } catch {
       }
     }
-    async function upUntil(path10, test) {
+    async function upUntil(path12, test) {
       let result;
       try {
-        result = await test(path10);
+        result = await test(path12);
       } catch {
         result = false;
       }
       if (result)
-        return path10;
-      const parent = (0, node_path_1.dirname)(path10);
-      if (parent === path10)
+        return path12;
+      const parent = (0, node_path_1.dirname)(path12);
+      if (parent === path12)
         return;
       return upUntil(parent, test);
     }
@@ -6418,13 +6418,13 @@ var require_read_tsconfig = __commonJS({
         (0, warn_1.memoizedWarn)("Could not find typescript. Please ensure that typescript is a devDependency. Falling back to compiled source.");
         return;
       }
-      const read = async (path10) => {
-        const localRoot = await upUntil(path10, async (p) => (await (0, promises_1.readdir)(p)).includes("package.json"));
+      const read = async (path12) => {
+        const localRoot = await upUntil(path12, async (p) => (await (0, promises_1.readdir)(p)).includes("package.json"));
         if (!localRoot)
           return;
         try {
-          const contents = await (0, promises_1.readFile)(path10, "utf8");
-          const parsed = typescript?.parseConfigFileTextToJson(path10, contents).config;
+          const contents = await (0, promises_1.readFile)(path12, "utf8");
+          const parsed = typescript?.parseConfigFileTextToJson(path12, contents).config;
           found.push(parsed);
           if (parsed.extends) {
             if (parsed.extends.startsWith(".")) {
@@ -6714,10 +6714,10 @@ var require_is_node_modules = __commonJS({
   "node_modules/get-package-type/is-node-modules.cjs"(exports2, module2) {
     "use strict";
     init_define_DEPLOYER_PACKAGE();
-    var path10 = require("path");
+    var path12 = require("path");
     function isNodeModules(directory) {
-      let basename = path10.basename(directory);
-      if (path10.sep === "\\") {
+      let basename = path12.basename(directory);
+      if (path12.sep === "\\") {
         basename = basename.toLowerCase();
       }
       return basename === "node_modules";
@@ -6740,7 +6740,7 @@ var require_async = __commonJS({
   "node_modules/get-package-type/async.cjs"(exports2, module2) {
     "use strict";
     init_define_DEPLOYER_PACKAGE();
-    var path10 = require("path");
+    var path12 = require("path");
     var { promisify: promisify3 } = require("util");
     var readFile10 = promisify3(require("fs").readFile);
     var isNodeModules = require_is_node_modules();
@@ -6751,10 +6751,10 @@ var require_async = __commonJS({
         return "commonjs";
       }
       try {
-        return JSON.parse(await readFile10(path10.resolve(directory, "package.json"))).type || "commonjs";
+        return JSON.parse(await readFile10(path12.resolve(directory, "package.json"))).type || "commonjs";
       } catch (_) {
       }
-      const parent = path10.dirname(directory);
+      const parent = path12.dirname(directory);
       if (parent === directory) {
         return "commonjs";
       }
@@ -6775,7 +6775,7 @@ var require_async = __commonJS({
       return result;
     }
     function getPackageType(filename) {
-      return getDirectoryType(path10.resolve(path10.dirname(filename)));
+      return getDirectoryType(path12.resolve(path12.dirname(filename)));
     }
     module2.exports = getPackageType;
   }
@@ -6786,7 +6786,7 @@ var require_sync = __commonJS({
   "node_modules/get-package-type/sync.cjs"(exports2, module2) {
     "use strict";
     init_define_DEPLOYER_PACKAGE();
-    var path10 = require("path");
+    var path12 = require("path");
     var { readFileSync: readFileSync2 } = require("fs");
     var isNodeModules = require_is_node_modules();
     var resultsCache = require_cache2();
@@ -6795,10 +6795,10 @@ var require_sync = __commonJS({
         return "commonjs";
       }
       try {
-        return JSON.parse(readFileSync2(path10.resolve(directory, "package.json"))).type || "commonjs";
+        return JSON.parse(readFileSync2(path12.resolve(directory, "package.json"))).type || "commonjs";
       } catch (_) {
       }
-      const parent = path10.dirname(directory);
+      const parent = path12.dirname(directory);
       if (parent === directory) {
         return "commonjs";
       }
@@ -6813,7 +6813,7 @@ var require_sync = __commonJS({
       return result;
     }
     function getPackageTypeSync(filename) {
-      return getDirectoryType(path10.resolve(path10.dirname(filename)));
+      return getDirectoryType(path12.resolve(path12.dirname(filename)));
     }
     module2.exports = getPackageTypeSync;
   }
@@ -6850,9 +6850,9 @@ var require_module_loader = __commonJS({
     var fs_1 = require_fs();
     var SUPPORTED_EXTENSIONS = [".ts", ".js", ".mjs", ".cjs", ".mts", ".cts", ".tsx", ".jsx"];
     var isPlugin = (config) => config.type !== void 0;
-    function handleError(error, isESM, path10) {
+    function handleError(error, isESM, path12) {
       if (error.code === "MODULE_NOT_FOUND" || error.code === "ERR_MODULE_NOT_FOUND") {
-        throw new module_load_1.ModuleLoadError(`${isESM ? "import()" : "require"} failed to load ${path10}: ${error.message}`);
+        throw new module_load_1.ModuleLoadError(`${isESM ? "import()" : "require"} failed to load ${path12}: ${error.message}`);
       }
       throw error;
     }
@@ -10458,8 +10458,8 @@ var require_help = __commonJS({
       if (config.pjson.oclif?.helpClass) {
         const { identifier, target } = determineLocation(config.pjson.oclif?.helpClass);
         try {
-          const path10 = await (0, ts_path_1.tsPath)(config.root, target) ?? target;
-          const module3 = await (0, module_loader_1.load)(config, path10);
+          const path12 = await (0, ts_path_1.tsPath)(config.root, target) ?? target;
+          const module3 = await (0, module_loader_1.load)(config, path12);
           const helpClass = module3[identifier] ?? (identifier === "default" ? extractClass(module3) : void 0);
           return extractClass(helpClass);
         } catch (error) {
@@ -11048,16 +11048,16 @@ var init_wsl_utils = __esm({
       const { stdout } = await executePowerShell(command, { powerShellPath: psPath });
       return stdout.trim();
     };
-    isUrl = (path10) => /^[a-z]+:\/\//i.test(path10);
+    isUrl = (path12) => /^[a-z]+:\/\//i.test(path12);
     convertWslPathToWindows = async (paths) => {
       const isBatch = Array.isArray(paths);
       const pathArray = isBatch ? paths : [paths];
       const indicesToConvert = [];
       const pathsToConvert = [];
-      for (const [index, path10] of pathArray.entries()) {
-        if (!isUrl(path10)) {
+      for (const [index, path12] of pathArray.entries()) {
+        if (!isUrl(path12)) {
           indicesToConvert.push(index);
-          pathsToConvert.push(path10);
+          pathsToConvert.push(path12);
         }
       }
       const results = [...pathArray];
@@ -11073,9 +11073,9 @@ var init_wsl_utils = __esm({
       }
       return isBatch ? results : results[0];
     };
-    isUncPath = (path10) => /^\\\\/u.test(path10);
-    isPathOnWindowsFilesystem = async (path10) => {
-      const windowsPath = await convertWslPathToWindows(path10);
+    isUncPath = (path12) => /^\\\\/u.test(path12);
+    isPathOnWindowsFilesystem = async (path12) => {
+      const windowsPath = await convertWslPathToWindows(path12);
       return !isUncPath(windowsPath);
     };
     convertWindowsPathToWsl = async (paths) => {
@@ -12446,11 +12446,11 @@ var require_commonjs3 = __commonJS({
       return (f) => f.length === len && f !== "." && f !== "..";
     };
     var defaultPlatform = typeof process === "object" && process ? typeof process.env === "object" && process.env && process.env.__MINIMATCH_TESTING_PLATFORM__ || process.platform : "posix";
-    var path10 = {
+    var path12 = {
       win32: { sep: "\\" },
       posix: { sep: "/" }
     };
-    exports2.sep = defaultPlatform === "win32" ? path10.win32.sep : path10.posix.sep;
+    exports2.sep = defaultPlatform === "win32" ? path12.win32.sep : path12.posix.sep;
     exports2.minimatch.sep = exports2.sep;
     exports2.GLOBSTAR = /* @__PURE__ */ Symbol("globstar **");
     exports2.minimatch.GLOBSTAR = exports2.GLOBSTAR;
@@ -13473,8 +13473,8 @@ var require_utils2 = __commonJS({
       }
       return output;
     };
-    exports2.basename = (path10, { windows } = {}) => {
-      const segs = path10.split(windows ? /[\\/]/ : "/");
+    exports2.basename = (path12, { windows } = {}) => {
+      const segs = path12.split(windows ? /[\\/]/ : "/");
       const last = segs[segs.length - 1];
       if (last === "") {
         return segs[segs.length - 2];
@@ -14346,9 +14346,9 @@ var require_parse2 = __commonJS({
                 const idx = prev.value.lastIndexOf("[");
                 const pre = prev.value.slice(0, idx);
                 const rest2 = prev.value.slice(idx + 2);
-                const posix8 = POSIX_REGEX_SOURCE[rest2];
-                if (posix8) {
-                  prev.value = pre + posix8;
+                const posix11 = POSIX_REGEX_SOURCE[rest2];
+                if (posix11) {
+                  prev.value = pre + posix11;
                   state.backtrack = true;
                   advance();
                   if (!bos.output && tokens.indexOf(prev) === 1) {
@@ -14866,7 +14866,7 @@ var require_picomatch = __commonJS({
         throw new TypeError("Expected pattern to be a non-empty string");
       }
       const opts = options || {};
-      const posix8 = opts.windows;
+      const posix11 = opts.windows;
       const regex2 = isState ? picomatch3.compileRe(glob2, options) : picomatch3.makeRe(glob2, options, false, true);
       const state = regex2.state;
       delete regex2.state;
@@ -14876,8 +14876,8 @@ var require_picomatch = __commonJS({
         isIgnored = picomatch3(opts.ignore, ignoreOpts, returnState);
       }
       const matcher = (input, returnObject = false) => {
-        const { isMatch, match: match3, output } = picomatch3.test(input, regex2, options, { glob: glob2, posix: posix8 });
-        const result = { glob: glob2, state, regex: regex2, posix: posix8, input, output, match: match3, isMatch };
+        const { isMatch, match: match3, output } = picomatch3.test(input, regex2, options, { glob: glob2, posix: posix11 });
+        const result = { glob: glob2, state, regex: regex2, posix: posix11, input, output, match: match3, isMatch };
         if (typeof opts.onResult === "function") {
           opts.onResult(result);
         }
@@ -14902,7 +14902,7 @@ var require_picomatch = __commonJS({
       }
       return matcher;
     };
-    picomatch3.test = (input, regex2, options, { glob: glob2, posix: posix8 } = {}) => {
+    picomatch3.test = (input, regex2, options, { glob: glob2, posix: posix11 } = {}) => {
       if (typeof input !== "string") {
         throw new TypeError("Expected input to be a string");
       }
@@ -14910,7 +14910,7 @@ var require_picomatch = __commonJS({
         return { isMatch: false, output: "" };
       }
       const opts = options || {};
-      const format2 = opts.format || (posix8 ? utils2.toPosixSlashes : null);
+      const format2 = opts.format || (posix11 ? utils2.toPosixSlashes : null);
       let match3 = input === glob2;
       let output = match3 && format2 ? format2(input) : input;
       if (match3 === false) {
@@ -14919,16 +14919,16 @@ var require_picomatch = __commonJS({
       }
       if (match3 === false || opts.capture === true) {
         if (opts.matchBase === true || opts.basename === true) {
-          match3 = picomatch3.matchBase(input, regex2, options, posix8);
+          match3 = picomatch3.matchBase(input, regex2, options, posix11);
         } else {
           match3 = regex2.exec(output);
         }
       }
       return { isMatch: Boolean(match3), match: match3, output };
     };
-    picomatch3.matchBase = (input, glob2, options, posix8 = options && options.windows) => {
+    picomatch3.matchBase = (input, glob2, options, posix11 = options && options.windows) => {
       const regex2 = glob2 instanceof RegExp ? glob2 : picomatch3.makeRe(glob2, options);
-      return regex2.test(utils2.basename(input, { windows: posix8 }));
+      return regex2.test(utils2.basename(input, { windows: posix11 }));
     };
     picomatch3.isMatch = (str2, patterns, options) => picomatch3(patterns, options)(str2);
     picomatch3.parse = (pattern2, options) => {
@@ -15022,11 +15022,11 @@ var require_dist = __commonJS({
       value: mod,
       enumerable: true
     }) : target, mod));
-    var path10 = __toESM2(require("path"));
+    var path12 = __toESM2(require("path"));
     var fs5 = __toESM2(require("fs"));
     function cleanPath(path$1) {
-      let normalized = (0, path10.normalize)(path$1);
-      if (normalized.length > 1 && normalized[normalized.length - 1] === path10.sep) normalized = normalized.substring(0, normalized.length - 1);
+      let normalized = (0, path12.normalize)(path$1);
+      if (normalized.length > 1 && normalized[normalized.length - 1] === path12.sep) normalized = normalized.substring(0, normalized.length - 1);
       return normalized;
     }
     var SLASHES_REGEX = /[\\/]/g;
@@ -15040,7 +15040,7 @@ var require_dist = __commonJS({
     function normalizePath(path$1, options) {
       const { resolvePaths, normalizePath: normalizePath$1, pathSeparator } = options;
       const pathNeedsCleaning = process.platform === "win32" && path$1.includes("/") || path$1.startsWith(".");
-      if (resolvePaths) path$1 = (0, path10.resolve)(path$1);
+      if (resolvePaths) path$1 = (0, path12.resolve)(path$1);
       if (normalizePath$1 || pathNeedsCleaning) path$1 = cleanPath(path$1);
       if (path$1 === ".") return "";
       const needsSeperator = path$1[path$1.length - 1] !== pathSeparator;
@@ -15053,7 +15053,7 @@ var require_dist = __commonJS({
       return function(filename, directoryPath) {
         const sameRoot = directoryPath.startsWith(root);
         if (sameRoot) return directoryPath.slice(root.length) + filename;
-        else return convertSlashes((0, path10.relative)(root, directoryPath), options.pathSeparator) + options.pathSeparator + filename;
+        else return convertSlashes((0, path12.relative)(root, directoryPath), options.pathSeparator) + options.pathSeparator + filename;
       };
     }
     function joinPath2(filename) {
@@ -15165,13 +15165,13 @@ var require_dist = __commonJS({
     }
     function isRecursive(path$1, resolved, state) {
       if (state.options.useRealPaths) return isRecursiveUsingRealPaths(resolved, state);
-      let parent = (0, path10.dirname)(path$1);
+      let parent = (0, path12.dirname)(path$1);
       let depth = 1;
       while (parent !== state.root && depth < 2) {
         const resolvedPath = state.symlinks.get(parent);
         const isSameRoot = !!resolvedPath && (resolvedPath === resolved || resolvedPath.startsWith(resolved) || resolved.startsWith(resolvedPath));
         if (isSameRoot) depth++;
-        else parent = (0, path10.dirname)(parent);
+        else parent = (0, path12.dirname)(parent);
       }
       state.symlinks.set(path$1, resolved);
       return depth > 1;
@@ -15358,8 +15358,8 @@ var require_dist = __commonJS({
                 this.walkDirectory(this.state, resolvedPath, useRealPaths ? resolvedPath : path$1 + pathSeparator, depth - 1, this.walk);
               } else {
                 resolvedPath = useRealPaths ? resolvedPath : path$1;
-                const filename = (0, path10.basename)(resolvedPath);
-                const directoryPath$1 = normalizePath((0, path10.dirname)(resolvedPath), this.state.options);
+                const filename = (0, path12.basename)(resolvedPath);
+                const directoryPath$1 = normalizePath((0, path12.dirname)(resolvedPath), this.state.options);
                 resolvedPath = this.joinPath(filename, directoryPath$1);
                 this.pushFile(resolvedPath, files, this.state.counts, filters);
               }
@@ -15411,7 +15411,7 @@ var require_dist = __commonJS({
       options = {
         maxDepth: Infinity,
         suppressErrors: true,
-        pathSeparator: path10.sep,
+        pathSeparator: path12.sep,
         filters: []
       };
       globFunction;
@@ -15557,7 +15557,7 @@ var require_dist2 = __commonJS({
       enumerable: true
     }) : target, mod));
     var fs5 = require("fs");
-    var path10 = require("path");
+    var path12 = require("path");
     var url = require("url");
     var fdir = require_dist();
     var picomatch3 = require_picomatch2();
@@ -15617,8 +15617,8 @@ var require_dist2 = __commonJS({
         };
         return (p, isDir) => isDir && p !== "." ? p.slice(0, -1) : p;
       }
-      if (absolute) return (p) => path10.posix.relative(cwd, p) || ".";
-      return (p) => path10.posix.relative(cwd, `${root}/${p}`) || ".";
+      if (absolute) return (p) => path12.posix.relative(cwd, p) || ".";
+      return (p) => path12.posix.relative(cwd, `${root}/${p}`) || ".";
     }
     function buildRelative(cwd, root) {
       if (root.startsWith(`${cwd}/`)) {
@@ -15626,7 +15626,7 @@ var require_dist2 = __commonJS({
         return (p) => `${prefix}/${p}`;
       }
       return (p) => {
-        const result = path10.posix.relative(cwd, `${root}/${p}`);
+        const result = path12.posix.relative(cwd, `${root}/${p}`);
         return p[p.length - 1] === "/" && result !== "" ? `${result}/` : result || ".";
       };
     }
@@ -15672,7 +15672,7 @@ var require_dist2 = __commonJS({
       if (pattern2[pattern2.length - 1] === "/") result = pattern2.slice(0, -1);
       if (result[result.length - 1] !== "*" && opts.expandDirectories) result += "/**";
       const escapedCwd = escapePath(cwd);
-      result = (0, path10.isAbsolute)(result.replace(ESCAPING_BACKSLASHES, "")) ? path10.posix.relative(escapedCwd, result) : path10.posix.normalize(result);
+      result = (0, path12.isAbsolute)(result.replace(ESCAPING_BACKSLASHES, "")) ? path12.posix.relative(escapedCwd, result) : path12.posix.normalize(result);
       const parentDir = (_PARENT_DIRECTORY$exe = PARENT_DIRECTORY.exec(result)) === null || _PARENT_DIRECTORY$exe === void 0 ? void 0 : _PARENT_DIRECTORY$exe[0];
       const parts = splitPattern(result);
       if (parentDir) {
@@ -15683,7 +15683,7 @@ var require_dist2 = __commonJS({
           result = result.slice(0, (n - i - 1) * 3) + result.slice((n - i) * 3 + parts[i + n].length + 1) || ".";
           i++;
         }
-        const potentialRoot = path10.posix.join(cwd, parentDir.slice(i * 3));
+        const potentialRoot = path12.posix.join(cwd, parentDir.slice(i * 3));
         if (potentialRoot[0] !== "." && props.root.length > potentialRoot.length) {
           props.root = ensureNonDriveRelativePath(potentialRoot);
           props.depthOffset = -n + i;
@@ -15705,7 +15705,7 @@ var require_dist2 = __commonJS({
         }
         props.depthOffset = newCommonPath.length;
         props.commonPath = newCommonPath;
-        props.root = ensureNonDriveRelativePath(newCommonPath.length > 0 ? path10.posix.join(cwd, ...newCommonPath) : cwd);
+        props.root = ensureNonDriveRelativePath(newCommonPath.length > 0 ? path12.posix.join(cwd, ...newCommonPath) : cwd);
       }
       return result;
     }
@@ -15757,13 +15757,13 @@ var require_dist2 = __commonJS({
       if (options.deep !== void 0) maxDepth = Math.round(options.deep - props.depthOffset);
       const crawler = new fdir.fdir({
         filters: [debug ? (p, isDirectory) => {
-          const path11 = format2(p, isDirectory);
-          const matches = matcher(path11) && !ignore(path11);
-          if (matches) log(`matched ${path11}`);
+          const path13 = format2(p, isDirectory);
+          const matches = matcher(path13) && !ignore(path13);
+          if (matches) log(`matched ${path13}`);
           return matches;
         } : (p, isDirectory) => {
-          const path11 = format2(p, isDirectory);
-          return matcher(path11) && !ignore(path11);
+          const path13 = format2(p, isDirectory);
+          return matcher(path13) && !ignore(path13);
         }],
         exclude: debug ? (_, p) => {
           const skipped = excludePredicate(_, p);
@@ -15802,7 +15802,7 @@ var require_dist2 = __commonJS({
     function getOptions(options) {
       const opts = Object.assign({}, options);
       for (const key in defaultOptions) if (opts[key] === void 0) Object.assign(opts, { [key]: defaultOptions[key] });
-      opts.cwd = (opts.cwd instanceof URL ? (0, url.fileURLToPath)(opts.cwd) : (0, path10.resolve)(opts.cwd || process.cwd())).replace(BACKSLASHES, "/");
+      opts.cwd = (opts.cwd instanceof URL ? (0, url.fileURLToPath)(opts.cwd) : (0, path12.resolve)(opts.cwd || process.cwd())).replace(BACKSLASHES, "/");
       opts.ignore = ensureStringArray(opts.ignore);
       opts.fs && (opts.fs = {
         readdir: opts.fs.readdir || fs5.readdir,
@@ -16218,7 +16218,7 @@ var require_find_root = __commonJS({
 var require_src2 = __commonJS({
   "node_modules/lilconfig/src/index.js"(exports2, module2) {
     init_define_DEPLOYER_PACKAGE();
-    var path10 = require("path");
+    var path12 = require("path");
     var fs5 = require("fs");
     var os7 = require("os");
     var url = require("url");
@@ -16241,7 +16241,7 @@ var require_src2 = __commonJS({
       ];
     }
     function parentDir(p) {
-      return path10.dirname(p) || path10.sep;
+      return path12.dirname(p) || path12.sep;
     }
     var jsonLoader = (_, content) => JSON.parse(content.replace(/^\uFEFF/, ""));
     var requireFunc = typeof __webpack_require__ === "function" ? __non_webpack_require__ : require;
@@ -16293,9 +16293,9 @@ var require_src2 = __commonJS({
           ...options.loaders
         }
       };
-      conf.stopDir = path10.resolve(conf.stopDir);
+      conf.stopDir = path12.resolve(conf.stopDir);
       conf.searchPlaces.forEach((place) => {
-        const key = path10.extname(place) || "noExt";
+        const key = path12.extname(place) || "noExt";
         const loader = conf.loaders[key];
         if (!loader) {
           throw new Error(`Missing loader for extension "${place}"`);
@@ -16346,7 +16346,7 @@ var require_src2 = __commonJS({
             filepath: ""
           };
           const visited = /* @__PURE__ */ new Set();
-          let dir = path10.resolve(searchFrom);
+          let dir = path12.resolve(searchFrom);
           dirLoop: while (true) {
             if (cache2) {
               const r = searchCache.get(dir);
@@ -16357,14 +16357,14 @@ var require_src2 = __commonJS({
               visited.add(dir);
             }
             for (const searchPlace of searchPlaces) {
-              const filepath = path10.join(dir, searchPlace);
+              const filepath = path12.join(dir, searchPlace);
               try {
                 await fs5.promises.access(filepath);
               } catch {
                 continue;
               }
               const content = String(await fsReadFileAsync(filepath));
-              const loaderKey = path10.extname(searchPlace) || "noExt";
+              const loaderKey = path12.extname(searchPlace) || "noExt";
               const loader = loaders[loaderKey];
               if (searchPlace === "package.json") {
                 const pkg = await loader(filepath, content);
@@ -16402,11 +16402,11 @@ var require_src2 = __commonJS({
         },
         async load(filepath) {
           validateFilePath(filepath);
-          const absPath = path10.resolve(process.cwd(), filepath);
+          const absPath = path12.resolve(process.cwd(), filepath);
           if (cache2 && loadCache.has(absPath)) {
             return loadCache.get(absPath);
           }
-          const { base, ext } = path10.parse(absPath);
+          const { base, ext } = path12.parse(absPath);
           const loaderKey = ext || "noExt";
           const loader = loaders[loaderKey];
           validateLoader(loader, loaderKey);
@@ -16478,7 +16478,7 @@ var require_src2 = __commonJS({
             filepath: ""
           };
           const visited = /* @__PURE__ */ new Set();
-          let dir = path10.resolve(searchFrom);
+          let dir = path12.resolve(searchFrom);
           dirLoop: while (true) {
             if (cache2) {
               const r = searchCache.get(dir);
@@ -16489,13 +16489,13 @@ var require_src2 = __commonJS({
               visited.add(dir);
             }
             for (const searchPlace of searchPlaces) {
-              const filepath = path10.join(dir, searchPlace);
+              const filepath = path12.join(dir, searchPlace);
               try {
                 fs5.accessSync(filepath);
               } catch {
                 continue;
               }
-              const loaderKey = path10.extname(searchPlace) || "noExt";
+              const loaderKey = path12.extname(searchPlace) || "noExt";
               const loader = loaders[loaderKey];
               const content = String(fs5.readFileSync(filepath));
               if (searchPlace === "package.json") {
@@ -16534,11 +16534,11 @@ var require_src2 = __commonJS({
         },
         load(filepath) {
           validateFilePath(filepath);
-          const absPath = path10.resolve(process.cwd(), filepath);
+          const absPath = path12.resolve(process.cwd(), filepath);
           if (cache2 && loadCache.has(absPath)) {
             return loadCache.get(absPath);
           }
-          const { base, ext } = path10.parse(absPath);
+          const { base, ext } = path12.parse(absPath);
           const loaderKey = ext || "noExt";
           const loader = loaders[loaderKey];
           validateLoader(loader, loaderKey);
@@ -16601,8 +16601,8 @@ var require_read_pjson = __commonJS({
     var logger_1 = require_logger();
     var fs_1 = require_fs();
     var debug = (0, logger_1.makeDebug)("read-pjson");
-    async function readPjson(path10) {
-      const pjsonPath = (0, node_path_1.join)(path10, "package.json");
+    async function readPjson(path12) {
+      const pjsonPath = (0, node_path_1.join)(path12, "package.json");
       if (process.env.OCLIF_DISABLE_RC) {
         debug("OCLIF_DISABLE_RC is set, skipping rc search");
         return (0, fs_1.readJson)(pjsonPath);
@@ -16612,7 +16612,7 @@ var require_read_pjson = __commonJS({
         debug(`found oclif config in ${pjsonPath}`);
         return pjson;
       }
-      debug(`searching for oclif config in ${path10}`);
+      debug(`searching for oclif config in ${path12}`);
       const explorer = (0, lilconfig_1.lilconfig)("oclif", {
         /**
          * Remove the following from the defaults:
@@ -16629,14 +16629,14 @@ var require_read_pjson = __commonJS({
           "oclif.config.mjs",
           "oclif.config.cjs"
         ],
-        stopDir: path10
+        stopDir: path12
       });
-      const result = await explorer.search(path10);
+      const result = await explorer.search(path12);
       if (!result?.config) {
-        debug(`no oclif config found in ${path10}`);
+        debug(`no oclif config found in ${path12}`);
         return pjson;
       }
-      debug(`found oclif config for ${path10}: %O`, result);
+      debug(`found oclif config for ${path12}: %O`, result);
       return {
         ...pjson,
         oclif: result?.config ?? {}
@@ -17066,12 +17066,12 @@ var require_plugin_loader = __commonJS({
           const plugins = findMatchingDependencies(opts.rootPlugin.pjson.dependencies ?? {}, corePlugins);
           await this.loadPlugins(opts.rootPlugin.root, "core", plugins);
         }
-        const { core: pluginAdditionsCore, path: path10 } = opts.pluginAdditions ?? { core: [] };
+        const { core: pluginAdditionsCore, path: path12 } = opts.pluginAdditions ?? { core: [] };
         if (pluginAdditionsCore) {
-          if (path10) {
-            const pjson = await (0, fs_1.readJson)((0, node_path_1.join)(path10, "package.json"));
+          if (path12) {
+            const pjson = await (0, fs_1.readJson)((0, node_path_1.join)(path12, "package.json"));
             const plugins = findMatchingDependencies(pjson.dependencies ?? {}, pluginAdditionsCore);
-            await this.loadPlugins(path10, "core", plugins);
+            await this.loadPlugins(path12, "core", plugins);
           } else {
             const plugins = findMatchingDependencies(opts.rootPlugin.pjson.dependencies ?? {}, pluginAdditionsCore);
             await this.loadPlugins(opts.rootPlugin.root, "core", plugins);
@@ -17089,13 +17089,13 @@ var require_plugin_loader = __commonJS({
               const plugins = findMatchingDependencies(allDeps ?? {}, devPlugins);
               await this.loadPlugins(opts.rootPlugin.root, "dev", plugins);
             }
-            const { dev: pluginAdditionsDev, path: path10 } = opts.pluginAdditions ?? { core: [] };
+            const { dev: pluginAdditionsDev, path: path12 } = opts.pluginAdditions ?? { core: [] };
             if (pluginAdditionsDev) {
-              if (path10) {
-                const pjson = await (0, fs_1.readJson)((0, node_path_1.join)(path10, "package.json"));
+              if (path12) {
+                const pjson = await (0, fs_1.readJson)((0, node_path_1.join)(path12, "package.json"));
                 const allDeps = { ...pjson.dependencies, ...pjson.devDependencies };
                 const plugins = findMatchingDependencies(allDeps ?? {}, pluginAdditionsDev);
-                await this.loadPlugins(path10, "dev", plugins);
+                await this.loadPlugins(path12, "dev", plugins);
               } else {
                 const allDeps = { ...opts.rootPlugin.pjson.dependencies, ...opts.rootPlugin.pjson.devDependencies };
                 const plugins = findMatchingDependencies(allDeps ?? {}, pluginAdditionsDev);
@@ -20109,10 +20109,10 @@ var require_lib = __commonJS({
       if (process.env.OCLIF_DISABLE_ENGINE_WARNING && (0, util_1.isTruthy)(process.env.OCLIF_DISABLE_ENGINE_WARNING))
         return;
       try {
-        const path10 = require("node:path");
+        const path12 = require("node:path");
         const semver3 = require_semver2();
-        const root = path10.join(__dirname, "..");
-        const pjson = require(path10.join(root, "package.json"));
+        const root = path12.join(__dirname, "..");
+        const pjson = require(path12.join(root, "package.json"));
         if (!semver3.satisfies(process.versions.node, pjson.engines.node)) {
           process.emitWarning(`Node version must be ${pjson.engines.node} to use this CLI. Current node version: ${process.versions.node}`);
         }
@@ -28274,11 +28274,11 @@ var require_agent = __commonJS({
       };
     })();
     var WINDOWS_PIPE_REGEX = /^[/\\][/\\]\.[/\\]pipe[/\\].+/;
-    function createAgent(path10) {
-      if (process.platform === "win32" && !WINDOWS_PIPE_REGEX.test(path10)) {
-        return path10 === "pageant" ? new PageantAgent() : new CygwinAgent(path10);
+    function createAgent(path12) {
+      if (process.platform === "win32" && !WINDOWS_PIPE_REGEX.test(path12)) {
+        return path12 === "pageant" ? new PageantAgent() : new CygwinAgent(path12);
       }
-      return new OpenSSHAgent2(path10);
+      return new OpenSSHAgent2(path12);
     }
     var AgentProtocol = (() => {
       const SSH_AGENTC_REQUEST_IDENTITIES = 11;
@@ -33529,17 +33529,17 @@ var require_SFTP = __commonJS({
       // ===========================================================================
       // Client-specific ===========================================================
       // ===========================================================================
-      createReadStream(path10, options) {
+      createReadStream(path12, options) {
         if (this.server)
           throw new Error("Client-only method called in server mode");
-        return new ReadStream(this, path10, options);
+        return new ReadStream(this, path12, options);
       }
-      createWriteStream(path10, options) {
+      createWriteStream(path12, options) {
         if (this.server)
           throw new Error("Client-only method called in server mode");
-        return new WriteStream(this, path10, options);
+        return new WriteStream(this, path12, options);
       }
-      open(path10, flags_, attrs, cb) {
+      open(path12, flags_, attrs, cb) {
         if (this.server)
           throw new Error("Client-only method called in server mode");
         if (typeof attrs === "function") {
@@ -33558,7 +33558,7 @@ var require_SFTP = __commonJS({
           attrsFlags = attrs.flags;
           attrsLen = attrs.nb;
         }
-        const pathLen = Buffer.byteLength(path10);
+        const pathLen = Buffer.byteLength(path12);
         let p = 9;
         const buf = Buffer.allocUnsafe(4 + 1 + 4 + 4 + pathLen + 4 + 4 + attrsLen);
         writeUInt32BE(buf, buf.length - 4, 0);
@@ -33566,7 +33566,7 @@ var require_SFTP = __commonJS({
         const reqid = this._writeReqid = this._writeReqid + 1 & MAX_REQID;
         writeUInt32BE(buf, reqid, 5);
         writeUInt32BE(buf, pathLen, p);
-        buf.utf8Write(path10, p += 4, pathLen);
+        buf.utf8Write(path12, p += 4, pathLen);
         writeUInt32BE(buf, flags, p += pathLen);
         writeUInt32BE(buf, attrsFlags, p += 4);
         if (attrsLen) {
@@ -33697,7 +33697,7 @@ var require_SFTP = __commonJS({
           throw new Error("Client-only method called in server mode");
         fastXfer(fs5, this, localPath, remotePath, opts, cb);
       }
-      readFile(path10, options, callback_) {
+      readFile(path12, options, callback_) {
         if (this.server)
           throw new Error("Client-only method called in server mode");
         let callback;
@@ -33770,13 +33770,13 @@ var require_SFTP = __commonJS({
             return callback && callback(er, buffer);
           });
         };
-        this.open(path10, flag, 438, (er, handle_) => {
+        this.open(path12, flag, 438, (er, handle_) => {
           if (er)
             return callback && callback(er);
           handle2 = handle_;
           const tryStat = (er2, st) => {
             if (er2) {
-              this.stat(path10, (er_, st_) => {
+              this.stat(path12, (er_, st_) => {
                 if (er_) {
                   return this.close(handle2, () => {
                     callback && callback(er2);
@@ -33797,7 +33797,7 @@ var require_SFTP = __commonJS({
           this.fstat(handle2, tryStat);
         });
       }
-      writeFile(path10, data, options, callback_) {
+      writeFile(path12, data, options, callback_) {
         if (this.server)
           throw new Error("Client-only method called in server mode");
         let callback;
@@ -33816,7 +33816,7 @@ var require_SFTP = __commonJS({
         if (options.encoding && !Buffer.isEncoding(options.encoding))
           throw new Error(`Unknown encoding: ${options.encoding}`);
         const flag = options.flag || "w";
-        this.open(path10, flag, options.mode, (openErr, handle2) => {
+        this.open(path12, flag, options.mode, (openErr, handle2) => {
           if (openErr) {
             callback && callback(openErr);
           } else {
@@ -33825,7 +33825,7 @@ var require_SFTP = __commonJS({
             if (position === null) {
               const tryStat = (er, st) => {
                 if (er) {
-                  this.stat(path10, (er_, st_) => {
+                  this.stat(path12, (er_, st_) => {
                     if (er_) {
                       return this.close(handle2, () => {
                         callback && callback(er);
@@ -33844,7 +33844,7 @@ var require_SFTP = __commonJS({
           }
         });
       }
-      appendFile(path10, data, options, callback_) {
+      appendFile(path12, data, options, callback_) {
         if (this.server)
           throw new Error("Client-only method called in server mode");
         let callback;
@@ -33862,12 +33862,12 @@ var require_SFTP = __commonJS({
           throw new TypeError("Bad arguments");
         if (!options.flag)
           options = Object.assign({ flag: "a" }, options);
-        this.writeFile(path10, data, options, callback);
+        this.writeFile(path12, data, options, callback);
       }
-      exists(path10, cb) {
+      exists(path12, cb) {
         if (this.server)
           throw new Error("Client-only method called in server mode");
-        this.stat(path10, (err) => {
+        this.stat(path12, (err) => {
           cb && cb(err ? false : true);
         });
       }
@@ -33910,7 +33910,7 @@ var require_SFTP = __commonJS({
           `SFTP: Outbound: ${isBuffered ? "Buffered" : "Sending"} RENAME`
         );
       }
-      mkdir(path10, attrs, cb) {
+      mkdir(path12, attrs, cb) {
         if (this.server)
           throw new Error("Client-only method called in server mode");
         let flags = 0;
@@ -33924,7 +33924,7 @@ var require_SFTP = __commonJS({
           flags = attrs.flags;
           attrsLen = attrs.nb;
         }
-        const pathLen = Buffer.byteLength(path10);
+        const pathLen = Buffer.byteLength(path12);
         let p = 9;
         const buf = Buffer.allocUnsafe(4 + 1 + 4 + 4 + pathLen + 4 + attrsLen);
         writeUInt32BE(buf, buf.length - 4, 0);
@@ -33932,7 +33932,7 @@ var require_SFTP = __commonJS({
         const reqid = this._writeReqid = this._writeReqid + 1 & MAX_REQID;
         writeUInt32BE(buf, reqid, 5);
         writeUInt32BE(buf, pathLen, p);
-        buf.utf8Write(path10, p += 4, pathLen);
+        buf.utf8Write(path12, p += 4, pathLen);
         writeUInt32BE(buf, flags, p += pathLen);
         if (attrsLen) {
           p += 4;
@@ -33948,10 +33948,10 @@ var require_SFTP = __commonJS({
           `SFTP: Outbound: ${isBuffered ? "Buffered" : "Sending"} MKDIR`
         );
       }
-      rmdir(path10, cb) {
+      rmdir(path12, cb) {
         if (this.server)
           throw new Error("Client-only method called in server mode");
-        const pathLen = Buffer.byteLength(path10);
+        const pathLen = Buffer.byteLength(path12);
         let p = 9;
         const buf = Buffer.allocUnsafe(4 + 1 + 4 + 4 + pathLen);
         writeUInt32BE(buf, buf.length - 4, 0);
@@ -33959,7 +33959,7 @@ var require_SFTP = __commonJS({
         const reqid = this._writeReqid = this._writeReqid + 1 & MAX_REQID;
         writeUInt32BE(buf, reqid, 5);
         writeUInt32BE(buf, pathLen, p);
-        buf.utf8Write(path10, p += 4, pathLen);
+        buf.utf8Write(path12, p += 4, pathLen);
         this._requests[reqid] = { cb };
         const isBuffered = sendOrBuffer(this, buf);
         this._debug && this._debug(
@@ -34049,10 +34049,10 @@ var require_SFTP = __commonJS({
           `SFTP: Outbound: ${isBuffered ? "Buffered" : "Sending"} FSTAT`
         );
       }
-      stat(path10, cb) {
+      stat(path12, cb) {
         if (this.server)
           throw new Error("Client-only method called in server mode");
-        const pathLen = Buffer.byteLength(path10);
+        const pathLen = Buffer.byteLength(path12);
         let p = 9;
         const buf = Buffer.allocUnsafe(4 + 1 + 4 + 4 + pathLen);
         writeUInt32BE(buf, buf.length - 4, 0);
@@ -34060,17 +34060,17 @@ var require_SFTP = __commonJS({
         const reqid = this._writeReqid = this._writeReqid + 1 & MAX_REQID;
         writeUInt32BE(buf, reqid, 5);
         writeUInt32BE(buf, pathLen, p);
-        buf.utf8Write(path10, p += 4, pathLen);
+        buf.utf8Write(path12, p += 4, pathLen);
         this._requests[reqid] = { cb };
         const isBuffered = sendOrBuffer(this, buf);
         this._debug && this._debug(
           `SFTP: Outbound: ${isBuffered ? "Buffered" : "Sending"} STAT`
         );
       }
-      lstat(path10, cb) {
+      lstat(path12, cb) {
         if (this.server)
           throw new Error("Client-only method called in server mode");
-        const pathLen = Buffer.byteLength(path10);
+        const pathLen = Buffer.byteLength(path12);
         let p = 9;
         const buf = Buffer.allocUnsafe(4 + 1 + 4 + 4 + pathLen);
         writeUInt32BE(buf, buf.length - 4, 0);
@@ -34078,17 +34078,17 @@ var require_SFTP = __commonJS({
         const reqid = this._writeReqid = this._writeReqid + 1 & MAX_REQID;
         writeUInt32BE(buf, reqid, 5);
         writeUInt32BE(buf, pathLen, p);
-        buf.utf8Write(path10, p += 4, pathLen);
+        buf.utf8Write(path12, p += 4, pathLen);
         this._requests[reqid] = { cb };
         const isBuffered = sendOrBuffer(this, buf);
         this._debug && this._debug(
           `SFTP: Outbound: ${isBuffered ? "Buffered" : "Sending"} LSTAT`
         );
       }
-      opendir(path10, cb) {
+      opendir(path12, cb) {
         if (this.server)
           throw new Error("Client-only method called in server mode");
-        const pathLen = Buffer.byteLength(path10);
+        const pathLen = Buffer.byteLength(path12);
         let p = 9;
         const buf = Buffer.allocUnsafe(4 + 1 + 4 + 4 + pathLen);
         writeUInt32BE(buf, buf.length - 4, 0);
@@ -34096,14 +34096,14 @@ var require_SFTP = __commonJS({
         const reqid = this._writeReqid = this._writeReqid + 1 & MAX_REQID;
         writeUInt32BE(buf, reqid, 5);
         writeUInt32BE(buf, pathLen, p);
-        buf.utf8Write(path10, p += 4, pathLen);
+        buf.utf8Write(path12, p += 4, pathLen);
         this._requests[reqid] = { cb };
         const isBuffered = sendOrBuffer(this, buf);
         this._debug && this._debug(
           `SFTP: Outbound: ${isBuffered ? "Buffered" : "Sending"} OPENDIR`
         );
       }
-      setstat(path10, attrs, cb) {
+      setstat(path12, attrs, cb) {
         if (this.server)
           throw new Error("Client-only method called in server mode");
         let flags = 0;
@@ -34115,7 +34115,7 @@ var require_SFTP = __commonJS({
         } else if (typeof attrs === "function") {
           cb = attrs;
         }
-        const pathLen = Buffer.byteLength(path10);
+        const pathLen = Buffer.byteLength(path12);
         let p = 9;
         const buf = Buffer.allocUnsafe(4 + 1 + 4 + 4 + pathLen + 4 + attrsLen);
         writeUInt32BE(buf, buf.length - 4, 0);
@@ -34123,7 +34123,7 @@ var require_SFTP = __commonJS({
         const reqid = this._writeReqid = this._writeReqid + 1 & MAX_REQID;
         writeUInt32BE(buf, reqid, 5);
         writeUInt32BE(buf, pathLen, p);
-        buf.utf8Write(path10, p += 4, pathLen);
+        buf.utf8Write(path12, p += 4, pathLen);
         writeUInt32BE(buf, flags, p += pathLen);
         if (attrsLen) {
           p += 4;
@@ -34183,8 +34183,8 @@ var require_SFTP = __commonJS({
           mtime: toUnixTimestamp(mtime)
         }, cb);
       }
-      utimes(path10, atime, mtime, cb) {
-        return this.setstat(path10, {
+      utimes(path12, atime, mtime, cb) {
+        return this.setstat(path12, {
           atime: toUnixTimestamp(atime),
           mtime: toUnixTimestamp(mtime)
         }, cb);
@@ -34195,8 +34195,8 @@ var require_SFTP = __commonJS({
           gid
         }, cb);
       }
-      chown(path10, uid, gid, cb) {
-        return this.setstat(path10, {
+      chown(path12, uid, gid, cb) {
+        return this.setstat(path12, {
           uid,
           gid
         }, cb);
@@ -34206,15 +34206,15 @@ var require_SFTP = __commonJS({
           mode
         }, cb);
       }
-      chmod(path10, mode, cb) {
-        return this.setstat(path10, {
+      chmod(path12, mode, cb) {
+        return this.setstat(path12, {
           mode
         }, cb);
       }
-      readlink(path10, cb) {
+      readlink(path12, cb) {
         if (this.server)
           throw new Error("Client-only method called in server mode");
-        const pathLen = Buffer.byteLength(path10);
+        const pathLen = Buffer.byteLength(path12);
         let p = 9;
         const buf = Buffer.allocUnsafe(4 + 1 + 4 + 4 + pathLen);
         writeUInt32BE(buf, buf.length - 4, 0);
@@ -34222,7 +34222,7 @@ var require_SFTP = __commonJS({
         const reqid = this._writeReqid = this._writeReqid + 1 & MAX_REQID;
         writeUInt32BE(buf, reqid, 5);
         writeUInt32BE(buf, pathLen, p);
-        buf.utf8Write(path10, p += 4, pathLen);
+        buf.utf8Write(path12, p += 4, pathLen);
         this._requests[reqid] = {
           cb: (err, names) => {
             if (typeof cb !== "function")
@@ -34267,10 +34267,10 @@ var require_SFTP = __commonJS({
           `SFTP: Outbound: ${isBuffered ? "Buffered" : "Sending"} SYMLINK`
         );
       }
-      realpath(path10, cb) {
+      realpath(path12, cb) {
         if (this.server)
           throw new Error("Client-only method called in server mode");
-        const pathLen = Buffer.byteLength(path10);
+        const pathLen = Buffer.byteLength(path12);
         let p = 9;
         const buf = Buffer.allocUnsafe(4 + 1 + 4 + 4 + pathLen);
         writeUInt32BE(buf, buf.length - 4, 0);
@@ -34278,7 +34278,7 @@ var require_SFTP = __commonJS({
         const reqid = this._writeReqid = this._writeReqid + 1 & MAX_REQID;
         writeUInt32BE(buf, reqid, 5);
         writeUInt32BE(buf, pathLen, p);
-        buf.utf8Write(path10, p += 4, pathLen);
+        buf.utf8Write(path12, p += 4, pathLen);
         this._requests[reqid] = {
           cb: (err, names) => {
             if (typeof cb !== "function")
@@ -34323,13 +34323,13 @@ var require_SFTP = __commonJS({
           this._debug(`SFTP: Outbound: ${which} posix-rename@openssh.com`);
         }
       }
-      ext_openssh_statvfs(path10, cb) {
+      ext_openssh_statvfs(path12, cb) {
         if (this.server)
           throw new Error("Client-only method called in server mode");
         const ext = this._extensions["statvfs@openssh.com"];
         if (!ext || ext !== "2")
           throw new Error("Server does not support this extended request");
-        const pathLen = Buffer.byteLength(path10);
+        const pathLen = Buffer.byteLength(path12);
         let p = 9;
         const buf = Buffer.allocUnsafe(4 + 1 + 4 + 4 + 19 + 4 + pathLen);
         writeUInt32BE(buf, buf.length - 4, 0);
@@ -34339,7 +34339,7 @@ var require_SFTP = __commonJS({
         writeUInt32BE(buf, 19, p);
         buf.utf8Write("statvfs@openssh.com", p += 4, 19);
         writeUInt32BE(buf, pathLen, p += 19);
-        buf.utf8Write(path10, p += 4, pathLen);
+        buf.utf8Write(path12, p += 4, pathLen);
         this._requests[reqid] = { extended: "statvfs@openssh.com", cb };
         const isBuffered = sendOrBuffer(this, buf);
         if (this._debug) {
@@ -34425,7 +34425,7 @@ var require_SFTP = __commonJS({
           `SFTP: Outbound: ${isBuffered ? "Buffered" : "Sending"} fsync@openssh.com`
         );
       }
-      ext_openssh_lsetstat(path10, attrs, cb) {
+      ext_openssh_lsetstat(path12, attrs, cb) {
         if (this.server)
           throw new Error("Client-only method called in server mode");
         const ext = this._extensions["lsetstat@openssh.com"];
@@ -34440,7 +34440,7 @@ var require_SFTP = __commonJS({
         } else if (typeof attrs === "function") {
           cb = attrs;
         }
-        const pathLen = Buffer.byteLength(path10);
+        const pathLen = Buffer.byteLength(path12);
         let p = 9;
         const buf = Buffer.allocUnsafe(4 + 1 + 4 + 4 + 20 + 4 + pathLen + 4 + attrsLen);
         writeUInt32BE(buf, buf.length - 4, 0);
@@ -34450,7 +34450,7 @@ var require_SFTP = __commonJS({
         writeUInt32BE(buf, 20, p);
         buf.utf8Write("lsetstat@openssh.com", p += 4, 20);
         writeUInt32BE(buf, pathLen, p += 20);
-        buf.utf8Write(path10, p += 4, pathLen);
+        buf.utf8Write(path12, p += 4, pathLen);
         writeUInt32BE(buf, flags, p += pathLen);
         if (attrsLen) {
           p += 4;
@@ -34467,13 +34467,13 @@ var require_SFTP = __commonJS({
           this._debug(`SFTP: Outbound: ${status} lsetstat@openssh.com`);
         }
       }
-      ext_openssh_expandPath(path10, cb) {
+      ext_openssh_expandPath(path12, cb) {
         if (this.server)
           throw new Error("Client-only method called in server mode");
         const ext = this._extensions["expand-path@openssh.com"];
         if (ext !== "1")
           throw new Error("Server does not support this extended request");
-        const pathLen = Buffer.byteLength(path10);
+        const pathLen = Buffer.byteLength(path12);
         let p = 9;
         const buf = Buffer.allocUnsafe(4 + 1 + 4 + 4 + 23 + 4 + pathLen);
         writeUInt32BE(buf, buf.length - 4, 0);
@@ -34483,7 +34483,7 @@ var require_SFTP = __commonJS({
         writeUInt32BE(buf, 23, p);
         buf.utf8Write("expand-path@openssh.com", p += 4, 23);
         writeUInt32BE(buf, pathLen, p += 20);
-        buf.utf8Write(path10, p += 4, pathLen);
+        buf.utf8Write(path12, p += 4, pathLen);
         this._requests[reqid] = {
           cb: (err, names) => {
             if (typeof cb !== "function")
@@ -35761,12 +35761,12 @@ var require_SFTP = __commonJS({
       [REQUEST.LSTAT]: (sftp, payload) => {
         bufferParser.init(payload, 1);
         const reqID = bufferParser.readUInt32BE();
-        const path10 = bufferParser.readString(true);
+        const path12 = bufferParser.readString(true);
         bufferParser.clear();
-        if (path10 === void 0)
+        if (path12 === void 0)
           return doFatalSFTPError(sftp, "Malformed LSTAT packet");
         sftp._debug && sftp._debug(`SFTP: Inbound: Received LSTAT (id:${reqID})`);
-        if (!sftp.emit("LSTAT", reqID, path10)) {
+        if (!sftp.emit("LSTAT", reqID, path12)) {
           sftp.status(reqID, STATUS_CODE.OP_UNSUPPORTED);
         }
       },
@@ -35785,13 +35785,13 @@ var require_SFTP = __commonJS({
       [REQUEST.SETSTAT]: (sftp, payload) => {
         bufferParser.init(payload, 1);
         const reqID = bufferParser.readUInt32BE();
-        const path10 = bufferParser.readString(true);
+        const path12 = bufferParser.readString(true);
         const attrs = readAttrs(sftp._biOpt);
         bufferParser.clear();
         if (attrs === void 0)
           return doFatalSFTPError(sftp, "Malformed SETSTAT packet");
         sftp._debug && sftp._debug(`SFTP: Inbound: Received SETSTAT (id:${reqID})`);
-        if (!sftp.emit("SETSTAT", reqID, path10, attrs)) {
+        if (!sftp.emit("SETSTAT", reqID, path12, attrs)) {
           sftp.status(reqID, STATUS_CODE.OP_UNSUPPORTED);
         }
       },
@@ -35813,12 +35813,12 @@ var require_SFTP = __commonJS({
       [REQUEST.OPENDIR]: (sftp, payload) => {
         bufferParser.init(payload, 1);
         const reqID = bufferParser.readUInt32BE();
-        const path10 = bufferParser.readString(true);
+        const path12 = bufferParser.readString(true);
         bufferParser.clear();
-        if (path10 === void 0)
+        if (path12 === void 0)
           return doFatalSFTPError(sftp, "Malformed OPENDIR packet");
         sftp._debug && sftp._debug(`SFTP: Inbound: Received OPENDIR (id:${reqID})`);
-        if (!sftp.emit("OPENDIR", reqID, path10)) {
+        if (!sftp.emit("OPENDIR", reqID, path12)) {
           sftp.status(reqID, STATUS_CODE.OP_UNSUPPORTED);
         }
       },
@@ -35837,63 +35837,63 @@ var require_SFTP = __commonJS({
       [REQUEST.REMOVE]: (sftp, payload) => {
         bufferParser.init(payload, 1);
         const reqID = bufferParser.readUInt32BE();
-        const path10 = bufferParser.readString(true);
+        const path12 = bufferParser.readString(true);
         bufferParser.clear();
-        if (path10 === void 0)
+        if (path12 === void 0)
           return doFatalSFTPError(sftp, "Malformed REMOVE packet");
         sftp._debug && sftp._debug(`SFTP: Inbound: Received REMOVE (id:${reqID})`);
-        if (!sftp.emit("REMOVE", reqID, path10)) {
+        if (!sftp.emit("REMOVE", reqID, path12)) {
           sftp.status(reqID, STATUS_CODE.OP_UNSUPPORTED);
         }
       },
       [REQUEST.MKDIR]: (sftp, payload) => {
         bufferParser.init(payload, 1);
         const reqID = bufferParser.readUInt32BE();
-        const path10 = bufferParser.readString(true);
+        const path12 = bufferParser.readString(true);
         const attrs = readAttrs(sftp._biOpt);
         bufferParser.clear();
         if (attrs === void 0)
           return doFatalSFTPError(sftp, "Malformed MKDIR packet");
         sftp._debug && sftp._debug(`SFTP: Inbound: Received MKDIR (id:${reqID})`);
-        if (!sftp.emit("MKDIR", reqID, path10, attrs)) {
+        if (!sftp.emit("MKDIR", reqID, path12, attrs)) {
           sftp.status(reqID, STATUS_CODE.OP_UNSUPPORTED);
         }
       },
       [REQUEST.RMDIR]: (sftp, payload) => {
         bufferParser.init(payload, 1);
         const reqID = bufferParser.readUInt32BE();
-        const path10 = bufferParser.readString(true);
+        const path12 = bufferParser.readString(true);
         bufferParser.clear();
-        if (path10 === void 0)
+        if (path12 === void 0)
           return doFatalSFTPError(sftp, "Malformed RMDIR packet");
         sftp._debug && sftp._debug(`SFTP: Inbound: Received RMDIR (id:${reqID})`);
-        if (!sftp.emit("RMDIR", reqID, path10)) {
+        if (!sftp.emit("RMDIR", reqID, path12)) {
           sftp.status(reqID, STATUS_CODE.OP_UNSUPPORTED);
         }
       },
       [REQUEST.REALPATH]: (sftp, payload) => {
         bufferParser.init(payload, 1);
         const reqID = bufferParser.readUInt32BE();
-        const path10 = bufferParser.readString(true);
+        const path12 = bufferParser.readString(true);
         bufferParser.clear();
-        if (path10 === void 0)
+        if (path12 === void 0)
           return doFatalSFTPError(sftp, "Malformed REALPATH packet");
         sftp._debug && sftp._debug(
           `SFTP: Inbound: Received REALPATH (id:${reqID})`
         );
-        if (!sftp.emit("REALPATH", reqID, path10)) {
+        if (!sftp.emit("REALPATH", reqID, path12)) {
           sftp.status(reqID, STATUS_CODE.OP_UNSUPPORTED);
         }
       },
       [REQUEST.STAT]: (sftp, payload) => {
         bufferParser.init(payload, 1);
         const reqID = bufferParser.readUInt32BE();
-        const path10 = bufferParser.readString(true);
+        const path12 = bufferParser.readString(true);
         bufferParser.clear();
-        if (path10 === void 0)
+        if (path12 === void 0)
           return doFatalSFTPError(sftp, "Malformed STAT packet");
         sftp._debug && sftp._debug(`SFTP: Inbound: Received STAT (id:${reqID})`);
-        if (!sftp.emit("STAT", reqID, path10)) {
+        if (!sftp.emit("STAT", reqID, path12)) {
           sftp.status(reqID, STATUS_CODE.OP_UNSUPPORTED);
         }
       },
@@ -35913,14 +35913,14 @@ var require_SFTP = __commonJS({
       [REQUEST.READLINK]: (sftp, payload) => {
         bufferParser.init(payload, 1);
         const reqID = bufferParser.readUInt32BE();
-        const path10 = bufferParser.readString(true);
+        const path12 = bufferParser.readString(true);
         bufferParser.clear();
-        if (path10 === void 0)
+        if (path12 === void 0)
           return doFatalSFTPError(sftp, "Malformed READLINK packet");
         sftp._debug && sftp._debug(
           `SFTP: Inbound: Received READLINK (id:${reqID})`
         );
-        if (!sftp.emit("READLINK", reqID, path10)) {
+        if (!sftp.emit("READLINK", reqID, path12)) {
           sftp.status(reqID, STATUS_CODE.OP_UNSUPPORTED);
         }
       },
@@ -35991,7 +35991,7 @@ var require_SFTP = __commonJS({
     function roundUpToMultipleOf8(n) {
       return n + 7 & ~7;
     }
-    function ReadStream(sftp, path10, options) {
+    function ReadStream(sftp, path12, options) {
       if (options === void 0)
         options = {};
       else if (typeof options === "string")
@@ -36005,7 +36005,7 @@ var require_SFTP = __commonJS({
       options.emitClose = false;
       options.autoDestroy = false;
       ReadableStream.call(this, options);
-      this.path = path10;
+      this.path = path12;
       this.flags = options.flags === void 0 ? "r" : options.flags;
       this.mode = options.mode === void 0 ? 438 : options.mode;
       this.start = options.start;
@@ -36136,7 +36136,7 @@ var require_SFTP = __commonJS({
       },
       configurable: true
     });
-    function WriteStream(sftp, path10, options) {
+    function WriteStream(sftp, path12, options) {
       if (options === void 0)
         options = {};
       else if (typeof options === "string")
@@ -36148,7 +36148,7 @@ var require_SFTP = __commonJS({
       options.emitClose = false;
       options.autoDestroy = false;
       WritableStream.call(this, options);
-      this.path = path10;
+      this.path = path12;
       this.flags = options.flags === void 0 ? "w" : options.flags;
       this.mode = options.mode === void 0 ? 438 : options.mode;
       this.start = options.start;
@@ -40373,10 +40373,10 @@ var require_identity = __commonJS({
     var NODE_TYPE = /* @__PURE__ */ Symbol.for("yaml.node.type");
     var isAlias2 = (node) => !!node && typeof node === "object" && node[NODE_TYPE] === ALIAS;
     var isDocument = (node) => !!node && typeof node === "object" && node[NODE_TYPE] === DOC;
-    var isMap2 = (node) => !!node && typeof node === "object" && node[NODE_TYPE] === MAP;
+    var isMap4 = (node) => !!node && typeof node === "object" && node[NODE_TYPE] === MAP;
     var isPair = (node) => !!node && typeof node === "object" && node[NODE_TYPE] === PAIR;
-    var isScalar2 = (node) => !!node && typeof node === "object" && node[NODE_TYPE] === SCALAR;
-    var isSeq2 = (node) => !!node && typeof node === "object" && node[NODE_TYPE] === SEQ;
+    var isScalar4 = (node) => !!node && typeof node === "object" && node[NODE_TYPE] === SCALAR;
+    var isSeq4 = (node) => !!node && typeof node === "object" && node[NODE_TYPE] === SEQ;
     function isCollection(node) {
       if (node && typeof node === "object")
         switch (node[NODE_TYPE]) {
@@ -40397,7 +40397,7 @@ var require_identity = __commonJS({
         }
       return false;
     }
-    var hasAnchor = (node) => (isScalar2(node) || isCollection(node)) && !!node.anchor;
+    var hasAnchor = (node) => (isScalar4(node) || isCollection(node)) && !!node.anchor;
     exports2.ALIAS = ALIAS;
     exports2.DOC = DOC;
     exports2.MAP = MAP;
@@ -40409,11 +40409,11 @@ var require_identity = __commonJS({
     exports2.isAlias = isAlias2;
     exports2.isCollection = isCollection;
     exports2.isDocument = isDocument;
-    exports2.isMap = isMap2;
+    exports2.isMap = isMap4;
     exports2.isNode = isNode3;
     exports2.isPair = isPair;
-    exports2.isScalar = isScalar2;
-    exports2.isSeq = isSeq2;
+    exports2.isScalar = isScalar4;
+    exports2.isSeq = isSeq4;
   }
 });
 
@@ -40438,17 +40438,17 @@ var require_visit = __commonJS({
     visit.BREAK = BREAK;
     visit.SKIP = SKIP;
     visit.REMOVE = REMOVE;
-    function visit_(key, node, visitor, path10) {
-      const ctrl = callVisitor(key, node, visitor, path10);
+    function visit_(key, node, visitor, path12) {
+      const ctrl = callVisitor(key, node, visitor, path12);
       if (identity.isNode(ctrl) || identity.isPair(ctrl)) {
-        replaceNode(key, path10, ctrl);
-        return visit_(key, ctrl, visitor, path10);
+        replaceNode(key, path12, ctrl);
+        return visit_(key, ctrl, visitor, path12);
       }
       if (typeof ctrl !== "symbol") {
         if (identity.isCollection(node)) {
-          path10 = Object.freeze(path10.concat(node));
+          path12 = Object.freeze(path12.concat(node));
           for (let i = 0; i < node.items.length; ++i) {
-            const ci = visit_(i, node.items[i], visitor, path10);
+            const ci = visit_(i, node.items[i], visitor, path12);
             if (typeof ci === "number")
               i = ci - 1;
             else if (ci === BREAK)
@@ -40459,13 +40459,13 @@ var require_visit = __commonJS({
             }
           }
         } else if (identity.isPair(node)) {
-          path10 = Object.freeze(path10.concat(node));
-          const ck = visit_("key", node.key, visitor, path10);
+          path12 = Object.freeze(path12.concat(node));
+          const ck = visit_("key", node.key, visitor, path12);
           if (ck === BREAK)
             return BREAK;
           else if (ck === REMOVE)
             node.key = null;
-          const cv = visit_("value", node.value, visitor, path10);
+          const cv = visit_("value", node.value, visitor, path12);
           if (cv === BREAK)
             return BREAK;
           else if (cv === REMOVE)
@@ -40486,17 +40486,17 @@ var require_visit = __commonJS({
     visitAsync.BREAK = BREAK;
     visitAsync.SKIP = SKIP;
     visitAsync.REMOVE = REMOVE;
-    async function visitAsync_(key, node, visitor, path10) {
-      const ctrl = await callVisitor(key, node, visitor, path10);
+    async function visitAsync_(key, node, visitor, path12) {
+      const ctrl = await callVisitor(key, node, visitor, path12);
       if (identity.isNode(ctrl) || identity.isPair(ctrl)) {
-        replaceNode(key, path10, ctrl);
-        return visitAsync_(key, ctrl, visitor, path10);
+        replaceNode(key, path12, ctrl);
+        return visitAsync_(key, ctrl, visitor, path12);
       }
       if (typeof ctrl !== "symbol") {
         if (identity.isCollection(node)) {
-          path10 = Object.freeze(path10.concat(node));
+          path12 = Object.freeze(path12.concat(node));
           for (let i = 0; i < node.items.length; ++i) {
-            const ci = await visitAsync_(i, node.items[i], visitor, path10);
+            const ci = await visitAsync_(i, node.items[i], visitor, path12);
             if (typeof ci === "number")
               i = ci - 1;
             else if (ci === BREAK)
@@ -40507,13 +40507,13 @@ var require_visit = __commonJS({
             }
           }
         } else if (identity.isPair(node)) {
-          path10 = Object.freeze(path10.concat(node));
-          const ck = await visitAsync_("key", node.key, visitor, path10);
+          path12 = Object.freeze(path12.concat(node));
+          const ck = await visitAsync_("key", node.key, visitor, path12);
           if (ck === BREAK)
             return BREAK;
           else if (ck === REMOVE)
             node.key = null;
-          const cv = await visitAsync_("value", node.value, visitor, path10);
+          const cv = await visitAsync_("value", node.value, visitor, path12);
           if (cv === BREAK)
             return BREAK;
           else if (cv === REMOVE)
@@ -40540,23 +40540,23 @@ var require_visit = __commonJS({
       }
       return visitor;
     }
-    function callVisitor(key, node, visitor, path10) {
+    function callVisitor(key, node, visitor, path12) {
       if (typeof visitor === "function")
-        return visitor(key, node, path10);
+        return visitor(key, node, path12);
       if (identity.isMap(node))
-        return visitor.Map?.(key, node, path10);
+        return visitor.Map?.(key, node, path12);
       if (identity.isSeq(node))
-        return visitor.Seq?.(key, node, path10);
+        return visitor.Seq?.(key, node, path12);
       if (identity.isPair(node))
-        return visitor.Pair?.(key, node, path10);
+        return visitor.Pair?.(key, node, path12);
       if (identity.isScalar(node))
-        return visitor.Scalar?.(key, node, path10);
+        return visitor.Scalar?.(key, node, path12);
       if (identity.isAlias(node))
-        return visitor.Alias?.(key, node, path10);
+        return visitor.Alias?.(key, node, path12);
       return void 0;
     }
-    function replaceNode(key, path10, node) {
-      const parent = path10[path10.length - 1];
+    function replaceNode(key, path12, node) {
+      const parent = path12[path12.length - 1];
       if (identity.isCollection(parent)) {
         parent.items[key] = node;
       } else if (identity.isPair(parent)) {
@@ -41177,10 +41177,10 @@ var require_Collection = __commonJS({
     var createNode = require_createNode();
     var identity = require_identity();
     var Node = require_Node();
-    function collectionFromPath(schema, path10, value) {
+    function collectionFromPath(schema, path12, value) {
       let v = value;
-      for (let i = path10.length - 1; i >= 0; --i) {
-        const k = path10[i];
+      for (let i = path12.length - 1; i >= 0; --i) {
+        const k = path12[i];
         if (typeof k === "number" && Number.isInteger(k) && k >= 0) {
           const a = [];
           a[k] = v;
@@ -41199,7 +41199,7 @@ var require_Collection = __commonJS({
         sourceObjects: /* @__PURE__ */ new Map()
       });
     }
-    var isEmptyPath = (path10) => path10 == null || typeof path10 === "object" && !!path10[Symbol.iterator]().next().done;
+    var isEmptyPath = (path12) => path12 == null || typeof path12 === "object" && !!path12[Symbol.iterator]().next().done;
     var Collection = class extends Node.NodeBase {
       constructor(type, schema) {
         super(type);
@@ -41229,11 +41229,11 @@ var require_Collection = __commonJS({
        * be a Pair instance or a `{ key, value }` object, which may not have a key
        * that already exists in the map.
        */
-      addIn(path10, value) {
-        if (isEmptyPath(path10))
+      addIn(path12, value) {
+        if (isEmptyPath(path12))
           this.add(value);
         else {
-          const [key, ...rest] = path10;
+          const [key, ...rest] = path12;
           const node = this.get(key, true);
           if (identity.isCollection(node))
             node.addIn(rest, value);
@@ -41247,8 +41247,8 @@ var require_Collection = __commonJS({
        * Removes a value from the collection.
        * @returns `true` if the item was found and removed.
        */
-      deleteIn(path10) {
-        const [key, ...rest] = path10;
+      deleteIn(path12) {
+        const [key, ...rest] = path12;
         if (rest.length === 0)
           return this.delete(key);
         const node = this.get(key, true);
@@ -41262,8 +41262,8 @@ var require_Collection = __commonJS({
        * scalar values from their surrounding node; to disable set `keepScalar` to
        * `true` (collections are always returned intact).
        */
-      getIn(path10, keepScalar) {
-        const [key, ...rest] = path10;
+      getIn(path12, keepScalar) {
+        const [key, ...rest] = path12;
         const node = this.get(key, true);
         if (rest.length === 0)
           return !keepScalar && identity.isScalar(node) ? node.value : node;
@@ -41281,8 +41281,8 @@ var require_Collection = __commonJS({
       /**
        * Checks if the collection includes a value with the key `key`.
        */
-      hasIn(path10) {
-        const [key, ...rest] = path10;
+      hasIn(path12) {
+        const [key, ...rest] = path12;
         if (rest.length === 0)
           return this.has(key);
         const node = this.get(key, true);
@@ -41292,8 +41292,8 @@ var require_Collection = __commonJS({
        * Sets a value in this collection. For `!!set`, `value` needs to be a
        * boolean to add/remove the item from the set.
        */
-      setIn(path10, value) {
-        const [key, ...rest] = path10;
+      setIn(path12, value) {
+        const [key, ...rest] = path12;
         if (rest.length === 0) {
           this.set(key, value);
         } else {
@@ -43843,9 +43843,9 @@ var require_Document = __commonJS({
           this.contents.add(value);
       }
       /** Adds a value to the document. */
-      addIn(path10, value) {
+      addIn(path12, value) {
         if (assertCollection(this.contents))
-          this.contents.addIn(path10, value);
+          this.contents.addIn(path12, value);
       }
       /**
        * Create a new `Alias` node, ensuring that the target `node` has the required anchor.
@@ -43920,14 +43920,14 @@ var require_Document = __commonJS({
        * Removes a value from the document.
        * @returns `true` if the item was found and removed.
        */
-      deleteIn(path10) {
-        if (Collection.isEmptyPath(path10)) {
+      deleteIn(path12) {
+        if (Collection.isEmptyPath(path12)) {
           if (this.contents == null)
             return false;
           this.contents = null;
           return true;
         }
-        return assertCollection(this.contents) ? this.contents.deleteIn(path10) : false;
+        return assertCollection(this.contents) ? this.contents.deleteIn(path12) : false;
       }
       /**
        * Returns item at `key`, or `undefined` if not found. By default unwraps
@@ -43942,10 +43942,10 @@ var require_Document = __commonJS({
        * scalar values from their surrounding node; to disable set `keepScalar` to
        * `true` (collections are always returned intact).
        */
-      getIn(path10, keepScalar) {
-        if (Collection.isEmptyPath(path10))
+      getIn(path12, keepScalar) {
+        if (Collection.isEmptyPath(path12))
           return !keepScalar && identity.isScalar(this.contents) ? this.contents.value : this.contents;
-        return identity.isCollection(this.contents) ? this.contents.getIn(path10, keepScalar) : void 0;
+        return identity.isCollection(this.contents) ? this.contents.getIn(path12, keepScalar) : void 0;
       }
       /**
        * Checks if the document includes a value with the key `key`.
@@ -43956,10 +43956,10 @@ var require_Document = __commonJS({
       /**
        * Checks if the document includes a value at `path`.
        */
-      hasIn(path10) {
-        if (Collection.isEmptyPath(path10))
+      hasIn(path12) {
+        if (Collection.isEmptyPath(path12))
           return this.contents !== void 0;
-        return identity.isCollection(this.contents) ? this.contents.hasIn(path10) : false;
+        return identity.isCollection(this.contents) ? this.contents.hasIn(path12) : false;
       }
       /**
        * Sets a value in this document. For `!!set`, `value` needs to be a
@@ -43976,13 +43976,13 @@ var require_Document = __commonJS({
        * Sets a value in this document. For `!!set`, `value` needs to be a
        * boolean to add/remove the item from the set.
        */
-      setIn(path10, value) {
-        if (Collection.isEmptyPath(path10)) {
+      setIn(path12, value) {
+        if (Collection.isEmptyPath(path12)) {
           this.contents = value;
         } else if (this.contents == null) {
-          this.contents = Collection.collectionFromPath(this.schema, Array.from(path10), value);
+          this.contents = Collection.collectionFromPath(this.schema, Array.from(path12), value);
         } else if (assertCollection(this.contents)) {
-          this.contents.setIn(path10, value);
+          this.contents.setIn(path12, value);
         }
       }
       /**
@@ -44575,9 +44575,9 @@ var require_resolve_flow_collection = __commonJS({
     var blockMsg = "Block collections are not allowed within flow collections";
     var isBlock = (token) => token && (token.type === "block-map" || token.type === "block-seq");
     function resolveFlowCollection({ composeNode, composeEmptyNode }, ctx, fc, onError, tag) {
-      const isMap2 = fc.start.source === "{";
-      const fcName = isMap2 ? "flow map" : "flow sequence";
-      const NodeClass = tag?.nodeClass ?? (isMap2 ? YAMLMap.YAMLMap : YAMLSeq.YAMLSeq);
+      const isMap4 = fc.start.source === "{";
+      const fcName = isMap4 ? "flow map" : "flow sequence";
+      const NodeClass = tag?.nodeClass ?? (isMap4 ? YAMLMap.YAMLMap : YAMLSeq.YAMLSeq);
       const coll = new NodeClass(ctx.schema);
       coll.flow = true;
       const atRoot = ctx.atRoot;
@@ -44613,7 +44613,7 @@ var require_resolve_flow_collection = __commonJS({
             offset = props.end;
             continue;
           }
-          if (!isMap2 && ctx.options.strict && utilContainsNewline.containsNewline(key))
+          if (!isMap4 && ctx.options.strict && utilContainsNewline.containsNewline(key))
             onError(
               key,
               // checked by containsNewline()
@@ -44653,7 +44653,7 @@ var require_resolve_flow_collection = __commonJS({
             }
           }
         }
-        if (!isMap2 && !sep && !props.found) {
+        if (!isMap4 && !sep && !props.found) {
           const valueNode = value ? composeNode(ctx, value, props, onError) : composeEmptyNode(ctx, props.end, sep, null, props, onError);
           coll.items.push(valueNode);
           offset = valueNode.range[2];
@@ -44676,7 +44676,7 @@ var require_resolve_flow_collection = __commonJS({
             startOnNewline: false
           });
           if (valueProps.found) {
-            if (!isMap2 && !props.found && ctx.options.strict) {
+            if (!isMap4 && !props.found && ctx.options.strict) {
               if (sep)
                 for (const st of sep) {
                   if (st === valueProps.found)
@@ -44708,7 +44708,7 @@ var require_resolve_flow_collection = __commonJS({
           const pair = new Pair.Pair(keyNode, valueNode);
           if (ctx.options.keepSourceTokens)
             pair.srcToken = collItem;
-          if (isMap2) {
+          if (isMap4) {
             const map = coll;
             if (utilMapIncludes.mapIncludes(ctx, map.items, keyNode))
               onError(keyStart, "DUPLICATE_KEY", "Map keys must be unique");
@@ -44724,7 +44724,7 @@ var require_resolve_flow_collection = __commonJS({
           offset = valueNode ? valueNode.range[2] : valueProps.end;
         }
       }
-      const expectedEnd = isMap2 ? "}" : "]";
+      const expectedEnd = isMap4 ? "}" : "]";
       const [ce, ...ee] = fc.end;
       let cePos = offset;
       if (ce?.source === expectedEnd)
@@ -45963,9 +45963,9 @@ var require_cst_visit = __commonJS({
     visit.BREAK = BREAK;
     visit.SKIP = SKIP;
     visit.REMOVE = REMOVE;
-    visit.itemAtPath = (cst, path10) => {
+    visit.itemAtPath = (cst, path12) => {
       let item = cst;
-      for (const [field, index] of path10) {
+      for (const [field, index] of path12) {
         const tok = item?.[field];
         if (tok && "items" in tok) {
           item = tok.items[index];
@@ -45974,23 +45974,23 @@ var require_cst_visit = __commonJS({
       }
       return item;
     };
-    visit.parentCollection = (cst, path10) => {
-      const parent = visit.itemAtPath(cst, path10.slice(0, -1));
-      const field = path10[path10.length - 1][0];
+    visit.parentCollection = (cst, path12) => {
+      const parent = visit.itemAtPath(cst, path12.slice(0, -1));
+      const field = path12[path12.length - 1][0];
       const coll = parent?.[field];
       if (coll && "items" in coll)
         return coll;
       throw new Error("Parent collection not found");
     };
-    function _visit(path10, item, visitor) {
-      let ctrl = visitor(item, path10);
+    function _visit(path12, item, visitor) {
+      let ctrl = visitor(item, path12);
       if (typeof ctrl === "symbol")
         return ctrl;
       for (const field of ["key", "value"]) {
         const token = item[field];
         if (token && "items" in token) {
           for (let i = 0; i < token.items.length; ++i) {
-            const ci = _visit(Object.freeze(path10.concat([[field, i]])), token.items[i], visitor);
+            const ci = _visit(Object.freeze(path12.concat([[field, i]])), token.items[i], visitor);
             if (typeof ci === "number")
               i = ci - 1;
             else if (ci === BREAK)
@@ -46001,10 +46001,10 @@ var require_cst_visit = __commonJS({
             }
           }
           if (typeof ctrl === "function" && field === "key")
-            ctrl = ctrl(item, path10);
+            ctrl = ctrl(item, path12);
         }
       }
-      return typeof ctrl === "function" ? ctrl(item, path10) : ctrl;
+      return typeof ctrl === "function" ? ctrl(item, path12) : ctrl;
     }
     exports2.visit = visit;
   }
@@ -46023,7 +46023,7 @@ var require_cst = __commonJS({
     var FLOW_END = "";
     var SCALAR = "";
     var isCollection = (token) => !!token && "items" in token;
-    var isScalar2 = (token) => !!token && (token.type === "scalar" || token.type === "single-quoted-scalar" || token.type === "double-quoted-scalar" || token.type === "block-scalar");
+    var isScalar4 = (token) => !!token && (token.type === "scalar" || token.type === "single-quoted-scalar" || token.type === "double-quoted-scalar" || token.type === "block-scalar");
     function prettyToken(token) {
       switch (token) {
         case BOM:
@@ -46107,7 +46107,7 @@ var require_cst = __commonJS({
     exports2.FLOW_END = FLOW_END;
     exports2.SCALAR = SCALAR;
     exports2.isCollection = isCollection;
-    exports2.isScalar = isScalar2;
+    exports2.isScalar = isScalar4;
     exports2.prettyToken = prettyToken;
     exports2.tokenType = tokenType;
   }
@@ -55335,7 +55335,7 @@ init_define_DEPLOYER_PACKAGE();
 process.env.OCLIF_DISABLE_ENGINE_WARNING = "1";
 
 // src/cli/standalone.ts
-var import_node_path21 = __toESM(require("node:path"), 1);
+var import_node_path26 = __toESM(require("node:path"), 1);
 var import_core6 = __toESM(require_lib(), 1);
 
 // src/cli/commands.ts
@@ -55610,7 +55610,7 @@ function parseLiveDirs(output) {
   const hidden2 = /* @__PURE__ */ new Map();
   const seen = /* @__PURE__ */ new Set();
   for (const line of lines) {
-    const [tag, pidText, path10, command] = line.split("	");
+    const [tag, pidText, path12, command] = line.split("	");
     const pid = Number(pidText);
     if (tag === "escalated") result.escalated = pidText;
     if (tag === "seen") seen.add(pid);
@@ -55624,16 +55624,16 @@ function parseLiveDirs(output) {
       const gids = [gid, ...(groups ?? "").split(",")].filter(Boolean).map(Number);
       hidden2.set(pid, { pid, uid: Number(uid || -1), user: user ?? "", gids, command: (cmd ?? "").trim() });
     }
-    if (tag !== "cwd" && tag !== "map" || !root || path10 === void 0) continue;
+    if (tag !== "cwd" && tag !== "map" || !root || path12 === void 0) continue;
     seen.add(pid);
-    const release = releaseOf(root, path10);
+    const release = releaseOf(root, path12);
     if (release === null) continue;
     const holders = result.byRelease.get(release) ?? [];
     if (!holders.some((holder) => holder.pid === pid && holder.via === tag)) {
       holders.push({
         pid,
         via: tag,
-        path: path10.replace(/ \(deleted\)$/, ""),
+        path: path12.replace(/ \(deleted\)$/, ""),
         command: (command ?? "").trim()
       });
     }
@@ -55643,27 +55643,27 @@ function parseLiveDirs(output) {
   result.hidden = result.unseen.length;
   return result;
 }
-function mayUseReleases(unseen, deployTo, path10 = []) {
-  const paths = deployTo.filter((path11) => Boolean(path11));
+function mayUseReleases(unseen, deployTo, path12 = []) {
+  const paths = deployTo.filter((path13) => Boolean(path13));
   return unseen.filter((process9) => {
     if (process9.command === "") return false;
     if (/^sshd: \S+/.test(process9.command)) return false;
-    if (process9.uid !== 0) return canSearch(path10, process9);
-    return paths.some((path11) => process9.command.includes(path11));
+    if (process9.uid !== 0) return canSearch(path12, process9);
+    return paths.some((path13) => process9.command.includes(path13));
   });
 }
-function canSearch(path10, process9) {
-  if (path10.length === 0 || !process9.gids) return true;
-  return path10.every((dir) => {
+function canSearch(path12, process9) {
+  if (path12.length === 0 || !process9.gids) return true;
+  return path12.every((dir) => {
     if (!Number.isSafeInteger(dir.mode)) return true;
     if (dir.uid === process9.uid) return (dir.mode & 64) !== 0;
     if (process9.gids?.includes(dir.gid)) return (dir.mode & 8) !== 0;
     return (dir.mode & 1) !== 0;
   });
 }
-function releaseOf(root, path10) {
-  if (!path10.startsWith(`${root}/`)) return null;
-  const first = path10.slice(root.length + 1).split("/")[0] ?? "";
+function releaseOf(root, path12) {
+  if (!path12.startsWith(`${root}/`)) return null;
+  const first = path12.slice(root.length + 1).split("/")[0] ?? "";
   const cleaned = first.replace(/ \(deleted\)$/, "");
   return /^\d+$/.test(cleaned) ? Number(cleaned) : null;
 }
@@ -55729,10 +55729,10 @@ function assertReleaseNumber(release) {
   }
   return release;
 }
-function isInside(root, path10) {
+function isInside(root, path12) {
   const normalRoot = import_node_path.posix.normalize(root).replace(/\/+$/, "");
-  const normalPath = import_node_path.posix.normalize(path10);
-  if (!import_node_path.posix.isAbsolute(normalRoot) || normalRoot === "" || normalPath !== path10.replace(/\/+$/, ""))
+  const normalPath = import_node_path.posix.normalize(path12);
+  if (!import_node_path.posix.isAbsolute(normalRoot) || normalRoot === "" || normalPath !== path12.replace(/\/+$/, ""))
     return false;
   return normalPath.startsWith(`${normalRoot}/`) && normalPath.length > normalRoot.length + 1;
 }
@@ -56035,14 +56035,14 @@ function removeReleasesCommand(layout, releases) {
   }
   return lines.join("\n");
 }
-function guardedPath(layout, path10) {
-  if (!isInside(layout.deployTo, path10)) {
-    throw new Error(`Refusing to delete ${path10}: it is not inside deploy_to ${layout.deployTo}`);
+function guardedPath(layout, path12) {
+  if (!isInside(layout.deployTo, path12)) {
+    throw new Error(`Refusing to delete ${path12}: it is not inside deploy_to ${layout.deployTo}`);
   }
-  return path10;
+  return path12;
 }
-function writeFileCommand(path10, content) {
-  return `mkdir -p ${quote(import_node_path2.posix.dirname(path10))} && printf '%s' ${quote(content)} > ${quote(path10)}`;
+function writeFileCommand(path12, content) {
+  return `mkdir -p ${quote(import_node_path2.posix.dirname(path12))} && printf '%s' ${quote(content)} > ${quote(path12)}`;
 }
 
 // src/release/host-session.ts
@@ -56484,8 +56484,8 @@ function buildSshArgs(target, controlPath, role) {
   if (role.kind === "exec") args.push(role.command);
   return args;
 }
-function sshPath(path10) {
-  const escaped = path10.replaceAll("%", "%%");
+function sshPath(path12) {
+  const escaped = path12.replaceAll("%", "%%");
   return /\s/.test(escaped) ? `"${escaped}"` : escaped;
 }
 
@@ -59352,8 +59352,19 @@ var GENERATED_NAMES = ["RELEASE", "REVISION", ".deployer"];
 
 // src/restart/server-probe.ts
 init_define_DEPLOYER_PACKAGE();
-var PROBE_MARK = "deployer-server-probe/1";
-var CONFIG_RB = String.raw`
+
+// src/restart/ruby-scripts.ts
+init_define_DEPLOYER_PACKAGE();
+var CONFIG_FACTS_RB = `# Evaluates one Puma config in a child process (cwd = the release dir, ENV = the master's) and prints
+# its facts as one JSON line. stdout is moved to stderr first, so a config that prints cannot corrupt
+# the answer. Nothing here binds, forks a server or opens a socket: \`Configuration#load\` only runs the DSL.
+#
+# ARGV: the config file (relative to the cwd), then \`bundle\` or \`plain\`. \`bundle\`: the release bundles
+# Puma, so Bundler sets up that release's Gemfile first (ENV has BUNDLE_GEMFILE pointing at it) and the
+# config is read by the Puma the release will run.
+#
+# server-probe.rb runs this text with \`ruby -e\`; src/restart/ruby-scripts.ts carries it (npm run build).
+
 require "json"
 answer = $stdout.dup
 $stdout.reopen($stderr)
@@ -59418,7 +59429,7 @@ rescue Exception => e
   # control token included. Say only which name failed and where.
   if e.is_a?(NameError)
     where = e.backtrace.to_a.find { |line| line.start_with?(file, "./#{file}", File.expand_path(file)) }
-    where = where && where[/\A.*?:\d+/]
+    where = where && where[/\\A.*?:\\d+/]
     text = "#{e.class}: #{e.is_a?(NoMethodError) ? "undefined method" : "undefined name"} '#{e.name}'#{where ? " at #{where}" : ""}"
   else
     text = e.instance_of?(RuntimeError) ? e.message : "#{e.class}: #{e.message}"
@@ -59439,9 +59450,18 @@ rescue Exception => e
   end
   facts["error"] = (shown + text)[0, 600]
 end
-answer.write(JSON.generate(facts) + "\n")
+answer.write(JSON.generate(facts) + "\\n")
 `;
-var PROBE_RB = String.raw`
+var HEALTH_CHECK_RB = '# Fetches the health URL on the host (ENV DEPLOYER_HEALTH_URL, so a ${VAR} in health.url never shows in\n# `ps`) with a timeout of ARGV[0] seconds; prints the status code on the first line, then at most 4 KiB\n# of body. A failure to connect prints 000 and the error. healthCheckCommand (puma-commands.ts) runs it.\nrequire "net/http"; require "uri"\nuri = URI(ENV.fetch("DEPLOYER_HEALTH_URL")); t = Float(ARGV[0])\nbegin\n  res = Net::HTTP.start(uri.host, uri.port, use_ssl: uri.scheme == "https", open_timeout: t, read_timeout: t) { |h| h.request(Net::HTTP::Get.new(uri)) }\n  puts res.code; print res.body.to_s[0, 4096]\nrescue => e\n  puts "000"; print "#{e.class}: #{e.message}"\nend\n';
+var SERVER_PROBE_RB = `# The Puma probe: reads the master behind the pidfile and /proc, its workers, the control app's /stats,
+# how each given config reads (through config-facts.rb, in a child) and the listening TCP ports, and
+# prints one JSON line tagged "probe" => "deployer-server-probe/1" (PROBE_MARK in server-probe.ts).
+#
+# ARGV: pidfile, control URL ('' for none), configs JSON ([{dir, file}]), deploy_to, the text of
+# config-facts.rb, the expected master as JSON ({pid, startTime} or null). stdin: the control token.
+#
+# serverProbeCommand (server-probe.ts) runs it with \`ruby -e\`; src/restart/ruby-scripts.ts carries it.
+
 require "json"
 require "socket"
 require "rbconfig"
@@ -59463,7 +59483,7 @@ end
 
 def proctitle(pid)
   raw = slurp("/proc/#{pid}/cmdline")
-  raw && raw.split("\0").reject(&:empty?).join(" ").strip
+  raw && raw.split("\\0").reject(&:empty?).join(" ").strip
 end
 
 # "pid (comm) state ppid ... starttime ...": comm may itself hold spaces and parentheses. starttime (field
@@ -59487,7 +59507,7 @@ master_env = nil
 expected = (JSON.parse(expected_json.to_s) rescue nil)
 expected = nil unless expected.is_a?(Hash) && expected["pid"].is_a?(Integer)
 pid_text = slurp(pidfile)
-pid = pid_text && pid_text.strip =~ /\A\d+\z/ ? pid_text.strip.to_i : nil
+pid = pid_text && pid_text.strip =~ /\\A\\d+\\z/ ? pid_text.strip.to_i : nil
 if pid.nil? && expected && (seen = stat_of(expected["pid"])) && seen[:state] != "Z" && seen[:start] == expected["startTime"]
   pid = expected["pid"]
   master["pidFromExpected"] = true
@@ -59506,12 +59526,12 @@ else
     master["isPuma"] = master["running"] = title.start_with?("puma ")
     # or a master in the middle of a hot restart: USR2 re-execs it (same pid, same start time) and until
     # Puma sets its proctitle again its cmdline is the command it runs ("ruby .../bin/puma -C ...") or empty.
-    master["settling"] = !master["isPuma"] && (title.empty? || title.match?(%r{(\A|[/ ])puma(-wild)?( |\z)}))
+    master["settling"] = !master["isPuma"] && (title.empty? || title.match?(%r{(\\A|[/ ])puma(-wild)?( |\\z)}))
   end
   # Nothing more about an unrelated process: its command line may hold secrets.
   if master["running"]
     master["proctitle"] = title
-    if (m = title.match(/\Apuma (\S+) \((.*?)\)(?: \[(.*)\])?\z/))
+    if (m = title.match(/\\Apuma (\\S+) \\((.*?)\\)(?: \\[(.*)\\])?\\z/))
       master["pumaVersion"] = m[1]
       master["binds"] = m[2].split(",")
       master["tag"] = m[3] if m[3]
@@ -59521,12 +59541,12 @@ else
     master["exe"] = exe
     if exe && File.basename(exe) =~ /ruby/ && !exe.end_with?(" (deleted)")
       version = IO.popen({ "RUBYOPT" => nil }, [exe, "--disable-gems", "-e", "print RUBY_VERSION"], err: File::NULL, &:read) rescue nil
-      master["rubyVersion"] = version if $?&.success? && version =~ /\A\d+\.\d+/
+      master["rubyVersion"] = version if $?&.success? && version =~ /\\A\\d+\\.\\d+/
     end
     environ = slurp("/proc/#{pid}/environ")
     if environ
       master_env = {}
-      environ.split("\0").each do |pair|
+      environ.split("\\0").each do |pair|
         key, value = pair.split("=", 2)
         master_env[key] = value if key && !key.empty? && value
       end
@@ -59543,7 +59563,7 @@ if master["running"]
   pid = master["pid"]
   candidates = {}
   Dir.children("/proc").each do |name|
-    next unless name =~ /\A\d+\z/
+    next unless name =~ /\\A\\d+\\z/
     stat = stat_of(name) or next
     next if stat[:state] == "Z"
     title = proctitle(name) or next
@@ -59553,7 +59573,7 @@ if master["running"]
   candidates.each do |cpid, (ppid, title)|
     # With fork_worker, workers 1..N-1 are forked by worker 0: the master's grandchildren.
     next unless ppid == pid || (candidates[ppid] && candidates[ppid][0] == pid)
-    m = title.match(/cluster worker (\d+): (\d+)(?: \[(.*)\])?/)
+    m = title.match(/cluster worker (\\d+): (\\d+)(?: \\[(.*)\\])?/)
     worker = { "pid" => cpid, "ppid" => ppid, "index" => m && m[1].to_i, "masterPid" => m && m[2].to_i,
                "cwd" => link("/proc/#{cpid}/cwd"), "cmdline" => title }
     worker["tag"] = m[3] if m && m[3]
@@ -59563,21 +59583,21 @@ if master["running"]
 end
 
 def fetch_stats(url, token)
-  m = url.match(%r{\A(unix|tcp)://(.+)\z}) or return [nil, "unsupported control URL #{url}"]
+  m = url.match(%r{\\A(unix|tcp)://(.+)\\z}) or return [nil, "unsupported control URL #{url}"]
   # Puma compares the raw query string, so the token cannot be escaped: refuse what would break the request.
-  return [nil, "the control token holds whitespace"] if token =~ /\s/
+  return [nil, "the control token holds whitespace"] if token =~ /\\s/
   socket =
     if m[1] == "unix"
-      path = m[2].start_with?("@") ? "\0" + m[2][1..-1] : m[2]
+      path = m[2].start_with?("@") ? "\\0" + m[2][1..-1] : m[2]
       UNIXSocket.new(path)
     else
-      host, port = m[2].match(/\A\[?(.*?)\]?:(\d+)\z/)&.captures
+      host, port = m[2].match(/\\A\\[?(.*?)\\]?:(\\d+)\\z/)&.captures
       return [nil, "no port in control URL #{url}"] unless port
       Socket.tcp(host, port.to_i, connect_timeout: 3)
     end
   query = token.empty? ? "" : "?token=#{token}"
   # HTTP/1.0 makes Puma close the connection after the answer, so reading to EOF is enough.
-  socket.write("GET /stats#{query} HTTP/1.0\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+  socket.write("GET /stats#{query} HTTP/1.0\\r\\nHost: localhost\\r\\nConnection: close\\r\\n\\r\\n")
   data = +""
   deadline = Time.now + 5
   loop do
@@ -59587,8 +59607,8 @@ def fetch_stats(url, token)
     break if chunk.nil?
     data << chunk if chunk.is_a?(String)
   end
-  head, body = data.split("\r\n\r\n", 2)
-  status = head.to_s[%r{\AHTTP/\d(?:\.\d)? (\d{3})}, 1]
+  head, body = data.split("\\r\\n\\r\\n", 2)
+  status = head.to_s[%r{\\AHTTP/\\d(?:\\.\\d)? (\\d{3})}, 1]
   return [nil, "not an HTTP answer from #{url}"] unless status
   return [nil, "HTTP #{status}: #{short(body, 120)}"] unless status == "200"
   [JSON.parse(body.to_s), nil]
@@ -59643,9 +59663,9 @@ child_env = master_env || ENV.to_h
 # whichever one the SSH shell finds. The running release's config keeps the master's own environment.
 def bundles_puma?(dir)
   lock = File.join(dir, "Gemfile.lock")
-  return File.read(lock).match?(/^    puma \(/) if File.file?(lock)
+  return File.read(lock).match?(/^    puma \\(/) if File.file?(lock)
   gemfile = File.join(dir, "Gemfile")
-  File.file?(gemfile) && File.read(gemfile).match?(/^\s*gem\s+["']puma["']/)
+  File.file?(gemfile) && File.read(gemfile).match?(/^\\s*gem\\s+["']puma["']/)
 rescue SystemCallError
   false
 end
@@ -59661,7 +59681,7 @@ def release_bundle_env(env, dir)
     if value == "BUNDLER_ENVIRONMENT_PRESERVER_INTENTIONALLY_NIL" then clean.delete(name) else clean[name] = value end
   end
   %w[BUNDLE_BIN_PATH BUNDLER_SETUP BUNDLER_VERSION].each { |key| clean.delete(key) }
-  rubyopt = clean["RUBYOPT"].to_s.split(" ").reject { |opt| opt =~ /\A-r\s*bundler\/setup\z/ || opt.include?("bundler/setup") }
+  rubyopt = clean["RUBYOPT"].to_s.split(" ").reject { |opt| opt =~ /\\A-r\\s*bundler\\/setup\\z/ || opt.include?("bundler/setup") }
   rubyopt.empty? ? clean.delete("RUBYOPT") : clean["RUBYOPT"] = rubyopt.join(" ")
   clean.merge("BUNDLE_GEMFILE" => File.join(dir, "Gemfile"))
 end
@@ -59696,10 +59716,13 @@ listening = %w[/proc/net/tcp /proc/net/tcp6].flat_map do |table|
 end.uniq.sort
 
 current = File.realpath(File.join(deploy_to, "current")) rescue nil
-puts JSON.generate("probe" => "${PROBE_MARK}", "master" => master, "workers" => workers, "stats" => stats,
+puts JSON.generate("probe" => "deployer-server-probe/1", "master" => master, "workers" => workers, "stats" => stats,
                    "statsError" => stats_error, "configs" => configs, "currentPath" => current,
                    "listeningPorts" => listening)
 `;
+
+// src/restart/server-probe.ts
+var PROBE_MARK = "deployer-server-probe/1";
 function serverProbeCommand(options) {
   const configs = JSON.stringify(options.configs.map(({ dir, file }) => ({ dir, file })));
   return [
@@ -59713,7 +59736,7 @@ function serverProbeCommand(options) {
     "fi",
     'if [ -z "$ruby_bin" ]; then echo "deployer: no ruby on PATH to probe Puma with" >&2; exit 127; fi',
     // `--` ends Ruby's own options, so an argument starting with `-` stays an argument.
-    `exec "$ruby_bin" -e ${quote(PROBE_RB)} -- "$pidfile" ${quote(options.controlUrl ?? "")} ${quote(configs)} ${quote(options.deployTo)} ${quote(CONFIG_RB)} ${quote(JSON.stringify(options.expectMaster ?? null))}`
+    `exec "$ruby_bin" -e ${quote(SERVER_PROBE_RB)} -- "$pidfile" ${quote(options.controlUrl ?? "")} ${quote(configs)} ${quote(options.deployTo)} ${quote(CONFIG_FACTS_RB)} ${quote(JSON.stringify(options.expectMaster ?? null))}`
   ].join("\n");
 }
 function parseServerProbe(stdout) {
@@ -59899,14 +59922,14 @@ var HashCache = class _HashCache {
     return new _HashCache(file, known);
   }
   /** The remembered hash for a file whose identity has not changed, else undefined. */
-  lookup(path10, identity) {
-    const entry = this.known.get(path10);
+  lookup(path12, identity) {
+    const entry = this.known.get(path12);
     if (!entry) return void 0;
     const [storedIdentity, hash] = entry.split(" ");
     return storedIdentity === identity ? hash : void 0;
   }
-  remember(path10, identity, hash) {
-    this.seen.set(path10, `${identity} ${hash}`);
+  remember(path12, identity, hash) {
+    this.seen.set(path12, `${identity} ${hash}`);
   }
   /** Writes what this scan saw (files that are gone are forgotten); failures are not fatal. */
   async save() {
@@ -60045,22 +60068,22 @@ var RACY_MS = 2e3;
 var HASH_CONCURRENCY = 64;
 var hashing = 0;
 var waiting = [];
-async function hashLimited(path10, size) {
+async function hashLimited(path12, size) {
   while (hashing >= HASH_CONCURRENCY) await new Promise((resolve) => waiting.push(resolve));
   hashing++;
   try {
     if (size <= 1024 * 1024)
-      return (0, import_node_crypto6.createHash)("sha256").update(await (0, import_promises8.readFile)(path10)).digest("hex");
-    return await hashFile(path10);
+      return (0, import_node_crypto6.createHash)("sha256").update(await (0, import_promises8.readFile)(path12)).digest("hex");
+    return await hashFile(path12);
   } finally {
     hashing--;
     waiting.shift()?.();
   }
 }
-function hashFile(path10) {
+function hashFile(path12) {
   return new Promise((resolve, reject) => {
     const hash = (0, import_node_crypto6.createHash)("sha256");
-    (0, import_node_fs6.createReadStream)(path10).on("error", reject).on("data", (chunk) => hash.update(chunk)).on("end", () => resolve(hash.digest("hex")));
+    (0, import_node_fs6.createReadStream)(path12).on("error", reject).on("data", (chunk) => hash.update(chunk)).on("end", () => resolve(hash.digest("hex")));
   });
 }
 function hashTree(entries) {
@@ -60077,6 +60100,10 @@ function hashTree(entries) {
 init_define_DEPLOYER_PACKAGE();
 
 // src/check/assess-puma.ts
+init_define_DEPLOYER_PACKAGE();
+var import_node_path11 = require("node:path");
+
+// src/check/assess-puma-config.ts
 init_define_DEPLOYER_PACKAGE();
 var import_node_path10 = require("node:path");
 var import_semver2 = __toESM(require_semver2(), 1);
@@ -60096,163 +60123,7 @@ function webConcurrency(value) {
   return Number(value.trim());
 }
 
-// src/check/assess-puma.ts
-function assessPuma(facts, settings) {
-  const findings = [...processFindings(facts, settings)];
-  const running = facts.probe?.master.running ?? false;
-  const config = facts.config;
-  const name = configName(facts, settings);
-  if (!config) {
-    if (facts.configError) {
-      findings.push({
-        check: "puma-config",
-        severity: "warning",
-        message: `Nothing is deployed yet, and the source's ${settings.server.config} could not be read with Puma on this machine: ${facts.configError}`,
-        hint: "Run check again after the first release, which reads it on the host."
-      });
-    }
-  } else if (!config.ok) {
-    findings.push({
-      check: "puma-config",
-      severity: "blocking",
-      message: `Puma cannot read ${name}: ${config.error ?? "unknown error"}`,
-      hint: `Fix ${settings.server.config} (or server.config); a release refuses a config Puma cannot read.`
-    });
-  } else {
-    if (facts.configOrigin === "source") {
-      findings.push({
-        check: "puma-config",
-        severity: "info",
-        message: `Nothing is deployed yet: the Puma checks read ${name} with Puma ${config.pumaVersion ?? "?"} on this machine.`
-      });
-    }
-    const current = import_node_path10.posix.join(settings.deployTo, "current");
-    findings.push(directoryFinding(config, name, current, facts.realDeployTo));
-    findings.push(...workerFindings(facts, config, name));
-    findings.push(...pruneBundlerFindings(facts, config, name, settings.server));
-    findings.push(...implicitBindFindings(config, name, settings.server));
-    if (running) findings.push(...bindFindings(facts, config, name));
-    else findings.push(...wiringFindings(config, name, settings));
-  }
-  if (settings.health) findings.push(healthFinding(facts, settings.health));
-  return asSentences(findings);
-}
-function configName(facts, settings) {
-  return facts.configOrigin === "current" ? import_node_path10.posix.join(settings.deployTo, "current", settings.server.config) : `the source's ${settings.server.config}`;
-}
-function pidfileOf(settings) {
-  const pidfile = settings.server.pidfile;
-  return import_node_path10.posix.isAbsolute(pidfile) ? pidfile : import_node_path10.posix.join(settings.deployTo, pidfile);
-}
-function processFindings(facts, settings) {
-  const probe = facts.probe;
-  if (!probe) {
-    return [
-      {
-        check: "puma",
-        severity: "blocking",
-        message: `Could not read Puma's state: ${facts.probeError ?? "no answer"}`,
-        hint: "A release reads Puma the same way before restarting it; it needs ruby on the host."
-      }
-    ];
-  }
-  const { master, stats } = probe;
-  if (!master.running) {
-    const pidfile = pidfileOf(settings);
-    const why = master.pid === null ? `no pid in ${pidfile} (${master.pidfileError ?? "missing"})` : master.alive ? `pid ${master.pid} from ${pidfile} is not Puma (a stale pidfile)` : `pid ${master.pid} from ${pidfile} is not running`;
-    if (!settings.server.start) {
-      return [
-        {
-          check: "puma",
-          severity: "blocking",
-          message: `Puma is not running (${why}) and server.start is not set, so a release could not start it.`,
-          hint: "Set server.start (e.g. `bundle exec puma -C config/puma.rb`), or start Puma and make server.pidfile name its pidfile."
-        }
-      ];
-    }
-    return [
-      {
-        check: "puma",
-        severity: "warning",
-        message: `Puma is not running (${why}); a release will start it with server.start.`,
-        hint: "Nothing to do if that is expected; if Puma does run, make server.pidfile name its pidfile."
-      }
-    ];
-  }
-  const shape = !stats ? `${probe.workers.length} workers` : stats.mode === "single" ? "single mode" : `${stats.bootedWorkers ?? "?"} of ${stats.workers ?? "?"} workers booted, phase ${stats.phase ?? "?"}`;
-  const findings = [
-    {
-      check: "puma",
-      severity: "ok",
-      message: `Puma ${master.pumaVersion ?? "?"} runs as pid ${master.pid} in ${master.cwd ?? "?"} (${shape}).`
-    }
-  ];
-  const controlUrl = settings.server.controlUrl;
-  if (!controlUrl) {
-    findings.push({
-      check: "puma-stats",
-      severity: "info",
-      message: "server.control_url is not set: restarts are verified from /proc alone, which cannot tell a phased restart that fell back to a hot one (F1).",
-      hint: "Add `activate_control_app` with a fixed URL and token to the Puma config, and set server.control_url and server.control_token."
-    });
-  } else if (probe.statsError) {
-    findings.push({
-      check: "puma-stats",
-      severity: "warning",
-      message: `Cannot read Puma's stats from ${controlUrl}: ${probe.statsError}. Restarts are then verified from /proc alone, which cannot tell a phased restart that fell back to a hot one (F1).`,
-      hint: "Make server.control_url and server.control_token match `activate_control_app` in the Puma config."
-    });
-  }
-  if ((stats?.oldWorkers ?? 0) > 0) {
-    findings.push({
-      check: "puma",
-      severity: "warning",
-      message: `A phased restart is in progress or stuck: ${stats?.oldWorkers} workers still run the previous phase (F13).`,
-      hint: "Look in Puma\u2019s log for workers that fail to boot; a release waits 60 s for it to finish, then fails."
-    });
-  }
-  if (master.env.skipUsr2) {
-    findings.push({
-      check: "puma",
-      severity: "info",
-      message: "PUMA_SKIP_SIGUSR2 is set in the master\u2019s environment: Puma ignores USR2, so a release that needs a hot restart does a full one (F29)."
-    });
-  }
-  return findings;
-}
-function directoryFinding(config, name, current, realDeployTo) {
-  const fix = `Put \`directory ${JSON.stringify(current)}\` in ${name}.`;
-  if (config.directory === null) {
-    return {
-      check: "puma-directory",
-      severity: "warning",
-      message: `${name} does not set \`directory\`: restarts then depend on the PWD Puma was started with and can re-enter the old release (F2, F3), so every release restarts Puma with a full stop and start, which drops requests.`,
-      hint: fix
-    };
-  }
-  if (config.directory === current) {
-    return {
-      check: "puma-directory",
-      severity: "ok",
-      message: `\`directory\` is ${current}: restarts follow the current symlink.`
-    };
-  }
-  const viaRealPath = realDeployTo !== null && import_node_path10.posix.normalize(config.directory) === `${realDeployTo}/current`;
-  if (viaRealPath) {
-    return {
-      check: "puma-directory",
-      severity: "warning",
-      message: `\`directory\` is ${config.directory}, which reaches ${current} through a symlink; deployer compares the path as written, so every release restarts Puma with a full stop and start.`,
-      hint: fix
-    };
-  }
-  return {
-    check: "puma-directory",
-    severity: "blocking",
-    message: `\`directory\` is ${config.directory}, not ${current}: Puma changes into it on every start and restart, so it keeps serving that directory whatever release is current (F2).`,
-    hint: fix
-  };
-}
+// src/check/assess-puma-config.ts
 function workerFindings(facts, config, name) {
   const workers = runningWorkers(facts.probe) ?? config.workers ?? 0;
   const findings = [];
@@ -60426,6 +60297,164 @@ function samePidfile(configured, expected, deployTo) {
   const relative = import_node_path10.posix.normalize(configured);
   return import_node_path10.posix.join(deployTo, "current", relative) === expected || import_node_path10.posix.join(deployTo, "shared", relative) === expected;
 }
+function pidfileOf(settings) {
+  const pidfile = settings.server.pidfile;
+  return import_node_path10.posix.isAbsolute(pidfile) ? pidfile : import_node_path10.posix.join(settings.deployTo, pidfile);
+}
+
+// src/check/assess-puma.ts
+function assessPuma(facts, settings) {
+  const findings = [...processFindings(facts, settings)];
+  const running = facts.probe?.master.running ?? false;
+  const config = facts.config;
+  const name = configName(facts, settings);
+  if (!config) {
+    if (facts.configError) {
+      findings.push({
+        check: "puma-config",
+        severity: "warning",
+        message: `Nothing is deployed yet, and the source's ${settings.server.config} could not be read with Puma on this machine: ${facts.configError}`,
+        hint: "Run check again after the first release, which reads it on the host."
+      });
+    }
+  } else if (!config.ok) {
+    findings.push({
+      check: "puma-config",
+      severity: "blocking",
+      message: `Puma cannot read ${name}: ${config.error ?? "unknown error"}`,
+      hint: `Fix ${settings.server.config} (or server.config); a release refuses a config Puma cannot read.`
+    });
+  } else {
+    if (facts.configOrigin === "source") {
+      findings.push({
+        check: "puma-config",
+        severity: "info",
+        message: `Nothing is deployed yet: the Puma checks read ${name} with Puma ${config.pumaVersion ?? "?"} on this machine.`
+      });
+    }
+    const current = import_node_path11.posix.join(settings.deployTo, "current");
+    findings.push(directoryFinding(config, name, current, facts.realDeployTo));
+    findings.push(...workerFindings(facts, config, name));
+    findings.push(...pruneBundlerFindings(facts, config, name, settings.server));
+    findings.push(...implicitBindFindings(config, name, settings.server));
+    if (running) findings.push(...bindFindings(facts, config, name));
+    else findings.push(...wiringFindings(config, name, settings));
+  }
+  if (settings.health) findings.push(healthFinding(facts, settings.health));
+  return asSentences(findings);
+}
+function configName(facts, settings) {
+  return facts.configOrigin === "current" ? import_node_path11.posix.join(settings.deployTo, "current", settings.server.config) : `the source's ${settings.server.config}`;
+}
+function processFindings(facts, settings) {
+  const probe = facts.probe;
+  if (!probe) {
+    return [
+      {
+        check: "puma",
+        severity: "blocking",
+        message: `Could not read Puma's state: ${facts.probeError ?? "no answer"}`,
+        hint: "A release reads Puma the same way before restarting it; it needs ruby on the host."
+      }
+    ];
+  }
+  const { master, stats } = probe;
+  if (!master.running) {
+    const pidfile = pidfileOf(settings);
+    const why = master.pid === null ? `no pid in ${pidfile} (${master.pidfileError ?? "missing"})` : master.alive ? `pid ${master.pid} from ${pidfile} is not Puma (a stale pidfile)` : `pid ${master.pid} from ${pidfile} is not running`;
+    if (!settings.server.start) {
+      return [
+        {
+          check: "puma",
+          severity: "blocking",
+          message: `Puma is not running (${why}) and server.start is not set, so a release could not start it.`,
+          hint: "Set server.start (e.g. `bundle exec puma -C config/puma.rb`), or start Puma and make server.pidfile name its pidfile."
+        }
+      ];
+    }
+    return [
+      {
+        check: "puma",
+        severity: "warning",
+        message: `Puma is not running (${why}); a release will start it with server.start.`,
+        hint: "Nothing to do if that is expected; if Puma does run, make server.pidfile name its pidfile."
+      }
+    ];
+  }
+  const shape = !stats ? `${probe.workers.length} workers` : stats.mode === "single" ? "single mode" : `${stats.bootedWorkers ?? "?"} of ${stats.workers ?? "?"} workers booted, phase ${stats.phase ?? "?"}`;
+  const findings = [
+    {
+      check: "puma",
+      severity: "ok",
+      message: `Puma ${master.pumaVersion ?? "?"} runs as pid ${master.pid} in ${master.cwd ?? "?"} (${shape}).`
+    }
+  ];
+  const controlUrl = settings.server.controlUrl;
+  if (!controlUrl) {
+    findings.push({
+      check: "puma-stats",
+      severity: "info",
+      message: "server.control_url is not set: restarts are verified from /proc alone, which cannot tell a phased restart that fell back to a hot one (F1).",
+      hint: "Add `activate_control_app` with a fixed URL and token to the Puma config, and set server.control_url and server.control_token."
+    });
+  } else if (probe.statsError) {
+    findings.push({
+      check: "puma-stats",
+      severity: "warning",
+      message: `Cannot read Puma's stats from ${controlUrl}: ${probe.statsError}. Restarts are then verified from /proc alone, which cannot tell a phased restart that fell back to a hot one (F1).`,
+      hint: "Make server.control_url and server.control_token match `activate_control_app` in the Puma config."
+    });
+  }
+  if ((stats?.oldWorkers ?? 0) > 0) {
+    findings.push({
+      check: "puma",
+      severity: "warning",
+      message: `A phased restart is in progress or stuck: ${stats?.oldWorkers} workers still run the previous phase (F13).`,
+      hint: "Look in Puma\u2019s log for workers that fail to boot; a release waits 60 s for it to finish, then fails."
+    });
+  }
+  if (master.env.skipUsr2) {
+    findings.push({
+      check: "puma",
+      severity: "info",
+      message: "PUMA_SKIP_SIGUSR2 is set in the master\u2019s environment: Puma ignores USR2, so a release that needs a hot restart does a full one (F29)."
+    });
+  }
+  return findings;
+}
+function directoryFinding(config, name, current, realDeployTo) {
+  const fix = `Put \`directory ${JSON.stringify(current)}\` in ${name}.`;
+  if (config.directory === null) {
+    return {
+      check: "puma-directory",
+      severity: "warning",
+      message: `${name} does not set \`directory\`: restarts then depend on the PWD Puma was started with and can re-enter the old release (F2, F3), so every release restarts Puma with a full stop and start, which drops requests.`,
+      hint: fix
+    };
+  }
+  if (config.directory === current) {
+    return {
+      check: "puma-directory",
+      severity: "ok",
+      message: `\`directory\` is ${current}: restarts follow the current symlink.`
+    };
+  }
+  const viaRealPath = realDeployTo !== null && import_node_path11.posix.normalize(config.directory) === `${realDeployTo}/current`;
+  if (viaRealPath) {
+    return {
+      check: "puma-directory",
+      severity: "warning",
+      message: `\`directory\` is ${config.directory}, which reaches ${current} through a symlink; deployer compares the path as written, so every release restarts Puma with a full stop and start.`,
+      hint: fix
+    };
+  }
+  return {
+    check: "puma-directory",
+    severity: "blocking",
+    message: `\`directory\` is ${config.directory}, not ${current}: Puma changes into it on every start and restart, so it keeps serving that directory whatever release is current (F2).`,
+    hint: fix
+  };
+}
 function healthFinding(facts, health) {
   const url = health.urlAsWritten ?? health.url;
   const result = facts.health;
@@ -60447,6 +60476,88 @@ function healthFinding(facts, health) {
     message: `${url} ${seen}: the current release does not pass the check a new release must pass.`,
     hint: "Check health.url and health.expect against what the app serves ({release} and {revision} are filled in)."
   };
+}
+
+// src/check/assess-tools.ts
+init_define_DEPLOYER_PACKAGE();
+function toolFindings(tools, remote, user, config, pumaRunning) {
+  const findings = [];
+  const found = [];
+  for (const tool of tools) {
+    if (tool.inRelease) {
+      findings.push({
+        check: "tool",
+        severity: "info",
+        message: `${tool.from} runs ${tool.name} from the release: it arrives with the upload, so it is not checked here.`
+      });
+      continue;
+    }
+    const path12 = remote.tools[tool.name];
+    if (!path12) {
+      findings.push(missingTool(tool, user, config, pumaRunning));
+      continue;
+    }
+    const gnu = gnuFinding(tool.name, path12, remote.versions);
+    if (gnu) findings.push(gnu);
+    else
+      found.push(tool.name === "tar" || tool.name === "cp" ? describeVersion(tool.name, remote) : tool.name);
+  }
+  const unknownInstall = config.install && !tools.some((tool) => tool.from === "install.command");
+  if (unknownInstall) {
+    findings.push({
+      check: "tool",
+      severity: "info",
+      message: `install.command (\`${config.install?.commandAsWritten ?? config.install?.command}\`) starts with something only the shell can resolve; its program is not checked.`
+    });
+  }
+  if (found.length > 0)
+    findings.unshift({ check: "tool", severity: "ok", message: `Found ${found.join(", ")}.` });
+  return findings;
+}
+function missingTool(tool, user, config, pumaRunning) {
+  const source = tool.from ? `${tool.from} needs ${tool.name}` : `A release needs ${tool.name}, which ${tool.use}`;
+  const message = `${source}, but the non-interactive SSH shell of ${user} does not find it on its PATH.`;
+  const hint = `Install it on the host, or make it reachable for non-interactive SSH commands (PATH set before ~/.bashrc\u2019s interactive guard${tool.from ? `, or a full path in ${tool.from}` : ""}).`;
+  if (tool.name === "ruby" && pumaRunning && !config.health) {
+    return {
+      check: "tool",
+      severity: "warning",
+      message: `${message} deployer reads Puma through the running master\u2019s own Ruby, which it cannot once Puma stops.`,
+      hint
+    };
+  }
+  if (tool.from === "server.start" && pumaRunning) {
+    return {
+      check: "tool",
+      severity: "warning",
+      message: `${message} Puma runs now, but a release could not start it after it stops.`,
+      hint
+    };
+  }
+  return { check: "tool", severity: "blocking", message, hint };
+}
+function gnuFinding(name, path12, versions) {
+  if (name === "tar" && !versions.tar?.includes("GNU tar")) {
+    return {
+      check: "tool",
+      severity: "blocking",
+      message: `${path12} is not GNU tar (${versions.tar ? `it says "${versions.tar}"` : "`tar --version` prints nothing"}); deployer unpacks uploads with GNU tar's options.`,
+      hint: "Install GNU tar on the host (the `tar` package) and put it first on the PATH."
+    };
+  }
+  if (name === "cp" && !versions.cp?.includes("GNU coreutils")) {
+    return {
+      check: "tool",
+      severity: "warning",
+      message: `${path12} is not GNU cp (${versions.cp ? `it says "${versions.cp}"` : "`cp --version` prints nothing"}); repeat releases hard-link unchanged files with \`cp -l --parents -t\`, which other cp implementations may lack.`,
+      hint: "Install GNU coreutils on the host."
+    };
+  }
+  return void 0;
+}
+function describeVersion(name, remote) {
+  const version = /(\d+(?:\.\d+)+)\s*$/.exec(remote.versions[name] ?? "")?.[1];
+  return version ? `${name} (GNU ${version})` : name;
 }
 
 // src/check/host-facts.ts
@@ -60846,85 +60957,6 @@ function stateFindings(facts, context) {
   }
   return findings;
 }
-function toolFindings(tools, remote, user, config, pumaRunning) {
-  const findings = [];
-  const found = [];
-  for (const tool of tools) {
-    if (tool.inRelease) {
-      findings.push({
-        check: "tool",
-        severity: "info",
-        message: `${tool.from} runs ${tool.name} from the release: it arrives with the upload, so it is not checked here.`
-      });
-      continue;
-    }
-    const path10 = remote.tools[tool.name];
-    if (!path10) {
-      findings.push(missingTool(tool, user, config, pumaRunning));
-      continue;
-    }
-    const gnu = gnuFinding(tool.name, path10, remote.versions);
-    if (gnu) findings.push(gnu);
-    else
-      found.push(tool.name === "tar" || tool.name === "cp" ? describeVersion(tool.name, remote) : tool.name);
-  }
-  const unknownInstall = config.install && !tools.some((tool) => tool.from === "install.command");
-  if (unknownInstall) {
-    findings.push({
-      check: "tool",
-      severity: "info",
-      message: `install.command (\`${config.install?.commandAsWritten ?? config.install?.command}\`) starts with something only the shell can resolve; its program is not checked.`
-    });
-  }
-  if (found.length > 0)
-    findings.unshift({ check: "tool", severity: "ok", message: `Found ${found.join(", ")}.` });
-  return findings;
-}
-function missingTool(tool, user, config, pumaRunning) {
-  const source = tool.from ? `${tool.from} needs ${tool.name}` : `A release needs ${tool.name}, which ${tool.use}`;
-  const message = `${source}, but the non-interactive SSH shell of ${user} does not find it on its PATH.`;
-  const hint = `Install it on the host, or make it reachable for non-interactive SSH commands (PATH set before ~/.bashrc\u2019s interactive guard${tool.from ? `, or a full path in ${tool.from}` : ""}).`;
-  if (tool.name === "ruby" && pumaRunning && !config.health) {
-    return {
-      check: "tool",
-      severity: "warning",
-      message: `${message} deployer reads Puma through the running master\u2019s own Ruby, which it cannot once Puma stops.`,
-      hint
-    };
-  }
-  if (tool.from === "server.start" && pumaRunning) {
-    return {
-      check: "tool",
-      severity: "warning",
-      message: `${message} Puma runs now, but a release could not start it after it stops.`,
-      hint
-    };
-  }
-  return { check: "tool", severity: "blocking", message, hint };
-}
-function gnuFinding(name, path10, versions) {
-  if (name === "tar" && !versions.tar?.includes("GNU tar")) {
-    return {
-      check: "tool",
-      severity: "blocking",
-      message: `${path10} is not GNU tar (${versions.tar ? `it says "${versions.tar}"` : "`tar --version` prints nothing"}); deployer unpacks uploads with GNU tar's options.`,
-      hint: "Install GNU tar on the host (the `tar` package) and put it first on the PATH."
-    };
-  }
-  if (name === "cp" && !versions.cp?.includes("GNU coreutils")) {
-    return {
-      check: "tool",
-      severity: "warning",
-      message: `${path10} is not GNU cp (${versions.cp ? `it says "${versions.cp}"` : "`cp --version` prints nothing"}); repeat releases hard-link unchanged files with \`cp -l --parents -t\`, which other cp implementations may lack.`,
-      hint: "Install GNU coreutils on the host."
-    };
-  }
-  return void 0;
-}
-function describeVersion(name, remote) {
-  const version = /(\d+(?:\.\d+)+)\s*$/.exec(remote.versions[name] ?? "")?.[1];
-  return version ? `${name} (GNU ${version})` : name;
-}
 function withoutHostPrefix(host, message) {
   const prefix = `Host ${host}: `;
   const text = message.startsWith(prefix) ? message.slice(prefix.length) : message;
@@ -60950,17 +60982,18 @@ var import_promises10 = require("node:fs/promises");
 
 // src/restart/puma-commands.ts
 init_define_DEPLOYER_PACKAGE();
-var import_node_path11 = require("node:path");
+var import_node_path12 = require("node:path");
 function signalMasterCommand(pidfile, signal) {
   return [
-    `pid=$(cat ${quote(pidfile)} 2>/dev/null) || { echo "no pidfile at ${pidfile.replaceAll('"', "")}" >&2; exit 3; }`,
+    // Paths reach the messages through quote() too: inside "..." a `$(...)` in deploy_to would run.
+    `pid=$(cat ${quote(pidfile)} 2>/dev/null) || { echo ${quote(`no pidfile at ${pidfile}`)} >&2; exit 3; }`,
     `case "$(tr '\\0' ' ' < /proc/$pid/cmdline 2>/dev/null)" in puma*) ;; *) echo "pid $pid from the pidfile is not a running Puma" >&2; exit 3;; esac`,
     `kill -${signal} "$pid" && echo "$pid"`
   ].join("\n");
 }
 function startCommand(currentPath, start, log) {
   return [
-    `mkdir -p ${quote(import_node_path11.posix.dirname(log))}`,
+    `mkdir -p ${quote(import_node_path12.posix.dirname(log))}`,
     `cd ${quote(currentPath)}`,
     `export PWD=${quote(currentPath)}`,
     `printf '\\n== deployer: starting Puma at %s\\n' "$(date -u +%FT%TZ)" >> ${quote(log)}`,
@@ -60979,7 +61012,7 @@ function fullRestartCommand(currentPath, command) {
 }
 function tailLogCommand(logs, lines) {
   return logs.map(
-    (log) => `if [ -r ${quote(log)} ]; then echo "== ${log.replaceAll('"', "")}"; tail -n ${Math.trunc(lines)} ${quote(log)}; fi`
+    (log) => `if [ -r ${quote(log)} ]; then echo ${quote(`== ${log}`)}; tail -n ${Math.trunc(lines)} ${quote(log)}; fi`
   ).join("\n");
 }
 function envFilesHashCommand(files) {
@@ -60989,17 +61022,13 @@ function envFilesHashCommand(files) {
   return `{ ${lines.join("; ")}; } | sha256sum | cut -c1-64`;
 }
 function healthCheckCommand(url, timeoutSeconds) {
-  const script = [
-    'require "net/http"; require "uri"',
-    'uri = URI(ENV.fetch("DEPLOYER_HEALTH_URL")); t = Float(ARGV[0])',
-    "begin",
-    '  res = Net::HTTP.start(uri.host, uri.port, use_ssl: uri.scheme == "https", open_timeout: t, read_timeout: t) { |h| h.request(Net::HTTP::Get.new(uri)) }',
-    "  puts res.code; print res.body.to_s[0, 4096]",
-    "rescue => e",
-    '  puts "000"; print "#{e.class}: #{e.message}"',
-    "end"
-  ].join("\n");
-  return `DEPLOYER_HEALTH_URL=${quote(url)} ruby -e ${quote(script)} ${quote(timeoutSeconds)}`;
+  return `DEPLOYER_HEALTH_URL=${quote(url)} ruby -e ${quote(HEALTH_CHECK_RB)} ${quote(timeoutSeconds)}`;
+}
+function readFileCommand(file, options = {}) {
+  return `cat ${quote(file)}${options.quiet ? " 2>/dev/null" : ""}`;
+}
+function realPathCommand(dir) {
+  return `cd ${quote(dir)} && pwd -P`;
 }
 function parseHealth(output) {
   const newline = output.indexOf("\n");
@@ -61012,7 +61041,80 @@ function parseHealth(output) {
 
 // src/restart/restart-host.ts
 init_define_DEPLOYER_PACKAGE();
+var import_node_path16 = require("node:path");
+
+// src/restart/poll.ts
+init_define_DEPLOYER_PACKAGE();
+var systemClock = {
+  now: () => Date.now(),
+  sleep: (ms) => new Promise((resolve) => setTimeout(resolve, ms))
+};
+async function pollUntil(options, look) {
+  const clock = options.clock ?? systemClock;
+  const deadline = clock.now() + options.deadlineMs;
+  for (; ; ) {
+    options.signal?.throwIfAborted();
+    const seen = await look();
+    if (seen.state === "done") return { ok: true, value: seen.value };
+    if (seen.state === "failed") return { ok: false, detail: seen.detail, timedOut: false };
+    if (clock.now() > deadline) return { ok: false, detail: seen.detail, timedOut: true };
+    await clock.sleep(options.intervalMs);
+  }
+}
+var RESTART_POLL_MS = 250;
+
+// src/restart/puma-paths.ts
+init_define_DEPLOYER_PACKAGE();
 var import_node_path13 = require("node:path");
+var PumaPaths = class {
+  constructor(layout, server) {
+    this.layout = layout;
+    this.server = server;
+  }
+  layout;
+  server;
+  /** server.pidfile on the host: deployer finds the master through it. */
+  get pidfile() {
+    return this.hostFile(this.server.pidfile);
+  }
+  /** Where deployer's start command writes Puma's output (boot errors happen before stdout_redirect). */
+  get startLog() {
+    return import_node_path13.posix.join(this.layout.shared, "log", "puma.deployer.log");
+  }
+  /** Env files the process manager loads into the master (absolute paths). */
+  get envFiles() {
+    return this.server.envFiles.map((file) => this.hostFile(file));
+  }
+  /** Env files puma.rb loads itself (absolute paths). */
+  get pumaEnvFiles() {
+    return (this.server.pumaEnvFiles ?? []).map((file) => this.hostFile(file));
+  }
+  /** `unix://` with a relative path is relative to deploy_to, like the pidfile. */
+  get controlUrl() {
+    const url = this.server.controlUrl;
+    const path12 = url?.startsWith("unix://") ? url.slice("unix://".length) : void 0;
+    if (path12 === void 0 || path12.startsWith("/") || path12.startsWith("@")) return url;
+    return `unix://${import_node_path13.posix.join(this.layout.deployTo, path12)}`;
+  }
+  /** The logs worth showing when a restart fails, given the config's stdout_redirect. */
+  logs(stdoutRedirect) {
+    return pumaLogs(this.startLog, this.server.start, stdoutRedirect, this.layout.current);
+  }
+  hostFile(file) {
+    return import_node_path13.posix.isAbsolute(file) ? file : import_node_path13.posix.join(this.layout.deployTo, file);
+  }
+};
+function pumaLogs(startLog, start, stdoutRedirect, currentPath) {
+  const fromStart = [...(start ?? "").matchAll(/--redirect-std(?:out|err)(?:=|\s+)(['"]?)([^\s'"]+)\1/g)].map(
+    (match3) => import_node_path13.posix.resolve(currentPath, match3[2] ?? "")
+  );
+  const redirect = stdoutRedirect ? [import_node_path13.posix.resolve(currentPath, stdoutRedirect)] : [];
+  return [.../* @__PURE__ */ new Set([startLog, ...redirect, ...fromStart])];
+}
+
+// src/restart/restart-plan.ts
+init_define_DEPLOYER_PACKAGE();
+var import_node_path15 = require("node:path");
 
 // src/restart/deadline.ts
 init_define_DEPLOYER_PACKAGE();
@@ -61045,14 +61147,14 @@ init_define_DEPLOYER_PACKAGE();
 init_define_DEPLOYER_PACKAGE();
 var import_node_crypto7 = require("node:crypto");
 var import_promises9 = require("node:fs/promises");
-var import_node_path12 = require("node:path");
+var import_node_path14 = require("node:path");
 async function fingerprintTree(input) {
   const { tree } = input;
   const hashes = new Map(
     tree.entries.filter((entry) => entry.type === "file").map((entry) => [entry.path, entry.sha256])
   );
-  const read = async (path10) => hashes.has(path10) ? (0, import_promises9.readFile)((0, import_node_path12.join)(tree.root, path10), "utf8").catch(() => null) : null;
-  const lockfileHashes = input.lockfiles.filter((path10) => hashes.has(path10)).map((path10) => `${path10}\0${hashes.get(path10)}`);
+  const read = async (path12) => hashes.has(path12) ? (0, import_promises9.readFile)((0, import_node_path14.join)(tree.root, path12), "utf8").catch(() => null) : null;
+  const lockfileHashes = input.lockfiles.filter((path12) => hashes.has(path12)).map((path12) => `${path12}\0${hashes.get(path12)}`);
   const gemfileLock = await read("Gemfile.lock");
   return {
     pumaConfig: hashes.get(input.pumaConfig) ?? null,
@@ -61221,25 +61323,6 @@ function overrideRisk(kind, auto, inputs) {
   return "";
 }
 
-// src/restart/poll.ts
-init_define_DEPLOYER_PACKAGE();
-var systemClock = {
-  now: () => Date.now(),
-  sleep: (ms) => new Promise((resolve) => setTimeout(resolve, ms))
-};
-async function pollUntil(options, look) {
-  const clock = options.clock ?? systemClock;
-  const deadline = clock.now() + options.deadlineMs;
-  for (; ; ) {
-    options.signal?.throwIfAborted();
-    const seen = await look();
-    if (seen.state === "done") return { ok: true, value: seen.value };
-    if (seen.state === "failed") return { ok: false, detail: seen.detail, timedOut: false };
-    if (clock.now() > deadline) return { ok: false, detail: seen.detail, timedOut: true };
-    await clock.sleep(options.intervalMs);
-  }
-}
-
 // src/restart/running-release.ts
 init_define_DEPLOYER_PACKAGE();
 function findRunningReleases(history, startedAt, masterCwdRelease) {
@@ -61291,6 +61374,251 @@ function restartEvent(release, done, running, reasons, time, by) {
     ...done.ms === void 0 ? {} : { ms: Math.round(done.ms), workers: done.workers ?? 0 },
     ...done.verified === false ? { verified: false } : {}
   };
+}
+
+// src/restart/restart-plan.ts
+var FINGERPRINTS_FILE = ".deployer/fingerprints.json";
+async function planRestart(host, state, newDir, next, requested) {
+  const { session, server, paths } = host;
+  const hashFiles = async (files) => files.length > 0 ? (await session.run("hashing server.env_files", envFilesHashCommand(files))).trim() : null;
+  const environment = await hashFiles(paths.envFiles);
+  const pumaEnvironment = await hashFiles(paths.pumaEnvFiles);
+  const observed = lastObservedRestart(state.history);
+  const settleMs = restartDeadlineMs({
+    kind: "hot",
+    workers: 0,
+    workerShutdownTimeout: 30,
+    workerBootTimeout: 60,
+    observed
+  });
+  const first = await host.settledProbe(void 0, settleMs, [newDir]);
+  const cwdRelease = first.master.running ? masterRelease(state, first.master.cwd) : null;
+  const running = findRunningReleases(state.history, first.stats?.startedAt ?? null, cwdRelease);
+  const runningDir = running.configRelease !== null && state.releases.some((r) => r.number === running.configRelease) ? releasePath(session.layout, running.configRelease) : null;
+  const facts = runningDir ? await host.probe([newDir, runningDir]) : first;
+  const nextConfig = facts.configs[0];
+  const runningConfig = runningDir ? facts.configs[1] : void 0;
+  if (nextConfig && !nextConfig.ok) {
+    throw new DeployerError(
+      `Host ${session.name}: the new release's ${server.config} does not load: ${nextConfig.error ?? "unknown error"}.`,
+      {
+        exitCode: ExitCode.install,
+        hint: "Fix the Puma config; nothing was published.",
+        host: session.name
+      }
+    );
+  }
+  const fingerprints = {
+    ...next,
+    binds: nextConfig?.binds ?? null,
+    environment,
+    ...pumaEnvironment === null ? {} : { pumaEnvironment }
+  };
+  const runningFingerprints = runningDir ? await readFingerprints(host, runningDir, runningConfig) : null;
+  const decision = decideRestart({
+    requested,
+    running: runningFingerprints,
+    next: fingerprints,
+    server: {
+      ...serverFacts(host, facts, runningConfig ?? nextConfig),
+      nextDirectoryIsCurrent: nextConfig?.directory === session.layout.current
+    },
+    currentPath: session.layout.current,
+    hasEnvFiles: paths.envFiles.length > 0,
+    hasPumaEnvFiles: paths.pumaEnvFiles.length > 0
+  });
+  const configPidfile = nextConfig?.pidfile ? import_node_path15.posix.resolve(newDir, nextConfig.pidfile) : null;
+  if (configPidfile && configPidfile !== paths.pidfile) {
+    decision.warnings.push(
+      `${server.config} writes its pidfile to ${configPidfile}, but server.pidfile is ${paths.pidfile}: deployer finds Puma through server.pidfile, so make them the same.`
+    );
+  }
+  if (running.source === "process" && facts.master.running) {
+    decision.reasons.push(
+      "(the running release was read from the master process: Puma was not last restarted by deployer)"
+    );
+  }
+  return {
+    decision,
+    fingerprints,
+    baseline: baselineOf(facts),
+    running,
+    ...configPlan(nextConfig),
+    observed
+  };
+}
+function serverFacts(host, probe, config) {
+  const master = probe.master;
+  const running = master.running;
+  const pumaVersion = master.pumaVersion ?? config?.pumaVersion ?? "0";
+  const workers = probe.stats?.mode === "cluster" ? probe.stats.workers ?? 0 : probe.workers.length;
+  const mode = probe.stats ? probe.stats.mode : probe.workers.length > 0 ? "cluster" : (config?.workers ?? 0) > 0 ? "cluster" : "single";
+  const directory = config?.directory ?? null;
+  const directoryIsCurrent = directory === host.session.layout.current;
+  return {
+    running,
+    mode,
+    workers: Math.max(workers, config?.workers ?? 0),
+    preload: config ? effectivePreload(pumaVersion, config, { webConcurrency: master.env.webConcurrency }) : false,
+    pruneBundler: config?.pruneBundler ?? false,
+    directoryIsCurrent,
+    runningRuby: master.rubyVersion ?? null,
+    runningPuma: master.pumaVersion ?? null,
+    skipUsr2: master.env.skipUsr2 ?? false
+  };
+}
+async function readFingerprints(host, dir, config) {
+  const file = import_node_path15.posix.join(dir, FINGERPRINTS_FILE);
+  const result = await host.session.transport.exec(readFileCommand(file, { quiet: true }));
+  try {
+    const stored = JSON.parse(result.stdout);
+    return { ...stored.fingerprints, binds: config?.binds ?? stored.fingerprints.binds ?? null };
+  } catch {
+    return null;
+  }
+}
+function masterRelease(state, cwd) {
+  return cwd && state.realDeployTo ? releaseOf(`${state.realDeployTo}/releases`, cwd) : null;
+}
+function restartDeadlineFor(plan, kind, restartTimeout) {
+  return restartDeadlineMs({
+    kind,
+    workers: plan.workers,
+    workerShutdownTimeout: plan.workerShutdownTimeout,
+    workerBootTimeout: plan.workerBootTimeout,
+    ...restartTimeout === void 0 ? {} : { restartTimeout },
+    observed: plan.observed
+  });
+}
+function baselineOf(probe) {
+  const master = probe.master;
+  const known = master.running || master.settling;
+  return {
+    masterPid: known ? master.pid : null,
+    masterStartTime: known ? master.startTime ?? null : null,
+    startedAt: probe.stats?.startedAt ?? null,
+    phase: probe.stats?.phase ?? null,
+    workerPids: probe.workers.map((worker) => worker.pid)
+  };
+}
+function identityOf(baseline) {
+  return baseline.masterPid === null ? void 0 : { pid: baseline.masterPid, startTime: baseline.masterStartTime };
+}
+function configPlan(config) {
+  return {
+    workers: config?.workers && config.workers > 0 ? config.workers : 0,
+    pumaLog: config?.stdoutRedirect ?? null,
+    workerShutdownTimeout: config?.workerShutdownTimeout ?? 30,
+    workerBootTimeout: config?.workerBootTimeout ?? 60,
+    tcpPorts: tcpPortsOf(config?.binds ?? [])
+  };
+}
+function tcpPortsOf(binds) {
+  const ports = binds.flatMap((bind) => {
+    const match3 = /^(?:tcp|ssl):\/\/.*:(\d+)(?:[/?].*)?$/.exec(bind);
+    return match3 ? [Number(match3[1])] : [];
+  });
+  return [...new Set(ports)];
+}
+
+// src/restart/signal-puma.ts
+init_define_DEPLOYER_PACKAGE();
+async function triggerRestart(host, kind, plan) {
+  const { session, server, paths } = host;
+  if (kind === "phased" || kind === "hot") {
+    await session.run(
+      `sending ${kind === "phased" ? "USR1" : "USR2"} to Puma`,
+      signalMasterCommand(paths.pidfile, kind === "phased" ? "USR1" : "USR2"),
+      {
+        hint: `Check ${paths.pidfile} and that Puma runs as the SSH user.`
+      }
+    );
+  } else if (kind === "start") {
+    await startPuma(host, plan);
+  } else if (kind === "full") {
+    if (server.fullRestart) {
+      await session.run(
+        "the full restart (server.full_restart)",
+        fullRestartCommand(session.layout.current, server.fullRestart)
+      );
+      return;
+    }
+    const pid = plan.baseline.masterPid;
+    if (pid !== null) {
+      await session.run("stopping Puma (TERM)", signalMasterCommand(paths.pidfile, "TERM"));
+      await waitForExit(host, pid, plan.workerShutdownTimeout + 15);
+    }
+    await startPuma(host, plan);
+  }
+}
+async function waitForExit(host, pid, waitS) {
+  const stopped = await pollUntil(
+    { deadlineMs: waitS * 1e3, intervalMs: RESTART_POLL_MS, clock: host.clock },
+    async () => (await host.session.transport.exec(isAliveCommand(pid))).code === 0 ? { state: "pending", detail: `pid ${pid} still alive` } : { state: "done", value: void 0 }
+  );
+  if (stopped.ok) return;
+  const name = host.session.name;
+  throw new DeployerError(`Host ${name}: Puma (pid ${pid}) did not stop within ${waitS}s of TERM.`, {
+    exitCode: ExitCode.verify,
+    hint: "Look at Puma\u2019s log; stop it by hand, then release again.",
+    host: name
+  });
+}
+async function startPuma(host, plan) {
+  const { session, server, paths } = host;
+  if (!server.start) {
+    throw new DeployerError(`Host ${session.name}: Puma is not running and \`server.start\` is not set.`, {
+      exitCode: ExitCode.config,
+      hint: "Set `server.start` (e.g. `bundle exec puma -C config/puma.rb`) or `server.full_restart` (e.g. `sudo systemctl restart shop`).",
+      host: session.name
+    });
+  }
+  if (plan && plan.tcpPorts.length > 0) await waitForFreePorts(host, plan);
+  await session.run("starting Puma", startCommand(session.layout.current, server.start, paths.startLog));
+}
+async function waitForFreePorts(host, plan) {
+  const free = await pollUntil(
+    { deadlineMs: (plan.workerShutdownTimeout + 15) * 1e3, intervalMs: RESTART_POLL_MS, clock: host.clock },
+    async () => {
+      const listening = (await host.probe()).listeningPorts;
+      const held = plan.tcpPorts.filter((port) => listening.includes(port));
+      return held.length === 0 ? { state: "done", value: void 0 } : { state: "pending", detail: held.join(", ") };
+    }
+  );
+  if (free.ok) return;
+  throw new DeployerError(
+    `Host ${host.session.name}: port ${free.detail} is held by a process that is not the Puma behind ${host.paths.pidfile}; deployer will not start a second Puma.`,
+    {
+      exitCode: ExitCode.verify,
+      hint: "Find it with `ss -ltnp` on the host; stop it (or point server.pidfile at it), then release again.",
+      host: host.session.name
+    }
+  );
+}
+async function waitForIdle(host, plan, signal) {
+  const deadlineMs = restartDeadlineFor(plan, "phased", host.server.restartTimeout);
+  const expected = identityOf(plan.baseline);
+  const idle = await pollUntil(
+    { deadlineMs, intervalMs: RESTART_POLL_MS, clock: host.clock, ...signal ? { signal } : {} },
+    async () => {
+      const probe = await host.probe([], expected);
+      if (probe.master.settling)
+        return { state: "pending", detail: `Puma's master (pid ${probe.master.pid}) is still restarting` };
+      const old = probe.stats?.oldWorkers ?? 0;
+      if (old > 0)
+        return { state: "pending", detail: `a phased restart is still in progress (${old} old workers)` };
+      return { state: "done", value: probe };
+    }
+  );
+  if (idle.ok) return idle.value;
+  throw new DeployerError(
+    `Host ${host.session.name}: ${idle.detail} after ${Math.round(deadlineMs / 1e3)}s.`,
+    {
+      exitCode: ExitCode.verify,
+      hint: "Look at Puma\u2019s log for workers that fail to boot; deployer will not signal on top of it.",
+      host: host.session.name
+    }
+  );
 }
 
 // src/restart/verify.ts
@@ -61419,9 +61747,44 @@ function isBaselineMaster(baseline, seen) {
   if (baseline.masterPid === null || seen.pid !== baseline.masterPid) return false;
   return baseline.masterStartTime === null || seen.startTime === null || seen.startTime === baseline.masterStartTime;
 }
+function snapshotOf(probe) {
+  const status = new Map((probe.stats?.workerStatus ?? []).map((entry) => [entry.pid, entry]));
+  const master = probe.master;
+  return {
+    masterPid: master.running ? master.pid : null,
+    masterStartTime: master.running ? master.startTime ?? null : null,
+    settlingMaster: master.settling && master.pid !== null ? { pid: master.pid, startTime: master.startTime ?? null } : null,
+    masterCwd: probe.master.cwd ?? null,
+    startedAt: probe.stats?.startedAt ?? null,
+    phase: probe.stats?.phase ?? null,
+    oldWorkers: probe.stats?.oldWorkers ?? null,
+    bootedWorkers: probe.stats?.bootedWorkers ?? null,
+    workers: [
+      ...probe.workers.map((worker) => {
+        const entry = status.get(worker.pid);
+        return {
+          index: entry?.index ?? worker.index ?? null,
+          pid: worker.pid,
+          phase: entry?.phase ?? null,
+          booted: entry ? entry.booted : null,
+          cwd: worker.cwd ?? null
+        };
+      }),
+      // Workers Puma knows about but that /proc no longer shows (crashed between the two reads).
+      ...(probe.stats?.workerStatus ?? []).filter(
+        (entry) => entry.pid !== null && !probe.workers.some((worker) => worker.pid === entry.pid) && !entry.booted
+      ).map((entry) => ({
+        index: entry.index,
+        pid: entry.pid,
+        phase: entry.phase,
+        booted: false,
+        cwd: null
+      }))
+    ]
+  };
+}
 
 // src/restart/restart-host.ts
-var FINGERPRINTS_FILE = ".deployer/fingerprints.json";
 var VERIFY_HINTS = {
   restart: "The previous release was restored. Fix the release (its boot error is above) and release again.",
   health: "The previous release was restored. Compare the answer above with health.url and health.expect, fix the release (or the check) and release again."
@@ -61458,11 +61821,12 @@ Release ${back}, serving again since the rollback, fails the same health check: 
     }
   );
 }
-var POLL_MS = 250;
 var PumaHost = class {
   session;
   server;
   config;
+  /** Where Puma's files are on this host. */
+  paths;
   /** What every wait of a restart polls with (poll.ts). */
   clock;
   constructor(session, config, clock = systemClock) {
@@ -61470,35 +61834,8 @@ var PumaHost = class {
     this.session = session;
     this.server = config.server;
     this.config = config;
+    this.paths = new PumaPaths(session.layout, config.server);
     this.clock = clock;
-  }
-  get pidfile() {
-    return import_node_path13.posix.isAbsolute(this.server.pidfile) ? this.server.pidfile : import_node_path13.posix.join(this.session.layout.deployTo, this.server.pidfile);
-  }
-  /** Where deployer's start command writes Puma's output (boot errors happen before stdout_redirect). */
-  get startLog() {
-    return import_node_path13.posix.join(this.session.layout.shared, "log", "puma.deployer.log");
-  }
-  /** Env files the process manager loads into the master (absolute paths). */
-  get envFiles() {
-    return this.server.envFiles.map((file) => this.hostFile(file));
-  }
-  /** Env files puma.rb loads itself (absolute paths). */
-  get pumaEnvFiles() {
-    return (this.server.pumaEnvFiles ?? []).map((file) => this.hostFile(file));
-  }
-  hostFile(file) {
-    return import_node_path13.posix.isAbsolute(file) ? file : import_node_path13.posix.join(this.session.layout.deployTo, file);
-  }
-  /**
-   * `unix://` with a relative path is relative to deploy_to, like the pidfile: hosts with different
-   * deploy_to paths can then share one deployer.yml.
-   */
-  get controlUrl() {
-    const url = this.server.controlUrl;
-    const path10 = url?.startsWith("unix://") ? url.slice("unix://".length) : void 0;
-    if (path10 === void 0 || path10.startsWith("/") || path10.startsWith("@")) return url;
-    return `unix://${import_node_path13.posix.join(this.session.layout.deployTo, path10)}`;
   }
   /**
    * Reads the running server and the given releases' Puma configs in one round trip. With `expectMaster`
@@ -61509,8 +61846,8 @@ var PumaHost = class {
       (command, stdin) => this.session.run("reading the Puma server", command, { stdin }),
       {
         deployTo: this.session.layout.deployTo,
-        pidfile: this.pidfile,
-        controlUrl: this.controlUrl,
+        pidfile: this.paths.pidfile,
+        controlUrl: this.paths.controlUrl,
         configs: configDirs.map((dir) => ({ dir, file: this.server.config })),
         ...expectMaster ? { expectMaster } : {}
       },
@@ -61519,106 +61856,14 @@ var PumaHost = class {
   }
   /**
    * Decides how to restart for `next` (being built in `newDir`), from the running server's facts and
-   * the fingerprints of the release the master really loaded.
+   * the fingerprints of the release the master really loaded (restart-plan.ts).
    */
-  async plan(state, newDir, next, requested) {
-    const hashFiles = async (files) => files.length > 0 ? (await this.session.run("hashing server.env_files", envFilesHashCommand(files))).trim() : null;
-    const environment = await hashFiles(this.envFiles);
-    const pumaEnvironment = await hashFiles(this.pumaEnvFiles);
-    const observed = lastObservedRestart(state.history);
-    const settleMs = restartDeadlineMs({
-      kind: "hot",
-      workers: 0,
-      workerShutdownTimeout: 30,
-      workerBootTimeout: 60,
-      observed
-    });
-    const first = await this.settledProbe(void 0, settleMs, [newDir]);
-    const cwdRelease = first.master.running ? masterRelease(state, first.master.cwd) : null;
-    const running = findRunningReleases(state.history, first.stats?.startedAt ?? null, cwdRelease);
-    const runningDir = running.configRelease !== null && state.releases.some((r) => r.number === running.configRelease) ? releasePath(this.session.layout, running.configRelease) : null;
-    const facts = runningDir ? await this.probe([newDir, runningDir]) : first;
-    const nextConfig = facts.configs[0];
-    const runningConfig = runningDir ? facts.configs[1] : void 0;
-    if (nextConfig && !nextConfig.ok) {
-      throw new DeployerError(
-        `Host ${this.session.name}: the new release's ${this.server.config} does not load: ${nextConfig.error ?? "unknown error"}.`,
-        {
-          exitCode: ExitCode.install,
-          hint: "Fix the Puma config; nothing was published.",
-          host: this.session.name
-        }
-      );
-    }
-    const fingerprints = {
-      ...next,
-      binds: nextConfig?.binds ?? null,
-      environment,
-      ...pumaEnvironment === null ? {} : { pumaEnvironment }
-    };
-    const runningFingerprints = runningDir ? await this.readFingerprints(runningDir, runningConfig) : null;
-    const serverFacts = this.serverFacts(facts, runningConfig ?? nextConfig);
-    const decision = decideRestart({
-      requested,
-      running: runningFingerprints,
-      next: fingerprints,
-      server: {
-        ...serverFacts,
-        nextDirectoryIsCurrent: nextConfig?.directory === this.session.layout.current
-      },
-      currentPath: this.session.layout.current,
-      hasEnvFiles: this.envFiles.length > 0,
-      hasPumaEnvFiles: this.pumaEnvFiles.length > 0
-    });
-    const configPidfile = nextConfig?.pidfile ? import_node_path13.posix.resolve(newDir, nextConfig.pidfile) : null;
-    if (configPidfile && configPidfile !== this.pidfile) {
-      decision.warnings.push(
-        `${this.server.config} writes its pidfile to ${configPidfile}, but server.pidfile is ${this.pidfile}: deployer finds Puma through server.pidfile, so make them the same.`
-      );
-    }
-    if (running.source === "process" && facts.master.running) {
-      decision.reasons.push(
-        "(the running release was read from the master process: Puma was not last restarted by deployer)"
-      );
-    }
-    return {
-      decision,
-      fingerprints,
-      baseline: baselineOf(facts),
-      running,
-      ...configPlan(nextConfig),
-      observed
-    };
+  plan(state, newDir, next, requested) {
+    return planRestart(this, state, newDir, next, requested);
   }
-  serverFacts(probe, config) {
-    const master = probe.master;
-    const running = master.running;
-    const pumaVersion = master.pumaVersion ?? config?.pumaVersion ?? "0";
-    const workers = probe.stats?.mode === "cluster" ? probe.stats.workers ?? 0 : probe.workers.length;
-    const mode = probe.stats ? probe.stats.mode : probe.workers.length > 0 ? "cluster" : (config?.workers ?? 0) > 0 ? "cluster" : "single";
-    const directory = config?.directory ?? null;
-    const directoryIsCurrent = directory === this.session.layout.current;
-    return {
-      running,
-      mode,
-      workers: Math.max(workers, config?.workers ?? 0),
-      preload: config ? effectivePreload(pumaVersion, config, { webConcurrency: master.env.webConcurrency }) : false,
-      pruneBundler: config?.pruneBundler ?? false,
-      directoryIsCurrent,
-      runningRuby: master.rubyVersion ?? null,
-      runningPuma: master.pumaVersion ?? null,
-      skipUsr2: master.env.skipUsr2 ?? false
-    };
-  }
-  async readFingerprints(dir, config) {
-    const file = import_node_path13.posix.join(dir, FINGERPRINTS_FILE);
-    const result = await this.session.transport.exec(`cat ${quote(file)} 2>/dev/null`);
-    try {
-      const stored = JSON.parse(result.stdout);
-      return { ...stored.fingerprints, binds: config?.binds ?? stored.fingerprints.binds ?? null };
-    } catch {
-      return null;
-    }
+  /** The fingerprints a release was published with; null when it has none. */
+  readFingerprints(dir, config) {
+    return readFingerprints(this, dir, config);
   }
   /**
    * Restarts Puma as planned and verifies it with a deadline, then checks the health URL. Throws a
@@ -61637,9 +61882,9 @@ var PumaHost = class {
       };
     }
     const releaseDir = await this.realPath(releasePath(this.session.layout, release));
-    const baseline = baselineOf(await this.waitForIdle(plan, signal));
+    const baseline = baselineOf(await waitForIdle(this, plan, signal));
     const started = this.clock.now();
-    await this.trigger(kind, { ...plan, baseline });
+    await triggerRestart(this, kind, { ...plan, baseline });
     await hooks.afterSignal?.();
     const expectation = {
       kind,
@@ -61673,7 +61918,7 @@ var PumaHost = class {
     const canPhase = alive && probe.workers.length > 0 && plan.decision.kind === "phased";
     const kind = !alive ? "start" : canPhase ? "phased" : "hot";
     this.lastRecovery = { kind, workers: restoredPlan.workers };
-    await this.trigger(kind, restoredPlan);
+    await triggerRestart(this, kind, restoredPlan);
     const expectation = { kind, releasePath: releaseDir, workers: restoredPlan.workers };
     return this.verifyServing(expectation, restoredPlan, restoredPlan.baseline, release, started, signal, {
       reportUnhealthy: true
@@ -61687,7 +61932,7 @@ var PumaHost = class {
    */
   async settledProbe(expected, deadlineMs, configDirs, signal) {
     const settled = await pollUntil(
-      { deadlineMs, intervalMs: POLL_MS, clock: this.clock, ...signal ? { signal } : {} },
+      { deadlineMs, intervalMs: RESTART_POLL_MS, clock: this.clock, ...signal ? { signal } : {} },
       async () => {
         const probe = await this.probe(configDirs, expected);
         return probe.master.settling ? { state: "pending", detail: `Puma's master (pid ${probe.master.pid}) is still restarting` } : { state: "done", value: probe };
@@ -61726,130 +61971,16 @@ var PumaHost = class {
   }
   /** The last lines of Puma's logs, for failure reports. */
   async logTail(plan, lines = 15) {
-    const logs = pumaLogs(
-      this.startLog,
-      this.server.start,
-      plan?.pumaLog ?? null,
-      this.session.layout.current
-    );
+    const logs = this.paths.logs(plan?.pumaLog ?? null);
     const result = await this.session.transport.exec(tailLogCommand(logs, lines)).catch(() => null);
     return result ? lastLines(result.stdout, lines * logs.length + logs.length) : "";
-  }
-  async trigger(kind, plan) {
-    const name = this.session.name;
-    if (kind === "phased" || kind === "hot") {
-      await this.session.run(
-        `sending ${kind === "phased" ? "USR1" : "USR2"} to Puma`,
-        signalMasterCommand(this.pidfile, kind === "phased" ? "USR1" : "USR2"),
-        {
-          hint: `Check ${this.pidfile} and that Puma runs as the SSH user.`
-        }
-      );
-    } else if (kind === "start") {
-      await this.start(plan);
-    } else if (kind === "full") {
-      if (this.server.fullRestart) {
-        await this.session.run(
-          "the full restart (server.full_restart)",
-          fullRestartCommand(this.session.layout.current, this.server.fullRestart)
-        );
-        return;
-      }
-      const pid = plan.baseline.masterPid;
-      if (pid !== null) {
-        await this.session.run("stopping Puma (TERM)", signalMasterCommand(this.pidfile, "TERM"));
-        const waitS = plan.workerShutdownTimeout + 15;
-        const stopped = await pollUntil(
-          { deadlineMs: waitS * 1e3, intervalMs: POLL_MS, clock: this.clock },
-          async () => (await this.session.transport.exec(isAliveCommand(pid))).code === 0 ? { state: "pending", detail: `pid ${pid} still alive` } : { state: "done", value: void 0 }
-        );
-        if (!stopped.ok) {
-          throw new DeployerError(`Host ${name}: Puma (pid ${pid}) did not stop within ${waitS}s of TERM.`, {
-            exitCode: ExitCode.verify,
-            hint: "Look at Puma\u2019s log; stop it by hand, then release again.",
-            host: name
-          });
-        }
-      }
-      await this.start(plan);
-    }
-  }
-  async start(plan) {
-    if (!this.server.start) {
-      throw new DeployerError(
-        `Host ${this.session.name}: Puma is not running and \`server.start\` is not set.`,
-        {
-          exitCode: ExitCode.config,
-          hint: "Set `server.start` (e.g. `bundle exec puma -C config/puma.rb`) or `server.full_restart` (e.g. `sudo systemctl restart shop`).",
-          host: this.session.name
-        }
-      );
-    }
-    if (plan && plan.tcpPorts.length > 0) await this.waitForFreePorts(plan);
-    await this.session.run(
-      "starting Puma",
-      startCommand(this.session.layout.current, this.server.start, this.startLog)
-    );
-  }
-  /**
-   * Never starts Puma while something holds its port: a master deployer lost sight of (a stale or
-   * rewritten pidfile) would keep serving, and the new one would die on EADDRINUSE. Ports a stopping
-   * master still holds are waited for.
-   */
-  async waitForFreePorts(plan) {
-    const free = await pollUntil(
-      { deadlineMs: (plan.workerShutdownTimeout + 15) * 1e3, intervalMs: POLL_MS, clock: this.clock },
-      async () => {
-        const listening = (await this.probe()).listeningPorts;
-        const held = plan.tcpPorts.filter((port) => listening.includes(port));
-        return held.length === 0 ? { state: "done", value: void 0 } : { state: "pending", detail: held.join(", ") };
-      }
-    );
-    if (free.ok) return;
-    throw new DeployerError(
-      `Host ${this.session.name}: port ${free.detail} is held by a process that is not the Puma behind ${this.pidfile}; deployer will not start a second Puma.`,
-      {
-        exitCode: ExitCode.verify,
-        hint: "Find it with `ss -ltnp` on the host; stop it (or point server.pidfile at it), then release again.",
-        host: this.session.name
-      }
-    );
-  }
-  /**
-   * A restart is never signalled on top of an unfinished phased restart (F28) or a master still
-   * re-exec'ing: wait for it first, as long as such a restart may take on this host.
-   */
-  async waitForIdle(plan, signal) {
-    const deadlineMs = this.deadline(plan, "phased");
-    const expected = identityOf(plan.baseline);
-    const idle = await pollUntil(
-      { deadlineMs, intervalMs: POLL_MS, clock: this.clock, ...signal ? { signal } : {} },
-      async () => {
-        const probe = await this.probe([], expected);
-        if (probe.master.settling)
-          return { state: "pending", detail: `Puma's master (pid ${probe.master.pid}) is still restarting` };
-        const old = probe.stats?.oldWorkers ?? 0;
-        if (old > 0)
-          return { state: "pending", detail: `a phased restart is still in progress (${old} old workers)` };
-        return { state: "done", value: probe };
-      }
-    );
-    if (idle.ok) return idle.value;
-    throw new DeployerError(
-      `Host ${this.session.name}: ${idle.detail} after ${Math.round(deadlineMs / 1e3)}s.`,
-      {
-        exitCode: ExitCode.verify,
-        hint: "Look at Puma\u2019s log for workers that fail to boot; deployer will not signal on top of it.",
-        host: this.session.name
-      }
-    );
   }
   async verify(expectation, plan, baseline, signal) {
     const deadlineMs = this.deadline(plan, expectation.kind);
     const observation = newObservation();
     const expected = identityOf(baseline);
     const verified = await pollUntil(
-      { deadlineMs, intervalMs: POLL_MS, clock: this.clock, ...signal ? { signal } : {} },
+      { deadlineMs, intervalMs: RESTART_POLL_MS, clock: this.clock, ...signal ? { signal } : {} },
       async () => {
         const probe = await this.probe([], expected).catch(
           (error) => error instanceof Error ? error.message : String(error)
@@ -61873,13 +62004,13 @@ var PumaHost = class {
     const health = this.config.health;
     if (!health) return;
     const revision = (await this.session.transport.exec(
-      `cat ${quote(import_node_path13.posix.join(releasePath(this.session.layout, release), "REVISION"))}`
+      readFileCommand(import_node_path16.posix.join(releasePath(this.session.layout, release), "REVISION"))
     )).stdout.trim();
     const expected = health.expect?.replaceAll("{release}", String(release)).replaceAll("{revision}", revision);
     const healthy = await pollUntil(
       {
         deadlineMs: health.timeout * 1e3,
-        intervalMs: POLL_MS * 2,
+        intervalMs: RESTART_POLL_MS * 2,
         clock: this.clock,
         ...signal ? { signal } : {}
       },
@@ -61906,95 +62037,12 @@ var PumaHost = class {
   }
   /** server.restart_timeout, else derived from the last verified restart on this host (deadline.ts). */
   deadline(plan, kind) {
-    return restartDeadlineMs({
-      kind,
-      workers: plan.workers,
-      workerShutdownTimeout: plan.workerShutdownTimeout,
-      workerBootTimeout: plan.workerBootTimeout,
-      ...this.server.restartTimeout === void 0 ? {} : { restartTimeout: this.server.restartTimeout },
-      observed: plan.observed
-    });
+    return restartDeadlineFor(plan, kind, this.server.restartTimeout);
   }
-  async realPath(path10) {
-    return (await this.session.run("resolving the release path", `cd ${quote(path10)} && pwd -P`)).trim();
+  async realPath(path12) {
+    return (await this.session.run("resolving the release path", realPathCommand(path12))).trim();
   }
 };
-function masterRelease(state, cwd) {
-  return cwd && state.realDeployTo ? releaseOf(`${state.realDeployTo}/releases`, cwd) : null;
-}
-function baselineOf(probe) {
-  const master = probe.master;
-  const known = master.running || master.settling;
-  return {
-    masterPid: known ? master.pid : null,
-    masterStartTime: known ? master.startTime ?? null : null,
-    startedAt: probe.stats?.startedAt ?? null,
-    phase: probe.stats?.phase ?? null,
-    workerPids: probe.workers.map((worker) => worker.pid)
-  };
-}
-function snapshotOf(probe) {
-  const status = new Map((probe.stats?.workerStatus ?? []).map((entry) => [entry.pid, entry]));
-  const master = probe.master;
-  return {
-    masterPid: master.running ? master.pid : null,
-    masterStartTime: master.running ? master.startTime ?? null : null,
-    settlingMaster: master.settling && master.pid !== null ? { pid: master.pid, startTime: master.startTime ?? null } : null,
-    masterCwd: probe.master.cwd ?? null,
-    startedAt: probe.stats?.startedAt ?? null,
-    phase: probe.stats?.phase ?? null,
-    oldWorkers: probe.stats?.oldWorkers ?? null,
-    bootedWorkers: probe.stats?.bootedWorkers ?? null,
-    workers: [
-      ...probe.workers.map((worker) => {
-        const entry = status.get(worker.pid);
-        return {
-          index: entry?.index ?? worker.index ?? null,
-          pid: worker.pid,
-          phase: entry?.phase ?? null,
-          booted: entry ? entry.booted : null,
-          cwd: worker.cwd ?? null
-        };
-      }),
-      // Workers Puma knows about but that /proc no longer shows (crashed between the two reads).
-      ...(probe.stats?.workerStatus ?? []).filter(
-        (entry) => entry.pid !== null && !probe.workers.some((worker) => worker.pid === entry.pid) && !entry.booted
-      ).map((entry) => ({
-        index: entry.index,
-        pid: entry.pid,
-        phase: entry.phase,
-        booted: false,
-        cwd: null
-      }))
-    ]
-  };
-}
-function identityOf(baseline) {
-  return baseline.masterPid === null ? void 0 : { pid: baseline.masterPid, startTime: baseline.masterStartTime };
-}
-function configPlan(config) {
-  return {
-    workers: config?.workers && config.workers > 0 ? config.workers : 0,
-    pumaLog: config?.stdoutRedirect ?? null,
-    workerShutdownTimeout: config?.workerShutdownTimeout ?? 30,
-    workerBootTimeout: config?.workerBootTimeout ?? 60,
-    tcpPorts: tcpPortsOf(config?.binds ?? [])
-  };
-}
-function tcpPortsOf(binds) {
-  const ports = binds.flatMap((bind) => {
-    const match3 = /^(?:tcp|ssl):\/\/.*:(\d+)(?:[/?].*)?$/.exec(bind);
-    return match3 ? [Number(match3[1])] : [];
-  });
-  return [...new Set(ports)];
-}
-function pumaLogs(startLog, start, stdoutRedirect, currentPath) {
-  const fromStart = [...(start ?? "").matchAll(/--redirect-std(?:out|err)(?:=|\s+)(['"]?)([^\s'"]+)\1/g)].map(
-    (match3) => import_node_path13.posix.resolve(currentPath, match3[2] ?? "")
-  );
-  const redirect = stdoutRedirect ? [import_node_path13.posix.resolve(currentPath, stdoutRedirect)] : [];
-  return [.../* @__PURE__ */ new Set([startLog, ...redirect, ...fromStart])];
-}
 
 // src/ui/events.ts
 init_define_DEPLOYER_PACKAGE();
@@ -62229,51 +62277,50 @@ var import_core = __toESM(require_lib(), 1);
 init_define_DEPLOYER_PACKAGE();
 var import_promises11 = require("node:fs/promises");
 var import_node_os10 = __toESM(require("node:os"), 1);
-var import_node_path15 = __toESM(require("node:path"), 1);
+var import_node_path20 = __toESM(require("node:path"), 1);
+var import_yaml4 = __toESM(require_dist3(), 1);
+
+// src/config/schema.ts
+init_define_DEPLOYER_PACKAGE();
+var import_node_path18 = __toESM(require("node:path"), 1);
+var import_yaml3 = __toESM(require_dist3(), 1);
+
+// src/config/hosts.ts
+init_define_DEPLOYER_PACKAGE();
+var import_yaml2 = __toESM(require_dist3(), 1);
+
+// src/config/value-rules.ts
+init_define_DEPLOYER_PACKAGE();
+var import_node_path17 = __toESM(require("node:path"), 1);
+
+// src/config/yaml-reader.ts
+init_define_DEPLOYER_PACKAGE();
 var import_yaml = __toESM(require_dist3(), 1);
 
-// src/config/ssh-env.ts
+// src/config/env-expand.ts
 init_define_DEPLOYER_PACKAGE();
-var import_node_path14 = __toESM(require("node:path"), 1);
-var SSH_ENV = {
-  /** Replaces `ssh.identity`. */
-  identity: "DEPLOYER_SSH_IDENTITY",
-  /** Replaces `ssh.known_hosts`. */
-  knownHosts: "DEPLOYER_KNOWN_HOSTS",
-  /** Replaces `ssh.host_key`: `strict` or `accept-new`. */
-  hostKey: "DEPLOYER_HOST_KEY"
-};
-var HOST_KEY_POLICIES = ["strict", "accept-new"];
-function applySshEnv(config, env2, options) {
-  const identity = env2[SSH_ENV.identity];
-  const knownHosts = env2[SSH_ENV.knownHosts];
-  const hostKey = env2[SSH_ENV.hostKey];
-  if (!identity && !knownHosts && !hostKey) return config;
-  if (hostKey && !HOST_KEY_POLICIES.includes(hostKey)) {
-    throw new DeployerError(
-      `${SSH_ENV.hostKey} must be ${HOST_KEY_POLICIES.join(" or ")}, not ${JSON.stringify(hostKey)}.`,
-      { exitCode: ExitCode.config, hint: `Unset ${SSH_ENV.hostKey} to use ssh.host_key from the config.` }
-    );
-  }
-  const local = (value) => value === "~" || value.startsWith("~/") ? import_node_path14.default.join(options.homeDir, value.slice(2)) : import_node_path14.default.resolve(options.cwd, value);
-  const given = [
-    ...identity ? ["identity"] : [],
-    ...knownHosts ? ["knownHosts"] : [],
-    ...hostKey ? ["hostKey"] : []
-  ];
-  const override = (ssh) => ({
-    ...ssh,
-    // Given by the environment, so they win over ssh_config like deployer.yml's own.
-    ...ssh.explicit ? { explicit: [.../* @__PURE__ */ new Set([...ssh.explicit, ...given])] } : {},
-    ...identity ? { identity: local(identity) } : {},
-    ...knownHosts ? { knownHosts: local(knownHosts) } : {},
-    ...hostKey ? { hostKey } : {}
-  });
-  return {
-    ...config,
-    ssh: override(config.ssh),
-    hosts: config.hosts.map((host) => ({ ...host, ssh: override(host.ssh) }))
-  };
+function expandEnv(text, env2) {
+  const problems = [];
+  let fromEnv = false;
+  const value = text.replace(
+    /\$\$\{|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}|\$\{/g,
+    (match3, name, fallback) => {
+      if (match3 === "$${") return "${";
+      if (name === void 0) {
+        problems.push("has a ${ that is not ${NAME} or ${NAME:-default} (write $${ for a literal ${)");
+        return match3;
+      }
+      fromEnv = true;
+      const set = env2[name];
+      if (fallback !== void 0) return set ? set : fallback;
+      if (set === void 0) {
+        problems.push(`\${${name}} is not set: set it in the environment or write \${${name}:-default}`);
+        return match3;
+      }
+      return set;
+    }
+  );
+  return { value, fromEnv, problems };
 }
 
 // src/config/suggest.ts
@@ -62304,504 +62351,8 @@ function normaliseKey(key) {
   return key.replace(/([a-z0-9])([A-Z])/g, "$1_$2").replaceAll("-", "_").toLowerCase();
 }
 
-// src/config/load.ts
-async function loadConfig(file, options = {}) {
-  const env2 = options.env ?? process.env;
-  const cwd = options.cwd ?? process.cwd();
-  const homeDir = env2.HOME || import_node_os10.default.homedir();
-  const absolute = import_node_path15.default.resolve(cwd, file);
-  let text;
-  try {
-    text = await (0, import_promises11.readFile)(absolute, "utf8");
-  } catch (error) {
-    const code = error.code;
-    if (code === "ENOENT") {
-      throw new DeployerError(`There is no config file at ${absolute}.`, {
-        exitCode: ExitCode.config,
-        hint: "Run `deployer init` to write one, or pass --config FILE.",
-        cause: error
-      });
-    }
-    throw new DeployerError(`Cannot read the config file ${absolute} (${code ?? String(error)}).`, {
-      exitCode: ExitCode.config,
-      hint: "Check that the path is a readable file.",
-      cause: error
-    });
-  }
-  return applySshEnv(parseConfig2(text, absolute, env2, homeDir), env2, { cwd, homeDir });
-}
-function parseConfig2(text, file, env2, homeDir) {
-  const lineCounter = new import_yaml.LineCounter();
-  const doc = (0, import_yaml.parseDocument)(text, { lineCounter, prettyErrors: false });
-  const format2 = (problems) => formatProblems(file, lineCounter, problems);
-  if (doc.errors.length > 0) throw new ConfigError(file, format2(doc.errors.map(syntaxProblem)));
-  const ctx = { doc, env: env2, homeDir, configDir: import_node_path15.default.dirname(file), problems: [] };
-  const config = readConfig(ctx, file);
-  if (ctx.problems.length > 0) throw new ConfigError(file, format2(ctx.problems));
-  return config;
-}
-function parseHostSpec(spec) {
-  const fail = (problem) => ({ ok: false, problem });
-  if (spec === "local") return { ok: true, spec: { kind: "local" } };
-  if (spec === "") return fail("is empty");
-  if (/[\s\x00-\x1f\x7f]/.test(spec)) return fail("must not contain spaces or control characters");
-  let rest = spec;
-  let user;
-  const at = spec.indexOf("@");
-  if (at >= 0) {
-    user = spec.slice(0, at);
-    rest = spec.slice(at + 1);
-    if (user === "") return fail("has nothing before the @: write user@host");
-    if (!USER_PATTERN.test(user)) return fail("has an invalid user name before the @");
-  }
-  let hostname4;
-  let portText;
-  if (rest.startsWith("[")) {
-    const close = rest.indexOf("]");
-    if (close < 0) return fail("opens an IPv6 address with [ but never closes it");
-    hostname4 = rest.slice(1, close);
-    const after = rest.slice(close + 1);
-    if (after !== "") {
-      if (!after.startsWith(":")) return fail("must have nothing but :port after the ]");
-      portText = after.slice(1);
-    }
-    if (!IPV6_PATTERN.test(hostname4)) return fail("has an invalid IPv6 address between [ and ]");
-  } else {
-    const colons = rest.split(":").length - 1;
-    if (colons >= 2) {
-      if (!IPV6_PATTERN.test(rest)) return fail("is not a valid address: write IPv6 addresses as [addr]:port");
-      hostname4 = rest;
-    } else {
-      const colon = rest.indexOf(":");
-      hostname4 = colon < 0 ? rest : rest.slice(0, colon);
-      portText = colon < 0 ? void 0 : rest.slice(colon + 1);
-      if (hostname4 === "") return fail("has no host name");
-      if (!HOSTNAME_PATTERN.test(hostname4)) return fail("has an invalid host name");
-    }
-  }
-  if (portText === void 0) return { ok: true, spec: { kind: "ssh", hostname: hostname4, ...user ? { user } : {} } };
-  if (!/^\d+$/.test(portText)) return fail("has a port that is not a number");
-  const port = Number(portText);
-  if (port < 1 || port > 65535) return fail("has a port outside 1-65535");
-  return { ok: true, spec: { kind: "ssh", hostname: hostname4, port, ...user ? { user } : {} } };
-}
-function deployToProblem(deployTo) {
-  if (deployTo === "") return "must not be empty";
-  if (/[\x00-\x1f\x7f]/.test(deployTo)) return "must not contain control characters such as newlines";
-  if (!deployTo.startsWith("/")) return "must be an absolute path";
-  if (deployTo.split("/").includes("..")) return "must not contain .. segments";
-  if (import_node_path15.default.posix.normalize(deployTo) === "/") return "must not be / itself";
-  if (import_node_path15.default.posix.normalize(deployTo) !== deployTo || deployTo.endsWith("/")) {
-    return "must be normalised: no //, no /./ and no trailing /";
-  }
-  if (SYSTEM_DIRS.has(deployTo)) return "is a system directory: use a directory of its own, such as /srv/APP";
-  return void 0;
-}
-function expandEnv(text, env2) {
-  const problems = [];
-  let fromEnv = false;
-  const value = text.replace(
-    /\$\$\{|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}|\$\{/g,
-    (match3, name, fallback) => {
-      if (match3 === "$${") return "${";
-      if (name === void 0) {
-        problems.push("has a ${ that is not ${NAME} or ${NAME:-default} (write $${ for a literal ${)");
-        return match3;
-      }
-      fromEnv = true;
-      const set = env2[name];
-      if (fallback !== void 0) return set ? set : fallback;
-      if (set === void 0) {
-        problems.push(`\${${name}} is not set: set it in the environment or write \${${name}:-default}`);
-        return match3;
-      }
-      return set;
-    }
-  );
-  return { value, fromEnv, problems };
-}
-function selectHosts(config, names) {
-  if (names.length === 0) return config.hosts;
-  const matches = (host, name) => host.name === name || host.hostname === name;
-  const unknown = names.filter((name) => !config.hosts.some((host) => matches(host, name)));
-  if (unknown.length > 0) {
-    const quoted = unknown.map((name) => JSON.stringify(name)).join(", ");
-    throw new DeployerError(
-      `${config.file} has no host named ${quoted}; its hosts are ${config.hosts.map((host) => host.name).join(", ")}.`,
-      { exitCode: ExitCode.usage, hint: "Pass --host with one of the names above, or its host name." }
-    );
-  }
-  return config.hosts.filter((host) => names.some((name) => matches(host, name)));
-}
-var TOP_KEYS = [
-  "app",
-  "source",
-  "exclude",
-  "deploy_to",
-  "keep_releases",
-  "hosts",
-  "strategy",
-  "concurrency",
-  "batch",
-  "canary_then",
-  "on_failure",
-  "ssh",
-  "shared",
-  "install",
-  "server",
-  "health"
-];
-var SSH_KEYS = [
-  "user",
-  "identity",
-  "known_hosts",
-  "host_key",
-  "connect_timeout",
-  "client",
-  "config",
-  "proxy_jump"
-];
-var SHARED_KEYS = ["files", "dirs"];
-var INSTALL_KEYS = ["command", "lockfiles", "vendor", "check", "timeout"];
-var SERVER_KEYS = [
-  "kind",
-  "config",
-  "pidfile",
-  "control_url",
-  "control_token",
-  "restart",
-  "start",
-  "full_restart",
-  "env_files",
-  "restart_timeout"
-];
-var ENV_FILE_KEYS = ["path", "loaded_by"];
-var ENV_LOADERS = ["process_manager", "puma"];
-var HEALTH_KEYS = ["url", "expect", "timeout"];
-var HOST_KEYS = ["name", "ssh", "deploy_to", "port", "user", "proxy_jump"];
-var SECTION_KEYS = {
-  ssh: SSH_KEYS,
-  shared: SHARED_KEYS,
-  install: INSTALL_KEYS,
-  server: SERVER_KEYS,
-  health: HEALTH_KEYS
-};
-var STRATEGIES = ["parallel", "rolling", "canary"];
-var ON_FAILURE = ["rollback", "stop"];
-var CANARY_THEN = ["parallel", "rolling"];
-var HOST_KEY_POLICIES2 = ["strict", "accept-new"];
-var SSH_CLIENTS = ["builtin", "openssh"];
-var RESTARTS = ["auto", "phased", "hot", "full", "none"];
-var SERVER_KINDS = ["puma"];
-var DEFAULT_EXCLUDE = [".git", "log", "tmp", "node_modules"];
-var DEFAULT_LOCKFILES = ["Gemfile.lock"];
-var SYSTEM_DIRS = /* @__PURE__ */ new Set([
-  "/bin",
-  "/boot",
-  "/dev",
-  "/etc",
-  "/home",
-  "/lib",
-  "/lib64",
-  "/proc",
-  "/root",
-  "/run",
-  "/sbin",
-  "/sys",
-  "/usr",
-  "/var",
-  "/tmp"
-]);
-var APP_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
-var USER_PATTERN = /^[A-Za-z0-9_][A-Za-z0-9._-]*$/;
-var HOSTNAME_PATTERN = /^[A-Za-z0-9_][A-Za-z0-9._-]*$/;
-var IPV6_PATTERN = /^(?=[^%]*:)[0-9A-Fa-f:.]+(%[A-Za-z0-9_.-]+)?$/;
-function readConfig(ctx, file) {
-  const root = { node: ctx.doc.contents, path: "", offset: offsetOf(ctx.doc.contents, 0) };
-  if (isNull(root.node)) {
-    report(ctx, root, "the file is empty: it needs at least app, deploy_to and hosts");
-  }
-  const fields = isNull(root.node) ? void 0 : readMap(ctx, root, TOP_KEYS);
-  const appText = readText(ctx, required(ctx, fields, "app", root));
-  if (appText && !APP_PATTERN.test(appText.value)) {
-    report(
-      ctx,
-      appText,
-      `${show(appText)} must start with a letter or digit and hold only letters, digits, ., _ and -`
-    );
-  }
-  const sourceText = readText(ctx, optional(fields, "source"));
-  const source = sourceText ? readLocalPath(ctx, sourceText) : ctx.configDir;
-  const deployTo = readDeployTo(ctx, required(ctx, fields, "deploy_to", root));
-  const ssh = readSsh(ctx, optional(fields, "ssh"));
-  return {
-    file,
-    app: appText?.value ?? "",
-    source,
-    exclude: readRelativePaths(ctx, optional(fields, "exclude")) ?? DEFAULT_EXCLUDE,
-    deployTo: deployTo ?? "",
-    keepReleases: readInteger(ctx, optional(fields, "keep_releases"), 1) ?? 5,
-    hosts: readHosts(ctx, required(ctx, fields, "hosts", root), {
-      deployTo,
-      ssh: ssh.settings,
-      user: ssh.user
-    }),
-    strategy: readEnum(ctx, optional(fields, "strategy"), STRATEGIES) ?? "parallel",
-    concurrency: readInteger(ctx, optional(fields, "concurrency"), 1) ?? 10,
-    batch: readInteger(ctx, optional(fields, "batch"), 1) ?? 1,
-    canaryThen: readEnum(ctx, optional(fields, "canary_then"), CANARY_THEN) ?? "parallel",
-    onFailure: readEnum(ctx, optional(fields, "on_failure"), ON_FAILURE) ?? "rollback",
-    ssh: ssh.settings,
-    shared: readShared(ctx, optional(fields, "shared")),
-    ...optionalSection("install", readInstall(ctx, optional(fields, "install"))),
-    ...optionalSection("server", readServer(ctx, optional(fields, "server"))),
-    ...optionalSection("health", readHealth(ctx, optional(fields, "health")))
-  };
-}
-function readSsh(ctx, field) {
-  const fields = field ? readMap(ctx, field, SSH_KEYS) : void 0;
-  const identity = readText(ctx, optional(fields, "identity"));
-  const knownHosts = readText(ctx, optional(fields, "known_hosts"));
-  const user = readText(ctx, optional(fields, "user"));
-  if (user && !USER_PATTERN.test(user.value)) report(ctx, user, `${show(user)} is not a valid user name`);
-  const hostKey = readEnum(ctx, optional(fields, "host_key"), HOST_KEY_POLICIES2);
-  const connectTimeout = readDuration(ctx, optional(fields, "connect_timeout"));
-  const proxyJump = readProxyJump(ctx, optional(fields, "proxy_jump"));
-  const explicit = [];
-  if (identity) explicit.push("identity");
-  if (knownHosts) explicit.push("knownHosts");
-  if (hostKey) explicit.push("hostKey");
-  if (connectTimeout !== void 0) explicit.push("connectTimeout");
-  return {
-    settings: {
-      ...identity ? { identity: readLocalPath(ctx, identity) } : {},
-      knownHosts: knownHosts ? readLocalPath(ctx, knownHosts) : import_node_path15.default.join(ctx.homeDir, ".ssh", "known_hosts"),
-      hostKey: hostKey ?? "strict",
-      connectTimeout: connectTimeout ?? 10,
-      config: readSshConfigChoice(ctx, optional(fields, "config")),
-      ...proxyJump ? { proxyJump } : {},
-      ...optionalSection("client", readEnum(ctx, optional(fields, "client"), SSH_CLIENTS)),
-      explicit
-    },
-    ...user ? { user: user.value } : {}
-  };
-}
-function readSshConfigChoice(ctx, field) {
-  if (!field) return true;
-  const node = deref(ctx, field.node);
-  if ((0, import_yaml.isScalar)(node) && typeof node.value === "boolean") return node.value;
-  const text = readText(ctx, field);
-  return text ? readLocalPath(ctx, text) : true;
-}
-function readProxyJump(ctx, field) {
-  const text = readText(ctx, field);
-  if (!text) return void 0;
-  try {
-    parseProxyJump(text.value);
-  } catch (error) {
-    report(
-      ctx,
-      text,
-      `${error.message}: write user@host[:port], hops separated by commas, or none`
-    );
-    return void 0;
-  }
-  return text.value;
-}
-function readHosts(ctx, field, defaults) {
-  if (!field) return [];
-  const node = deref(ctx, field.node);
-  if (!(0, import_yaml.isSeq)(node)) {
-    report(ctx, field, "must be a list of hosts: user@host[:port], local, or { name, ssh } mappings");
-    return [];
-  }
-  if (node.items.length === 0) report(ctx, field, "must list at least one host");
-  const hosts = [];
-  const byName = /* @__PURE__ */ new Map();
-  const byTarget = /* @__PURE__ */ new Map();
-  node.items.forEach((item, index) => {
-    const entry = { node: item, path: `${field.path}[${index}]`, offset: offsetOf(item, field.offset) };
-    const built = (0, import_yaml.isMap)(deref(ctx, item)) ? readHostMapping(ctx, entry, defaults) : readHostString(ctx, entry, defaults);
-    if (!built) return;
-    const { host, shownName } = built;
-    const sameName = byName.get(host.name);
-    if (sameName !== void 0) {
-      report(ctx, entry, `the name ${shownName} is also used by ${sameName}; names must be unique`);
-      return;
-    }
-    byName.set(host.name, entry.path);
-    const target = `${host.kind === "local" ? "local" : `${host.hostname?.toLowerCase()}:${host.port}`} ${host.deployTo}`;
-    const sameTarget = byTarget.get(target);
-    if (sameTarget !== void 0)
-      report(ctx, entry, `deploys to the same machine and deploy_to as ${sameTarget}`);
-    byTarget.set(target, entry.path);
-    hosts.push(host);
-  });
-  return hosts;
-}
-function readHostString(ctx, entry, defaults) {
-  const node = deref(ctx, entry.node);
-  if (!(0, import_yaml.isScalar)(node) || typeof node.value !== "string") {
-    report(ctx, entry, "must be user@host[:port], local, or a mapping with name and ssh");
-    return void 0;
-  }
-  const text = readText(ctx, entry);
-  if (!text) return void 0;
-  const parsed = parseHostSpec(text.value);
-  if (!parsed.ok) {
-    report(ctx, text, `${show(text)} ${parsed.problem}`);
-    return void 0;
-  }
-  if (defaults.deployTo === void 0) return void 0;
-  return buildHost(ctx, entry, text, parsed.spec, { deployTo: defaults.deployTo }, defaults);
-}
-function readHostMapping(ctx, entry, defaults) {
-  const fields = readMap(ctx, entry, HOST_KEYS);
-  const name = readText(ctx, required(ctx, fields, "name", entry));
-  const sshField = optional(fields, "ssh");
-  const address = sshField ? readText(ctx, sshField) : name;
-  if (sshField && name && /[\s\x00-\x1f\x7f]/.test(name.value)) {
-    report(ctx, name, `${show(name)} must not contain spaces or control characters`);
-  }
-  const parsed = address ? parseHostSpec(address.value) : void 0;
-  if (address && parsed && !parsed.ok) report(ctx, address, `${show(address)} ${parsed.problem}`);
-  const deployToField = optional(fields, "deploy_to");
-  const deployTo = deployToField ? readDeployTo(ctx, deployToField) : defaults.deployTo;
-  const user = readText(ctx, optional(fields, "user"));
-  if (user && !USER_PATTERN.test(user.value)) report(ctx, user, `${show(user)} is not a valid user name`);
-  const port = readInteger(ctx, optional(fields, "port"), 1, 65535);
-  const proxyJump = readProxyJump(ctx, optional(fields, "proxy_jump"));
-  if (parsed?.ok && parsed.spec.kind === "local") {
-    if (user) report(ctx, user, "does not apply to a local host");
-    if (port !== void 0) report(ctx, fields?.get("port") ?? entry, "does not apply to a local host");
-  }
-  if (parsed?.ok && parsed.spec.kind === "ssh" && address) {
-    if (user && parsed.spec.user !== void 0)
-      report(ctx, user, `conflicts with the user in ${show(address)}`);
-    if (port !== void 0 && parsed.spec.port !== void 0) {
-      report(ctx, fields?.get("port") ?? entry, `conflicts with the port in ${show(address)}`);
-    }
-  }
-  if (!name || !parsed?.ok || deployTo === void 0) return void 0;
-  const ssh = proxyJump ? { ...defaults.ssh, proxyJump } : defaults.ssh;
-  return buildHost(ctx, entry, name, parsed.spec, { deployTo, user: user?.value, port }, { ...defaults, ssh });
-}
-function buildHost(ctx, entry, name, spec, overrides, defaults) {
-  const common = { name: name.value, port: 22, deployTo: overrides.deployTo, ssh: defaults.ssh };
-  const shownName = show(name);
-  if (spec.kind === "local") return { host: { ...common, kind: "local" }, shownName };
-  const user = spec.user ?? overrides.user ?? defaults.user ?? ctx.env.USER;
-  if (!user && !defaults.ssh.config) {
-    report(
-      ctx,
-      entry,
-      "has no user to connect as: write user@host, set ssh.user, or set USER in the environment"
-    );
-    return void 0;
-  }
-  const port = spec.port ?? overrides.port ?? 22;
-  const explicit = [...defaults.ssh.explicit ?? []];
-  if (spec.user ?? overrides.user ?? defaults.user) explicit.push("user");
-  if (spec.port ?? overrides.port) explicit.push("port");
-  const ssh = { ...defaults.ssh, explicit };
-  return {
-    host: { ...common, ssh, kind: "ssh", ...user ? { user } : {}, hostname: spec.hostname, port },
-    shownName
-  };
-}
-function readShared(ctx, field) {
-  const fields = field ? readMap(ctx, field, SHARED_KEYS) : void 0;
-  return {
-    files: readRelativePaths(ctx, optional(fields, "files")) ?? [],
-    dirs: readRelativePaths(ctx, optional(fields, "dirs")) ?? []
-  };
-}
-function readInstall(ctx, field) {
-  if (!field) return void 0;
-  const fields = readMap(ctx, field, INSTALL_KEYS);
-  const command = readText(ctx, required(ctx, fields, "command", field));
-  const vendor = readText(ctx, optional(fields, "vendor"));
-  const vendorPath = vendor ? relativePath(ctx, vendor) : void 0;
-  const check = readText(ctx, optional(fields, "check"));
-  if (check && !vendor) report(ctx, check, "needs install.vendor: only reused dependencies are checked");
-  const timeout = readDuration(ctx, optional(fields, "timeout"));
-  return {
-    command: command?.value ?? "",
-    lockfiles: readRelativePaths(ctx, optional(fields, "lockfiles")) ?? DEFAULT_LOCKFILES,
-    ...vendorPath ? { vendor: vendorPath } : {},
-    ...check?.value ? { check: check.value } : {},
-    ...timeout === void 0 ? {} : { timeout },
-    ...command?.fromEnv ? { commandAsWritten: command.raw } : {},
-    ...check?.fromEnv ? { checkAsWritten: check.raw } : {}
-  };
-}
-function readServer(ctx, field) {
-  if (!field) return void 0;
-  const fields = readMap(ctx, field, SERVER_KEYS);
-  const config = readText(ctx, optional(fields, "config"));
-  const pidfile = readText(ctx, optional(fields, "pidfile"));
-  const controlUrl = readText(ctx, optional(fields, "control_url"));
-  if (controlUrl && !/^(unix|tcp|ssl):\/\/./.test(controlUrl.value)) {
-    report(
-      ctx,
-      controlUrl,
-      `${show(controlUrl)} must be a Puma control URL: unix://PATH, tcp://HOST:PORT or ssl://\u2026`
-    );
-  }
-  const controlToken = readText(ctx, optional(fields, "control_token"));
-  const start = readText(ctx, optional(fields, "start"));
-  const fullRestart = readText(ctx, optional(fields, "full_restart"));
-  const envFiles = readEnvFiles(ctx, optional(fields, "env_files"));
-  const restartTimeout = readDuration(ctx, optional(fields, "restart_timeout"));
-  return {
-    kind: readEnum(ctx, optional(fields, "kind"), SERVER_KINDS) ?? "puma",
-    config: (config && relativePath(ctx, config)) ?? "config/puma.rb",
-    pidfile: (pidfile && hostPath(ctx, pidfile)) ?? "shared/tmp/pids/puma.pid",
-    ...controlUrl ? { controlUrl: controlUrl.value } : {},
-    ...controlToken ? { controlToken: controlToken.value } : {},
-    restart: readEnum(ctx, optional(fields, "restart"), RESTARTS) ?? "auto",
-    ...start ? { start: start.value } : {},
-    ...fullRestart ? { fullRestart: fullRestart.value } : {},
-    envFiles: (envFiles ?? []).filter((file) => file.loadedBy === "process_manager").map((file) => file.path),
-    pumaEnvFiles: (envFiles ?? []).filter((file) => file.loadedBy === "puma").map((file) => file.path),
-    ...restartTimeout === void 0 ? {} : { restartTimeout }
-  };
-}
-function readEnvFiles(ctx, field) {
-  if (!field) return void 0;
-  const node = deref(ctx, field.node);
-  if (!(0, import_yaml.isSeq)(node)) {
-    report(ctx, field, `must be a list, not ${describe(node)} (write [a, b] or one "- item" per line)`);
-    return void 0;
-  }
-  return node.items.map((item, index) => {
-    const entry = { node: item, path: `${field.path}[${index}]`, offset: offsetOf(item, field.offset) };
-    if (!(0, import_yaml.isMap)(deref(ctx, item))) {
-      const text2 = readText(ctx, entry);
-      return { path: (text2 && hostPath(ctx, text2)) ?? "", loadedBy: "process_manager" };
-    }
-    const fields = readMap(ctx, entry, ENV_FILE_KEYS);
-    const text = readText(ctx, required(ctx, fields, "path", entry));
-    return {
-      path: (text && hostPath(ctx, text)) ?? "",
-      loadedBy: readEnum(ctx, optional(fields, "loaded_by"), ENV_LOADERS) ?? "process_manager"
-    };
-  });
-}
-function readHealth(ctx, field) {
-  if (!field) return void 0;
-  const fields = readMap(ctx, field, HEALTH_KEYS);
-  const url = readText(ctx, required(ctx, fields, "url", field));
-  if (url && !isHttpUrl(url.value)) report(ctx, url, `${show(url)} must be an http:// or https:// URL`);
-  const expect = readText(ctx, optional(fields, "expect"));
-  return {
-    url: url?.value ?? "",
-    ...url?.fromEnv ? { urlAsWritten: url.raw } : {},
-    ...expect ? { expect: expect.value } : {},
-    timeout: readDuration(ctx, optional(fields, "timeout")) ?? 60
-  };
-}
-function readMap(ctx, entry, allowed) {
+// src/config/yaml-reader.ts
+function readMap(ctx, entry, allowed, sections = {}) {
   const node = deref(ctx, entry.node);
   if (!(0, import_yaml.isMap)(node)) {
     const what = entry.path === "" ? "the top level must be a mapping" : "must be a mapping";
@@ -62818,18 +62369,18 @@ function readMap(ctx, entry, allowed) {
     }
     const keyPath = joinPath(entry.path, key);
     if (!allowed.includes(key)) {
-      report(ctx, { path: keyPath, offset: keyOffset }, unknownKeyMessage(key, allowed, entry.path));
+      report(ctx, { path: keyPath, offset: keyOffset }, unknownKeyMessage(key, allowed, entry.path, sections));
       continue;
     }
     fields.set(key, { node: pair.value, path: keyPath, offset: offsetOf(pair.value, keyOffset), keyOffset });
   }
   return fields;
 }
-function unknownKeyMessage(key, allowed, parentPath) {
+function unknownKeyMessage(key, allowed, parentPath, sections) {
   const suggestion = didYouMean(key, allowed);
   if (suggestion) return `unknown key; did you mean ${suggestion}?`;
   if (parentPath === "") {
-    const section = Object.keys(SECTION_KEYS).find((name) => SECTION_KEYS[name]?.includes(key));
+    const section = Object.keys(sections).find((name) => sections[name]?.includes(key));
     if (section) return `unknown key at the top level; did you mean ${section}.${key} (under ${section}:)?`;
   }
   return `unknown key; expected one of ${allowed.join(", ")}`;
@@ -62876,53 +62427,6 @@ function readTexts(ctx, field) {
     (item, index) => readText(ctx, { node: item, path: `${field.path}[${index}]`, offset: offsetOf(item, field.offset) })
   );
   return texts.every((text) => text !== void 0) ? texts : void 0;
-}
-function readRelativePaths(ctx, field) {
-  const texts = readTexts(ctx, field);
-  if (!texts) return void 0;
-  const paths = texts.map((text) => relativePath(ctx, text));
-  return paths.every((entry) => entry !== void 0) ? paths : void 0;
-}
-function relativePath(ctx, text) {
-  const problem = relativePathProblem(text.value);
-  if (problem) {
-    report(ctx, text, `${show(text)} ${problem}`);
-    return void 0;
-  }
-  return import_node_path15.default.posix.normalize(text.value).replace(/\/+$/, "");
-}
-function relativePathProblem(value) {
-  if (/[\x00-\x1f\x7f]/.test(value)) return "must not contain control characters such as newlines";
-  if (value.startsWith("/")) return "must be a relative path, not an absolute one";
-  if (value.split("/").includes("..")) return "must not contain .. segments";
-  if (import_node_path15.default.posix.normalize(value).replace(/\/+$/, "") === ".") return "must name something inside the release";
-  return void 0;
-}
-function hostPath(ctx, text) {
-  if (!text.value.startsWith("/")) return relativePath(ctx, text);
-  if (/[\x00-\x1f\x7f]/.test(text.value)) {
-    report(ctx, text, `${show(text)} must not contain control characters such as newlines`);
-    return void 0;
-  }
-  return text.value;
-}
-function readLocalPath(ctx, text) {
-  const value = text.value;
-  if (value === "~") return ctx.homeDir;
-  if (value.startsWith("~/")) return import_node_path15.default.join(ctx.homeDir, value.slice(2));
-  if (value.startsWith("~"))
-    report(ctx, text, `${show(text)}: only ~ and ~/ are expanded; write the full path`);
-  return import_node_path15.default.resolve(ctx.configDir, value);
-}
-function readDeployTo(ctx, field) {
-  const text = readText(ctx, field);
-  if (!text) return void 0;
-  const problem = deployToProblem(text.value);
-  if (!problem) return text.value;
-  const normalised = import_node_path15.default.posix.normalize(text.value).replace(/(.)\/+$/, "$1");
-  const fix = !text.fromEnv && normalised !== text.value && !deployToProblem(normalised) ? `; write ${normalised}` : "";
-  report(ctx, text, `${show(text)} ${problem}${fix}`);
-  return void 0;
 }
 function readInteger(ctx, field, min, max) {
   if (!field) return void 0;
@@ -63016,14 +62520,6 @@ function describe(node) {
   }
   return "this value";
 }
-function isHttpUrl(value) {
-  try {
-    const url = new URL(value);
-    return (url.protocol === "http:" || url.protocol === "https:") && url.hostname !== "";
-  } catch {
-    return false;
-  }
-}
 function optionalSection(key, value) {
   return value === void 0 ? {} : { [key]: value };
 }
@@ -63037,6 +62533,613 @@ function formatProblems(file, lines, problems) {
     const where = `${file}:${Math.max(line, 1)}:${Math.max(col, 1)}`;
     return problem.path === "" ? `${where}: ${problem.message}` : `${where}: ${problem.path}: ${problem.message}`;
   });
+}
+
+// src/config/value-rules.ts
+var SYSTEM_DIRS = /* @__PURE__ */ new Set([
+  "/bin",
+  "/boot",
+  "/dev",
+  "/etc",
+  "/home",
+  "/lib",
+  "/lib64",
+  "/proc",
+  "/root",
+  "/run",
+  "/sbin",
+  "/sys",
+  "/usr",
+  "/var",
+  "/tmp"
+]);
+var APP_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
+var USER_PATTERN = /^[A-Za-z0-9_][A-Za-z0-9._-]*$/;
+var HOSTNAME_PATTERN = /^[A-Za-z0-9_][A-Za-z0-9._-]*$/;
+var IPV6_PATTERN = /^(?=[^%]*:)[0-9A-Fa-f:.]+(%[A-Za-z0-9_.-]+)?$/;
+function deployToProblem(deployTo) {
+  if (deployTo === "") return "must not be empty";
+  if (/[\x00-\x1f\x7f]/.test(deployTo)) return "must not contain control characters such as newlines";
+  if (!deployTo.startsWith("/")) return "must be an absolute path";
+  if (deployTo.split("/").includes("..")) return "must not contain .. segments";
+  if (import_node_path17.default.posix.normalize(deployTo) === "/") return "must not be / itself";
+  if (import_node_path17.default.posix.normalize(deployTo) !== deployTo || deployTo.endsWith("/")) {
+    return "must be normalised: no //, no /./ and no trailing /";
+  }
+  if (SYSTEM_DIRS.has(deployTo)) return "is a system directory: use a directory of its own, such as /srv/APP";
+  return void 0;
+}
+function readRelativePaths(ctx, field) {
+  const texts = readTexts(ctx, field);
+  if (!texts) return void 0;
+  const paths = texts.map((text) => relativePath(ctx, text));
+  return paths.every((entry) => entry !== void 0) ? paths : void 0;
+}
+function relativePath(ctx, text) {
+  const problem = relativePathProblem(text.value);
+  if (problem) {
+    report(ctx, text, `${show(text)} ${problem}`);
+    return void 0;
+  }
+  return import_node_path17.default.posix.normalize(text.value).replace(/\/+$/, "");
+}
+function relativePathProblem(value) {
+  if (/[\x00-\x1f\x7f]/.test(value)) return "must not contain control characters such as newlines";
+  if (value.startsWith("/")) return "must be a relative path, not an absolute one";
+  if (value.split("/").includes("..")) return "must not contain .. segments";
+  if (import_node_path17.default.posix.normalize(value).replace(/\/+$/, "") === ".") return "must name something inside the release";
+  return void 0;
+}
+function hostPath(ctx, text) {
+  if (!text.value.startsWith("/")) return relativePath(ctx, text);
+  if (/[\x00-\x1f\x7f]/.test(text.value)) {
+    report(ctx, text, `${show(text)} must not contain control characters such as newlines`);
+    return void 0;
+  }
+  return text.value;
+}
+function readLocalPath(ctx, text) {
+  const value = text.value;
+  if (value === "~") return ctx.homeDir;
+  if (value.startsWith("~/")) return import_node_path17.default.join(ctx.homeDir, value.slice(2));
+  if (value.startsWith("~"))
+    report(ctx, text, `${show(text)}: only ~ and ~/ are expanded; write the full path`);
+  return import_node_path17.default.resolve(ctx.configDir, value);
+}
+function readDeployTo(ctx, field) {
+  const text = readText(ctx, field);
+  if (!text) return void 0;
+  const problem = deployToProblem(text.value);
+  if (!problem) return text.value;
+  const normalised = import_node_path17.default.posix.normalize(text.value).replace(/(.)\/+$/, "$1");
+  const fix = !text.fromEnv && normalised !== text.value && !deployToProblem(normalised) ? `; write ${normalised}` : "";
+  report(ctx, text, `${show(text)} ${problem}${fix}`);
+  return void 0;
+}
+function isHttpUrl(value) {
+  try {
+    const url = new URL(value);
+    return (url.protocol === "http:" || url.protocol === "https:") && url.hostname !== "";
+  } catch {
+    return false;
+  }
+}
+
+// src/config/hosts.ts
+function parseHostSpec(spec) {
+  const fail = (problem) => ({ ok: false, problem });
+  if (spec === "local") return { ok: true, spec: { kind: "local" } };
+  if (spec === "") return fail("is empty");
+  if (/[\s\x00-\x1f\x7f]/.test(spec)) return fail("must not contain spaces or control characters");
+  let rest = spec;
+  let user;
+  const at = spec.indexOf("@");
+  if (at >= 0) {
+    user = spec.slice(0, at);
+    rest = spec.slice(at + 1);
+    if (user === "") return fail("has nothing before the @: write user@host");
+    if (!USER_PATTERN.test(user)) return fail("has an invalid user name before the @");
+  }
+  let hostname4;
+  let portText;
+  if (rest.startsWith("[")) {
+    const close = rest.indexOf("]");
+    if (close < 0) return fail("opens an IPv6 address with [ but never closes it");
+    hostname4 = rest.slice(1, close);
+    const after = rest.slice(close + 1);
+    if (after !== "") {
+      if (!after.startsWith(":")) return fail("must have nothing but :port after the ]");
+      portText = after.slice(1);
+    }
+    if (!IPV6_PATTERN.test(hostname4)) return fail("has an invalid IPv6 address between [ and ]");
+  } else {
+    const colons = rest.split(":").length - 1;
+    if (colons >= 2) {
+      if (!IPV6_PATTERN.test(rest)) return fail("is not a valid address: write IPv6 addresses as [addr]:port");
+      hostname4 = rest;
+    } else {
+      const colon = rest.indexOf(":");
+      hostname4 = colon < 0 ? rest : rest.slice(0, colon);
+      portText = colon < 0 ? void 0 : rest.slice(colon + 1);
+      if (hostname4 === "") return fail("has no host name");
+      if (!HOSTNAME_PATTERN.test(hostname4)) return fail("has an invalid host name");
+    }
+  }
+  if (portText === void 0) return { ok: true, spec: { kind: "ssh", hostname: hostname4, ...user ? { user } : {} } };
+  if (!/^\d+$/.test(portText)) return fail("has a port that is not a number");
+  const port = Number(portText);
+  if (port < 1 || port > 65535) return fail("has a port outside 1-65535");
+  return { ok: true, spec: { kind: "ssh", hostname: hostname4, port, ...user ? { user } : {} } };
+}
+function selectHosts(config, names) {
+  if (names.length === 0) return config.hosts;
+  const matches = (host, name) => host.name === name || host.hostname === name;
+  const unknown = names.filter((name) => !config.hosts.some((host) => matches(host, name)));
+  if (unknown.length > 0) {
+    const quoted = unknown.map((name) => JSON.stringify(name)).join(", ");
+    throw new DeployerError(
+      `${config.file} has no host named ${quoted}; its hosts are ${config.hosts.map((host) => host.name).join(", ")}.`,
+      { exitCode: ExitCode.usage, hint: "Pass --host with one of the names above, or its host name." }
+    );
+  }
+  return config.hosts.filter((host) => names.some((name) => matches(host, name)));
+}
+var HOST_KEYS = ["name", "ssh", "deploy_to", "port", "user", "proxy_jump"];
+function readProxyJump(ctx, field) {
+  const text = readText(ctx, field);
+  if (!text) return void 0;
+  try {
+    parseProxyJump(text.value);
+  } catch (error) {
+    report(
+      ctx,
+      text,
+      `${error.message}: write user@host[:port], hops separated by commas, or none`
+    );
+    return void 0;
+  }
+  return text.value;
+}
+function readHosts(ctx, field, defaults) {
+  if (!field) return [];
+  const node = deref(ctx, field.node);
+  if (!(0, import_yaml2.isSeq)(node)) {
+    report(ctx, field, "must be a list of hosts: user@host[:port], local, or { name, ssh } mappings");
+    return [];
+  }
+  if (node.items.length === 0) report(ctx, field, "must list at least one host");
+  const hosts = [];
+  const byName = /* @__PURE__ */ new Map();
+  const byTarget = /* @__PURE__ */ new Map();
+  node.items.forEach((item, index) => {
+    const entry = { node: item, path: `${field.path}[${index}]`, offset: offsetOf(item, field.offset) };
+    const built = (0, import_yaml2.isMap)(deref(ctx, item)) ? readHostMapping(ctx, entry, defaults) : readHostString(ctx, entry, defaults);
+    if (!built) return;
+    const { host, shownName } = built;
+    const sameName = byName.get(host.name);
+    if (sameName !== void 0) {
+      report(ctx, entry, `the name ${shownName} is also used by ${sameName}; names must be unique`);
+      return;
+    }
+    byName.set(host.name, entry.path);
+    const target = `${host.kind === "local" ? "local" : `${host.hostname?.toLowerCase()}:${host.port}`} ${host.deployTo}`;
+    const sameTarget = byTarget.get(target);
+    if (sameTarget !== void 0)
+      report(ctx, entry, `deploys to the same machine and deploy_to as ${sameTarget}`);
+    byTarget.set(target, entry.path);
+    hosts.push(host);
+  });
+  return hosts;
+}
+function readHostString(ctx, entry, defaults) {
+  const node = deref(ctx, entry.node);
+  if (!(0, import_yaml2.isScalar)(node) || typeof node.value !== "string") {
+    report(ctx, entry, "must be user@host[:port], local, or a mapping with name and ssh");
+    return void 0;
+  }
+  const text = readText(ctx, entry);
+  if (!text) return void 0;
+  const parsed = parseHostSpec(text.value);
+  if (!parsed.ok) {
+    report(ctx, text, `${show(text)} ${parsed.problem}`);
+    return void 0;
+  }
+  if (defaults.deployTo === void 0) return void 0;
+  return buildHost(ctx, entry, text, parsed.spec, { deployTo: defaults.deployTo }, defaults);
+}
+function readHostMapping(ctx, entry, defaults) {
+  const fields = readMap(ctx, entry, HOST_KEYS);
+  const name = readText(ctx, required(ctx, fields, "name", entry));
+  const sshField = optional(fields, "ssh");
+  const address = sshField ? readText(ctx, sshField) : name;
+  if (sshField && name && /[\s\x00-\x1f\x7f]/.test(name.value)) {
+    report(ctx, name, `${show(name)} must not contain spaces or control characters`);
+  }
+  const parsed = address ? parseHostSpec(address.value) : void 0;
+  if (address && parsed && !parsed.ok) report(ctx, address, `${show(address)} ${parsed.problem}`);
+  const deployToField = optional(fields, "deploy_to");
+  const deployTo = deployToField ? readDeployTo(ctx, deployToField) : defaults.deployTo;
+  const user = readText(ctx, optional(fields, "user"));
+  if (user && !USER_PATTERN.test(user.value)) report(ctx, user, `${show(user)} is not a valid user name`);
+  const port = readInteger(ctx, optional(fields, "port"), 1, 65535);
+  const proxyJump = readProxyJump(ctx, optional(fields, "proxy_jump"));
+  if (parsed?.ok && parsed.spec.kind === "local") {
+    if (user) report(ctx, user, "does not apply to a local host");
+    if (port !== void 0) report(ctx, fields?.get("port") ?? entry, "does not apply to a local host");
+  }
+  if (parsed?.ok && parsed.spec.kind === "ssh" && address) {
+    if (user && parsed.spec.user !== void 0)
+      report(ctx, user, `conflicts with the user in ${show(address)}`);
+    if (port !== void 0 && parsed.spec.port !== void 0) {
+      report(ctx, fields?.get("port") ?? entry, `conflicts with the port in ${show(address)}`);
+    }
+  }
+  if (!name || !parsed?.ok || deployTo === void 0) return void 0;
+  const ssh = proxyJump ? { ...defaults.ssh, proxyJump } : defaults.ssh;
+  return buildHost(ctx, entry, name, parsed.spec, { deployTo, user: user?.value, port }, { ...defaults, ssh });
+}
+function buildHost(ctx, entry, name, spec, overrides, defaults) {
+  const common = { name: name.value, port: defaults.port, deployTo: overrides.deployTo, ssh: defaults.ssh };
+  const shownName = show(name);
+  if (spec.kind === "local") return { host: { ...common, kind: "local" }, shownName };
+  const user = spec.user ?? overrides.user ?? defaults.user ?? ctx.env.USER;
+  if (!user && !defaults.ssh.config) {
+    report(
+      ctx,
+      entry,
+      "has no user to connect as: write user@host, set ssh.user, or set USER in the environment"
+    );
+    return void 0;
+  }
+  const port = spec.port ?? overrides.port ?? defaults.port;
+  const explicit = [...defaults.ssh.explicit ?? []];
+  if (spec.user ?? overrides.user ?? defaults.user) explicit.push("user");
+  if (spec.port ?? overrides.port) explicit.push("port");
+  const ssh = { ...defaults.ssh, explicit };
+  return {
+    host: { ...common, ssh, kind: "ssh", ...user ? { user } : {}, hostname: spec.hostname, port },
+    shownName
+  };
+}
+
+// src/config/schema.ts
+var TOP_KEYS = [
+  "app",
+  "source",
+  "exclude",
+  "deploy_to",
+  "keep_releases",
+  "hosts",
+  "strategy",
+  "concurrency",
+  "batch",
+  "canary_then",
+  "on_failure",
+  "ssh",
+  "shared",
+  "install",
+  "server",
+  "health"
+];
+var SSH_KEYS = [
+  "user",
+  "identity",
+  "known_hosts",
+  "host_key",
+  "connect_timeout",
+  "client",
+  "config",
+  "proxy_jump"
+];
+var SHARED_KEYS = ["files", "dirs"];
+var INSTALL_KEYS = ["command", "lockfiles", "vendor", "check", "timeout"];
+var SERVER_KEYS = [
+  "kind",
+  "config",
+  "pidfile",
+  "control_url",
+  "control_token",
+  "restart",
+  "start",
+  "full_restart",
+  "env_files",
+  "restart_timeout"
+];
+var ENV_FILE_KEYS = ["path", "loaded_by"];
+var ENV_LOADERS = ["process_manager", "puma"];
+var HEALTH_KEYS = ["url", "expect", "timeout"];
+var SECTION_KEYS = {
+  ssh: SSH_KEYS,
+  shared: SHARED_KEYS,
+  install: INSTALL_KEYS,
+  server: SERVER_KEYS,
+  health: HEALTH_KEYS
+};
+var STRATEGIES = ["parallel", "rolling", "canary"];
+var ON_FAILURE = ["rollback", "stop"];
+var CANARY_THEN = ["parallel", "rolling"];
+var HOST_KEY_POLICIES = ["strict", "accept-new"];
+var SSH_CLIENTS = ["builtin", "openssh"];
+var RESTARTS = ["auto", "phased", "hot", "full", "none"];
+var SERVER_KINDS = ["puma"];
+var DEFAULTS = {
+  exclude: [".git", "log", "tmp", "node_modules"],
+  keepReleases: 5,
+  strategy: "parallel",
+  concurrency: 10,
+  batch: 1,
+  canaryThen: "parallel",
+  onFailure: "rollback",
+  port: 22,
+  ssh: {
+    /** Relative to the home directory. */
+    knownHosts: ".ssh/known_hosts",
+    hostKey: "strict",
+    connectTimeout: 10,
+    /** Read ~/.ssh/config. */
+    config: true
+  },
+  shared: { files: [], dirs: [] },
+  install: { lockfiles: ["Gemfile.lock"] },
+  server: {
+    kind: "puma",
+    config: "config/puma.rb",
+    pidfile: "shared/tmp/pids/puma.pid",
+    restart: "auto",
+    envFiles: []
+  },
+  health: { timeout: 60 }
+};
+function readConfig(ctx, file) {
+  const root = { node: ctx.doc.contents, path: "", offset: offsetOf(ctx.doc.contents, 0) };
+  if (isNull(root.node)) {
+    report(ctx, root, "the file is empty: it needs at least app, deploy_to and hosts");
+  }
+  const fields = isNull(root.node) ? void 0 : readMap(ctx, root, TOP_KEYS, SECTION_KEYS);
+  const appText = readText(ctx, required(ctx, fields, "app", root));
+  if (appText && !APP_PATTERN.test(appText.value)) {
+    report(
+      ctx,
+      appText,
+      `${show(appText)} must start with a letter or digit and hold only letters, digits, ., _ and -`
+    );
+  }
+  const sourceText = readText(ctx, optional(fields, "source"));
+  const source = sourceText ? readLocalPath(ctx, sourceText) : ctx.configDir;
+  const deployTo = readDeployTo(ctx, required(ctx, fields, "deploy_to", root));
+  const ssh = readSsh(ctx, optional(fields, "ssh"));
+  return {
+    file,
+    app: appText?.value ?? "",
+    source,
+    exclude: readRelativePaths(ctx, optional(fields, "exclude")) ?? [...DEFAULTS.exclude],
+    deployTo: deployTo ?? "",
+    keepReleases: readInteger(ctx, optional(fields, "keep_releases"), 1) ?? DEFAULTS.keepReleases,
+    hosts: readHosts(ctx, required(ctx, fields, "hosts", root), {
+      deployTo,
+      ssh: ssh.settings,
+      user: ssh.user,
+      port: DEFAULTS.port
+    }),
+    strategy: readEnum(ctx, optional(fields, "strategy"), STRATEGIES) ?? DEFAULTS.strategy,
+    concurrency: readInteger(ctx, optional(fields, "concurrency"), 1) ?? DEFAULTS.concurrency,
+    batch: readInteger(ctx, optional(fields, "batch"), 1) ?? DEFAULTS.batch,
+    canaryThen: readEnum(ctx, optional(fields, "canary_then"), CANARY_THEN) ?? DEFAULTS.canaryThen,
+    onFailure: readEnum(ctx, optional(fields, "on_failure"), ON_FAILURE) ?? DEFAULTS.onFailure,
+    ssh: ssh.settings,
+    shared: readShared(ctx, optional(fields, "shared")),
+    ...optionalSection("install", readInstall(ctx, optional(fields, "install"))),
+    ...optionalSection("server", readServer(ctx, optional(fields, "server"))),
+    ...optionalSection("health", readHealth(ctx, optional(fields, "health")))
+  };
+}
+function readSsh(ctx, field) {
+  const fields = field ? readMap(ctx, field, SSH_KEYS) : void 0;
+  const identity = readText(ctx, optional(fields, "identity"));
+  const knownHosts = readText(ctx, optional(fields, "known_hosts"));
+  const user = readText(ctx, optional(fields, "user"));
+  if (user && !USER_PATTERN.test(user.value)) report(ctx, user, `${show(user)} is not a valid user name`);
+  const hostKey = readEnum(ctx, optional(fields, "host_key"), HOST_KEY_POLICIES);
+  const connectTimeout = readDuration(ctx, optional(fields, "connect_timeout"));
+  const proxyJump = readProxyJump(ctx, optional(fields, "proxy_jump"));
+  const explicit = [];
+  if (identity) explicit.push("identity");
+  if (knownHosts) explicit.push("knownHosts");
+  if (hostKey) explicit.push("hostKey");
+  if (connectTimeout !== void 0) explicit.push("connectTimeout");
+  return {
+    settings: {
+      ...identity ? { identity: readLocalPath(ctx, identity) } : {},
+      knownHosts: knownHosts ? readLocalPath(ctx, knownHosts) : import_node_path18.default.join(ctx.homeDir, DEFAULTS.ssh.knownHosts),
+      hostKey: hostKey ?? DEFAULTS.ssh.hostKey,
+      connectTimeout: connectTimeout ?? DEFAULTS.ssh.connectTimeout,
+      config: readSshConfigChoice(ctx, optional(fields, "config")),
+      ...proxyJump ? { proxyJump } : {},
+      ...optionalSection("client", readEnum(ctx, optional(fields, "client"), SSH_CLIENTS)),
+      explicit
+    },
+    ...user ? { user: user.value } : {}
+  };
+}
+function readSshConfigChoice(ctx, field) {
+  if (!field) return DEFAULTS.ssh.config;
+  const node = deref(ctx, field.node);
+  if ((0, import_yaml3.isScalar)(node) && typeof node.value === "boolean") return node.value;
+  const text = readText(ctx, field);
+  return text ? readLocalPath(ctx, text) : DEFAULTS.ssh.config;
+}
+function readShared(ctx, field) {
+  const fields = field ? readMap(ctx, field, SHARED_KEYS) : void 0;
+  return {
+    files: readRelativePaths(ctx, optional(fields, "files")) ?? [...DEFAULTS.shared.files],
+    dirs: readRelativePaths(ctx, optional(fields, "dirs")) ?? [...DEFAULTS.shared.dirs]
+  };
+}
+function readInstall(ctx, field) {
+  if (!field) return void 0;
+  const fields = readMap(ctx, field, INSTALL_KEYS);
+  const command = readText(ctx, required(ctx, fields, "command", field));
+  const vendor = readText(ctx, optional(fields, "vendor"));
+  const vendorPath = vendor ? relativePath(ctx, vendor) : void 0;
+  const check = readText(ctx, optional(fields, "check"));
+  if (check && !vendor) report(ctx, check, "needs install.vendor: only reused dependencies are checked");
+  const timeout = readDuration(ctx, optional(fields, "timeout"));
+  return {
+    command: command?.value ?? "",
+    lockfiles: readRelativePaths(ctx, optional(fields, "lockfiles")) ?? [...DEFAULTS.install.lockfiles],
+    ...vendorPath ? { vendor: vendorPath } : {},
+    ...check?.value ? { check: check.value } : {},
+    ...timeout === void 0 ? {} : { timeout },
+    ...command?.fromEnv ? { commandAsWritten: command.raw } : {},
+    ...check?.fromEnv ? { checkAsWritten: check.raw } : {}
+  };
+}
+function readServer(ctx, field) {
+  if (!field) return void 0;
+  const fields = readMap(ctx, field, SERVER_KEYS);
+  const config = readText(ctx, optional(fields, "config"));
+  const pidfile = readText(ctx, optional(fields, "pidfile"));
+  const controlUrl = readText(ctx, optional(fields, "control_url"));
+  if (controlUrl && !/^(unix|tcp|ssl):\/\/./.test(controlUrl.value)) {
+    report(
+      ctx,
+      controlUrl,
+      `${show(controlUrl)} must be a Puma control URL: unix://PATH, tcp://HOST:PORT or ssl://\u2026`
+    );
+  }
+  const controlToken = readText(ctx, optional(fields, "control_token"));
+  const start = readText(ctx, optional(fields, "start"));
+  const fullRestart = readText(ctx, optional(fields, "full_restart"));
+  const envFiles = readEnvFiles(ctx, optional(fields, "env_files"));
+  const restartTimeout = readDuration(ctx, optional(fields, "restart_timeout"));
+  return {
+    kind: readEnum(ctx, optional(fields, "kind"), SERVER_KINDS) ?? DEFAULTS.server.kind,
+    config: (config && relativePath(ctx, config)) ?? DEFAULTS.server.config,
+    pidfile: (pidfile && hostPath(ctx, pidfile)) ?? DEFAULTS.server.pidfile,
+    ...controlUrl ? { controlUrl: controlUrl.value } : {},
+    ...controlToken ? { controlToken: controlToken.value } : {},
+    restart: readEnum(ctx, optional(fields, "restart"), RESTARTS) ?? DEFAULTS.server.restart,
+    ...start ? { start: start.value } : {},
+    ...fullRestart ? { fullRestart: fullRestart.value } : {},
+    envFiles: (envFiles ?? DEFAULTS.server.envFiles).filter((file) => file.loadedBy === "process_manager").map((file) => file.path),
+    pumaEnvFiles: (envFiles ?? DEFAULTS.server.envFiles).filter((file) => file.loadedBy === "puma").map((file) => file.path),
+    ...restartTimeout === void 0 ? {} : { restartTimeout }
+  };
+}
+function readEnvFiles(ctx, field) {
+  if (!field) return void 0;
+  const node = deref(ctx, field.node);
+  if (!(0, import_yaml3.isSeq)(node)) {
+    report(ctx, field, `must be a list, not ${describe(node)} (write [a, b] or one "- item" per line)`);
+    return void 0;
+  }
+  return node.items.map((item, index) => {
+    const entry = { node: item, path: `${field.path}[${index}]`, offset: offsetOf(item, field.offset) };
+    if (!(0, import_yaml3.isMap)(deref(ctx, item))) {
+      const text2 = readText(ctx, entry);
+      return { path: (text2 && hostPath(ctx, text2)) ?? "", loadedBy: "process_manager" };
+    }
+    const fields = readMap(ctx, entry, ENV_FILE_KEYS);
+    const text = readText(ctx, required(ctx, fields, "path", entry));
+    return {
+      path: (text && hostPath(ctx, text)) ?? "",
+      loadedBy: readEnum(ctx, optional(fields, "loaded_by"), ENV_LOADERS) ?? "process_manager"
+    };
+  });
+}
+function readHealth(ctx, field) {
+  if (!field) return void 0;
+  const fields = readMap(ctx, field, HEALTH_KEYS);
+  const url = readText(ctx, required(ctx, fields, "url", field));
+  if (url && !isHttpUrl(url.value)) report(ctx, url, `${show(url)} must be an http:// or https:// URL`);
+  const expect = readText(ctx, optional(fields, "expect"));
+  return {
+    url: url?.value ?? "",
+    ...url?.fromEnv ? { urlAsWritten: url.raw } : {},
+    ...expect ? { expect: expect.value } : {},
+    timeout: readDuration(ctx, optional(fields, "timeout")) ?? DEFAULTS.health.timeout
+  };
+}
+
+// src/config/ssh-env.ts
+init_define_DEPLOYER_PACKAGE();
+var import_node_path19 = __toESM(require("node:path"), 1);
+var SSH_ENV = {
+  /** Replaces `ssh.identity`. */
+  identity: "DEPLOYER_SSH_IDENTITY",
+  /** Replaces `ssh.known_hosts`. */
+  knownHosts: "DEPLOYER_KNOWN_HOSTS",
+  /** Replaces `ssh.host_key`: `strict` or `accept-new`. */
+  hostKey: "DEPLOYER_HOST_KEY"
+};
+var HOST_KEY_POLICIES2 = ["strict", "accept-new"];
+function applySshEnv(config, env2, options) {
+  const identity = env2[SSH_ENV.identity];
+  const knownHosts = env2[SSH_ENV.knownHosts];
+  const hostKey = env2[SSH_ENV.hostKey];
+  if (!identity && !knownHosts && !hostKey) return config;
+  if (hostKey && !HOST_KEY_POLICIES2.includes(hostKey)) {
+    throw new DeployerError(
+      `${SSH_ENV.hostKey} must be ${HOST_KEY_POLICIES2.join(" or ")}, not ${JSON.stringify(hostKey)}.`,
+      { exitCode: ExitCode.config, hint: `Unset ${SSH_ENV.hostKey} to use ssh.host_key from the config.` }
+    );
+  }
+  const local = (value) => value === "~" || value.startsWith("~/") ? import_node_path19.default.join(options.homeDir, value.slice(2)) : import_node_path19.default.resolve(options.cwd, value);
+  const given = [
+    ...identity ? ["identity"] : [],
+    ...knownHosts ? ["knownHosts"] : [],
+    ...hostKey ? ["hostKey"] : []
+  ];
+  const override = (ssh) => ({
+    ...ssh,
+    // Given by the environment, so they win over ssh_config like deployer.yml's own.
+    ...ssh.explicit ? { explicit: [.../* @__PURE__ */ new Set([...ssh.explicit, ...given])] } : {},
+    ...identity ? { identity: local(identity) } : {},
+    ...knownHosts ? { knownHosts: local(knownHosts) } : {},
+    ...hostKey ? { hostKey } : {}
+  });
+  return {
+    ...config,
+    ssh: override(config.ssh),
+    hosts: config.hosts.map((host) => ({ ...host, ssh: override(host.ssh) }))
+  };
+}
+
+// src/config/load.ts
+async function loadConfig(file, options = {}) {
+  const env2 = options.env ?? process.env;
+  const cwd = options.cwd ?? process.cwd();
+  const homeDir = env2.HOME || import_node_os10.default.homedir();
+  const absolute = import_node_path20.default.resolve(cwd, file);
+  let text;
+  try {
+    text = await (0, import_promises11.readFile)(absolute, "utf8");
+  } catch (error) {
+    const code = error.code;
+    if (code === "ENOENT") {
+      throw new DeployerError(`There is no config file at ${absolute}.`, {
+        exitCode: ExitCode.config,
+        hint: "Run `deployer init` to write one, or pass --config FILE.",
+        cause: error
+      });
+    }
+    throw new DeployerError(`Cannot read the config file ${absolute} (${code ?? String(error)}).`, {
+      exitCode: ExitCode.config,
+      hint: "Check that the path is a readable file.",
+      cause: error
+    });
+  }
+  return applySshEnv(parseConfig2(text, absolute, env2, homeDir), env2, { cwd, homeDir });
+}
+function parseConfig2(text, file, env2, homeDir) {
+  const lineCounter = new import_yaml4.LineCounter();
+  const doc = (0, import_yaml4.parseDocument)(text, { lineCounter, prettyErrors: false });
+  const format2 = (problems) => formatProblems(file, lineCounter, problems);
+  if (doc.errors.length > 0) throw new ConfigError(file, format2(doc.errors.map(syntaxProblem)));
+  const ctx = { doc, env: env2, homeDir, configDir: import_node_path20.default.dirname(file), problems: [] };
+  const config = readConfig(ctx, file);
+  if (ctx.problems.length > 0) throw new ConfigError(file, format2(ctx.problems));
+  return config;
 }
 
 // src/ui/listr-reporter.ts
@@ -63365,13 +63468,13 @@ var Check = class _Check extends DeployerCommand {
 
 // commands/init.ts
 init_define_DEPLOYER_PACKAGE();
-var import_node_path19 = __toESM(require("node:path"), 1);
+var import_node_path24 = __toESM(require("node:path"), 1);
 var import_core2 = __toESM(require_lib(), 1);
 
 // src/cli/templates.ts
 init_define_DEPLOYER_PACKAGE();
 var import_promises12 = require("node:fs/promises");
-var import_node_path16 = __toESM(require("node:path"), 1);
+var import_node_path21 = __toESM(require("node:path"), 1);
 var assets;
 function useTemplateAssets(read) {
   assets = read;
@@ -63379,21 +63482,21 @@ function useTemplateAssets(read) {
 function templateReader(root) {
   const read = assets;
   if (read) return async (name) => read(`templates/${name}`);
-  return (name) => (0, import_promises12.readFile)(import_node_path16.default.join(root, "templates", name), "utf8");
+  return (name) => (0, import_promises12.readFile)(import_node_path21.default.join(root, "templates", name), "utf8");
 }
 
 // src/init/run.ts
 init_define_DEPLOYER_PACKAGE();
 var import_promises13 = require("node:fs/promises");
-var import_node_path18 = __toESM(require("node:path"), 1);
+var import_node_path23 = __toESM(require("node:path"), 1);
 
 // src/init/plan.ts
 init_define_DEPLOYER_PACKAGE();
 
 // src/init/settings.ts
 init_define_DEPLOYER_PACKAGE();
-var import_node_path17 = __toESM(require("node:path"), 1);
-var import_yaml2 = __toESM(require_dist3(), 1);
+var import_node_path22 = __toESM(require("node:path"), 1);
+var import_yaml5 = __toESM(require_dist3(), 1);
 var INIT_PARTS = ["puma", "systemd", "github-actions"];
 var DEFAULT_ACTION = "OWNER/deployer@v1";
 function defaultActionRef(pkg) {
@@ -63452,7 +63555,7 @@ function resolveInitSettings(request) {
     user,
     port: request.port,
     action,
-    config: import_node_path17.default.posix.normalize(request.config),
+    config: import_node_path22.default.posix.normalize(request.config),
     parts: INIT_PARTS.filter((part) => request.parts.includes(part))
   };
 }
@@ -63481,12 +63584,12 @@ function templateValues(settings) {
   };
 }
 function yamlScalar(value) {
-  return (0, import_yaml2.stringify)(value, { lineWidth: 0 }).trimEnd();
+  return (0, import_yaml5.stringify)(value, { lineWidth: 0 }).trimEnd();
 }
 function configPathProblem(config) {
   if (!SAFE_CONFIG.test(config)) return "may hold only letters, digits, /, ., _ and -, and not start with -";
   if (config.split("/").includes("..")) return "must stay inside --dir: no .. segments";
-  const normal = import_node_path17.default.posix.normalize(config);
+  const normal = import_node_path22.default.posix.normalize(config);
   if (normal === "." || normal.endsWith("/")) return "must name a file";
   return void 0;
 }
@@ -63588,7 +63691,7 @@ async function runInit(settings, options) {
     plan.map(async (file) => renderTemplate(await options.readTemplate(file.template), values))
   );
   const config = plan.findIndex((file) => file.template === "deployer.yml");
-  checkRenderedConfig(texts[config] ?? "", import_node_path18.default.join(options.dir, settings.config), settings);
+  checkRenderedConfig(texts[config] ?? "", import_node_path23.default.join(options.dir, settings.config), settings);
   const error = refusalError(plan, options.dir);
   const result = {
     dir: options.dir,
@@ -63601,7 +63704,7 @@ async function runInit(settings, options) {
   };
   if (options.dryRun || error) return result;
   for (const [index, file] of plan.entries()) {
-    await writeOne(import_node_path18.default.join(options.dir, file.path), texts[index] ?? "", file.status === "overwrite");
+    await writeOne(import_node_path23.default.join(options.dir, file.path), texts[index] ?? "", file.status === "overwrite");
   }
   return { ...result, written: true };
 }
@@ -63618,7 +63721,7 @@ function checkRenderedConfig(text, file, settings) {
 async function existingPaths(dir, paths) {
   const found = /* @__PURE__ */ new Set();
   for (const relative of paths) {
-    const absolute = import_node_path18.default.join(dir, relative);
+    const absolute = import_node_path23.default.join(dir, relative);
     try {
       await (0, import_promises13.lstat)(absolute);
       found.add(relative);
@@ -63631,7 +63734,7 @@ async function existingPaths(dir, paths) {
 }
 async function writeOne(file, text, overwrite) {
   try {
-    await (0, import_promises13.mkdir)(import_node_path18.default.dirname(file), { recursive: true });
+    await (0, import_promises13.mkdir)(import_node_path23.default.dirname(file), { recursive: true });
     if (!overwrite) {
       await (0, import_promises13.writeFile)(file, text, { flag: "wx" });
       return;
@@ -63728,9 +63831,9 @@ var Init = class _Init extends DeployerCommand {
         hint: "Add --github-actions (or --all), or leave out --action."
       });
     }
-    const dir = import_node_path19.default.resolve(flags.dir ?? ".");
+    const dir = import_node_path24.default.resolve(flags.dir ?? ".");
     const settings = resolveInitSettings({
-      dirName: import_node_path19.default.basename(dir),
+      dirName: import_node_path24.default.basename(dir),
       app: flags.app,
       deployTo: flags["deploy-to"],
       hosts: flags.host ?? [],
@@ -63996,9 +64099,9 @@ function changedLockfiles(entries, previous, lockfiles) {
   if (previous === null) return [...lockfiles];
   const now = new Map(entries.map((entry) => [entry.path, entry]));
   const before = new Map(previous.map((entry) => [entry.path, entry]));
-  return lockfiles.filter((path10) => {
-    const a = now.get(path10);
-    const b = before.get(path10);
+  return lockfiles.filter((path12) => {
+    const a = now.get(path12);
+    const b = before.get(path12);
     if (!a && !b) return false;
     return !a || !b || a.type !== "file" || b.type !== "file" || a.sha256 !== b.sha256;
   });
@@ -64116,7 +64219,7 @@ async function readGitRevision(local, source) {
 init_define_DEPLOYER_PACKAGE();
 var import_node_fs7 = require("node:fs");
 var import_promises14 = require("node:fs/promises");
-var import_node_path20 = require("node:path");
+var import_node_path25 = require("node:path");
 var import_node_stream5 = require("node:stream");
 var import_promises15 = require("node:stream/promises");
 var import_tar_stream = __toESM(require_tar_stream(), 1);
@@ -64129,7 +64232,7 @@ function packTree(root, entries, generated) {
   const readAhead = (index) => {
     const entry = entries[index];
     if (entry?.type !== "file" || entry.size > SMALL_FILE) return;
-    const read = (0, import_promises14.readFile)((0, import_node_path20.join)(root, entry.path));
+    const read = (0, import_promises14.readFile)((0, import_node_path25.join)(root, entry.path));
     read.catch(() => {
     });
     reads.set(index, read);
@@ -64159,7 +64262,7 @@ function packTree(root, entries, generated) {
         await addEntry(pack, { ...header, type: "file", size: entry.size }, body);
       } else {
         const sink = pack.entry({ ...header, type: "file", size: entry.size });
-        await (0, import_promises15.pipeline)((0, import_node_fs7.createReadStream)((0, import_node_path20.join)(root, entry.path)), sink);
+        await (0, import_promises15.pipeline)((0, import_node_fs7.createReadStream)((0, import_node_path25.join)(root, entry.path)), sink);
       }
     }
     const now = /* @__PURE__ */ new Date();
@@ -65504,7 +65607,7 @@ async function runStandalone() {
   const sea = process.getBuiltinModule?.("node:sea");
   const inSea = sea?.isSea() ?? false;
   if (sea && inSea) useTemplateAssets((key) => sea.getAsset(key, "utf8"));
-  const root = import_node_path21.default.dirname(inSea ? process.execPath : import_node_path21.default.resolve(process.argv[1] ?? "."));
+  const root = import_node_path26.default.dirname(inSea ? process.execPath : import_node_path26.default.resolve(process.argv[1] ?? "."));
   const pjson = define_DEPLOYER_PACKAGE_default;
   const plugin = new import_core6.Plugin({ isRoot: true, root, pjson });
   plugin.commandCache = COMMANDS;

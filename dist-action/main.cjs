@@ -42,10 +42,10 @@ var require_identity = __commonJS({
     var NODE_TYPE = /* @__PURE__ */ Symbol.for("yaml.node.type");
     var isAlias2 = (node) => !!node && typeof node === "object" && node[NODE_TYPE] === ALIAS;
     var isDocument = (node) => !!node && typeof node === "object" && node[NODE_TYPE] === DOC;
-    var isMap2 = (node) => !!node && typeof node === "object" && node[NODE_TYPE] === MAP;
+    var isMap4 = (node) => !!node && typeof node === "object" && node[NODE_TYPE] === MAP;
     var isPair = (node) => !!node && typeof node === "object" && node[NODE_TYPE] === PAIR;
-    var isScalar2 = (node) => !!node && typeof node === "object" && node[NODE_TYPE] === SCALAR;
-    var isSeq2 = (node) => !!node && typeof node === "object" && node[NODE_TYPE] === SEQ;
+    var isScalar4 = (node) => !!node && typeof node === "object" && node[NODE_TYPE] === SCALAR;
+    var isSeq4 = (node) => !!node && typeof node === "object" && node[NODE_TYPE] === SEQ;
     function isCollection(node) {
       if (node && typeof node === "object")
         switch (node[NODE_TYPE]) {
@@ -66,7 +66,7 @@ var require_identity = __commonJS({
         }
       return false;
     }
-    var hasAnchor = (node) => (isScalar2(node) || isCollection(node)) && !!node.anchor;
+    var hasAnchor = (node) => (isScalar4(node) || isCollection(node)) && !!node.anchor;
     exports2.ALIAS = ALIAS;
     exports2.DOC = DOC;
     exports2.MAP = MAP;
@@ -78,11 +78,11 @@ var require_identity = __commonJS({
     exports2.isAlias = isAlias2;
     exports2.isCollection = isCollection;
     exports2.isDocument = isDocument;
-    exports2.isMap = isMap2;
+    exports2.isMap = isMap4;
     exports2.isNode = isNode2;
     exports2.isPair = isPair;
-    exports2.isScalar = isScalar2;
-    exports2.isSeq = isSeq2;
+    exports2.isScalar = isScalar4;
+    exports2.isSeq = isSeq4;
   }
 });
 
@@ -106,17 +106,17 @@ var require_visit = __commonJS({
     visit.BREAK = BREAK;
     visit.SKIP = SKIP;
     visit.REMOVE = REMOVE;
-    function visit_(key, node, visitor, path4) {
-      const ctrl = callVisitor(key, node, visitor, path4);
+    function visit_(key, node, visitor, path6) {
+      const ctrl = callVisitor(key, node, visitor, path6);
       if (identity.isNode(ctrl) || identity.isPair(ctrl)) {
-        replaceNode(key, path4, ctrl);
-        return visit_(key, ctrl, visitor, path4);
+        replaceNode(key, path6, ctrl);
+        return visit_(key, ctrl, visitor, path6);
       }
       if (typeof ctrl !== "symbol") {
         if (identity.isCollection(node)) {
-          path4 = Object.freeze(path4.concat(node));
+          path6 = Object.freeze(path6.concat(node));
           for (let i = 0; i < node.items.length; ++i) {
-            const ci = visit_(i, node.items[i], visitor, path4);
+            const ci = visit_(i, node.items[i], visitor, path6);
             if (typeof ci === "number")
               i = ci - 1;
             else if (ci === BREAK)
@@ -127,13 +127,13 @@ var require_visit = __commonJS({
             }
           }
         } else if (identity.isPair(node)) {
-          path4 = Object.freeze(path4.concat(node));
-          const ck = visit_("key", node.key, visitor, path4);
+          path6 = Object.freeze(path6.concat(node));
+          const ck = visit_("key", node.key, visitor, path6);
           if (ck === BREAK)
             return BREAK;
           else if (ck === REMOVE)
             node.key = null;
-          const cv = visit_("value", node.value, visitor, path4);
+          const cv = visit_("value", node.value, visitor, path6);
           if (cv === BREAK)
             return BREAK;
           else if (cv === REMOVE)
@@ -154,17 +154,17 @@ var require_visit = __commonJS({
     visitAsync.BREAK = BREAK;
     visitAsync.SKIP = SKIP;
     visitAsync.REMOVE = REMOVE;
-    async function visitAsync_(key, node, visitor, path4) {
-      const ctrl = await callVisitor(key, node, visitor, path4);
+    async function visitAsync_(key, node, visitor, path6) {
+      const ctrl = await callVisitor(key, node, visitor, path6);
       if (identity.isNode(ctrl) || identity.isPair(ctrl)) {
-        replaceNode(key, path4, ctrl);
-        return visitAsync_(key, ctrl, visitor, path4);
+        replaceNode(key, path6, ctrl);
+        return visitAsync_(key, ctrl, visitor, path6);
       }
       if (typeof ctrl !== "symbol") {
         if (identity.isCollection(node)) {
-          path4 = Object.freeze(path4.concat(node));
+          path6 = Object.freeze(path6.concat(node));
           for (let i = 0; i < node.items.length; ++i) {
-            const ci = await visitAsync_(i, node.items[i], visitor, path4);
+            const ci = await visitAsync_(i, node.items[i], visitor, path6);
             if (typeof ci === "number")
               i = ci - 1;
             else if (ci === BREAK)
@@ -175,13 +175,13 @@ var require_visit = __commonJS({
             }
           }
         } else if (identity.isPair(node)) {
-          path4 = Object.freeze(path4.concat(node));
-          const ck = await visitAsync_("key", node.key, visitor, path4);
+          path6 = Object.freeze(path6.concat(node));
+          const ck = await visitAsync_("key", node.key, visitor, path6);
           if (ck === BREAK)
             return BREAK;
           else if (ck === REMOVE)
             node.key = null;
-          const cv = await visitAsync_("value", node.value, visitor, path4);
+          const cv = await visitAsync_("value", node.value, visitor, path6);
           if (cv === BREAK)
             return BREAK;
           else if (cv === REMOVE)
@@ -208,23 +208,23 @@ var require_visit = __commonJS({
       }
       return visitor;
     }
-    function callVisitor(key, node, visitor, path4) {
+    function callVisitor(key, node, visitor, path6) {
       if (typeof visitor === "function")
-        return visitor(key, node, path4);
+        return visitor(key, node, path6);
       if (identity.isMap(node))
-        return visitor.Map?.(key, node, path4);
+        return visitor.Map?.(key, node, path6);
       if (identity.isSeq(node))
-        return visitor.Seq?.(key, node, path4);
+        return visitor.Seq?.(key, node, path6);
       if (identity.isPair(node))
-        return visitor.Pair?.(key, node, path4);
+        return visitor.Pair?.(key, node, path6);
       if (identity.isScalar(node))
-        return visitor.Scalar?.(key, node, path4);
+        return visitor.Scalar?.(key, node, path6);
       if (identity.isAlias(node))
-        return visitor.Alias?.(key, node, path4);
+        return visitor.Alias?.(key, node, path6);
       return void 0;
     }
-    function replaceNode(key, path4, node) {
-      const parent = path4[path4.length - 1];
+    function replaceNode(key, path6, node) {
+      const parent = path6[path6.length - 1];
       if (identity.isCollection(parent)) {
         parent.items[key] = node;
       } else if (identity.isPair(parent)) {
@@ -836,10 +836,10 @@ var require_Collection = __commonJS({
     var createNode = require_createNode();
     var identity = require_identity();
     var Node = require_Node();
-    function collectionFromPath(schema, path4, value) {
+    function collectionFromPath(schema, path6, value) {
       let v = value;
-      for (let i = path4.length - 1; i >= 0; --i) {
-        const k = path4[i];
+      for (let i = path6.length - 1; i >= 0; --i) {
+        const k = path6[i];
         if (typeof k === "number" && Number.isInteger(k) && k >= 0) {
           const a = [];
           a[k] = v;
@@ -858,7 +858,7 @@ var require_Collection = __commonJS({
         sourceObjects: /* @__PURE__ */ new Map()
       });
     }
-    var isEmptyPath = (path4) => path4 == null || typeof path4 === "object" && !!path4[Symbol.iterator]().next().done;
+    var isEmptyPath = (path6) => path6 == null || typeof path6 === "object" && !!path6[Symbol.iterator]().next().done;
     var Collection = class extends Node.NodeBase {
       constructor(type, schema) {
         super(type);
@@ -888,11 +888,11 @@ var require_Collection = __commonJS({
        * be a Pair instance or a `{ key, value }` object, which may not have a key
        * that already exists in the map.
        */
-      addIn(path4, value) {
-        if (isEmptyPath(path4))
+      addIn(path6, value) {
+        if (isEmptyPath(path6))
           this.add(value);
         else {
-          const [key, ...rest] = path4;
+          const [key, ...rest] = path6;
           const node = this.get(key, true);
           if (identity.isCollection(node))
             node.addIn(rest, value);
@@ -906,8 +906,8 @@ var require_Collection = __commonJS({
        * Removes a value from the collection.
        * @returns `true` if the item was found and removed.
        */
-      deleteIn(path4) {
-        const [key, ...rest] = path4;
+      deleteIn(path6) {
+        const [key, ...rest] = path6;
         if (rest.length === 0)
           return this.delete(key);
         const node = this.get(key, true);
@@ -921,8 +921,8 @@ var require_Collection = __commonJS({
        * scalar values from their surrounding node; to disable set `keepScalar` to
        * `true` (collections are always returned intact).
        */
-      getIn(path4, keepScalar) {
-        const [key, ...rest] = path4;
+      getIn(path6, keepScalar) {
+        const [key, ...rest] = path6;
         const node = this.get(key, true);
         if (rest.length === 0)
           return !keepScalar && identity.isScalar(node) ? node.value : node;
@@ -940,8 +940,8 @@ var require_Collection = __commonJS({
       /**
        * Checks if the collection includes a value with the key `key`.
        */
-      hasIn(path4) {
-        const [key, ...rest] = path4;
+      hasIn(path6) {
+        const [key, ...rest] = path6;
         if (rest.length === 0)
           return this.has(key);
         const node = this.get(key, true);
@@ -951,8 +951,8 @@ var require_Collection = __commonJS({
        * Sets a value in this collection. For `!!set`, `value` needs to be a
        * boolean to add/remove the item from the set.
        */
-      setIn(path4, value) {
-        const [key, ...rest] = path4;
+      setIn(path6, value) {
+        const [key, ...rest] = path6;
         if (rest.length === 0) {
           this.set(key, value);
         } else {
@@ -3467,9 +3467,9 @@ var require_Document = __commonJS({
           this.contents.add(value);
       }
       /** Adds a value to the document. */
-      addIn(path4, value) {
+      addIn(path6, value) {
         if (assertCollection(this.contents))
-          this.contents.addIn(path4, value);
+          this.contents.addIn(path6, value);
       }
       /**
        * Create a new `Alias` node, ensuring that the target `node` has the required anchor.
@@ -3544,14 +3544,14 @@ var require_Document = __commonJS({
        * Removes a value from the document.
        * @returns `true` if the item was found and removed.
        */
-      deleteIn(path4) {
-        if (Collection.isEmptyPath(path4)) {
+      deleteIn(path6) {
+        if (Collection.isEmptyPath(path6)) {
           if (this.contents == null)
             return false;
           this.contents = null;
           return true;
         }
-        return assertCollection(this.contents) ? this.contents.deleteIn(path4) : false;
+        return assertCollection(this.contents) ? this.contents.deleteIn(path6) : false;
       }
       /**
        * Returns item at `key`, or `undefined` if not found. By default unwraps
@@ -3566,10 +3566,10 @@ var require_Document = __commonJS({
        * scalar values from their surrounding node; to disable set `keepScalar` to
        * `true` (collections are always returned intact).
        */
-      getIn(path4, keepScalar) {
-        if (Collection.isEmptyPath(path4))
+      getIn(path6, keepScalar) {
+        if (Collection.isEmptyPath(path6))
           return !keepScalar && identity.isScalar(this.contents) ? this.contents.value : this.contents;
-        return identity.isCollection(this.contents) ? this.contents.getIn(path4, keepScalar) : void 0;
+        return identity.isCollection(this.contents) ? this.contents.getIn(path6, keepScalar) : void 0;
       }
       /**
        * Checks if the document includes a value with the key `key`.
@@ -3580,10 +3580,10 @@ var require_Document = __commonJS({
       /**
        * Checks if the document includes a value at `path`.
        */
-      hasIn(path4) {
-        if (Collection.isEmptyPath(path4))
+      hasIn(path6) {
+        if (Collection.isEmptyPath(path6))
           return this.contents !== void 0;
-        return identity.isCollection(this.contents) ? this.contents.hasIn(path4) : false;
+        return identity.isCollection(this.contents) ? this.contents.hasIn(path6) : false;
       }
       /**
        * Sets a value in this document. For `!!set`, `value` needs to be a
@@ -3600,13 +3600,13 @@ var require_Document = __commonJS({
        * Sets a value in this document. For `!!set`, `value` needs to be a
        * boolean to add/remove the item from the set.
        */
-      setIn(path4, value) {
-        if (Collection.isEmptyPath(path4)) {
+      setIn(path6, value) {
+        if (Collection.isEmptyPath(path6)) {
           this.contents = value;
         } else if (this.contents == null) {
-          this.contents = Collection.collectionFromPath(this.schema, Array.from(path4), value);
+          this.contents = Collection.collectionFromPath(this.schema, Array.from(path6), value);
         } else if (assertCollection(this.contents)) {
-          this.contents.setIn(path4, value);
+          this.contents.setIn(path6, value);
         }
       }
       /**
@@ -4190,9 +4190,9 @@ var require_resolve_flow_collection = __commonJS({
     var blockMsg = "Block collections are not allowed within flow collections";
     var isBlock = (token) => token && (token.type === "block-map" || token.type === "block-seq");
     function resolveFlowCollection({ composeNode, composeEmptyNode }, ctx, fc, onError, tag) {
-      const isMap2 = fc.start.source === "{";
-      const fcName = isMap2 ? "flow map" : "flow sequence";
-      const NodeClass = tag?.nodeClass ?? (isMap2 ? YAMLMap.YAMLMap : YAMLSeq.YAMLSeq);
+      const isMap4 = fc.start.source === "{";
+      const fcName = isMap4 ? "flow map" : "flow sequence";
+      const NodeClass = tag?.nodeClass ?? (isMap4 ? YAMLMap.YAMLMap : YAMLSeq.YAMLSeq);
       const coll = new NodeClass(ctx.schema);
       coll.flow = true;
       const atRoot = ctx.atRoot;
@@ -4228,7 +4228,7 @@ var require_resolve_flow_collection = __commonJS({
             offset = props.end;
             continue;
           }
-          if (!isMap2 && ctx.options.strict && utilContainsNewline.containsNewline(key))
+          if (!isMap4 && ctx.options.strict && utilContainsNewline.containsNewline(key))
             onError(
               key,
               // checked by containsNewline()
@@ -4268,7 +4268,7 @@ var require_resolve_flow_collection = __commonJS({
             }
           }
         }
-        if (!isMap2 && !sep && !props.found) {
+        if (!isMap4 && !sep && !props.found) {
           const valueNode = value ? composeNode(ctx, value, props, onError) : composeEmptyNode(ctx, props.end, sep, null, props, onError);
           coll.items.push(valueNode);
           offset = valueNode.range[2];
@@ -4291,7 +4291,7 @@ var require_resolve_flow_collection = __commonJS({
             startOnNewline: false
           });
           if (valueProps.found) {
-            if (!isMap2 && !props.found && ctx.options.strict) {
+            if (!isMap4 && !props.found && ctx.options.strict) {
               if (sep)
                 for (const st of sep) {
                   if (st === valueProps.found)
@@ -4323,7 +4323,7 @@ var require_resolve_flow_collection = __commonJS({
           const pair = new Pair.Pair(keyNode, valueNode);
           if (ctx.options.keepSourceTokens)
             pair.srcToken = collItem;
-          if (isMap2) {
+          if (isMap4) {
             const map = coll;
             if (utilMapIncludes.mapIncludes(ctx, map.items, keyNode))
               onError(keyStart, "DUPLICATE_KEY", "Map keys must be unique");
@@ -4339,7 +4339,7 @@ var require_resolve_flow_collection = __commonJS({
           offset = valueNode ? valueNode.range[2] : valueProps.end;
         }
       }
-      const expectedEnd = isMap2 ? "}" : "]";
+      const expectedEnd = isMap4 ? "}" : "]";
       const [ce, ...ee] = fc.end;
       let cePos = offset;
       if (ce?.source === expectedEnd)
@@ -5567,9 +5567,9 @@ var require_cst_visit = __commonJS({
     visit.BREAK = BREAK;
     visit.SKIP = SKIP;
     visit.REMOVE = REMOVE;
-    visit.itemAtPath = (cst, path4) => {
+    visit.itemAtPath = (cst, path6) => {
       let item = cst;
-      for (const [field, index] of path4) {
+      for (const [field, index] of path6) {
         const tok = item?.[field];
         if (tok && "items" in tok) {
           item = tok.items[index];
@@ -5578,23 +5578,23 @@ var require_cst_visit = __commonJS({
       }
       return item;
     };
-    visit.parentCollection = (cst, path4) => {
-      const parent = visit.itemAtPath(cst, path4.slice(0, -1));
-      const field = path4[path4.length - 1][0];
+    visit.parentCollection = (cst, path6) => {
+      const parent = visit.itemAtPath(cst, path6.slice(0, -1));
+      const field = path6[path6.length - 1][0];
       const coll = parent?.[field];
       if (coll && "items" in coll)
         return coll;
       throw new Error("Parent collection not found");
     };
-    function _visit(path4, item, visitor) {
-      let ctrl = visitor(item, path4);
+    function _visit(path6, item, visitor) {
+      let ctrl = visitor(item, path6);
       if (typeof ctrl === "symbol")
         return ctrl;
       for (const field of ["key", "value"]) {
         const token = item[field];
         if (token && "items" in token) {
           for (let i = 0; i < token.items.length; ++i) {
-            const ci = _visit(Object.freeze(path4.concat([[field, i]])), token.items[i], visitor);
+            const ci = _visit(Object.freeze(path6.concat([[field, i]])), token.items[i], visitor);
             if (typeof ci === "number")
               i = ci - 1;
             else if (ci === BREAK)
@@ -5605,10 +5605,10 @@ var require_cst_visit = __commonJS({
             }
           }
           if (typeof ctrl === "function" && field === "key")
-            ctrl = ctrl(item, path4);
+            ctrl = ctrl(item, path6);
         }
       }
-      return typeof ctrl === "function" ? ctrl(item, path4) : ctrl;
+      return typeof ctrl === "function" ? ctrl(item, path6) : ctrl;
     }
     exports2.visit = visit;
   }
@@ -5626,7 +5626,7 @@ var require_cst = __commonJS({
     var FLOW_END = "";
     var SCALAR = "";
     var isCollection = (token) => !!token && "items" in token;
-    var isScalar2 = (token) => !!token && (token.type === "scalar" || token.type === "single-quoted-scalar" || token.type === "double-quoted-scalar" || token.type === "block-scalar");
+    var isScalar4 = (token) => !!token && (token.type === "scalar" || token.type === "single-quoted-scalar" || token.type === "double-quoted-scalar" || token.type === "block-scalar");
     function prettyToken(token) {
       switch (token) {
         case BOM:
@@ -5710,7 +5710,7 @@ var require_cst = __commonJS({
     exports2.FLOW_END = FLOW_END;
     exports2.SCALAR = SCALAR;
     exports2.isCollection = isCollection;
-    exports2.isScalar = isScalar2;
+    exports2.isScalar = isScalar4;
     exports2.prettyToken = prettyToken;
     exports2.tokenType = tokenType;
   }
@@ -17635,11 +17635,11 @@ var require_agent = __commonJS({
       };
     })();
     var WINDOWS_PIPE_REGEX = /^[/\\][/\\]\.[/\\]pipe[/\\].+/;
-    function createAgent(path4) {
-      if (process.platform === "win32" && !WINDOWS_PIPE_REGEX.test(path4)) {
-        return path4 === "pageant" ? new PageantAgent() : new CygwinAgent(path4);
+    function createAgent(path6) {
+      if (process.platform === "win32" && !WINDOWS_PIPE_REGEX.test(path6)) {
+        return path6 === "pageant" ? new PageantAgent() : new CygwinAgent(path6);
       }
-      return new OpenSSHAgent2(path4);
+      return new OpenSSHAgent2(path6);
     }
     var AgentProtocol = (() => {
       const SSH_AGENTC_REQUEST_IDENTITIES = 11;
@@ -22883,17 +22883,17 @@ var require_SFTP = __commonJS({
       // ===========================================================================
       // Client-specific ===========================================================
       // ===========================================================================
-      createReadStream(path4, options) {
+      createReadStream(path6, options) {
         if (this.server)
           throw new Error("Client-only method called in server mode");
-        return new ReadStream(this, path4, options);
+        return new ReadStream(this, path6, options);
       }
-      createWriteStream(path4, options) {
+      createWriteStream(path6, options) {
         if (this.server)
           throw new Error("Client-only method called in server mode");
-        return new WriteStream(this, path4, options);
+        return new WriteStream(this, path6, options);
       }
-      open(path4, flags_, attrs, cb) {
+      open(path6, flags_, attrs, cb) {
         if (this.server)
           throw new Error("Client-only method called in server mode");
         if (typeof attrs === "function") {
@@ -22912,7 +22912,7 @@ var require_SFTP = __commonJS({
           attrsFlags = attrs.flags;
           attrsLen = attrs.nb;
         }
-        const pathLen = Buffer.byteLength(path4);
+        const pathLen = Buffer.byteLength(path6);
         let p = 9;
         const buf = Buffer.allocUnsafe(4 + 1 + 4 + 4 + pathLen + 4 + 4 + attrsLen);
         writeUInt32BE(buf, buf.length - 4, 0);
@@ -22920,7 +22920,7 @@ var require_SFTP = __commonJS({
         const reqid = this._writeReqid = this._writeReqid + 1 & MAX_REQID;
         writeUInt32BE(buf, reqid, 5);
         writeUInt32BE(buf, pathLen, p);
-        buf.utf8Write(path4, p += 4, pathLen);
+        buf.utf8Write(path6, p += 4, pathLen);
         writeUInt32BE(buf, flags, p += pathLen);
         writeUInt32BE(buf, attrsFlags, p += 4);
         if (attrsLen) {
@@ -23051,7 +23051,7 @@ var require_SFTP = __commonJS({
           throw new Error("Client-only method called in server mode");
         fastXfer(fs, this, localPath, remotePath, opts, cb);
       }
-      readFile(path4, options, callback_) {
+      readFile(path6, options, callback_) {
         if (this.server)
           throw new Error("Client-only method called in server mode");
         let callback;
@@ -23124,13 +23124,13 @@ var require_SFTP = __commonJS({
             return callback && callback(er, buffer);
           });
         };
-        this.open(path4, flag, 438, (er, handle_) => {
+        this.open(path6, flag, 438, (er, handle_) => {
           if (er)
             return callback && callback(er);
           handle = handle_;
           const tryStat = (er2, st) => {
             if (er2) {
-              this.stat(path4, (er_, st_) => {
+              this.stat(path6, (er_, st_) => {
                 if (er_) {
                   return this.close(handle, () => {
                     callback && callback(er2);
@@ -23151,7 +23151,7 @@ var require_SFTP = __commonJS({
           this.fstat(handle, tryStat);
         });
       }
-      writeFile(path4, data, options, callback_) {
+      writeFile(path6, data, options, callback_) {
         if (this.server)
           throw new Error("Client-only method called in server mode");
         let callback;
@@ -23170,7 +23170,7 @@ var require_SFTP = __commonJS({
         if (options.encoding && !Buffer.isEncoding(options.encoding))
           throw new Error(`Unknown encoding: ${options.encoding}`);
         const flag = options.flag || "w";
-        this.open(path4, flag, options.mode, (openErr, handle) => {
+        this.open(path6, flag, options.mode, (openErr, handle) => {
           if (openErr) {
             callback && callback(openErr);
           } else {
@@ -23179,7 +23179,7 @@ var require_SFTP = __commonJS({
             if (position === null) {
               const tryStat = (er, st) => {
                 if (er) {
-                  this.stat(path4, (er_, st_) => {
+                  this.stat(path6, (er_, st_) => {
                     if (er_) {
                       return this.close(handle, () => {
                         callback && callback(er);
@@ -23198,7 +23198,7 @@ var require_SFTP = __commonJS({
           }
         });
       }
-      appendFile(path4, data, options, callback_) {
+      appendFile(path6, data, options, callback_) {
         if (this.server)
           throw new Error("Client-only method called in server mode");
         let callback;
@@ -23216,12 +23216,12 @@ var require_SFTP = __commonJS({
           throw new TypeError("Bad arguments");
         if (!options.flag)
           options = Object.assign({ flag: "a" }, options);
-        this.writeFile(path4, data, options, callback);
+        this.writeFile(path6, data, options, callback);
       }
-      exists(path4, cb) {
+      exists(path6, cb) {
         if (this.server)
           throw new Error("Client-only method called in server mode");
-        this.stat(path4, (err) => {
+        this.stat(path6, (err) => {
           cb && cb(err ? false : true);
         });
       }
@@ -23264,7 +23264,7 @@ var require_SFTP = __commonJS({
           `SFTP: Outbound: ${isBuffered ? "Buffered" : "Sending"} RENAME`
         );
       }
-      mkdir(path4, attrs, cb) {
+      mkdir(path6, attrs, cb) {
         if (this.server)
           throw new Error("Client-only method called in server mode");
         let flags = 0;
@@ -23278,7 +23278,7 @@ var require_SFTP = __commonJS({
           flags = attrs.flags;
           attrsLen = attrs.nb;
         }
-        const pathLen = Buffer.byteLength(path4);
+        const pathLen = Buffer.byteLength(path6);
         let p = 9;
         const buf = Buffer.allocUnsafe(4 + 1 + 4 + 4 + pathLen + 4 + attrsLen);
         writeUInt32BE(buf, buf.length - 4, 0);
@@ -23286,7 +23286,7 @@ var require_SFTP = __commonJS({
         const reqid = this._writeReqid = this._writeReqid + 1 & MAX_REQID;
         writeUInt32BE(buf, reqid, 5);
         writeUInt32BE(buf, pathLen, p);
-        buf.utf8Write(path4, p += 4, pathLen);
+        buf.utf8Write(path6, p += 4, pathLen);
         writeUInt32BE(buf, flags, p += pathLen);
         if (attrsLen) {
           p += 4;
@@ -23302,10 +23302,10 @@ var require_SFTP = __commonJS({
           `SFTP: Outbound: ${isBuffered ? "Buffered" : "Sending"} MKDIR`
         );
       }
-      rmdir(path4, cb) {
+      rmdir(path6, cb) {
         if (this.server)
           throw new Error("Client-only method called in server mode");
-        const pathLen = Buffer.byteLength(path4);
+        const pathLen = Buffer.byteLength(path6);
         let p = 9;
         const buf = Buffer.allocUnsafe(4 + 1 + 4 + 4 + pathLen);
         writeUInt32BE(buf, buf.length - 4, 0);
@@ -23313,7 +23313,7 @@ var require_SFTP = __commonJS({
         const reqid = this._writeReqid = this._writeReqid + 1 & MAX_REQID;
         writeUInt32BE(buf, reqid, 5);
         writeUInt32BE(buf, pathLen, p);
-        buf.utf8Write(path4, p += 4, pathLen);
+        buf.utf8Write(path6, p += 4, pathLen);
         this._requests[reqid] = { cb };
         const isBuffered = sendOrBuffer(this, buf);
         this._debug && this._debug(
@@ -23403,10 +23403,10 @@ var require_SFTP = __commonJS({
           `SFTP: Outbound: ${isBuffered ? "Buffered" : "Sending"} FSTAT`
         );
       }
-      stat(path4, cb) {
+      stat(path6, cb) {
         if (this.server)
           throw new Error("Client-only method called in server mode");
-        const pathLen = Buffer.byteLength(path4);
+        const pathLen = Buffer.byteLength(path6);
         let p = 9;
         const buf = Buffer.allocUnsafe(4 + 1 + 4 + 4 + pathLen);
         writeUInt32BE(buf, buf.length - 4, 0);
@@ -23414,17 +23414,17 @@ var require_SFTP = __commonJS({
         const reqid = this._writeReqid = this._writeReqid + 1 & MAX_REQID;
         writeUInt32BE(buf, reqid, 5);
         writeUInt32BE(buf, pathLen, p);
-        buf.utf8Write(path4, p += 4, pathLen);
+        buf.utf8Write(path6, p += 4, pathLen);
         this._requests[reqid] = { cb };
         const isBuffered = sendOrBuffer(this, buf);
         this._debug && this._debug(
           `SFTP: Outbound: ${isBuffered ? "Buffered" : "Sending"} STAT`
         );
       }
-      lstat(path4, cb) {
+      lstat(path6, cb) {
         if (this.server)
           throw new Error("Client-only method called in server mode");
-        const pathLen = Buffer.byteLength(path4);
+        const pathLen = Buffer.byteLength(path6);
         let p = 9;
         const buf = Buffer.allocUnsafe(4 + 1 + 4 + 4 + pathLen);
         writeUInt32BE(buf, buf.length - 4, 0);
@@ -23432,17 +23432,17 @@ var require_SFTP = __commonJS({
         const reqid = this._writeReqid = this._writeReqid + 1 & MAX_REQID;
         writeUInt32BE(buf, reqid, 5);
         writeUInt32BE(buf, pathLen, p);
-        buf.utf8Write(path4, p += 4, pathLen);
+        buf.utf8Write(path6, p += 4, pathLen);
         this._requests[reqid] = { cb };
         const isBuffered = sendOrBuffer(this, buf);
         this._debug && this._debug(
           `SFTP: Outbound: ${isBuffered ? "Buffered" : "Sending"} LSTAT`
         );
       }
-      opendir(path4, cb) {
+      opendir(path6, cb) {
         if (this.server)
           throw new Error("Client-only method called in server mode");
-        const pathLen = Buffer.byteLength(path4);
+        const pathLen = Buffer.byteLength(path6);
         let p = 9;
         const buf = Buffer.allocUnsafe(4 + 1 + 4 + 4 + pathLen);
         writeUInt32BE(buf, buf.length - 4, 0);
@@ -23450,14 +23450,14 @@ var require_SFTP = __commonJS({
         const reqid = this._writeReqid = this._writeReqid + 1 & MAX_REQID;
         writeUInt32BE(buf, reqid, 5);
         writeUInt32BE(buf, pathLen, p);
-        buf.utf8Write(path4, p += 4, pathLen);
+        buf.utf8Write(path6, p += 4, pathLen);
         this._requests[reqid] = { cb };
         const isBuffered = sendOrBuffer(this, buf);
         this._debug && this._debug(
           `SFTP: Outbound: ${isBuffered ? "Buffered" : "Sending"} OPENDIR`
         );
       }
-      setstat(path4, attrs, cb) {
+      setstat(path6, attrs, cb) {
         if (this.server)
           throw new Error("Client-only method called in server mode");
         let flags = 0;
@@ -23469,7 +23469,7 @@ var require_SFTP = __commonJS({
         } else if (typeof attrs === "function") {
           cb = attrs;
         }
-        const pathLen = Buffer.byteLength(path4);
+        const pathLen = Buffer.byteLength(path6);
         let p = 9;
         const buf = Buffer.allocUnsafe(4 + 1 + 4 + 4 + pathLen + 4 + attrsLen);
         writeUInt32BE(buf, buf.length - 4, 0);
@@ -23477,7 +23477,7 @@ var require_SFTP = __commonJS({
         const reqid = this._writeReqid = this._writeReqid + 1 & MAX_REQID;
         writeUInt32BE(buf, reqid, 5);
         writeUInt32BE(buf, pathLen, p);
-        buf.utf8Write(path4, p += 4, pathLen);
+        buf.utf8Write(path6, p += 4, pathLen);
         writeUInt32BE(buf, flags, p += pathLen);
         if (attrsLen) {
           p += 4;
@@ -23537,8 +23537,8 @@ var require_SFTP = __commonJS({
           mtime: toUnixTimestamp(mtime)
         }, cb);
       }
-      utimes(path4, atime, mtime, cb) {
-        return this.setstat(path4, {
+      utimes(path6, atime, mtime, cb) {
+        return this.setstat(path6, {
           atime: toUnixTimestamp(atime),
           mtime: toUnixTimestamp(mtime)
         }, cb);
@@ -23549,8 +23549,8 @@ var require_SFTP = __commonJS({
           gid
         }, cb);
       }
-      chown(path4, uid, gid, cb) {
-        return this.setstat(path4, {
+      chown(path6, uid, gid, cb) {
+        return this.setstat(path6, {
           uid,
           gid
         }, cb);
@@ -23560,15 +23560,15 @@ var require_SFTP = __commonJS({
           mode
         }, cb);
       }
-      chmod(path4, mode, cb) {
-        return this.setstat(path4, {
+      chmod(path6, mode, cb) {
+        return this.setstat(path6, {
           mode
         }, cb);
       }
-      readlink(path4, cb) {
+      readlink(path6, cb) {
         if (this.server)
           throw new Error("Client-only method called in server mode");
-        const pathLen = Buffer.byteLength(path4);
+        const pathLen = Buffer.byteLength(path6);
         let p = 9;
         const buf = Buffer.allocUnsafe(4 + 1 + 4 + 4 + pathLen);
         writeUInt32BE(buf, buf.length - 4, 0);
@@ -23576,7 +23576,7 @@ var require_SFTP = __commonJS({
         const reqid = this._writeReqid = this._writeReqid + 1 & MAX_REQID;
         writeUInt32BE(buf, reqid, 5);
         writeUInt32BE(buf, pathLen, p);
-        buf.utf8Write(path4, p += 4, pathLen);
+        buf.utf8Write(path6, p += 4, pathLen);
         this._requests[reqid] = {
           cb: (err, names) => {
             if (typeof cb !== "function")
@@ -23621,10 +23621,10 @@ var require_SFTP = __commonJS({
           `SFTP: Outbound: ${isBuffered ? "Buffered" : "Sending"} SYMLINK`
         );
       }
-      realpath(path4, cb) {
+      realpath(path6, cb) {
         if (this.server)
           throw new Error("Client-only method called in server mode");
-        const pathLen = Buffer.byteLength(path4);
+        const pathLen = Buffer.byteLength(path6);
         let p = 9;
         const buf = Buffer.allocUnsafe(4 + 1 + 4 + 4 + pathLen);
         writeUInt32BE(buf, buf.length - 4, 0);
@@ -23632,7 +23632,7 @@ var require_SFTP = __commonJS({
         const reqid = this._writeReqid = this._writeReqid + 1 & MAX_REQID;
         writeUInt32BE(buf, reqid, 5);
         writeUInt32BE(buf, pathLen, p);
-        buf.utf8Write(path4, p += 4, pathLen);
+        buf.utf8Write(path6, p += 4, pathLen);
         this._requests[reqid] = {
           cb: (err, names) => {
             if (typeof cb !== "function")
@@ -23677,13 +23677,13 @@ var require_SFTP = __commonJS({
           this._debug(`SFTP: Outbound: ${which} posix-rename@openssh.com`);
         }
       }
-      ext_openssh_statvfs(path4, cb) {
+      ext_openssh_statvfs(path6, cb) {
         if (this.server)
           throw new Error("Client-only method called in server mode");
         const ext = this._extensions["statvfs@openssh.com"];
         if (!ext || ext !== "2")
           throw new Error("Server does not support this extended request");
-        const pathLen = Buffer.byteLength(path4);
+        const pathLen = Buffer.byteLength(path6);
         let p = 9;
         const buf = Buffer.allocUnsafe(4 + 1 + 4 + 4 + 19 + 4 + pathLen);
         writeUInt32BE(buf, buf.length - 4, 0);
@@ -23693,7 +23693,7 @@ var require_SFTP = __commonJS({
         writeUInt32BE(buf, 19, p);
         buf.utf8Write("statvfs@openssh.com", p += 4, 19);
         writeUInt32BE(buf, pathLen, p += 19);
-        buf.utf8Write(path4, p += 4, pathLen);
+        buf.utf8Write(path6, p += 4, pathLen);
         this._requests[reqid] = { extended: "statvfs@openssh.com", cb };
         const isBuffered = sendOrBuffer(this, buf);
         if (this._debug) {
@@ -23779,7 +23779,7 @@ var require_SFTP = __commonJS({
           `SFTP: Outbound: ${isBuffered ? "Buffered" : "Sending"} fsync@openssh.com`
         );
       }
-      ext_openssh_lsetstat(path4, attrs, cb) {
+      ext_openssh_lsetstat(path6, attrs, cb) {
         if (this.server)
           throw new Error("Client-only method called in server mode");
         const ext = this._extensions["lsetstat@openssh.com"];
@@ -23794,7 +23794,7 @@ var require_SFTP = __commonJS({
         } else if (typeof attrs === "function") {
           cb = attrs;
         }
-        const pathLen = Buffer.byteLength(path4);
+        const pathLen = Buffer.byteLength(path6);
         let p = 9;
         const buf = Buffer.allocUnsafe(4 + 1 + 4 + 4 + 20 + 4 + pathLen + 4 + attrsLen);
         writeUInt32BE(buf, buf.length - 4, 0);
@@ -23804,7 +23804,7 @@ var require_SFTP = __commonJS({
         writeUInt32BE(buf, 20, p);
         buf.utf8Write("lsetstat@openssh.com", p += 4, 20);
         writeUInt32BE(buf, pathLen, p += 20);
-        buf.utf8Write(path4, p += 4, pathLen);
+        buf.utf8Write(path6, p += 4, pathLen);
         writeUInt32BE(buf, flags, p += pathLen);
         if (attrsLen) {
           p += 4;
@@ -23821,13 +23821,13 @@ var require_SFTP = __commonJS({
           this._debug(`SFTP: Outbound: ${status} lsetstat@openssh.com`);
         }
       }
-      ext_openssh_expandPath(path4, cb) {
+      ext_openssh_expandPath(path6, cb) {
         if (this.server)
           throw new Error("Client-only method called in server mode");
         const ext = this._extensions["expand-path@openssh.com"];
         if (ext !== "1")
           throw new Error("Server does not support this extended request");
-        const pathLen = Buffer.byteLength(path4);
+        const pathLen = Buffer.byteLength(path6);
         let p = 9;
         const buf = Buffer.allocUnsafe(4 + 1 + 4 + 4 + 23 + 4 + pathLen);
         writeUInt32BE(buf, buf.length - 4, 0);
@@ -23837,7 +23837,7 @@ var require_SFTP = __commonJS({
         writeUInt32BE(buf, 23, p);
         buf.utf8Write("expand-path@openssh.com", p += 4, 23);
         writeUInt32BE(buf, pathLen, p += 20);
-        buf.utf8Write(path4, p += 4, pathLen);
+        buf.utf8Write(path6, p += 4, pathLen);
         this._requests[reqid] = {
           cb: (err, names) => {
             if (typeof cb !== "function")
@@ -25115,12 +25115,12 @@ var require_SFTP = __commonJS({
       [REQUEST.LSTAT]: (sftp, payload) => {
         bufferParser.init(payload, 1);
         const reqID = bufferParser.readUInt32BE();
-        const path4 = bufferParser.readString(true);
+        const path6 = bufferParser.readString(true);
         bufferParser.clear();
-        if (path4 === void 0)
+        if (path6 === void 0)
           return doFatalSFTPError(sftp, "Malformed LSTAT packet");
         sftp._debug && sftp._debug(`SFTP: Inbound: Received LSTAT (id:${reqID})`);
-        if (!sftp.emit("LSTAT", reqID, path4)) {
+        if (!sftp.emit("LSTAT", reqID, path6)) {
           sftp.status(reqID, STATUS_CODE.OP_UNSUPPORTED);
         }
       },
@@ -25139,13 +25139,13 @@ var require_SFTP = __commonJS({
       [REQUEST.SETSTAT]: (sftp, payload) => {
         bufferParser.init(payload, 1);
         const reqID = bufferParser.readUInt32BE();
-        const path4 = bufferParser.readString(true);
+        const path6 = bufferParser.readString(true);
         const attrs = readAttrs(sftp._biOpt);
         bufferParser.clear();
         if (attrs === void 0)
           return doFatalSFTPError(sftp, "Malformed SETSTAT packet");
         sftp._debug && sftp._debug(`SFTP: Inbound: Received SETSTAT (id:${reqID})`);
-        if (!sftp.emit("SETSTAT", reqID, path4, attrs)) {
+        if (!sftp.emit("SETSTAT", reqID, path6, attrs)) {
           sftp.status(reqID, STATUS_CODE.OP_UNSUPPORTED);
         }
       },
@@ -25167,12 +25167,12 @@ var require_SFTP = __commonJS({
       [REQUEST.OPENDIR]: (sftp, payload) => {
         bufferParser.init(payload, 1);
         const reqID = bufferParser.readUInt32BE();
-        const path4 = bufferParser.readString(true);
+        const path6 = bufferParser.readString(true);
         bufferParser.clear();
-        if (path4 === void 0)
+        if (path6 === void 0)
           return doFatalSFTPError(sftp, "Malformed OPENDIR packet");
         sftp._debug && sftp._debug(`SFTP: Inbound: Received OPENDIR (id:${reqID})`);
-        if (!sftp.emit("OPENDIR", reqID, path4)) {
+        if (!sftp.emit("OPENDIR", reqID, path6)) {
           sftp.status(reqID, STATUS_CODE.OP_UNSUPPORTED);
         }
       },
@@ -25191,63 +25191,63 @@ var require_SFTP = __commonJS({
       [REQUEST.REMOVE]: (sftp, payload) => {
         bufferParser.init(payload, 1);
         const reqID = bufferParser.readUInt32BE();
-        const path4 = bufferParser.readString(true);
+        const path6 = bufferParser.readString(true);
         bufferParser.clear();
-        if (path4 === void 0)
+        if (path6 === void 0)
           return doFatalSFTPError(sftp, "Malformed REMOVE packet");
         sftp._debug && sftp._debug(`SFTP: Inbound: Received REMOVE (id:${reqID})`);
-        if (!sftp.emit("REMOVE", reqID, path4)) {
+        if (!sftp.emit("REMOVE", reqID, path6)) {
           sftp.status(reqID, STATUS_CODE.OP_UNSUPPORTED);
         }
       },
       [REQUEST.MKDIR]: (sftp, payload) => {
         bufferParser.init(payload, 1);
         const reqID = bufferParser.readUInt32BE();
-        const path4 = bufferParser.readString(true);
+        const path6 = bufferParser.readString(true);
         const attrs = readAttrs(sftp._biOpt);
         bufferParser.clear();
         if (attrs === void 0)
           return doFatalSFTPError(sftp, "Malformed MKDIR packet");
         sftp._debug && sftp._debug(`SFTP: Inbound: Received MKDIR (id:${reqID})`);
-        if (!sftp.emit("MKDIR", reqID, path4, attrs)) {
+        if (!sftp.emit("MKDIR", reqID, path6, attrs)) {
           sftp.status(reqID, STATUS_CODE.OP_UNSUPPORTED);
         }
       },
       [REQUEST.RMDIR]: (sftp, payload) => {
         bufferParser.init(payload, 1);
         const reqID = bufferParser.readUInt32BE();
-        const path4 = bufferParser.readString(true);
+        const path6 = bufferParser.readString(true);
         bufferParser.clear();
-        if (path4 === void 0)
+        if (path6 === void 0)
           return doFatalSFTPError(sftp, "Malformed RMDIR packet");
         sftp._debug && sftp._debug(`SFTP: Inbound: Received RMDIR (id:${reqID})`);
-        if (!sftp.emit("RMDIR", reqID, path4)) {
+        if (!sftp.emit("RMDIR", reqID, path6)) {
           sftp.status(reqID, STATUS_CODE.OP_UNSUPPORTED);
         }
       },
       [REQUEST.REALPATH]: (sftp, payload) => {
         bufferParser.init(payload, 1);
         const reqID = bufferParser.readUInt32BE();
-        const path4 = bufferParser.readString(true);
+        const path6 = bufferParser.readString(true);
         bufferParser.clear();
-        if (path4 === void 0)
+        if (path6 === void 0)
           return doFatalSFTPError(sftp, "Malformed REALPATH packet");
         sftp._debug && sftp._debug(
           `SFTP: Inbound: Received REALPATH (id:${reqID})`
         );
-        if (!sftp.emit("REALPATH", reqID, path4)) {
+        if (!sftp.emit("REALPATH", reqID, path6)) {
           sftp.status(reqID, STATUS_CODE.OP_UNSUPPORTED);
         }
       },
       [REQUEST.STAT]: (sftp, payload) => {
         bufferParser.init(payload, 1);
         const reqID = bufferParser.readUInt32BE();
-        const path4 = bufferParser.readString(true);
+        const path6 = bufferParser.readString(true);
         bufferParser.clear();
-        if (path4 === void 0)
+        if (path6 === void 0)
           return doFatalSFTPError(sftp, "Malformed STAT packet");
         sftp._debug && sftp._debug(`SFTP: Inbound: Received STAT (id:${reqID})`);
-        if (!sftp.emit("STAT", reqID, path4)) {
+        if (!sftp.emit("STAT", reqID, path6)) {
           sftp.status(reqID, STATUS_CODE.OP_UNSUPPORTED);
         }
       },
@@ -25267,14 +25267,14 @@ var require_SFTP = __commonJS({
       [REQUEST.READLINK]: (sftp, payload) => {
         bufferParser.init(payload, 1);
         const reqID = bufferParser.readUInt32BE();
-        const path4 = bufferParser.readString(true);
+        const path6 = bufferParser.readString(true);
         bufferParser.clear();
-        if (path4 === void 0)
+        if (path6 === void 0)
           return doFatalSFTPError(sftp, "Malformed READLINK packet");
         sftp._debug && sftp._debug(
           `SFTP: Inbound: Received READLINK (id:${reqID})`
         );
-        if (!sftp.emit("READLINK", reqID, path4)) {
+        if (!sftp.emit("READLINK", reqID, path6)) {
           sftp.status(reqID, STATUS_CODE.OP_UNSUPPORTED);
         }
       },
@@ -25345,7 +25345,7 @@ var require_SFTP = __commonJS({
     function roundUpToMultipleOf8(n) {
       return n + 7 & ~7;
     }
-    function ReadStream(sftp, path4, options) {
+    function ReadStream(sftp, path6, options) {
       if (options === void 0)
         options = {};
       else if (typeof options === "string")
@@ -25359,7 +25359,7 @@ var require_SFTP = __commonJS({
       options.emitClose = false;
       options.autoDestroy = false;
       ReadableStream.call(this, options);
-      this.path = path4;
+      this.path = path6;
       this.flags = options.flags === void 0 ? "r" : options.flags;
       this.mode = options.mode === void 0 ? 438 : options.mode;
       this.start = options.start;
@@ -25490,7 +25490,7 @@ var require_SFTP = __commonJS({
       },
       configurable: true
     });
-    function WriteStream(sftp, path4, options) {
+    function WriteStream(sftp, path6, options) {
       if (options === void 0)
         options = {};
       else if (typeof options === "string")
@@ -25502,7 +25502,7 @@ var require_SFTP = __commonJS({
       options.emitClose = false;
       options.autoDestroy = false;
       WritableStream.call(this, options);
-      this.path = path4;
+      this.path = path6;
       this.flags = options.flags === void 0 ? "w" : options.flags;
       this.mode = options.mode === void 0 ? 438 : options.mode;
       this.start = options.start;
@@ -32138,13 +32138,13 @@ var import_node_crypto = require("node:crypto");
 var import_node_fs = require("node:fs");
 var import_promises2 = require("node:fs/promises");
 var import_node_os3 = __toESM(require("node:os"), 1);
-var import_node_path3 = __toESM(require("node:path"), 1);
+var import_node_path5 = __toESM(require("node:path"), 1);
 
 // src/config/load.ts
 var import_promises = require("node:fs/promises");
 var import_node_os2 = __toESM(require("node:os"), 1);
-var import_node_path2 = __toESM(require("node:path"), 1);
-var import_yaml = __toESM(require_dist(), 1);
+var import_node_path4 = __toESM(require("node:path"), 1);
+var import_yaml4 = __toESM(require_dist(), 1);
 
 // src/errors.ts
 var ExitCode = {
@@ -32189,6 +32189,13 @@ var ConfigError = class extends DeployerError {
     this.problems = problems;
   }
 };
+
+// src/config/schema.ts
+var import_node_path2 = __toESM(require("node:path"), 1);
+var import_yaml3 = __toESM(require_dist(), 1);
+
+// src/config/hosts.ts
+var import_yaml2 = __toESM(require_dist(), 1);
 
 // node_modules/ssh-config/lib/glob.js
 function escapeChars(text, chars) {
@@ -32831,47 +32838,35 @@ function parseProxyJump(value) {
   });
 }
 
-// src/config/ssh-env.ts
+// src/config/value-rules.ts
 var import_node_path = __toESM(require("node:path"), 1);
-var SSH_ENV = {
-  /** Replaces `ssh.identity`. */
-  identity: "DEPLOYER_SSH_IDENTITY",
-  /** Replaces `ssh.known_hosts`. */
-  knownHosts: "DEPLOYER_KNOWN_HOSTS",
-  /** Replaces `ssh.host_key`: `strict` or `accept-new`. */
-  hostKey: "DEPLOYER_HOST_KEY"
-};
-var HOST_KEY_POLICIES = ["strict", "accept-new"];
-function applySshEnv(config, env, options) {
-  const identity = env[SSH_ENV.identity];
-  const knownHosts = env[SSH_ENV.knownHosts];
-  const hostKey = env[SSH_ENV.hostKey];
-  if (!identity && !knownHosts && !hostKey) return config;
-  if (hostKey && !HOST_KEY_POLICIES.includes(hostKey)) {
-    throw new DeployerError(
-      `${SSH_ENV.hostKey} must be ${HOST_KEY_POLICIES.join(" or ")}, not ${JSON.stringify(hostKey)}.`,
-      { exitCode: ExitCode.config, hint: `Unset ${SSH_ENV.hostKey} to use ssh.host_key from the config.` }
-    );
-  }
-  const local = (value) => value === "~" || value.startsWith("~/") ? import_node_path.default.join(options.homeDir, value.slice(2)) : import_node_path.default.resolve(options.cwd, value);
-  const given = [
-    ...identity ? ["identity"] : [],
-    ...knownHosts ? ["knownHosts"] : [],
-    ...hostKey ? ["hostKey"] : []
-  ];
-  const override = (ssh) => ({
-    ...ssh,
-    // Given by the environment, so they win over ssh_config like deployer.yml's own.
-    ...ssh.explicit ? { explicit: [.../* @__PURE__ */ new Set([...ssh.explicit, ...given])] } : {},
-    ...identity ? { identity: local(identity) } : {},
-    ...knownHosts ? { knownHosts: local(knownHosts) } : {},
-    ...hostKey ? { hostKey } : {}
-  });
-  return {
-    ...config,
-    ssh: override(config.ssh),
-    hosts: config.hosts.map((host) => ({ ...host, ssh: override(host.ssh) }))
-  };
+
+// src/config/yaml-reader.ts
+var import_yaml = __toESM(require_dist(), 1);
+
+// src/config/env-expand.ts
+function expandEnv(text, env) {
+  const problems = [];
+  let fromEnv = false;
+  const value = text.replace(
+    /\$\$\{|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}|\$\{/g,
+    (match3, name, fallback) => {
+      if (match3 === "$${") return "${";
+      if (name === void 0) {
+        problems.push("has a ${ that is not ${NAME} or ${NAME:-default} (write $${ for a literal ${)");
+        return match3;
+      }
+      fromEnv = true;
+      const set = env[name];
+      if (fallback !== void 0) return set ? set : fallback;
+      if (set === void 0) {
+        problems.push(`\${${name}} is not set: set it in the environment or write \${${name}:-default}`);
+        return match3;
+      }
+      return set;
+    }
+  );
+  return { value, fromEnv, problems };
 }
 
 // src/config/suggest.ts
@@ -32901,491 +32896,8 @@ function normaliseKey(key) {
   return key.replace(/([a-z0-9])([A-Z])/g, "$1_$2").replaceAll("-", "_").toLowerCase();
 }
 
-// src/config/load.ts
-async function loadConfig(file, options = {}) {
-  const env = options.env ?? process.env;
-  const cwd = options.cwd ?? process.cwd();
-  const homeDir = env.HOME || import_node_os2.default.homedir();
-  const absolute = import_node_path2.default.resolve(cwd, file);
-  let text;
-  try {
-    text = await (0, import_promises.readFile)(absolute, "utf8");
-  } catch (error) {
-    const code2 = error.code;
-    if (code2 === "ENOENT") {
-      throw new DeployerError(`There is no config file at ${absolute}.`, {
-        exitCode: ExitCode.config,
-        hint: "Run `deployer init` to write one, or pass --config FILE.",
-        cause: error
-      });
-    }
-    throw new DeployerError(`Cannot read the config file ${absolute} (${code2 ?? String(error)}).`, {
-      exitCode: ExitCode.config,
-      hint: "Check that the path is a readable file.",
-      cause: error
-    });
-  }
-  return applySshEnv(parseConfig(text, absolute, env, homeDir), env, { cwd, homeDir });
-}
-function parseConfig(text, file, env, homeDir) {
-  const lineCounter = new import_yaml.LineCounter();
-  const doc = (0, import_yaml.parseDocument)(text, { lineCounter, prettyErrors: false });
-  const format = (problems) => formatProblems(file, lineCounter, problems);
-  if (doc.errors.length > 0) throw new ConfigError(file, format(doc.errors.map(syntaxProblem)));
-  const ctx = { doc, env, homeDir, configDir: import_node_path2.default.dirname(file), problems: [] };
-  const config = readConfig(ctx, file);
-  if (ctx.problems.length > 0) throw new ConfigError(file, format(ctx.problems));
-  return config;
-}
-function parseHostSpec(spec) {
-  const fail = (problem) => ({ ok: false, problem });
-  if (spec === "local") return { ok: true, spec: { kind: "local" } };
-  if (spec === "") return fail("is empty");
-  if (/[\s\x00-\x1f\x7f]/.test(spec)) return fail("must not contain spaces or control characters");
-  let rest = spec;
-  let user;
-  const at = spec.indexOf("@");
-  if (at >= 0) {
-    user = spec.slice(0, at);
-    rest = spec.slice(at + 1);
-    if (user === "") return fail("has nothing before the @: write user@host");
-    if (!USER_PATTERN.test(user)) return fail("has an invalid user name before the @");
-  }
-  let hostname;
-  let portText;
-  if (rest.startsWith("[")) {
-    const close = rest.indexOf("]");
-    if (close < 0) return fail("opens an IPv6 address with [ but never closes it");
-    hostname = rest.slice(1, close);
-    const after = rest.slice(close + 1);
-    if (after !== "") {
-      if (!after.startsWith(":")) return fail("must have nothing but :port after the ]");
-      portText = after.slice(1);
-    }
-    if (!IPV6_PATTERN.test(hostname)) return fail("has an invalid IPv6 address between [ and ]");
-  } else {
-    const colons = rest.split(":").length - 1;
-    if (colons >= 2) {
-      if (!IPV6_PATTERN.test(rest)) return fail("is not a valid address: write IPv6 addresses as [addr]:port");
-      hostname = rest;
-    } else {
-      const colon = rest.indexOf(":");
-      hostname = colon < 0 ? rest : rest.slice(0, colon);
-      portText = colon < 0 ? void 0 : rest.slice(colon + 1);
-      if (hostname === "") return fail("has no host name");
-      if (!HOSTNAME_PATTERN.test(hostname)) return fail("has an invalid host name");
-    }
-  }
-  if (portText === void 0) return { ok: true, spec: { kind: "ssh", hostname, ...user ? { user } : {} } };
-  if (!/^\d+$/.test(portText)) return fail("has a port that is not a number");
-  const port = Number(portText);
-  if (port < 1 || port > 65535) return fail("has a port outside 1-65535");
-  return { ok: true, spec: { kind: "ssh", hostname, port, ...user ? { user } : {} } };
-}
-function deployToProblem(deployTo) {
-  if (deployTo === "") return "must not be empty";
-  if (/[\x00-\x1f\x7f]/.test(deployTo)) return "must not contain control characters such as newlines";
-  if (!deployTo.startsWith("/")) return "must be an absolute path";
-  if (deployTo.split("/").includes("..")) return "must not contain .. segments";
-  if (import_node_path2.default.posix.normalize(deployTo) === "/") return "must not be / itself";
-  if (import_node_path2.default.posix.normalize(deployTo) !== deployTo || deployTo.endsWith("/")) {
-    return "must be normalised: no //, no /./ and no trailing /";
-  }
-  if (SYSTEM_DIRS.has(deployTo)) return "is a system directory: use a directory of its own, such as /srv/APP";
-  return void 0;
-}
-function expandEnv(text, env) {
-  const problems = [];
-  let fromEnv = false;
-  const value = text.replace(
-    /\$\$\{|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}|\$\{/g,
-    (match3, name, fallback) => {
-      if (match3 === "$${") return "${";
-      if (name === void 0) {
-        problems.push("has a ${ that is not ${NAME} or ${NAME:-default} (write $${ for a literal ${)");
-        return match3;
-      }
-      fromEnv = true;
-      const set = env[name];
-      if (fallback !== void 0) return set ? set : fallback;
-      if (set === void 0) {
-        problems.push(`\${${name}} is not set: set it in the environment or write \${${name}:-default}`);
-        return match3;
-      }
-      return set;
-    }
-  );
-  return { value, fromEnv, problems };
-}
-var TOP_KEYS = [
-  "app",
-  "source",
-  "exclude",
-  "deploy_to",
-  "keep_releases",
-  "hosts",
-  "strategy",
-  "concurrency",
-  "batch",
-  "canary_then",
-  "on_failure",
-  "ssh",
-  "shared",
-  "install",
-  "server",
-  "health"
-];
-var SSH_KEYS = [
-  "user",
-  "identity",
-  "known_hosts",
-  "host_key",
-  "connect_timeout",
-  "client",
-  "config",
-  "proxy_jump"
-];
-var SHARED_KEYS = ["files", "dirs"];
-var INSTALL_KEYS = ["command", "lockfiles", "vendor", "check", "timeout"];
-var SERVER_KEYS = [
-  "kind",
-  "config",
-  "pidfile",
-  "control_url",
-  "control_token",
-  "restart",
-  "start",
-  "full_restart",
-  "env_files",
-  "restart_timeout"
-];
-var ENV_FILE_KEYS = ["path", "loaded_by"];
-var ENV_LOADERS = ["process_manager", "puma"];
-var HEALTH_KEYS = ["url", "expect", "timeout"];
-var HOST_KEYS = ["name", "ssh", "deploy_to", "port", "user", "proxy_jump"];
-var SECTION_KEYS = {
-  ssh: SSH_KEYS,
-  shared: SHARED_KEYS,
-  install: INSTALL_KEYS,
-  server: SERVER_KEYS,
-  health: HEALTH_KEYS
-};
-var STRATEGIES = ["parallel", "rolling", "canary"];
-var ON_FAILURE = ["rollback", "stop"];
-var CANARY_THEN = ["parallel", "rolling"];
-var HOST_KEY_POLICIES2 = ["strict", "accept-new"];
-var SSH_CLIENTS = ["builtin", "openssh"];
-var RESTARTS = ["auto", "phased", "hot", "full", "none"];
-var SERVER_KINDS = ["puma"];
-var DEFAULT_EXCLUDE = [".git", "log", "tmp", "node_modules"];
-var DEFAULT_LOCKFILES = ["Gemfile.lock"];
-var SYSTEM_DIRS = /* @__PURE__ */ new Set([
-  "/bin",
-  "/boot",
-  "/dev",
-  "/etc",
-  "/home",
-  "/lib",
-  "/lib64",
-  "/proc",
-  "/root",
-  "/run",
-  "/sbin",
-  "/sys",
-  "/usr",
-  "/var",
-  "/tmp"
-]);
-var APP_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
-var USER_PATTERN = /^[A-Za-z0-9_][A-Za-z0-9._-]*$/;
-var HOSTNAME_PATTERN = /^[A-Za-z0-9_][A-Za-z0-9._-]*$/;
-var IPV6_PATTERN = /^(?=[^%]*:)[0-9A-Fa-f:.]+(%[A-Za-z0-9_.-]+)?$/;
-function readConfig(ctx, file) {
-  const root = { node: ctx.doc.contents, path: "", offset: offsetOf(ctx.doc.contents, 0) };
-  if (isNull(root.node)) {
-    report(ctx, root, "the file is empty: it needs at least app, deploy_to and hosts");
-  }
-  const fields = isNull(root.node) ? void 0 : readMap(ctx, root, TOP_KEYS);
-  const appText = readText(ctx, required(ctx, fields, "app", root));
-  if (appText && !APP_PATTERN.test(appText.value)) {
-    report(
-      ctx,
-      appText,
-      `${show(appText)} must start with a letter or digit and hold only letters, digits, ., _ and -`
-    );
-  }
-  const sourceText = readText(ctx, optional(fields, "source"));
-  const source = sourceText ? readLocalPath(ctx, sourceText) : ctx.configDir;
-  const deployTo = readDeployTo(ctx, required(ctx, fields, "deploy_to", root));
-  const ssh = readSsh(ctx, optional(fields, "ssh"));
-  return {
-    file,
-    app: appText?.value ?? "",
-    source,
-    exclude: readRelativePaths(ctx, optional(fields, "exclude")) ?? DEFAULT_EXCLUDE,
-    deployTo: deployTo ?? "",
-    keepReleases: readInteger(ctx, optional(fields, "keep_releases"), 1) ?? 5,
-    hosts: readHosts(ctx, required(ctx, fields, "hosts", root), {
-      deployTo,
-      ssh: ssh.settings,
-      user: ssh.user
-    }),
-    strategy: readEnum(ctx, optional(fields, "strategy"), STRATEGIES) ?? "parallel",
-    concurrency: readInteger(ctx, optional(fields, "concurrency"), 1) ?? 10,
-    batch: readInteger(ctx, optional(fields, "batch"), 1) ?? 1,
-    canaryThen: readEnum(ctx, optional(fields, "canary_then"), CANARY_THEN) ?? "parallel",
-    onFailure: readEnum(ctx, optional(fields, "on_failure"), ON_FAILURE) ?? "rollback",
-    ssh: ssh.settings,
-    shared: readShared(ctx, optional(fields, "shared")),
-    ...optionalSection("install", readInstall(ctx, optional(fields, "install"))),
-    ...optionalSection("server", readServer(ctx, optional(fields, "server"))),
-    ...optionalSection("health", readHealth(ctx, optional(fields, "health")))
-  };
-}
-function readSsh(ctx, field) {
-  const fields = field ? readMap(ctx, field, SSH_KEYS) : void 0;
-  const identity = readText(ctx, optional(fields, "identity"));
-  const knownHosts = readText(ctx, optional(fields, "known_hosts"));
-  const user = readText(ctx, optional(fields, "user"));
-  if (user && !USER_PATTERN.test(user.value)) report(ctx, user, `${show(user)} is not a valid user name`);
-  const hostKey = readEnum(ctx, optional(fields, "host_key"), HOST_KEY_POLICIES2);
-  const connectTimeout = readDuration(ctx, optional(fields, "connect_timeout"));
-  const proxyJump = readProxyJump(ctx, optional(fields, "proxy_jump"));
-  const explicit = [];
-  if (identity) explicit.push("identity");
-  if (knownHosts) explicit.push("knownHosts");
-  if (hostKey) explicit.push("hostKey");
-  if (connectTimeout !== void 0) explicit.push("connectTimeout");
-  return {
-    settings: {
-      ...identity ? { identity: readLocalPath(ctx, identity) } : {},
-      knownHosts: knownHosts ? readLocalPath(ctx, knownHosts) : import_node_path2.default.join(ctx.homeDir, ".ssh", "known_hosts"),
-      hostKey: hostKey ?? "strict",
-      connectTimeout: connectTimeout ?? 10,
-      config: readSshConfigChoice(ctx, optional(fields, "config")),
-      ...proxyJump ? { proxyJump } : {},
-      ...optionalSection("client", readEnum(ctx, optional(fields, "client"), SSH_CLIENTS)),
-      explicit
-    },
-    ...user ? { user: user.value } : {}
-  };
-}
-function readSshConfigChoice(ctx, field) {
-  if (!field) return true;
-  const node = deref(ctx, field.node);
-  if ((0, import_yaml.isScalar)(node) && typeof node.value === "boolean") return node.value;
-  const text = readText(ctx, field);
-  return text ? readLocalPath(ctx, text) : true;
-}
-function readProxyJump(ctx, field) {
-  const text = readText(ctx, field);
-  if (!text) return void 0;
-  try {
-    parseProxyJump(text.value);
-  } catch (error) {
-    report(
-      ctx,
-      text,
-      `${error.message}: write user@host[:port], hops separated by commas, or none`
-    );
-    return void 0;
-  }
-  return text.value;
-}
-function readHosts(ctx, field, defaults) {
-  if (!field) return [];
-  const node = deref(ctx, field.node);
-  if (!(0, import_yaml.isSeq)(node)) {
-    report(ctx, field, "must be a list of hosts: user@host[:port], local, or { name, ssh } mappings");
-    return [];
-  }
-  if (node.items.length === 0) report(ctx, field, "must list at least one host");
-  const hosts = [];
-  const byName = /* @__PURE__ */ new Map();
-  const byTarget = /* @__PURE__ */ new Map();
-  node.items.forEach((item, index) => {
-    const entry = { node: item, path: `${field.path}[${index}]`, offset: offsetOf(item, field.offset) };
-    const built = (0, import_yaml.isMap)(deref(ctx, item)) ? readHostMapping(ctx, entry, defaults) : readHostString(ctx, entry, defaults);
-    if (!built) return;
-    const { host, shownName } = built;
-    const sameName = byName.get(host.name);
-    if (sameName !== void 0) {
-      report(ctx, entry, `the name ${shownName} is also used by ${sameName}; names must be unique`);
-      return;
-    }
-    byName.set(host.name, entry.path);
-    const target = `${host.kind === "local" ? "local" : `${host.hostname?.toLowerCase()}:${host.port}`} ${host.deployTo}`;
-    const sameTarget = byTarget.get(target);
-    if (sameTarget !== void 0)
-      report(ctx, entry, `deploys to the same machine and deploy_to as ${sameTarget}`);
-    byTarget.set(target, entry.path);
-    hosts.push(host);
-  });
-  return hosts;
-}
-function readHostString(ctx, entry, defaults) {
-  const node = deref(ctx, entry.node);
-  if (!(0, import_yaml.isScalar)(node) || typeof node.value !== "string") {
-    report(ctx, entry, "must be user@host[:port], local, or a mapping with name and ssh");
-    return void 0;
-  }
-  const text = readText(ctx, entry);
-  if (!text) return void 0;
-  const parsed = parseHostSpec(text.value);
-  if (!parsed.ok) {
-    report(ctx, text, `${show(text)} ${parsed.problem}`);
-    return void 0;
-  }
-  if (defaults.deployTo === void 0) return void 0;
-  return buildHost(ctx, entry, text, parsed.spec, { deployTo: defaults.deployTo }, defaults);
-}
-function readHostMapping(ctx, entry, defaults) {
-  const fields = readMap(ctx, entry, HOST_KEYS);
-  const name = readText(ctx, required(ctx, fields, "name", entry));
-  const sshField = optional(fields, "ssh");
-  const address = sshField ? readText(ctx, sshField) : name;
-  if (sshField && name && /[\s\x00-\x1f\x7f]/.test(name.value)) {
-    report(ctx, name, `${show(name)} must not contain spaces or control characters`);
-  }
-  const parsed = address ? parseHostSpec(address.value) : void 0;
-  if (address && parsed && !parsed.ok) report(ctx, address, `${show(address)} ${parsed.problem}`);
-  const deployToField = optional(fields, "deploy_to");
-  const deployTo = deployToField ? readDeployTo(ctx, deployToField) : defaults.deployTo;
-  const user = readText(ctx, optional(fields, "user"));
-  if (user && !USER_PATTERN.test(user.value)) report(ctx, user, `${show(user)} is not a valid user name`);
-  const port = readInteger(ctx, optional(fields, "port"), 1, 65535);
-  const proxyJump = readProxyJump(ctx, optional(fields, "proxy_jump"));
-  if (parsed?.ok && parsed.spec.kind === "local") {
-    if (user) report(ctx, user, "does not apply to a local host");
-    if (port !== void 0) report(ctx, fields?.get("port") ?? entry, "does not apply to a local host");
-  }
-  if (parsed?.ok && parsed.spec.kind === "ssh" && address) {
-    if (user && parsed.spec.user !== void 0)
-      report(ctx, user, `conflicts with the user in ${show(address)}`);
-    if (port !== void 0 && parsed.spec.port !== void 0) {
-      report(ctx, fields?.get("port") ?? entry, `conflicts with the port in ${show(address)}`);
-    }
-  }
-  if (!name || !parsed?.ok || deployTo === void 0) return void 0;
-  const ssh = proxyJump ? { ...defaults.ssh, proxyJump } : defaults.ssh;
-  return buildHost(ctx, entry, name, parsed.spec, { deployTo, user: user?.value, port }, { ...defaults, ssh });
-}
-function buildHost(ctx, entry, name, spec, overrides, defaults) {
-  const common = { name: name.value, port: 22, deployTo: overrides.deployTo, ssh: defaults.ssh };
-  const shownName = show(name);
-  if (spec.kind === "local") return { host: { ...common, kind: "local" }, shownName };
-  const user = spec.user ?? overrides.user ?? defaults.user ?? ctx.env.USER;
-  if (!user && !defaults.ssh.config) {
-    report(
-      ctx,
-      entry,
-      "has no user to connect as: write user@host, set ssh.user, or set USER in the environment"
-    );
-    return void 0;
-  }
-  const port = spec.port ?? overrides.port ?? 22;
-  const explicit = [...defaults.ssh.explicit ?? []];
-  if (spec.user ?? overrides.user ?? defaults.user) explicit.push("user");
-  if (spec.port ?? overrides.port) explicit.push("port");
-  const ssh = { ...defaults.ssh, explicit };
-  return {
-    host: { ...common, ssh, kind: "ssh", ...user ? { user } : {}, hostname: spec.hostname, port },
-    shownName
-  };
-}
-function readShared(ctx, field) {
-  const fields = field ? readMap(ctx, field, SHARED_KEYS) : void 0;
-  return {
-    files: readRelativePaths(ctx, optional(fields, "files")) ?? [],
-    dirs: readRelativePaths(ctx, optional(fields, "dirs")) ?? []
-  };
-}
-function readInstall(ctx, field) {
-  if (!field) return void 0;
-  const fields = readMap(ctx, field, INSTALL_KEYS);
-  const command = readText(ctx, required(ctx, fields, "command", field));
-  const vendor = readText(ctx, optional(fields, "vendor"));
-  const vendorPath = vendor ? relativePath(ctx, vendor) : void 0;
-  const check = readText(ctx, optional(fields, "check"));
-  if (check && !vendor) report(ctx, check, "needs install.vendor: only reused dependencies are checked");
-  const timeout = readDuration(ctx, optional(fields, "timeout"));
-  return {
-    command: command?.value ?? "",
-    lockfiles: readRelativePaths(ctx, optional(fields, "lockfiles")) ?? DEFAULT_LOCKFILES,
-    ...vendorPath ? { vendor: vendorPath } : {},
-    ...check?.value ? { check: check.value } : {},
-    ...timeout === void 0 ? {} : { timeout },
-    ...command?.fromEnv ? { commandAsWritten: command.raw } : {},
-    ...check?.fromEnv ? { checkAsWritten: check.raw } : {}
-  };
-}
-function readServer(ctx, field) {
-  if (!field) return void 0;
-  const fields = readMap(ctx, field, SERVER_KEYS);
-  const config = readText(ctx, optional(fields, "config"));
-  const pidfile = readText(ctx, optional(fields, "pidfile"));
-  const controlUrl = readText(ctx, optional(fields, "control_url"));
-  if (controlUrl && !/^(unix|tcp|ssl):\/\/./.test(controlUrl.value)) {
-    report(
-      ctx,
-      controlUrl,
-      `${show(controlUrl)} must be a Puma control URL: unix://PATH, tcp://HOST:PORT or ssl://\u2026`
-    );
-  }
-  const controlToken = readText(ctx, optional(fields, "control_token"));
-  const start = readText(ctx, optional(fields, "start"));
-  const fullRestart = readText(ctx, optional(fields, "full_restart"));
-  const envFiles = readEnvFiles(ctx, optional(fields, "env_files"));
-  const restartTimeout = readDuration(ctx, optional(fields, "restart_timeout"));
-  return {
-    kind: readEnum(ctx, optional(fields, "kind"), SERVER_KINDS) ?? "puma",
-    config: (config && relativePath(ctx, config)) ?? "config/puma.rb",
-    pidfile: (pidfile && hostPath(ctx, pidfile)) ?? "shared/tmp/pids/puma.pid",
-    ...controlUrl ? { controlUrl: controlUrl.value } : {},
-    ...controlToken ? { controlToken: controlToken.value } : {},
-    restart: readEnum(ctx, optional(fields, "restart"), RESTARTS) ?? "auto",
-    ...start ? { start: start.value } : {},
-    ...fullRestart ? { fullRestart: fullRestart.value } : {},
-    envFiles: (envFiles ?? []).filter((file) => file.loadedBy === "process_manager").map((file) => file.path),
-    pumaEnvFiles: (envFiles ?? []).filter((file) => file.loadedBy === "puma").map((file) => file.path),
-    ...restartTimeout === void 0 ? {} : { restartTimeout }
-  };
-}
-function readEnvFiles(ctx, field) {
-  if (!field) return void 0;
-  const node = deref(ctx, field.node);
-  if (!(0, import_yaml.isSeq)(node)) {
-    report(ctx, field, `must be a list, not ${describe(node)} (write [a, b] or one "- item" per line)`);
-    return void 0;
-  }
-  return node.items.map((item, index) => {
-    const entry = { node: item, path: `${field.path}[${index}]`, offset: offsetOf(item, field.offset) };
-    if (!(0, import_yaml.isMap)(deref(ctx, item))) {
-      const text2 = readText(ctx, entry);
-      return { path: (text2 && hostPath(ctx, text2)) ?? "", loadedBy: "process_manager" };
-    }
-    const fields = readMap(ctx, entry, ENV_FILE_KEYS);
-    const text = readText(ctx, required(ctx, fields, "path", entry));
-    return {
-      path: (text && hostPath(ctx, text)) ?? "",
-      loadedBy: readEnum(ctx, optional(fields, "loaded_by"), ENV_LOADERS) ?? "process_manager"
-    };
-  });
-}
-function readHealth(ctx, field) {
-  if (!field) return void 0;
-  const fields = readMap(ctx, field, HEALTH_KEYS);
-  const url = readText(ctx, required(ctx, fields, "url", field));
-  if (url && !isHttpUrl(url.value)) report(ctx, url, `${show(url)} must be an http:// or https:// URL`);
-  const expect = readText(ctx, optional(fields, "expect"));
-  return {
-    url: url?.value ?? "",
-    ...url?.fromEnv ? { urlAsWritten: url.raw } : {},
-    ...expect ? { expect: expect.value } : {},
-    timeout: readDuration(ctx, optional(fields, "timeout")) ?? 60
-  };
-}
-function readMap(ctx, entry, allowed) {
+// src/config/yaml-reader.ts
+function readMap(ctx, entry, allowed, sections = {}) {
   const node = deref(ctx, entry.node);
   if (!(0, import_yaml.isMap)(node)) {
     const what = entry.path === "" ? "the top level must be a mapping" : "must be a mapping";
@@ -33402,18 +32914,18 @@ function readMap(ctx, entry, allowed) {
     }
     const keyPath = joinPath(entry.path, key);
     if (!allowed.includes(key)) {
-      report(ctx, { path: keyPath, offset: keyOffset }, unknownKeyMessage(key, allowed, entry.path));
+      report(ctx, { path: keyPath, offset: keyOffset }, unknownKeyMessage(key, allowed, entry.path, sections));
       continue;
     }
     fields.set(key, { node: pair.value, path: keyPath, offset: offsetOf(pair.value, keyOffset), keyOffset });
   }
   return fields;
 }
-function unknownKeyMessage(key, allowed, parentPath) {
+function unknownKeyMessage(key, allowed, parentPath, sections) {
   const suggestion = didYouMean(key, allowed);
   if (suggestion) return `unknown key; did you mean ${suggestion}?`;
   if (parentPath === "") {
-    const section = Object.keys(SECTION_KEYS).find((name) => SECTION_KEYS[name]?.includes(key));
+    const section = Object.keys(sections).find((name) => sections[name]?.includes(key));
     if (section) return `unknown key at the top level; did you mean ${section}.${key} (under ${section}:)?`;
   }
   return `unknown key; expected one of ${allowed.join(", ")}`;
@@ -33460,53 +32972,6 @@ function readTexts(ctx, field) {
     (item, index) => readText(ctx, { node: item, path: `${field.path}[${index}]`, offset: offsetOf(item, field.offset) })
   );
   return texts.every((text) => text !== void 0) ? texts : void 0;
-}
-function readRelativePaths(ctx, field) {
-  const texts = readTexts(ctx, field);
-  if (!texts) return void 0;
-  const paths = texts.map((text) => relativePath(ctx, text));
-  return paths.every((entry) => entry !== void 0) ? paths : void 0;
-}
-function relativePath(ctx, text) {
-  const problem = relativePathProblem(text.value);
-  if (problem) {
-    report(ctx, text, `${show(text)} ${problem}`);
-    return void 0;
-  }
-  return import_node_path2.default.posix.normalize(text.value).replace(/\/+$/, "");
-}
-function relativePathProblem(value) {
-  if (/[\x00-\x1f\x7f]/.test(value)) return "must not contain control characters such as newlines";
-  if (value.startsWith("/")) return "must be a relative path, not an absolute one";
-  if (value.split("/").includes("..")) return "must not contain .. segments";
-  if (import_node_path2.default.posix.normalize(value).replace(/\/+$/, "") === ".") return "must name something inside the release";
-  return void 0;
-}
-function hostPath(ctx, text) {
-  if (!text.value.startsWith("/")) return relativePath(ctx, text);
-  if (/[\x00-\x1f\x7f]/.test(text.value)) {
-    report(ctx, text, `${show(text)} must not contain control characters such as newlines`);
-    return void 0;
-  }
-  return text.value;
-}
-function readLocalPath(ctx, text) {
-  const value = text.value;
-  if (value === "~") return ctx.homeDir;
-  if (value.startsWith("~/")) return import_node_path2.default.join(ctx.homeDir, value.slice(2));
-  if (value.startsWith("~"))
-    report(ctx, text, `${show(text)}: only ~ and ~/ are expanded; write the full path`);
-  return import_node_path2.default.resolve(ctx.configDir, value);
-}
-function readDeployTo(ctx, field) {
-  const text = readText(ctx, field);
-  if (!text) return void 0;
-  const problem = deployToProblem(text.value);
-  if (!problem) return text.value;
-  const normalised = import_node_path2.default.posix.normalize(text.value).replace(/(.)\/+$/, "$1");
-  const fix = !text.fromEnv && normalised !== text.value && !deployToProblem(normalised) ? `; write ${normalised}` : "";
-  report(ctx, text, `${show(text)} ${problem}${fix}`);
-  return void 0;
 }
 function readInteger(ctx, field, min, max) {
   if (!field) return void 0;
@@ -33600,14 +33065,6 @@ function describe(node) {
   }
   return "this value";
 }
-function isHttpUrl(value) {
-  try {
-    const url = new URL(value);
-    return (url.protocol === "http:" || url.protocol === "https:") && url.hostname !== "";
-  } catch {
-    return false;
-  }
-}
 function optionalSection(key, value) {
   return value === void 0 ? {} : { [key]: value };
 }
@@ -33621,6 +33078,599 @@ function formatProblems(file, lines, problems) {
     const where = `${file}:${Math.max(line, 1)}:${Math.max(col, 1)}`;
     return problem.path === "" ? `${where}: ${problem.message}` : `${where}: ${problem.path}: ${problem.message}`;
   });
+}
+
+// src/config/value-rules.ts
+var SYSTEM_DIRS = /* @__PURE__ */ new Set([
+  "/bin",
+  "/boot",
+  "/dev",
+  "/etc",
+  "/home",
+  "/lib",
+  "/lib64",
+  "/proc",
+  "/root",
+  "/run",
+  "/sbin",
+  "/sys",
+  "/usr",
+  "/var",
+  "/tmp"
+]);
+var APP_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
+var USER_PATTERN = /^[A-Za-z0-9_][A-Za-z0-9._-]*$/;
+var HOSTNAME_PATTERN = /^[A-Za-z0-9_][A-Za-z0-9._-]*$/;
+var IPV6_PATTERN = /^(?=[^%]*:)[0-9A-Fa-f:.]+(%[A-Za-z0-9_.-]+)?$/;
+function deployToProblem(deployTo) {
+  if (deployTo === "") return "must not be empty";
+  if (/[\x00-\x1f\x7f]/.test(deployTo)) return "must not contain control characters such as newlines";
+  if (!deployTo.startsWith("/")) return "must be an absolute path";
+  if (deployTo.split("/").includes("..")) return "must not contain .. segments";
+  if (import_node_path.default.posix.normalize(deployTo) === "/") return "must not be / itself";
+  if (import_node_path.default.posix.normalize(deployTo) !== deployTo || deployTo.endsWith("/")) {
+    return "must be normalised: no //, no /./ and no trailing /";
+  }
+  if (SYSTEM_DIRS.has(deployTo)) return "is a system directory: use a directory of its own, such as /srv/APP";
+  return void 0;
+}
+function readRelativePaths(ctx, field) {
+  const texts = readTexts(ctx, field);
+  if (!texts) return void 0;
+  const paths = texts.map((text) => relativePath(ctx, text));
+  return paths.every((entry) => entry !== void 0) ? paths : void 0;
+}
+function relativePath(ctx, text) {
+  const problem = relativePathProblem(text.value);
+  if (problem) {
+    report(ctx, text, `${show(text)} ${problem}`);
+    return void 0;
+  }
+  return import_node_path.default.posix.normalize(text.value).replace(/\/+$/, "");
+}
+function relativePathProblem(value) {
+  if (/[\x00-\x1f\x7f]/.test(value)) return "must not contain control characters such as newlines";
+  if (value.startsWith("/")) return "must be a relative path, not an absolute one";
+  if (value.split("/").includes("..")) return "must not contain .. segments";
+  if (import_node_path.default.posix.normalize(value).replace(/\/+$/, "") === ".") return "must name something inside the release";
+  return void 0;
+}
+function hostPath(ctx, text) {
+  if (!text.value.startsWith("/")) return relativePath(ctx, text);
+  if (/[\x00-\x1f\x7f]/.test(text.value)) {
+    report(ctx, text, `${show(text)} must not contain control characters such as newlines`);
+    return void 0;
+  }
+  return text.value;
+}
+function readLocalPath(ctx, text) {
+  const value = text.value;
+  if (value === "~") return ctx.homeDir;
+  if (value.startsWith("~/")) return import_node_path.default.join(ctx.homeDir, value.slice(2));
+  if (value.startsWith("~"))
+    report(ctx, text, `${show(text)}: only ~ and ~/ are expanded; write the full path`);
+  return import_node_path.default.resolve(ctx.configDir, value);
+}
+function readDeployTo(ctx, field) {
+  const text = readText(ctx, field);
+  if (!text) return void 0;
+  const problem = deployToProblem(text.value);
+  if (!problem) return text.value;
+  const normalised = import_node_path.default.posix.normalize(text.value).replace(/(.)\/+$/, "$1");
+  const fix = !text.fromEnv && normalised !== text.value && !deployToProblem(normalised) ? `; write ${normalised}` : "";
+  report(ctx, text, `${show(text)} ${problem}${fix}`);
+  return void 0;
+}
+function isHttpUrl(value) {
+  try {
+    const url = new URL(value);
+    return (url.protocol === "http:" || url.protocol === "https:") && url.hostname !== "";
+  } catch {
+    return false;
+  }
+}
+
+// src/config/hosts.ts
+function parseHostSpec(spec) {
+  const fail = (problem) => ({ ok: false, problem });
+  if (spec === "local") return { ok: true, spec: { kind: "local" } };
+  if (spec === "") return fail("is empty");
+  if (/[\s\x00-\x1f\x7f]/.test(spec)) return fail("must not contain spaces or control characters");
+  let rest = spec;
+  let user;
+  const at = spec.indexOf("@");
+  if (at >= 0) {
+    user = spec.slice(0, at);
+    rest = spec.slice(at + 1);
+    if (user === "") return fail("has nothing before the @: write user@host");
+    if (!USER_PATTERN.test(user)) return fail("has an invalid user name before the @");
+  }
+  let hostname;
+  let portText;
+  if (rest.startsWith("[")) {
+    const close = rest.indexOf("]");
+    if (close < 0) return fail("opens an IPv6 address with [ but never closes it");
+    hostname = rest.slice(1, close);
+    const after = rest.slice(close + 1);
+    if (after !== "") {
+      if (!after.startsWith(":")) return fail("must have nothing but :port after the ]");
+      portText = after.slice(1);
+    }
+    if (!IPV6_PATTERN.test(hostname)) return fail("has an invalid IPv6 address between [ and ]");
+  } else {
+    const colons = rest.split(":").length - 1;
+    if (colons >= 2) {
+      if (!IPV6_PATTERN.test(rest)) return fail("is not a valid address: write IPv6 addresses as [addr]:port");
+      hostname = rest;
+    } else {
+      const colon = rest.indexOf(":");
+      hostname = colon < 0 ? rest : rest.slice(0, colon);
+      portText = colon < 0 ? void 0 : rest.slice(colon + 1);
+      if (hostname === "") return fail("has no host name");
+      if (!HOSTNAME_PATTERN.test(hostname)) return fail("has an invalid host name");
+    }
+  }
+  if (portText === void 0) return { ok: true, spec: { kind: "ssh", hostname, ...user ? { user } : {} } };
+  if (!/^\d+$/.test(portText)) return fail("has a port that is not a number");
+  const port = Number(portText);
+  if (port < 1 || port > 65535) return fail("has a port outside 1-65535");
+  return { ok: true, spec: { kind: "ssh", hostname, port, ...user ? { user } : {} } };
+}
+var HOST_KEYS = ["name", "ssh", "deploy_to", "port", "user", "proxy_jump"];
+function readProxyJump(ctx, field) {
+  const text = readText(ctx, field);
+  if (!text) return void 0;
+  try {
+    parseProxyJump(text.value);
+  } catch (error) {
+    report(
+      ctx,
+      text,
+      `${error.message}: write user@host[:port], hops separated by commas, or none`
+    );
+    return void 0;
+  }
+  return text.value;
+}
+function readHosts(ctx, field, defaults) {
+  if (!field) return [];
+  const node = deref(ctx, field.node);
+  if (!(0, import_yaml2.isSeq)(node)) {
+    report(ctx, field, "must be a list of hosts: user@host[:port], local, or { name, ssh } mappings");
+    return [];
+  }
+  if (node.items.length === 0) report(ctx, field, "must list at least one host");
+  const hosts = [];
+  const byName = /* @__PURE__ */ new Map();
+  const byTarget = /* @__PURE__ */ new Map();
+  node.items.forEach((item, index) => {
+    const entry = { node: item, path: `${field.path}[${index}]`, offset: offsetOf(item, field.offset) };
+    const built = (0, import_yaml2.isMap)(deref(ctx, item)) ? readHostMapping(ctx, entry, defaults) : readHostString(ctx, entry, defaults);
+    if (!built) return;
+    const { host, shownName } = built;
+    const sameName = byName.get(host.name);
+    if (sameName !== void 0) {
+      report(ctx, entry, `the name ${shownName} is also used by ${sameName}; names must be unique`);
+      return;
+    }
+    byName.set(host.name, entry.path);
+    const target = `${host.kind === "local" ? "local" : `${host.hostname?.toLowerCase()}:${host.port}`} ${host.deployTo}`;
+    const sameTarget = byTarget.get(target);
+    if (sameTarget !== void 0)
+      report(ctx, entry, `deploys to the same machine and deploy_to as ${sameTarget}`);
+    byTarget.set(target, entry.path);
+    hosts.push(host);
+  });
+  return hosts;
+}
+function readHostString(ctx, entry, defaults) {
+  const node = deref(ctx, entry.node);
+  if (!(0, import_yaml2.isScalar)(node) || typeof node.value !== "string") {
+    report(ctx, entry, "must be user@host[:port], local, or a mapping with name and ssh");
+    return void 0;
+  }
+  const text = readText(ctx, entry);
+  if (!text) return void 0;
+  const parsed = parseHostSpec(text.value);
+  if (!parsed.ok) {
+    report(ctx, text, `${show(text)} ${parsed.problem}`);
+    return void 0;
+  }
+  if (defaults.deployTo === void 0) return void 0;
+  return buildHost(ctx, entry, text, parsed.spec, { deployTo: defaults.deployTo }, defaults);
+}
+function readHostMapping(ctx, entry, defaults) {
+  const fields = readMap(ctx, entry, HOST_KEYS);
+  const name = readText(ctx, required(ctx, fields, "name", entry));
+  const sshField = optional(fields, "ssh");
+  const address = sshField ? readText(ctx, sshField) : name;
+  if (sshField && name && /[\s\x00-\x1f\x7f]/.test(name.value)) {
+    report(ctx, name, `${show(name)} must not contain spaces or control characters`);
+  }
+  const parsed = address ? parseHostSpec(address.value) : void 0;
+  if (address && parsed && !parsed.ok) report(ctx, address, `${show(address)} ${parsed.problem}`);
+  const deployToField = optional(fields, "deploy_to");
+  const deployTo = deployToField ? readDeployTo(ctx, deployToField) : defaults.deployTo;
+  const user = readText(ctx, optional(fields, "user"));
+  if (user && !USER_PATTERN.test(user.value)) report(ctx, user, `${show(user)} is not a valid user name`);
+  const port = readInteger(ctx, optional(fields, "port"), 1, 65535);
+  const proxyJump = readProxyJump(ctx, optional(fields, "proxy_jump"));
+  if (parsed?.ok && parsed.spec.kind === "local") {
+    if (user) report(ctx, user, "does not apply to a local host");
+    if (port !== void 0) report(ctx, fields?.get("port") ?? entry, "does not apply to a local host");
+  }
+  if (parsed?.ok && parsed.spec.kind === "ssh" && address) {
+    if (user && parsed.spec.user !== void 0)
+      report(ctx, user, `conflicts with the user in ${show(address)}`);
+    if (port !== void 0 && parsed.spec.port !== void 0) {
+      report(ctx, fields?.get("port") ?? entry, `conflicts with the port in ${show(address)}`);
+    }
+  }
+  if (!name || !parsed?.ok || deployTo === void 0) return void 0;
+  const ssh = proxyJump ? { ...defaults.ssh, proxyJump } : defaults.ssh;
+  return buildHost(ctx, entry, name, parsed.spec, { deployTo, user: user?.value, port }, { ...defaults, ssh });
+}
+function buildHost(ctx, entry, name, spec, overrides, defaults) {
+  const common = { name: name.value, port: defaults.port, deployTo: overrides.deployTo, ssh: defaults.ssh };
+  const shownName = show(name);
+  if (spec.kind === "local") return { host: { ...common, kind: "local" }, shownName };
+  const user = spec.user ?? overrides.user ?? defaults.user ?? ctx.env.USER;
+  if (!user && !defaults.ssh.config) {
+    report(
+      ctx,
+      entry,
+      "has no user to connect as: write user@host, set ssh.user, or set USER in the environment"
+    );
+    return void 0;
+  }
+  const port = spec.port ?? overrides.port ?? defaults.port;
+  const explicit = [...defaults.ssh.explicit ?? []];
+  if (spec.user ?? overrides.user ?? defaults.user) explicit.push("user");
+  if (spec.port ?? overrides.port) explicit.push("port");
+  const ssh = { ...defaults.ssh, explicit };
+  return {
+    host: { ...common, ssh, kind: "ssh", ...user ? { user } : {}, hostname: spec.hostname, port },
+    shownName
+  };
+}
+
+// src/config/schema.ts
+var TOP_KEYS = [
+  "app",
+  "source",
+  "exclude",
+  "deploy_to",
+  "keep_releases",
+  "hosts",
+  "strategy",
+  "concurrency",
+  "batch",
+  "canary_then",
+  "on_failure",
+  "ssh",
+  "shared",
+  "install",
+  "server",
+  "health"
+];
+var SSH_KEYS = [
+  "user",
+  "identity",
+  "known_hosts",
+  "host_key",
+  "connect_timeout",
+  "client",
+  "config",
+  "proxy_jump"
+];
+var SHARED_KEYS = ["files", "dirs"];
+var INSTALL_KEYS = ["command", "lockfiles", "vendor", "check", "timeout"];
+var SERVER_KEYS = [
+  "kind",
+  "config",
+  "pidfile",
+  "control_url",
+  "control_token",
+  "restart",
+  "start",
+  "full_restart",
+  "env_files",
+  "restart_timeout"
+];
+var ENV_FILE_KEYS = ["path", "loaded_by"];
+var ENV_LOADERS = ["process_manager", "puma"];
+var HEALTH_KEYS = ["url", "expect", "timeout"];
+var SECTION_KEYS = {
+  ssh: SSH_KEYS,
+  shared: SHARED_KEYS,
+  install: INSTALL_KEYS,
+  server: SERVER_KEYS,
+  health: HEALTH_KEYS
+};
+var STRATEGIES = ["parallel", "rolling", "canary"];
+var ON_FAILURE = ["rollback", "stop"];
+var CANARY_THEN = ["parallel", "rolling"];
+var HOST_KEY_POLICIES = ["strict", "accept-new"];
+var SSH_CLIENTS = ["builtin", "openssh"];
+var RESTARTS = ["auto", "phased", "hot", "full", "none"];
+var SERVER_KINDS = ["puma"];
+var DEFAULTS = {
+  exclude: [".git", "log", "tmp", "node_modules"],
+  keepReleases: 5,
+  strategy: "parallel",
+  concurrency: 10,
+  batch: 1,
+  canaryThen: "parallel",
+  onFailure: "rollback",
+  port: 22,
+  ssh: {
+    /** Relative to the home directory. */
+    knownHosts: ".ssh/known_hosts",
+    hostKey: "strict",
+    connectTimeout: 10,
+    /** Read ~/.ssh/config. */
+    config: true
+  },
+  shared: { files: [], dirs: [] },
+  install: { lockfiles: ["Gemfile.lock"] },
+  server: {
+    kind: "puma",
+    config: "config/puma.rb",
+    pidfile: "shared/tmp/pids/puma.pid",
+    restart: "auto",
+    envFiles: []
+  },
+  health: { timeout: 60 }
+};
+function readConfig(ctx, file) {
+  const root = { node: ctx.doc.contents, path: "", offset: offsetOf(ctx.doc.contents, 0) };
+  if (isNull(root.node)) {
+    report(ctx, root, "the file is empty: it needs at least app, deploy_to and hosts");
+  }
+  const fields = isNull(root.node) ? void 0 : readMap(ctx, root, TOP_KEYS, SECTION_KEYS);
+  const appText = readText(ctx, required(ctx, fields, "app", root));
+  if (appText && !APP_PATTERN.test(appText.value)) {
+    report(
+      ctx,
+      appText,
+      `${show(appText)} must start with a letter or digit and hold only letters, digits, ., _ and -`
+    );
+  }
+  const sourceText = readText(ctx, optional(fields, "source"));
+  const source = sourceText ? readLocalPath(ctx, sourceText) : ctx.configDir;
+  const deployTo = readDeployTo(ctx, required(ctx, fields, "deploy_to", root));
+  const ssh = readSsh(ctx, optional(fields, "ssh"));
+  return {
+    file,
+    app: appText?.value ?? "",
+    source,
+    exclude: readRelativePaths(ctx, optional(fields, "exclude")) ?? [...DEFAULTS.exclude],
+    deployTo: deployTo ?? "",
+    keepReleases: readInteger(ctx, optional(fields, "keep_releases"), 1) ?? DEFAULTS.keepReleases,
+    hosts: readHosts(ctx, required(ctx, fields, "hosts", root), {
+      deployTo,
+      ssh: ssh.settings,
+      user: ssh.user,
+      port: DEFAULTS.port
+    }),
+    strategy: readEnum(ctx, optional(fields, "strategy"), STRATEGIES) ?? DEFAULTS.strategy,
+    concurrency: readInteger(ctx, optional(fields, "concurrency"), 1) ?? DEFAULTS.concurrency,
+    batch: readInteger(ctx, optional(fields, "batch"), 1) ?? DEFAULTS.batch,
+    canaryThen: readEnum(ctx, optional(fields, "canary_then"), CANARY_THEN) ?? DEFAULTS.canaryThen,
+    onFailure: readEnum(ctx, optional(fields, "on_failure"), ON_FAILURE) ?? DEFAULTS.onFailure,
+    ssh: ssh.settings,
+    shared: readShared(ctx, optional(fields, "shared")),
+    ...optionalSection("install", readInstall(ctx, optional(fields, "install"))),
+    ...optionalSection("server", readServer(ctx, optional(fields, "server"))),
+    ...optionalSection("health", readHealth(ctx, optional(fields, "health")))
+  };
+}
+function readSsh(ctx, field) {
+  const fields = field ? readMap(ctx, field, SSH_KEYS) : void 0;
+  const identity = readText(ctx, optional(fields, "identity"));
+  const knownHosts = readText(ctx, optional(fields, "known_hosts"));
+  const user = readText(ctx, optional(fields, "user"));
+  if (user && !USER_PATTERN.test(user.value)) report(ctx, user, `${show(user)} is not a valid user name`);
+  const hostKey = readEnum(ctx, optional(fields, "host_key"), HOST_KEY_POLICIES);
+  const connectTimeout = readDuration(ctx, optional(fields, "connect_timeout"));
+  const proxyJump = readProxyJump(ctx, optional(fields, "proxy_jump"));
+  const explicit = [];
+  if (identity) explicit.push("identity");
+  if (knownHosts) explicit.push("knownHosts");
+  if (hostKey) explicit.push("hostKey");
+  if (connectTimeout !== void 0) explicit.push("connectTimeout");
+  return {
+    settings: {
+      ...identity ? { identity: readLocalPath(ctx, identity) } : {},
+      knownHosts: knownHosts ? readLocalPath(ctx, knownHosts) : import_node_path2.default.join(ctx.homeDir, DEFAULTS.ssh.knownHosts),
+      hostKey: hostKey ?? DEFAULTS.ssh.hostKey,
+      connectTimeout: connectTimeout ?? DEFAULTS.ssh.connectTimeout,
+      config: readSshConfigChoice(ctx, optional(fields, "config")),
+      ...proxyJump ? { proxyJump } : {},
+      ...optionalSection("client", readEnum(ctx, optional(fields, "client"), SSH_CLIENTS)),
+      explicit
+    },
+    ...user ? { user: user.value } : {}
+  };
+}
+function readSshConfigChoice(ctx, field) {
+  if (!field) return DEFAULTS.ssh.config;
+  const node = deref(ctx, field.node);
+  if ((0, import_yaml3.isScalar)(node) && typeof node.value === "boolean") return node.value;
+  const text = readText(ctx, field);
+  return text ? readLocalPath(ctx, text) : DEFAULTS.ssh.config;
+}
+function readShared(ctx, field) {
+  const fields = field ? readMap(ctx, field, SHARED_KEYS) : void 0;
+  return {
+    files: readRelativePaths(ctx, optional(fields, "files")) ?? [...DEFAULTS.shared.files],
+    dirs: readRelativePaths(ctx, optional(fields, "dirs")) ?? [...DEFAULTS.shared.dirs]
+  };
+}
+function readInstall(ctx, field) {
+  if (!field) return void 0;
+  const fields = readMap(ctx, field, INSTALL_KEYS);
+  const command = readText(ctx, required(ctx, fields, "command", field));
+  const vendor = readText(ctx, optional(fields, "vendor"));
+  const vendorPath = vendor ? relativePath(ctx, vendor) : void 0;
+  const check = readText(ctx, optional(fields, "check"));
+  if (check && !vendor) report(ctx, check, "needs install.vendor: only reused dependencies are checked");
+  const timeout = readDuration(ctx, optional(fields, "timeout"));
+  return {
+    command: command?.value ?? "",
+    lockfiles: readRelativePaths(ctx, optional(fields, "lockfiles")) ?? [...DEFAULTS.install.lockfiles],
+    ...vendorPath ? { vendor: vendorPath } : {},
+    ...check?.value ? { check: check.value } : {},
+    ...timeout === void 0 ? {} : { timeout },
+    ...command?.fromEnv ? { commandAsWritten: command.raw } : {},
+    ...check?.fromEnv ? { checkAsWritten: check.raw } : {}
+  };
+}
+function readServer(ctx, field) {
+  if (!field) return void 0;
+  const fields = readMap(ctx, field, SERVER_KEYS);
+  const config = readText(ctx, optional(fields, "config"));
+  const pidfile = readText(ctx, optional(fields, "pidfile"));
+  const controlUrl = readText(ctx, optional(fields, "control_url"));
+  if (controlUrl && !/^(unix|tcp|ssl):\/\/./.test(controlUrl.value)) {
+    report(
+      ctx,
+      controlUrl,
+      `${show(controlUrl)} must be a Puma control URL: unix://PATH, tcp://HOST:PORT or ssl://\u2026`
+    );
+  }
+  const controlToken = readText(ctx, optional(fields, "control_token"));
+  const start = readText(ctx, optional(fields, "start"));
+  const fullRestart = readText(ctx, optional(fields, "full_restart"));
+  const envFiles = readEnvFiles(ctx, optional(fields, "env_files"));
+  const restartTimeout = readDuration(ctx, optional(fields, "restart_timeout"));
+  return {
+    kind: readEnum(ctx, optional(fields, "kind"), SERVER_KINDS) ?? DEFAULTS.server.kind,
+    config: (config && relativePath(ctx, config)) ?? DEFAULTS.server.config,
+    pidfile: (pidfile && hostPath(ctx, pidfile)) ?? DEFAULTS.server.pidfile,
+    ...controlUrl ? { controlUrl: controlUrl.value } : {},
+    ...controlToken ? { controlToken: controlToken.value } : {},
+    restart: readEnum(ctx, optional(fields, "restart"), RESTARTS) ?? DEFAULTS.server.restart,
+    ...start ? { start: start.value } : {},
+    ...fullRestart ? { fullRestart: fullRestart.value } : {},
+    envFiles: (envFiles ?? DEFAULTS.server.envFiles).filter((file) => file.loadedBy === "process_manager").map((file) => file.path),
+    pumaEnvFiles: (envFiles ?? DEFAULTS.server.envFiles).filter((file) => file.loadedBy === "puma").map((file) => file.path),
+    ...restartTimeout === void 0 ? {} : { restartTimeout }
+  };
+}
+function readEnvFiles(ctx, field) {
+  if (!field) return void 0;
+  const node = deref(ctx, field.node);
+  if (!(0, import_yaml3.isSeq)(node)) {
+    report(ctx, field, `must be a list, not ${describe(node)} (write [a, b] or one "- item" per line)`);
+    return void 0;
+  }
+  return node.items.map((item, index) => {
+    const entry = { node: item, path: `${field.path}[${index}]`, offset: offsetOf(item, field.offset) };
+    if (!(0, import_yaml3.isMap)(deref(ctx, item))) {
+      const text2 = readText(ctx, entry);
+      return { path: (text2 && hostPath(ctx, text2)) ?? "", loadedBy: "process_manager" };
+    }
+    const fields = readMap(ctx, entry, ENV_FILE_KEYS);
+    const text = readText(ctx, required(ctx, fields, "path", entry));
+    return {
+      path: (text && hostPath(ctx, text)) ?? "",
+      loadedBy: readEnum(ctx, optional(fields, "loaded_by"), ENV_LOADERS) ?? "process_manager"
+    };
+  });
+}
+function readHealth(ctx, field) {
+  if (!field) return void 0;
+  const fields = readMap(ctx, field, HEALTH_KEYS);
+  const url = readText(ctx, required(ctx, fields, "url", field));
+  if (url && !isHttpUrl(url.value)) report(ctx, url, `${show(url)} must be an http:// or https:// URL`);
+  const expect = readText(ctx, optional(fields, "expect"));
+  return {
+    url: url?.value ?? "",
+    ...url?.fromEnv ? { urlAsWritten: url.raw } : {},
+    ...expect ? { expect: expect.value } : {},
+    timeout: readDuration(ctx, optional(fields, "timeout")) ?? DEFAULTS.health.timeout
+  };
+}
+
+// src/config/ssh-env.ts
+var import_node_path3 = __toESM(require("node:path"), 1);
+var SSH_ENV = {
+  /** Replaces `ssh.identity`. */
+  identity: "DEPLOYER_SSH_IDENTITY",
+  /** Replaces `ssh.known_hosts`. */
+  knownHosts: "DEPLOYER_KNOWN_HOSTS",
+  /** Replaces `ssh.host_key`: `strict` or `accept-new`. */
+  hostKey: "DEPLOYER_HOST_KEY"
+};
+var HOST_KEY_POLICIES2 = ["strict", "accept-new"];
+function applySshEnv(config, env, options) {
+  const identity = env[SSH_ENV.identity];
+  const knownHosts = env[SSH_ENV.knownHosts];
+  const hostKey = env[SSH_ENV.hostKey];
+  if (!identity && !knownHosts && !hostKey) return config;
+  if (hostKey && !HOST_KEY_POLICIES2.includes(hostKey)) {
+    throw new DeployerError(
+      `${SSH_ENV.hostKey} must be ${HOST_KEY_POLICIES2.join(" or ")}, not ${JSON.stringify(hostKey)}.`,
+      { exitCode: ExitCode.config, hint: `Unset ${SSH_ENV.hostKey} to use ssh.host_key from the config.` }
+    );
+  }
+  const local = (value) => value === "~" || value.startsWith("~/") ? import_node_path3.default.join(options.homeDir, value.slice(2)) : import_node_path3.default.resolve(options.cwd, value);
+  const given = [
+    ...identity ? ["identity"] : [],
+    ...knownHosts ? ["knownHosts"] : [],
+    ...hostKey ? ["hostKey"] : []
+  ];
+  const override = (ssh) => ({
+    ...ssh,
+    // Given by the environment, so they win over ssh_config like deployer.yml's own.
+    ...ssh.explicit ? { explicit: [.../* @__PURE__ */ new Set([...ssh.explicit, ...given])] } : {},
+    ...identity ? { identity: local(identity) } : {},
+    ...knownHosts ? { knownHosts: local(knownHosts) } : {},
+    ...hostKey ? { hostKey } : {}
+  });
+  return {
+    ...config,
+    ssh: override(config.ssh),
+    hosts: config.hosts.map((host) => ({ ...host, ssh: override(host.ssh) }))
+  };
+}
+
+// src/config/load.ts
+async function loadConfig(file, options = {}) {
+  const env = options.env ?? process.env;
+  const cwd = options.cwd ?? process.cwd();
+  const homeDir = env.HOME || import_node_os2.default.homedir();
+  const absolute = import_node_path4.default.resolve(cwd, file);
+  let text;
+  try {
+    text = await (0, import_promises.readFile)(absolute, "utf8");
+  } catch (error) {
+    const code2 = error.code;
+    if (code2 === "ENOENT") {
+      throw new DeployerError(`There is no config file at ${absolute}.`, {
+        exitCode: ExitCode.config,
+        hint: "Run `deployer init` to write one, or pass --config FILE.",
+        cause: error
+      });
+    }
+    throw new DeployerError(`Cannot read the config file ${absolute} (${code2 ?? String(error)}).`, {
+      exitCode: ExitCode.config,
+      hint: "Check that the path is a readable file.",
+      cause: error
+    });
+  }
+  return applySshEnv(parseConfig(text, absolute, env, homeDir), env, { cwd, homeDir });
+}
+function parseConfig(text, file, env, homeDir) {
+  const lineCounter = new import_yaml4.LineCounter();
+  const doc = (0, import_yaml4.parseDocument)(text, { lineCounter, prettyErrors: false });
+  const format = (problems) => formatProblems(file, lineCounter, problems);
+  if (doc.errors.length > 0) throw new ConfigError(file, format(doc.errors.map(syntaxProblem)));
+  const ctx = { doc, env, homeDir, configDir: import_node_path4.default.dirname(file), problems: [] };
+  const config = readConfig(ctx, file);
+  if (ctx.problems.length > 0) throw new ConfigError(file, format(ctx.problems));
+  return config;
 }
 
 // src/action/github.ts
@@ -33880,356 +33930,6 @@ var SCAN = [
 // src/restart/preload.ts
 var import_semver = __toESM(require_semver2(), 1);
 
-// src/restart/server-probe.ts
-var PROBE_MARK = "deployer-server-probe/1";
-var CONFIG_RB = String.raw`
-require "json"
-answer = $stdout.dup
-$stdout.reopen($stderr)
-file, mode = ARGV
-facts = { "ok" => false }
-config = nil
-begin
-  if mode == "bundle"
-    begin
-      require "bundler/setup"
-    rescue StandardError, LoadError => e
-      # Not a config error: the release's bundle itself does not load (pumaVersion stays null).
-      raise "the release's bundle (#{ENV["BUNDLE_GEMFILE"]}) does not load: #{e.class}: #{e.message}"
-    end
-  end
-  require "puma"
-  require "puma/configuration"
-  facts["pumaVersion"] = Puma::Const::PUMA_VERSION
-  # prune_bundler re-execs bin/puma-wild; Debian's packaged Puma ships none and aborts at boot (F10).
-  spec = Gem.loaded_specs["puma"]
-  facts["pumaWild"] = spec.full_require_paths.any? { |d| File.exist?(File.join(d, "../bin/puma-wild")) } if spec
-  raise "#{file} does not exist in #{Dir.pwd}" unless File.file?(file)
-  config = Puma::Configuration.new({ config_files: [file] })
-  config.load
-  # Before clamp, which on 8.0 writes the binds it rewrites for IPv6 into the user layer.
-  layers = config.instance_variable_get(:@_options) || config.instance_variable_get(:@options)
-  facts["bindsInFile"] = layers.file_options.key?(:binds) if layers.respond_to?(:file_options)
-  # 7.0+ refuse options until clamp (puma/puma#3297), which runs the single/cluster blocks (8.0), decides
-  # the conditional preload default and rewrites [::] binds when the host has no IPv6, as Puma's boot does.
-  # Before 7, Puma's boot clamps too, but only after forking; nothing here needs it.
-  config.clamp if Gem::Version.new(Puma::Const::PUMA_VERSION) >= Gem::Version.new("7")
-  options = config.options
-  workers = options[:workers]
-  workers = workers == :auto ? Etc.nprocessors : workers.to_i
-  prune = options[:prune_bundler] ? true : false
-  # Only the file layer tells "preload_app! written in the file" from Puma's computed default.
-  explicit = options.file_options.key?(:preload_app) ? (options.file_options[:preload_app] ? true : false) : nil
-  # 5.x/6.x compute the default in Configuration#initialize from WEB_CONCURRENCY; 7.0+ at clamp, from the
-  # workers and prune_bundler the files set (puma/puma#3297).
-  default_preload = options.default_options[:preload_app] ? true : false
-  fork = options[:fork_worker]
-  str = ->(value) { value.nil? ? nil : value.to_s }
-  facts.merge!(
-    "ok" => true,
-    "workers" => workers,
-    "preloadApp" => explicit,
-    "defaultPreload" => default_preload,
-    "pruneBundler" => prune,
-    "directory" => str.(options[:directory]),
-    "binds" => Array(options[:binds]).map(&:to_s),
-    "pidfile" => str.(options[:pidfile]),
-    "controlUrl" => str.(options[:control_url]),
-    "stateFile" => str.(options[:state]),
-    "stdoutRedirect" => str.(options[:redirect_stdout]),
-    "workerShutdownTimeout" => options[:worker_shutdown_timeout],
-    "workerBootTimeout" => options[:worker_boot_timeout],
-    "forkWorker" => fork ? (fork == true ? 1000 : fork.to_i) : nil
-  )
-# A syntax error is a ScriptError and an exit in the file a SystemExit: neither is a StandardError.
-rescue Exception => e
-  # A NameError's message inspects its receiver: on Ruby 3.1 a Puma DSL or Configuration, options and
-  # control token included. Say only which name failed and where.
-  if e.is_a?(NameError)
-    where = e.backtrace.to_a.find { |line| line.start_with?(file, "./#{file}", File.expand_path(file)) }
-    where = where && where[/\A.*?:\d+/]
-    text = "#{e.class}: #{e.is_a?(NoMethodError) ? "undefined method" : "undefined name"} '#{e.name}'#{where ? " at #{where}" : ""}"
-  else
-    text = e.instance_of?(RuntimeError) ? e.message : "#{e.class}: #{e.message}"
-  end
-  # Whatever the file set as control token so far, and any object's inspect output, never leaves here.
-  layers = config && (config.instance_variable_get(:@_options) || config.instance_variable_get(:@options))
-  secrets = [:user_options, :file_options, :default_options].map do |layer|
-    layers.respond_to?(layer) ? layers.public_send(layer)[:control_auth_token] : nil
-  end
-  secrets.each { |secret| text = text.gsub(secret, "[redacted]") if secret.is_a?(String) && secret.length >= 4 }
-  # Each #<...> up to its balanced end (or the end of the text, when a string in it holds a stray bracket).
-  shown = +""
-  while (start = text.index("#<"))
-    depth = 0
-    stop = (start...text.length).find { |i| (depth += { "<" => 1, ">" => -1 }.fetch(text[i], 0)).zero? && text[i] == ">" }
-    shown << text[0...start] << "#<...>"
-    text = stop ? text[(stop + 1)..-1] : ""
-  end
-  facts["error"] = (shown + text)[0, 600]
-end
-answer.write(JSON.generate(facts) + "\n")
-`;
-var PROBE_RB = String.raw`
-require "json"
-require "socket"
-require "rbconfig"
-
-pidfile, control_url, configs_json, deploy_to, config_rb, expected_json = ARGV
-token = $stdin.read.to_s.strip
-
-def slurp(path)
-  File.binread(path)
-rescue SystemCallError, IOError
-  nil
-end
-
-def link(path)
-  File.readlink(path)
-rescue SystemCallError
-  nil
-end
-
-def proctitle(pid)
-  raw = slurp("/proc/#{pid}/cmdline")
-  raw && raw.split("\0").reject(&:empty?).join(" ").strip
-end
-
-# "pid (comm) state ppid ... starttime ...": comm may itself hold spaces and parentheses. starttime (field
-# 22, clock ticks since boot) tells a process from a later one that reused its pid; exec keeps it.
-def stat_of(pid)
-  raw = slurp("/proc/#{pid}/stat") or return nil
-  fields = raw[(raw.rindex(")") + 2)..-1].split(" ")
-  { state: fields[0], ppid: fields[1].to_i, start: fields[19].to_i }
-end
-
-def short(text, max = 300)
-  text = text.to_s.strip
-  text.length > max ? text[0, max] + "..." : text
-end
-
-master = { "pidfile" => pidfile, "pid" => nil, "alive" => false, "isPuma" => false, "running" => false,
-           "environReadable" => false, "env" => {} }
-master_env = nil
-# The master seen before a restart (pid and start time), when the caller knows it. Puma rewrites its
-# pidfile when the re-exec'd master boots (truncate, then write), so for a moment it can hold no pid.
-expected = (JSON.parse(expected_json.to_s) rescue nil)
-expected = nil unless expected.is_a?(Hash) && expected["pid"].is_a?(Integer)
-pid_text = slurp(pidfile)
-pid = pid_text && pid_text.strip =~ /\A\d+\z/ ? pid_text.strip.to_i : nil
-if pid.nil? && expected && (seen = stat_of(expected["pid"])) && seen[:state] != "Z" && seen[:start] == expected["startTime"]
-  pid = expected["pid"]
-  master["pidFromExpected"] = true
-end
-if pid.nil?
-  master["pidfileError"] = pid_text.nil? ? (File.exist?(pidfile) ? "unreadable" : "missing") : "no pid in it"
-else
-  master["pid"] = pid
-  stat = stat_of(pid)
-  # A zombie has already exited; it only waits to be reaped.
-  if stat && stat[:state] != "Z"
-    master["alive"] = true
-    master["startTime"] = stat[:start]
-    title = proctitle(pid).to_s
-    # The master's proctitle is "puma <version> (<binds>) [tag]"; anything else is a stale pidfile,
-    master["isPuma"] = master["running"] = title.start_with?("puma ")
-    # or a master in the middle of a hot restart: USR2 re-execs it (same pid, same start time) and until
-    # Puma sets its proctitle again its cmdline is the command it runs ("ruby .../bin/puma -C ...") or empty.
-    master["settling"] = !master["isPuma"] && (title.empty? || title.match?(%r{(\A|[/ ])puma(-wild)?( |\z)}))
-  end
-  # Nothing more about an unrelated process: its command line may hold secrets.
-  if master["running"]
-    master["proctitle"] = title
-    if (m = title.match(/\Apuma (\S+) \((.*?)\)(?: \[(.*)\])?\z/))
-      master["pumaVersion"] = m[1]
-      master["binds"] = m[2].split(",")
-      master["tag"] = m[3] if m[3]
-    end
-    master["cwd"] = link("/proc/#{pid}/cwd")
-    exe = link("/proc/#{pid}/exe")
-    master["exe"] = exe
-    if exe && File.basename(exe) =~ /ruby/ && !exe.end_with?(" (deleted)")
-      version = IO.popen({ "RUBYOPT" => nil }, [exe, "--disable-gems", "-e", "print RUBY_VERSION"], err: File::NULL, &:read) rescue nil
-      master["rubyVersion"] = version if $?&.success? && version =~ /\A\d+\.\d+/
-    end
-    environ = slurp("/proc/#{pid}/environ")
-    if environ
-      master_env = {}
-      environ.split("\0").each do |pair|
-        key, value = pair.split("=", 2)
-        master_env[key] = value if key && !key.empty? && value
-      end
-      master["environReadable"] = true
-      # Only these derived facts: the rest of the environment holds secrets.
-      master["env"] = { "pwd" => master_env["PWD"], "webConcurrency" => master_env["WEB_CONCURRENCY"],
-                        "skipUsr2" => master_env.key?("PUMA_SKIP_SIGUSR2"), "bundleGemfile" => master_env["BUNDLE_GEMFILE"] }
-    end
-  end
-end
-
-workers = []
-if master["running"]
-  pid = master["pid"]
-  candidates = {}
-  Dir.children("/proc").each do |name|
-    next unless name =~ /\A\d+\z/
-    stat = stat_of(name) or next
-    next if stat[:state] == "Z"
-    title = proctitle(name) or next
-    next unless title.include?("cluster worker")
-    candidates[name.to_i] = [stat[:ppid], title]
-  end
-  candidates.each do |cpid, (ppid, title)|
-    # With fork_worker, workers 1..N-1 are forked by worker 0: the master's grandchildren.
-    next unless ppid == pid || (candidates[ppid] && candidates[ppid][0] == pid)
-    m = title.match(/cluster worker (\d+): (\d+)(?: \[(.*)\])?/)
-    worker = { "pid" => cpid, "ppid" => ppid, "index" => m && m[1].to_i, "masterPid" => m && m[2].to_i,
-               "cwd" => link("/proc/#{cpid}/cwd"), "cmdline" => title }
-    worker["tag"] = m[3] if m && m[3]
-    workers << worker
-  end
-  workers.sort_by! { |w| [w["index"] || -1, w["pid"]] }
-end
-
-def fetch_stats(url, token)
-  m = url.match(%r{\A(unix|tcp)://(.+)\z}) or return [nil, "unsupported control URL #{url}"]
-  # Puma compares the raw query string, so the token cannot be escaped: refuse what would break the request.
-  return [nil, "the control token holds whitespace"] if token =~ /\s/
-  socket =
-    if m[1] == "unix"
-      path = m[2].start_with?("@") ? "\0" + m[2][1..-1] : m[2]
-      UNIXSocket.new(path)
-    else
-      host, port = m[2].match(/\A\[?(.*?)\]?:(\d+)\z/)&.captures
-      return [nil, "no port in control URL #{url}"] unless port
-      Socket.tcp(host, port.to_i, connect_timeout: 3)
-    end
-  query = token.empty? ? "" : "?token=#{token}"
-  # HTTP/1.0 makes Puma close the connection after the answer, so reading to EOF is enough.
-  socket.write("GET /stats#{query} HTTP/1.0\r\nHost: localhost\r\nConnection: close\r\n\r\n")
-  data = +""
-  deadline = Time.now + 5
-  loop do
-    left = deadline - Time.now
-    return [nil, "no answer from #{url} within 5 s"] if left <= 0 || !IO.select([socket], nil, nil, left)
-    chunk = socket.read_nonblock(65536, exception: false)
-    break if chunk.nil?
-    data << chunk if chunk.is_a?(String)
-  end
-  head, body = data.split("\r\n\r\n", 2)
-  status = head.to_s[%r{\AHTTP/\d(?:\.\d)? (\d{3})}, 1]
-  return [nil, "not an HTTP answer from #{url}"] unless status
-  return [nil, "HTTP #{status}: #{short(body, 120)}"] unless status == "200"
-  [JSON.parse(body.to_s), nil]
-rescue JSON::ParserError
-  [nil, "stats from #{url} are not JSON"]
-rescue Errno::ENOENT
-  [nil, "control socket #{m[2]} does not exist"]
-rescue Errno::ECONNREFUSED
-  [nil, "connection refused at #{url}"]
-rescue SystemCallError, IOError, SocketError => e
-  [nil, short("#{e.class}: #{e.message}")]
-ensure
-  socket&.close rescue nil
-end
-
-stats = stats_error = nil
-stats, stats_error = fetch_stats(control_url, token) unless control_url.empty?
-
-def run_child(env, argv, dir, timeout)
-  out_r, out_w = IO.pipe
-  err_r, err_w = IO.pipe
-  pid = Process.spawn(env, *argv, chdir: dir, unsetenv_others: true, in: File::NULL, out: out_w, err: err_w)
-  out_w.close
-  err_w.close
-  buffers = { out_r => +"", err_r => +"" }
-  deadline = Time.now + timeout
-  until buffers.keys.all?(&:closed?)
-    left = deadline - Time.now
-    ready = left > 0 && IO.select(buffers.keys.reject(&:closed?), nil, nil, left)
-    unless ready
-      Process.kill("KILL", pid) rescue nil
-      Process.wait(pid)
-      return [nil, "evaluating it took longer than #{timeout} s"]
-    end
-    ready[0].each do |io|
-      chunk = io.read_nonblock(65536, exception: false)
-      if chunk.nil? then io.close elsif chunk.is_a?(String) then buffers[io] << chunk end
-    end
-  end
-  Process.wait(pid)
-  [buffers[out_r], buffers[err_r]]
-end
-
-# Evaluate configs with the master's interpreter and environment when we can see them: that is how the
-# master read its config, and config files read ENV (WEB_CONCURRENCY, PUMA_BIND, ...).
-interpreter = master["exe"] if master["running"] && master["exe"] && File.basename(master["exe"]) =~ /ruby/ &&
-                               File.executable?(master["exe"])
-interpreter ||= RbConfig.ruby
-child_env = master_env || ENV.to_h
-# A release that bundles Puma (its Gemfile.lock, or Gemfile before the first install, names it) is read
-# by that Puma under its own bundle, as "bundle exec puma" in it will run: never by the master's Puma or
-# whichever one the SSH shell finds. The running release's config keeps the master's own environment.
-def bundles_puma?(dir)
-  lock = File.join(dir, "Gemfile.lock")
-  return File.read(lock).match?(/^    puma \(/) if File.file?(lock)
-  gemfile = File.join(dir, "Gemfile")
-  File.file?(gemfile) && File.read(gemfile).match?(/^\s*gem\s+["']puma["']/)
-rescue SystemCallError
-  false
-end
-
-# The master's environment without what its own "bundle exec" put there (Bundler keeps the values it
-# replaced in BUNDLER_ORIG_*), pointed at the release's Gemfile; Bundler then reads that release's
-# .bundle/config (its path, without, ...) itself.
-def release_bundle_env(env, dir)
-  clean = env.reject { |key, _| key.start_with?("BUNDLER_ORIG_") }
-  env.each do |key, value|
-    next unless key.start_with?("BUNDLER_ORIG_")
-    name = key.delete_prefix("BUNDLER_ORIG_")
-    if value == "BUNDLER_ENVIRONMENT_PRESERVER_INTENTIONALLY_NIL" then clean.delete(name) else clean[name] = value end
-  end
-  %w[BUNDLE_BIN_PATH BUNDLER_SETUP BUNDLER_VERSION].each { |key| clean.delete(key) }
-  rubyopt = clean["RUBYOPT"].to_s.split(" ").reject { |opt| opt =~ /\A-r\s*bundler\/setup\z/ || opt.include?("bundler/setup") }
-  rubyopt.empty? ? clean.delete("RUBYOPT") : clean["RUBYOPT"] = rubyopt.join(" ")
-  clean.merge("BUNDLE_GEMFILE" => File.join(dir, "Gemfile"))
-end
-
-def evaluate_config(entry, interpreter, env, deploy_to, config_rb, master_cwd = nil, token = "")
-  dir = File.expand_path(entry["dir"], deploy_to)
-  return { "ok" => false, "error" => "directory #{dir} does not exist" } unless File.directory?(dir)
-  running = master_cwd && (File.realpath(dir) rescue dir) == master_cwd
-  bundle = !running && bundles_puma?(dir)
-  env = release_bundle_env(env, dir) if bundle
-  out, err = run_child(env, [interpreter, "-e", config_rb, "--", entry["file"], bundle ? "bundle" : "plain"], dir, 30)
-  return { "ok" => false, "error" => err } if out.nil?
-  line = out.lines.reverse.find { |l| l.start_with?("{") }
-  facts = line ? JSON.parse(line) : { "ok" => false, "error" => short("the config evaluator printed nothing: #{err.to_s.lines.last(3).join}") }
-  facts["error"] = facts["error"].gsub(token, "[redacted]") if facts["error"].is_a?(String) && token.length >= 4
-  facts
-rescue SystemCallError, JSON::ParserError => e
-  { "ok" => false, "error" => short("#{e.class}: #{e.message}") }
-end
-
-configs = JSON.parse(configs_json).map do |entry|
-  { "dir" => entry["dir"], "file" => entry["file"], "envSource" => master_env ? "master" : "probe" }
-    .merge(evaluate_config(entry, interpreter, child_env, deploy_to, config_rb, master["running"] && master["cwd"], token))
-end
-
-# Ports in LISTEN state (st 0A) in this network namespace: a port Puma needs that something else holds.
-listening = %w[/proc/net/tcp /proc/net/tcp6].flat_map do |table|
-  (slurp(table) || "").lines.drop(1).filter_map do |row|
-    fields = row.split
-    fields[1].split(":").last.to_i(16) if fields[3] == "0A"
-  end
-end.uniq.sort
-
-current = File.realpath(File.join(deploy_to, "current")) rescue nil
-puts JSON.generate("probe" => "${PROBE_MARK}", "master" => master, "workers" => workers, "stats" => stats,
-                   "statsError" => stats_error, "configs" => configs, "currentPath" => current,
-                   "listeningPorts" => listening)
-`;
-
 // src/transport/pid-line.ts
 var MAX_HELD = 64 * 1024;
 
@@ -34398,7 +34098,7 @@ async function runAction(env) {
   const parsed = parseInputs(env);
   if (!parsed.ok) return finish(env, void 0, { ok: false, error: parsed.error }, ExitCode.usage);
   const inputs = parsed.inputs;
-  const cwd = import_node_path3.default.resolve(env.GITHUB_WORKSPACE || process.cwd(), inputs.workingDirectory);
+  const cwd = import_node_path5.default.resolve(env.GITHUB_WORKSPACE || process.cwd(), inputs.workingDirectory);
   if (!(await (0, import_promises2.stat)(cwd).catch(() => void 0))?.isDirectory()) {
     const error = {
       message: `The working-directory input names ${cwd}, which is not a directory.`,
@@ -34409,12 +34109,12 @@ async function runAction(env) {
   }
   const refused = checkSshInputs(inputs, await sshTargets(inputs, cwd, env), Boolean(env.SSH_AUTH_SOCK));
   if (refused) return finish(env, inputs.command, { ok: false, error: refused.error }, ExitCode.usage);
-  const dir = await (0, import_promises2.mkdtemp)(import_node_path3.default.join(env.RUNNER_TEMP || import_node_os3.default.tmpdir(), "deployer-"));
+  const dir = await (0, import_promises2.mkdtemp)(import_node_path5.default.join(env.RUNNER_TEMP || import_node_os3.default.tmpdir(), "deployer-"));
   let run;
   try {
     const write = async (name, text) => {
       if (text.trim() === "") return void 0;
-      const file = import_node_path3.default.join(dir, name);
+      const file = import_node_path5.default.join(dir, name);
       await (0, import_promises2.writeFile)(file, normaliseFileText(text), { mode: 384, flag: "wx" });
       return file;
     };
@@ -34505,15 +34205,15 @@ function parseResult(stdout) {
   }
 }
 function deployerBin() {
-  let dir = import_node_path3.default.dirname(import_node_path3.default.resolve(process.argv[1] ?? "."));
-  const bundled = import_node_path3.default.join(dir, "deployer.cjs");
+  let dir = import_node_path5.default.dirname(import_node_path5.default.resolve(process.argv[1] ?? "."));
+  const bundled = import_node_path5.default.join(dir, "deployer.cjs");
   if ((0, import_node_fs.existsSync)(bundled)) return bundled;
-  while (!(0, import_node_fs.existsSync)(import_node_path3.default.join(dir, "package.json")) || !(0, import_node_fs.existsSync)(import_node_path3.default.join(dir, "bin", "run.js"))) {
-    const parent = import_node_path3.default.dirname(dir);
+  while (!(0, import_node_fs.existsSync)(import_node_path5.default.join(dir, "package.json")) || !(0, import_node_fs.existsSync)(import_node_path5.default.join(dir, "bin", "run.js"))) {
+    const parent = import_node_path5.default.dirname(dir);
     if (parent === dir) throw new Error("Cannot find bin/run.js above the action script.");
     dir = parent;
   }
-  return import_node_path3.default.join(dir, "bin", "run.js");
+  return import_node_path5.default.join(dir, "bin", "run.js");
 }
 runAction(process.env).then(
   (code2) => {

@@ -59,3 +59,6 @@ export async function pollUntil<T>(
     intervalMs = Math.min(maxIntervalMs, Math.round(intervalMs * 1.5))
   }
 }
+
+/** How often the waits of a restart look again (the health check every other time). */
+export const RESTART_POLL_MS = 250

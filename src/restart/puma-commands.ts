@@ -1,5 +1,6 @@
 import { posix } from 'node:path'
 import { quote } from '../transport/quote.js'
+import { HEALTH_CHECK_RB } from './ruby-scripts.js'
 
 /*
  * Pure builders of the commands that drive Puma on a host. Signals go straight to the master pid, read
@@ -10,7 +11,8 @@ import { quote } from '../transport/quote.js'
 /** Sends `signal` to the master named by the pidfile, only if that pid is a live Puma. */
 export function signalMasterCommand(pidfile: string, signal: 'USR1' | 'USR2' | 'TERM'): string {
   return [
-    `pid=$(cat ${quote(pidfile)} 2>/dev/null) || { echo "no pidfile at ${pidfile.replaceAll('"', '')}" >&2; exit 3; }`,
+    // Paths reach the messages through quote() too: inside "..." a `$(...)` in deploy_to would run.
+    `pid=$(cat ${quote(pidfile)} 2>/dev/null) || { echo ${quote(`no pidfile at ${pidfile}`)} >&2; exit 3; }`,
     `case "$(tr '\\0' ' ' < /proc/$pid/cmdline 2>/dev/null)" in puma*) ;; *) echo "pid $pid from the pidfile is not a running Puma" >&2; exit 3;; esac`,
     `kill -${signal} "$pid" && echo "$pid"`,
   ].join('\n')
@@ -49,7 +51,7 @@ export function tailLogCommand(logs: readonly string[], lines: number): string {
   return logs
     .map(
       (log) =>
-        `if [ -r ${quote(log)} ]; then echo "== ${log.replaceAll('"', '')}"; tail -n ${Math.trunc(lines)} ${quote(log)}; fi`,
+        `if [ -r ${quote(log)} ]; then echo ${quote(`== ${log}`)}; tail -n ${Math.trunc(lines)} ${quote(log)}; fi`,
     )
     .join('\n')
 }
@@ -68,22 +70,23 @@ export function envFilesHashCommand(files: readonly string[]): string {
 
 /**
  * Fetches the health URL on the host (it is usually a loopback address there), prints the status code on
- * the first line and at most 4 KiB of body. Ruby's Net::HTTP, since Ruby is on every Puma host.
+ * the first line and at most 4 KiB of body. Ruby's Net::HTTP (ruby/health-check.rb), since Ruby is on
+ * every Puma host.
  */
 export function healthCheckCommand(url: string, timeoutSeconds: number): string {
-  const script = [
-    'require "net/http"; require "uri"',
-    'uri = URI(ENV.fetch("DEPLOYER_HEALTH_URL")); t = Float(ARGV[0])',
-    'begin',
-    '  res = Net::HTTP.start(uri.host, uri.port, use_ssl: uri.scheme == "https", open_timeout: t, read_timeout: t) { |h| h.request(Net::HTTP::Get.new(uri)) }',
-    '  puts res.code; print res.body.to_s[0, 4096]',
-    'rescue => e',
-    '  puts "000"; print "#{e.class}: #{e.message}"',
-    'end',
-  ].join('\n')
   // The URL goes in the environment, not ruby's argv: a `${VAR}` in health.url must not show in `ps`.
   // No RubyGems: the standard library is enough, and a start costs a sixth of the CPU without it.
-  return `DEPLOYER_HEALTH_URL=${quote(url)} ruby --disable-gems -e ${quote(script)} ${quote(timeoutSeconds)}`
+  return `DEPLOYER_HEALTH_URL=${quote(url)} ruby --disable-gems -e ${quote(HEALTH_CHECK_RB)} ${quote(timeoutSeconds)}`
+}
+
+/** Prints a file (a release's REVISION, its fingerprints); `quiet` hides the error when it is missing. */
+export function readFileCommand(file: string, options: { quiet?: boolean } = {}): string {
+  return `cat ${quote(file)}${options.quiet ? ' 2>/dev/null' : ''}`
+}
+
+/** Prints the physical path of a directory (`current` resolved to `releases/N`, symlinks in deploy_to too). */
+export function realPathCommand(dir: string): string {
+  return `cd ${quote(dir)} && pwd -P`
 }
 
 /** Parses healthCheckCommand's output. */

@@ -1,3 +1,5 @@
+import type { ServerProbe } from './probe-facts.js'
+
 /** One look at the server during verification, reduced to what the checks need. */
 export interface Snapshot {
   /** null when no Puma master is running. */
@@ -228,4 +230,48 @@ export function isBaselineMaster(
     seen.startTime === null ||
     seen.startTime === baseline.masterStartTime
   )
+}
+
+/** What a probe saw, as assessRestart compares it with the baseline. */
+export function snapshotOf(probe: ServerProbe): Snapshot {
+  const status = new Map((probe.stats?.workerStatus ?? []).map((entry) => [entry.pid, entry]))
+  const master = probe.master
+  return {
+    masterPid: master.running ? master.pid : null,
+    masterStartTime: master.running ? (master.startTime ?? null) : null,
+    settlingMaster:
+      master.settling && master.pid !== null
+        ? { pid: master.pid, startTime: master.startTime ?? null }
+        : null,
+    masterCwd: probe.master.cwd ?? null,
+    startedAt: probe.stats?.startedAt ?? null,
+    phase: probe.stats?.phase ?? null,
+    oldWorkers: probe.stats?.oldWorkers ?? null,
+    bootedWorkers: probe.stats?.bootedWorkers ?? null,
+    workers: [
+      ...probe.workers.map((worker) => {
+        const entry = status.get(worker.pid)
+        return {
+          index: entry?.index ?? worker.index ?? null,
+          pid: worker.pid,
+          phase: entry?.phase ?? null,
+          booted: entry ? entry.booted : null,
+          cwd: worker.cwd ?? null,
+        }
+      }),
+      // Workers Puma knows about but that /proc no longer shows (crashed between the two reads).
+      ...(probe.stats?.workerStatus ?? [])
+        .filter(
+          (entry) =>
+            entry.pid !== null && !probe.workers.some((worker) => worker.pid === entry.pid) && !entry.booted,
+        )
+        .map((entry) => ({
+          index: entry.index,
+          pid: entry.pid as number,
+          phase: entry.phase,
+          booted: false,
+          cwd: null,
+        })),
+    ],
+  }
 }

@@ -1,19 +1,23 @@
-import { rm, writeFile } from 'node:fs/promises'
+import { writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { expect } from 'chai'
 import type { Finding, HostCheck } from '../../src/check/findings.js'
 import type { CheckResult } from '../../src/check/run-check.js'
 import { type CliResult, parseJson, runCli } from '../support/cli.js'
-import { DEPLOY_USER, makeWorkspace, type Workspace } from '../support/fixture.js'
-import { PUMA_TOKEN, stopPuma, writePumaApp, writePumaConfig } from '../support/puma-app.js'
-import { findFreePort, startSshd, type TestSshd } from '../support/sshd.js'
+import type { Workspace } from '../support/fixture.js'
+import { PUMA_TOKEN, writePumaApp, writePumaConfig } from '../support/puma-app.js'
+import { usePumaWorkspace } from '../support/suite.js'
 
 /** `deployer check` on apps that bundle Puma 7.2 and 8.0, whose defaults differ from 5.6's. */
 describe('deployer check on apps that bundle Puma 7.2 and 8.0 (real sshd, real Puma)', function () {
   this.timeout(180_000)
-  let sshd: TestSshd
   let ws: Workspace
   let port: number
+  const suite = usePumaWorkspace({
+    setup: async (env) => {
+      ;({ ws, port } = env)
+    },
+  })
 
   const deployer = (...args: string[]): Promise<CliResult> =>
     runCli([...args, '--config', ws.config], { env: { PUMA_TOKEN } })
@@ -22,24 +26,9 @@ describe('deployer check on apps that bundle Puma 7.2 and 8.0 (real sshd, real P
   const findingsOf = (host: HostCheck | undefined, check: string): Finding[] =>
     host?.findings.filter((finding) => finding.check === check) ?? []
 
-  before(async () => {
-    sshd = await startSshd({ user: DEPLOY_USER, createUser: true })
-  })
-  after(async () => {
-    await sshd?.stop()
-  })
-  beforeEach(async () => {
-    ws = await makeWorkspace(DEPLOY_USER)
-    port = await findFreePort()
-  })
-  afterEach(async () => {
-    await stopPuma(ws)
-    await rm(ws.dir, { recursive: true, force: true })
-  })
-
   it('Puma 7.2.1 running with its default preload (2 workers, no preload_app! false): warns and says how to keep phased restarts', async () => {
     await writePumaApp(ws, { port, version: 'v1', bundledPuma: '7.2.1', preload: 'unset' })
-    await writePumaConfig(ws, sshd, { port, bundledPuma: '7.2.1' })
+    await writePumaConfig(ws, suite.sshd, { port, bundledPuma: '7.2.1' })
     const release = await deployer('release')
     expect(release.code, release.stderr).to.equal(0)
     const host = await check()
@@ -58,7 +47,7 @@ describe('deployer check on apps that bundle Puma 7.2 and 8.0 (real sshd, real P
       join(ws.source, 'config/puma.rb'),
       `directory ${JSON.stringify(join(ws.deployTo, 'current'))}\nworkers 2\n`,
     )
-    await writePumaConfig(ws, sshd, { port, bundledPuma: '8.0.2' })
+    await writePumaConfig(ws, suite.sshd, { port, bundledPuma: '8.0.2' })
     const host = await check()
     const config = findingsOf(host, 'puma-config')
     expect(config.map((finding) => finding.message).join('\n')).to.contain('with Puma 8.0.2 on this machine')

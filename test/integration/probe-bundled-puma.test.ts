@@ -1,10 +1,10 @@
-import { mkdir, mkdtemp, realpath, rm, writeFile } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
+import { mkdir, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { expect } from 'chai'
 import { type PumaConfigFacts, probeServer } from '../../src/restart/server-probe.js'
 import { LocalTransport } from '../../src/transport/local.js'
 import { bundlePuma, PUMA_VERSIONS, type PumaVersion, pumaMajor } from '../support/bundled-puma.js'
+import { useTempDir } from '../support/suite.js'
 
 /** The control token: on the probe's stdin, and written in the configs whose evaluation fails. */
 const TOKEN = 'probe-token-9c41e7aa'
@@ -18,20 +18,16 @@ const FILE_TOKEN = 'file-token-03b5d2c8'
 describe('server probe: configs of releases that bundle Puma 5.6, 6.6, 7.2, 8.0 (real Bundler and Puma)', function () {
   this.timeout(240_000)
   const local = new LocalTransport()
-  let dir: string
+  const tmp = useTempDir('deployer-probe-bundled-')
   const releases = new Map<PumaVersion, string>()
 
   before(async () => {
-    dir = await realpath(await mkdtemp(join(tmpdir(), 'deployer-probe-bundled-')))
     for (const version of PUMA_VERSIONS) {
-      const release = join(dir, 'releases', version)
+      const release = join(tmp.dir, 'releases', version)
       await mkdir(join(release, 'config'), { recursive: true })
       await bundlePuma(release, version)
       releases.set(version, release)
     }
-  })
-  after(async () => {
-    if (dir) await rm(dir, { recursive: true, force: true })
   })
 
   /** Evaluates `pumaRb` as config/puma.rb of the release bundling `version`; returns the facts and raw output. */
@@ -49,8 +45,8 @@ describe('server probe: configs of releases that bundle Puma 5.6, 6.6, 7.2, 8.0 
         return result.stdout
       },
       {
-        deployTo: dir,
-        pidfile: join(dir, 'no-puma.pid'),
+        deployTo: tmp.dir,
+        pidfile: join(tmp.dir, 'no-puma.pid'),
         configs: [{ dir: `releases/${version}`, file: 'config/puma.rb' }],
       },
       TOKEN,

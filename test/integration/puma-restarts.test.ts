@@ -1,29 +1,34 @@
 import { once } from 'node:events'
 import { existsSync } from 'node:fs'
-import { chown, readFile, readlink, rm, writeFile } from 'node:fs/promises'
+import { chown, readFile, readlink, writeFile } from 'node:fs/promises'
 import { createServer } from 'node:net'
 import { join } from 'node:path'
 import { expect } from 'chai'
 import { ExitCode } from '../../src/errors.js'
 import type { HostReleases } from '../../src/fleet/list.js'
 import { parseJson, type ReleaseJson, releaseJson, runCli } from '../support/cli.js'
-import { DEPLOY_USER, makeWorkspace, userIds, type Workspace } from '../support/fixture.js'
+import { DEPLOY_USER, userIds, type Workspace } from '../support/fixture.js'
 import {
   answers,
   masterPid,
   PUMA_TOKEN,
   pumaStats,
-  stopPuma,
   writePumaApp,
   writePumaConfig,
 } from '../support/puma-app.js'
-import { findFreePort, startSshd, type TestSshd } from '../support/sshd.js'
+import { usePumaWorkspace } from '../support/suite.js'
 
 describe('Puma restarts chosen from what changed (real Puma behind a real sshd)', function () {
   this.timeout(180_000)
-  let sshd: TestSshd
   let ws: Workspace
   let port: number
+  const suite = usePumaWorkspace({
+    setup: async (env) => {
+      ;({ ws, port } = env)
+      await writePumaApp(ws, { port, version: 'v1' })
+      await writePumaConfig(ws, env.sshd, { port })
+    },
+  })
 
   const release = (...args: string[]) => releaseJson(ws.config, args, { PUMA_TOKEN })
   const releaseOk = async (...args: string[]) => {
@@ -35,23 +40,6 @@ describe('Puma restarts chosen from what changed (real Puma behind a real sshd)'
   const stats = () => pumaStats(ws)
   const servedReleases = async () =>
     new Set((await answers(port)).map((body) => /release=(\d+)/.exec(body)?.[1]))
-
-  before(async () => {
-    sshd = await startSshd({ user: DEPLOY_USER, createUser: true })
-  })
-  after(async () => {
-    await sshd?.stop()
-  })
-  beforeEach(async () => {
-    ws = await makeWorkspace(DEPLOY_USER)
-    port = await findFreePort()
-    await writePumaApp(ws, { port, version: 'v1' })
-    await writePumaConfig(ws, sshd, { port })
-  })
-  afterEach(async () => {
-    await stopPuma(ws)
-    await rm(ws.dir, { recursive: true, force: true })
-  })
 
   it('starts Puma on the first release, then a code change is a phased restart (USR1): same master, every worker new, in the new release', async () => {
     const first = await releaseOk()
@@ -116,7 +104,7 @@ describe('Puma restarts chosen from what changed (real Puma behind a real sshd)'
   it('a change to server.env_files is a full restart and the master gets the new environment', async () => {
     const envFile = join(ws.dir, 'app.env')
     await writeFile(envFile, 'FROM_ENV_FILE=one\n')
-    await writePumaConfig(ws, sshd, { port, envFile })
+    await writePumaConfig(ws, suite.sshd, { port, envFile })
     await releaseOk()
     expect((await answers(port, 2))[0]).to.contain('from_env=one')
     await writeFile(envFile, 'FROM_ENV_FILE=two\n')
@@ -175,7 +163,7 @@ describe('Puma restarts chosen from what changed (real Puma behind a real sshd)'
   it('quotes the log Puma writes through --redirect-stdout/--redirect-stderr in server.start when a restart fails', async () => {
     const log = join(ws.deployTo, 'shared/log/puma-redirected.log')
     await writePumaApp(ws, { port, version: 'v1', noStdoutRedirect: true })
-    await writePumaConfig(ws, sshd, {
+    await writePumaConfig(ws, suite.sshd, {
       port,
       startArgs: `--redirect-stdout ${log} --redirect-stderr ${log} --redirect-append`,
     })

@@ -16,7 +16,8 @@ import {
   writePumaApp,
   writePumaConfig,
 } from '../support/puma-app.js'
-import { findFreePort, startSshd, type TestSshd } from '../support/sshd.js'
+import { findFreePort } from '../support/sshd.js'
+import { usePumaWorkspace, useSshd } from '../support/suite.js'
 
 const run = promisify(execFile)
 
@@ -36,16 +37,8 @@ interface Stats {
  */
 describe('every Puma an app bundles: 5.6, 6.6, 7.2, 8.0 (real Puma clusters behind a real sshd)', function () {
   this.timeout(240_000)
-  let sshd: TestSshd
-
-  before(async () => {
-    // Compiling the gems dominates a cold run: do it once, up front, outside the tests' own timings.
-    await Promise.all(PUMA_VERSIONS.map((version) => prebuiltBundle(version)))
-    sshd = await startSshd({ user: DEPLOY_USER, createUser: true })
-  })
-  after(async () => {
-    await sshd?.stop()
-  })
+  // Compiling the gems dominates a cold run: do it once, up front, outside the tests' own timings.
+  const suite = useSshd(undefined, () => Promise.all(PUMA_VERSIONS.map((version) => prebuiltBundle(version))))
 
   for (const version of PUMA_VERSIONS) {
     describe(`Puma ${version}`, () => {
@@ -73,15 +66,14 @@ describe('every Puma an app bundles: 5.6, 6.6, 7.2, 8.0 (real Puma clusters behi
       const releaseDir = (n: number) => join(ws.deployTo, 'releases', String(n))
       const pumaLog = () => readFile(join(ws.deployTo, 'shared/log/puma.log'), 'utf8').catch(() => '')
 
-      before(async () => {
-        ws = await makeWorkspace(DEPLOY_USER)
-        port = await findFreePort()
-        await app({})
-        await writePumaConfig(ws, sshd, { port, bundledPuma: version })
-      })
-      after(async () => {
-        await stopPuma(ws)
-        await rm(ws.dir, { recursive: true, force: true })
+      usePumaWorkspace({
+        scope: 'all',
+        sshd: () => suite.sshd,
+        setup: async (env) => {
+          ;({ ws, port } = env)
+          await app({})
+          await writePumaConfig(ws, env.sshd, { port, bundledPuma: version })
+        },
       })
 
       it('starts the bundled Puma, and a code change is a phased restart: same master, every worker in the new release', async () => {
@@ -182,7 +174,7 @@ describe('every Puma an app bundles: 5.6, 6.6, 7.2, 8.0 (real Puma clusters behi
         // init also wrote a deployer.yml; the test's own one points at the test sshd.
         const envFile = join(ws.dir, 'app.env')
         await writeFile(envFile, `PUMA_CONTROL_TOKEN=${PUMA_TOKEN}\n`)
-        await writePumaConfig(ws, sshd, { port, bundledPuma: version, envFile })
+        await writePumaConfig(ws, suite.sshd, { port, bundledPuma: version, envFile })
         const template = await readFile(join(ws.source, 'config/puma.rb'), 'utf8')
         const kinds: (string | undefined)[] = []
         for (const [app, pumaRb] of [

@@ -1,6 +1,5 @@
 import { type ChildProcess, spawn } from 'node:child_process'
-import { mkdir, mkdtemp, realpath, rm, symlink, writeFile } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
+import { mkdir, symlink, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { expect } from 'chai'
 import { effectivePreload } from '../../src/restart/preload.js'
@@ -9,7 +8,8 @@ import { LocalTransport } from '../../src/transport/local.js'
 import { SshTransport } from '../../src/transport/ssh.js'
 import type { Transport } from '../../src/transport/transport.js'
 import { stopSpawnedPuma } from '../support/puma-app.js'
-import { findFreePort, startSshd, type TestSshd } from '../support/sshd.js'
+import { findFreePort } from '../support/sshd.js'
+import { useSshd, useTempDir } from '../support/suite.js'
 import { waitFor } from '../support/wait.js'
 
 const TOKEN = 'secret-token'
@@ -26,7 +26,6 @@ describe('server probe (real Puma 5.6, locally and over a real sshd)', function 
   let pidfile: string
   let port: number
   let puma: ChildProcess | undefined
-  let sshd: TestSshd | undefined
 
   const options = (extra: Partial<ServerProbeOptions> = {}): ServerProbeOptions => ({
     deployTo,
@@ -56,9 +55,16 @@ describe('server probe (real Puma 5.6, locally and over a real sshd)', function 
     return { probe: result, raw }
   }
 
+  // Registered before the directory's hooks: mocha runs after hooks in order, and Puma must stop before
+  // its directory goes.
+  after(async () => {
+    await stopSpawnedPuma(puma)
+  })
+  const tmp = useTempDir('deployer-probe-')
+  const suite = useSshd({})
+
   before(async () => {
-    // realpath: /proc shows resolved paths, and tmpdir() may itself lie behind a symlink.
-    dir = await realpath(await mkdtemp(join(tmpdir(), 'deployer-probe-')))
+    dir = tmp.dir
     deployTo = join(dir, 'app')
     current = join(deployTo, 'current')
     release1 = join(deployTo, 'releases', '1')
@@ -110,12 +116,6 @@ describe('server probe (real Puma 5.6, locally and over a real sshd)', function 
       timeoutMs: 30_000,
       intervalMs: 200,
     })
-  })
-
-  after(async () => {
-    await sshd?.stop()
-    await stopSpawnedPuma(puma)
-    if (dir) await rm(dir, { recursive: true, force: true })
   })
 
   /** What every probe of the running cluster must show, however it travelled. */
@@ -175,8 +175,7 @@ describe('server probe (real Puma 5.6, locally and over a real sshd)', function 
   })
 
   it('reads the same over SSH', async () => {
-    sshd = await startSshd()
-    const ssh = new SshTransport(sshd.hostConfig({ deployTo }))
+    const ssh = new SshTransport(suite.sshd.hostConfig({ deployTo }))
     try {
       expectRunningCluster(await probe(ssh))
     } finally {

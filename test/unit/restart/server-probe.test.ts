@@ -1,3 +1,8 @@
+import { execFile } from 'node:child_process'
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { promisify } from 'node:util'
 import { expect } from 'chai'
 import {
   normalizeStats,
@@ -5,6 +10,7 @@ import {
   probeServer,
   serverProbeCommand,
 } from '../../../src/restart/server-probe.js'
+import { LocalTransport } from '../../../src/transport/local.js'
 
 const D = '/srv/shop'
 const MARK = 'deployer-server-probe/1'
@@ -398,5 +404,37 @@ describe('probeServer', () => {
       { deployTo: D, pidfile: `${D}/p`, configs: [] },
     )
     expect(input).to.equal('')
+  })
+})
+
+describe('serverProbeCommand through /bin/sh (this machine, no Puma)', () => {
+  let dir: string
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), "deployer-probe-'$(x)-"))
+  })
+  after(async () => {
+    await rm(dir, { recursive: true, force: true })
+  })
+
+  it('parses as sh', async () => {
+    const command = serverProbeCommand({ deployTo: dir, pidfile: `${dir}/p.pid`, configs: [] })
+    await promisify(execFile)('sh', ['-n', '-c', command])
+  })
+
+  it('reports no master, and a config directory that is not there, in JSON the parser reads', async () => {
+    const command = serverProbeCommand({
+      deployTo: dir,
+      pidfile: join(dir, 'shared/tmp/pids/puma.pid'),
+      configs: [{ dir: 'releases/9', file: 'config/puma.rb' }],
+    })
+    const result = await new LocalTransport().exec(command, { stdin: '' })
+    expect(result.code, result.stderr).to.equal(0)
+    const probe = parseServerProbe(result.stdout)
+    expect(probe.master).to.include({ pid: null, alive: false, running: false, settling: false })
+    expect(probe.workers).to.deep.equal([])
+    expect(probe.stats).to.equal(null)
+    expect(probe.configs).to.have.length(1)
+    expect(probe.configs[0]).to.include({ ok: false, error: `directory ${dir}/releases/9 does not exist` })
+    expect(probe.currentPath).to.equal(null)
   })
 })
