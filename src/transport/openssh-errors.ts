@@ -20,7 +20,9 @@ export function classifySshFailure(stderr: string, context: OpenSshFailureContex
   // Without ssh.known_hosts in deployer.yml, ssh checked the files its ssh_config names, not ours.
   const ownFile = ssh.explicit === undefined || ssh.explicit.includes('knownHosts')
   const file = ownFile ? ssh.knownHosts : '~/.ssh/known_hosts'
-  const files = ownFile ? file : `the known_hosts files of your ssh_config (\`ssh -G ${hostname}\` names them)`
+  const files = ownFile
+    ? file
+    : `the known_hosts files of your ssh_config (\`ssh -G ${hostname}\` names them)`
   const hostKeyName = knownHostName(hostname, port)
   const address = `${hostname}:${port}`
   const target = `${user}@${address}`
