@@ -80,24 +80,28 @@ export async function readKnownHosts(endpoint: Endpoint, hop: HopContext): Promi
   return known
 }
 
-/** Appends the key to the endpoint's first known_hosts file, unless a parallel run recorded it already. */
+/**
+ * Appends the key to the endpoint's first known_hosts file, unless a parallel run recorded it already;
+ * true when this call wrote it.
+ */
 export async function recordHostKey(
   endpoint: Endpoint,
   hop: HopContext,
   name: string,
   key: Buffer,
-): Promise<void> {
+): Promise<boolean> {
   const file = endpoint.knownHostsFiles[0]!
   try {
     await mkdir(dirname(file), { recursive: true, mode: 0o700 })
     // Another transport (a parallel deploy to the same host) may have recorded it in the meantime.
     const again = await readKnownHosts({ ...endpoint, knownHostsFiles: [file] }, hop)
-    if (checkHostKey(again.entries, key).status === 'known') return
+    if (checkHostKey(again.entries, key).status === 'known') return false
     const existing = (await readOnce(file).catch(() => Buffer.alloc(0))).toString('utf8')
     const separator = existing === '' || existing.endsWith('\n') ? '' : '\n'
     await appendFile(file, `${separator}${name} ${keyTypeOf(key)} ${key.toString('base64')}\n`, {
       mode: 0o600,
     })
+    return true
   } catch (error) {
     if (error instanceof HostKeyError) throw error
     // Going on without recording would trust whatever key the host offers next time too.

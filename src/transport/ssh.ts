@@ -4,7 +4,7 @@ import ssh2 from 'ssh2'
 import type { HostConfig } from '../config/types.js'
 import { ConnectionError, DeployerError, type HostKeyError } from '../errors.js'
 import { ChannelGate } from './channel-gate.js'
-import { checkHostKey } from './known-hosts.js'
+import { checkHostKey, keyTypeOf } from './known-hosts.js'
 import { createAuthHandler, loadKey, noAttempts } from './ssh-auth.js'
 import { enableCertificateAuth } from './ssh-certificate-auth.js'
 import { abortError, type CommandContext, type Connection, runCommand } from './ssh-exec.js'
@@ -297,7 +297,10 @@ export class SshTransport implements Transport {
 
       client.on('handshake', () => {
         if (!keyToRecord) return
-        recording = recordHostKey(endpoint, hop, knownHosts.name, keyToRecord)
+        const recorded = `${knownHosts.name} ${keyTypeOf(keyToRecord)}`
+        recording = recordHostKey(endpoint, hop, knownHosts.name, keyToRecord).then((written) => {
+          if (written) this.recordedHostKeys.push(recorded)
+        })
         keyToRecord = undefined
       })
       client.on('ready', () => {
