@@ -221,7 +221,7 @@ export function createAuthHandler(plan: AuthPlan, attempts: AuthAttempts) {
   let agentOffered = plan.identity !== undefined || plan.agentSocket === undefined
   /** What to offer before the next key file: a key's certificates, then the key itself in its forms. */
   const queued: AnyAuthMethod[] = []
-  /** CertificateFile entries paired with an identity so far. */
+  /** CertificateFile entries paired with an identity, or reported as unusable, so far. */
   const pairedCertificates = new Set<string>()
   let unpairedReported = false
   return (authsLeft: AuthenticationType[] | null, _partial: boolean | null, next: NextAuthHandler) => {
@@ -288,10 +288,19 @@ export function createAuthHandler(plan: AuthPlan, attempts: AuthAttempts) {
     const keys: ParsedKey[] = []
     for (const path of candidates) {
       const named = plan.certificateFiles.includes(path)
+      // A CertificateFile certifies one key: once paired or found unusable, it is done with.
+      if (named && pairedCertificates.has(path)) continue
       const text = await readOnce(path).catch((error: NodeJS.ErrnoException) => error)
       if (text instanceof Error) {
-        if (named && text.code !== 'ENOENT') {
-          attempts.skipped.push({ path, problem: { kind: 'unreadable', message: text.code ?? text.message } })
+        if (named) {
+          pairedCertificates.add(path)
+          attempts.skipped.push({
+            path,
+            problem:
+              text.code === 'ENOENT'
+                ? { kind: 'missing' }
+                : { kind: 'unreadable', message: text.code ?? text.message },
+          })
         }
         continue
       }
@@ -299,6 +308,7 @@ export function createAuthHandler(plan: AuthPlan, attempts: AuthAttempts) {
       try {
         parsed = parseCertificateFile(text.toString('utf8'))
       } catch (error) {
+        pairedCertificates.add(path)
         attempts.skipped.push({
           path,
           problem: {
@@ -306,7 +316,6 @@ export function createAuthHandler(plan: AuthPlan, attempts: AuthAttempts) {
             message: `is not an OpenSSH certificate (${(error as Error).message})`,
           },
         })
-        pairedCertificates.add(path)
         continue
       }
       const { blob, certificate } = parsed

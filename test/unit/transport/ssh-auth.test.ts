@@ -177,6 +177,12 @@ describe('ssh-auth', () => {
       expect(attempts.skipped[0]!.problem).to.deep.include({ kind: 'certificate' })
     })
 
+    it('reports a missing CertificateFile once, however many identities there are', async () => {
+      const missing = join(dir, 'no-such-cert.pub')
+      const { attempts } = await offers({ identityFiles: [other, certified], certificateFiles: [missing] })
+      expect(attempts.skipped).to.deep.equal([{ path: missing, problem: { kind: 'missing' } }])
+    })
+
     it('says so instead of offering a certificate the client cannot send', async () => {
       const { offered, attempts } = await offers({
         identityFiles: [certified],
