@@ -24,8 +24,12 @@ export function classifySshFailure(stderr: string, context: OpenSshFailureContex
     ? file
     : `the known_hosts files of your ssh_config (\`ssh -G ${hostname}\` names them)`
   const hostKeyName = knownHostName(hostname, port)
-  const address = `${hostname}:${port}`
-  const target = `${user}@${address}`
+  // User and port that deployer.yml left to ssh_config are not known here: name only what ssh was given.
+  const given = (setting: 'user' | 'port') => ssh.explicit === undefined || ssh.explicit.includes(setting)
+  const shownUser = user !== undefined && given('user') ? user : undefined
+  const address = given('port') ? `${hostname}:${port}` : hostname
+  const target = shownUser ? `${shownUser}@${address}` : address
+  const sshV = `ssh -v ${given('port') ? `-p ${port} ` : ''}${shownUser ? `${shownUser}@` : ''}${hostname} true`
   const keyscan = `\`ssh-keyscan ${port === 22 ? '' : `-p ${port} `}${quote(hostname)} >> ${quote(file)}\``
   const connection = (message: string, hint: string) => new ConnectionError(name, message, hint)
 
@@ -122,7 +126,7 @@ export function classifySshFailure(stderr: string, context: OpenSshFailureContex
   const said = lastLine(text)
   return connection(
     `ssh could not connect to ${target}${said ? `: ${said}` : ' (exit 255, nothing printed)'}.`,
-    `Run \`ssh -v -p ${port} ${user}@${hostname} true\` to see where it fails.`,
+    `Run \`${sshV}\` to see where it fails.`,
   )
 }
 

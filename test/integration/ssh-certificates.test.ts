@@ -5,7 +5,7 @@ import { join } from 'node:path'
 import { promisify } from 'node:util'
 import { expect } from 'chai'
 import type { HostConfig } from '../../src/config/types.js'
-import { HostKeyError } from '../../src/errors.js'
+import { DeployerError, HostKeyError } from '../../src/errors.js'
 import { OpenSshTransport } from '../../src/transport/openssh.js'
 import { SshTransport } from '../../src/transport/ssh.js'
 import { runCli } from '../support/cli.js'
@@ -146,26 +146,53 @@ describe('user and host certificates through a bastion, on both SSH clients', fu
     expect(await certificateLogins(target, 'ED25519-CERT')).to.equal(targetBefore! + 1)
   })
 
-  it('refuses, on the OpenSSH client, a host whose certificate another CA signed', async () => {
-    const stray = join(dir, 'stray_ca')
+  /** A known_hosts file that trusts the right host CA for `trusted` hops and a stray CA for the others. */
+  async function knownHostsTrusting(trusted: 'bastion' | 'target'): Promise<string> {
+    const stray = join(dir, `stray_ca_${trusted}`)
     await keygen(stray)
-    const strayKnownHosts = join(dir, 'known_hosts_stray')
-    const strayCa = (await readFile(`${stray}.pub`, 'utf8')).trim()
-    await writeFile(
-      strayKnownHosts,
-      `@cert-authority [${netns.nsAddress}]:${bastion.port},[127.0.0.1]:${target.port} ${strayCa}\n`,
+    const [right, wrong] = await Promise.all(
+      [`${hostCa}.pub`, `${stray}.pub`].map(async (file) => (await readFile(file, 'utf8')).trim()),
     )
-    const config = await writeSshConfig('ssh_config_stray', strayKnownHosts)
+    const bastionName = `[${netns.nsAddress}]:${bastion.port}`
+    const targetName = `[127.0.0.1]:${target.port}`
+    const file = join(dir, `known_hosts_trusting_${trusted}`)
+    await writeFile(
+      file,
+      `@cert-authority ${bastionName} ${trusted === 'bastion' ? right : wrong}\n` +
+        `@cert-authority ${targetName} ${trusted === 'target' ? right : wrong}\n`,
+    )
+    return file
+  }
+
+  async function openSshFailure(knownHosts: string, name: string): Promise<unknown> {
+    const config = await writeSshConfig(name, knownHosts)
     const transport = new OpenSshTransport(webHost(config, 'openssh'))
     try {
-      const error = await transport.exec('true').then(
+      return await transport.exec('true').then(
         () => undefined,
         (caught: unknown) => caught,
       )
-      expect(error).to.be.instanceOf(HostKeyError)
     } finally {
       await transport.close()
     }
+  }
+
+  it('refuses, on the OpenSSH client, a target whose host certificate another CA signed', async () => {
+    const before = await certificateLogins(target, 'ED25519-CERT')
+    const error = await openSshFailure(await knownHostsTrusting('bastion'), 'ssh_config_stray_target')
+    expect(error).to.be.instanceOf(HostKeyError)
+    expect(await certificateLogins(target, 'ED25519-CERT')).to.equal(before)
+  })
+
+  it('refuses, on the OpenSSH client, a bastion whose host certificate another CA signed', async () => {
+    const [bastionBefore, targetBefore] = await Promise.all(
+      [bastion, target].map((sshd) => certificateLogins(sshd, 'ED25519-CERT')),
+    )
+    const error = await openSshFailure(await knownHostsTrusting('target'), 'ssh_config_stray_bastion')
+    // ssh reports a jump host's refusal only as the connection closing (its own stderr has no more).
+    expect(error).to.be.instanceOf(DeployerError)
+    expect(await certificateLogins(bastion, 'ED25519-CERT')).to.equal(bastionBefore)
+    expect(await certificateLogins(target, 'ED25519-CERT')).to.equal(targetBefore)
   })
 
   it('logs in through the bastion on the OpenSSH client, each hop trusted through its host certificate', async () => {

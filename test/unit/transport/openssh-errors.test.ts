@@ -135,4 +135,14 @@ describe('classifySshFailure', () => {
     expect(error.message).to.include('is not in the known_hosts files of your ssh_config')
     expect(error.message).to.not.include('/kh')
   })
+
+  it('names neither user nor port that ssh_config supplied', () => {
+    const error = classifySshFailure('Connection closed by UNKNOWN port 65535\r\n', {
+      ...CONTEXT,
+      hostname: 'web',
+      ssh: { ...CONTEXT.ssh, explicit: [] },
+    })
+    expect(error.message).to.include('ssh could not connect to web: Connection closed by UNKNOWN port 65535')
+    expect(error.hint).to.include('`ssh -v web true`')
+  })
 })
