@@ -50,7 +50,7 @@ function parseKnownHostsLine(rawLine: string, line: number): KnownHostEntry | un
   let revoked = false
   if (fields[0]!.startsWith('@')) {
     const marker = fields.shift()
-    // CA keys sign host certificates; ssh2 has no certificate support, so they can never vouch for a key here.
+    // CA keys sign host certificates, which ssh2 never negotiates (ssh-host-keys.ts): they vouch for no key here.
     if (marker !== '@revoked') return undefined
     revoked = true
   }

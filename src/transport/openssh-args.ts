@@ -74,7 +74,8 @@ export function buildSshArgs(target: OpenSshTarget, controlPath: string, role: O
   }
   if (ssh.proxyJump) args.push('-J', ssh.proxyJump)
   if (given('port')) args.push('-p', String(target.port))
-  if (target.user !== undefined) args.push('-l', target.user)
+  // The loader fills in $USER when deployer.yml names no user; ssh_config's User must win over that.
+  if (target.user !== undefined && given('user')) args.push('-l', target.user)
   args.push('--', target.hostname)
   // One argument: ssh sends it as the exec request unchanged, as the built-in client sends its string.
   if (role.kind === 'exec') args.push(role.command)

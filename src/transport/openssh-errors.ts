@@ -17,10 +17,19 @@ export interface OpenSshFailureContext extends OpenSshTarget {
 export function classifySshFailure(stderr: string, context: OpenSshFailureContext): DeployerError {
   const text = stderr.replaceAll('\r', '')
   const { name, user, hostname, port, ssh } = context
-  const file = ssh.knownHosts
+  // Without ssh.known_hosts in deployer.yml, ssh checked the files its ssh_config names, not ours.
+  const ownFile = ssh.explicit === undefined || ssh.explicit.includes('knownHosts')
+  const file = ownFile ? ssh.knownHosts : '~/.ssh/known_hosts'
+  const files = ownFile
+    ? file
+    : `the known_hosts files of your ssh_config (\`ssh -G ${hostname}\` names them)`
   const hostKeyName = knownHostName(hostname, port)
-  const address = `${hostname}:${port}`
-  const target = `${user}@${address}`
+  // User and port that deployer.yml left to ssh_config are not known here: name only what ssh was given.
+  const given = (setting: 'user' | 'port') => ssh.explicit === undefined || ssh.explicit.includes(setting)
+  const shownUser = user !== undefined && given('user') ? user : undefined
+  const address = given('port') ? `${hostname}:${port}` : hostname
+  const target = shownUser ? `${shownUser}@${address}` : address
+  const sshV = `ssh -v ${given('port') ? `-p ${port} ` : ''}${shownUser ? `${shownUser}@` : ''}${hostname} true`
   const keyscan = `\`ssh-keyscan ${port === 22 ? '' : `-p ${port} `}${quote(hostname)} >> ${quote(file)}\``
   const connection = (message: string, hint: string) => new ConnectionError(name, message, hint)
 
@@ -34,7 +43,7 @@ export function classifySshFailure(stderr: string, context: OpenSshFailureContex
     const what = offered ? `the ${offered[1]} key ${offered[2]}` : 'another key'
     return new HostKeyError(
       name,
-      `the host key of ${hostKeyName} has changed: it offered ${what}, but ${file}${recorded}.`,
+      `the host key of ${hostKeyName} has changed: it offered ${what}, but ${files}${recorded}.`,
       'This can be a man-in-the-middle attack, and deployer never replaces a recorded key. If the host was reinstalled, ' +
         `confirm the new fingerprint out of band, remove the old key with \`ssh-keygen -R ${quote(hostKeyName)} -f ${quote(file)}\`, and connect again.`,
     )
@@ -42,7 +51,7 @@ export function classifySshFailure(stderr: string, context: OpenSshFailureContex
   if (/REVOKED HOST KEY|was revoked/.test(text)) {
     return new HostKeyError(
       name,
-      `${hostKeyName} offered a host key that ${file} marks @revoked.`,
+      `${hostKeyName} offered a host key that ${files} marks @revoked.`,
       'A revoked key is never accepted: the host needs a new host key, recorded in known_hosts once checked.',
     )
   }
@@ -51,7 +60,7 @@ export function classifySshFailure(stderr: string, context: OpenSshFailureContex
     const offer = unknown ? `; it offered an ${unknown[1]} key` : ''
     return new HostKeyError(
       name,
-      `${hostKeyName} is not in ${file}${offer}.`,
+      `${hostKeyName} is not in ${files}${offer}.`,
       `Check its fingerprint with whoever runs the host (\`ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub\` there), ` +
         `then record it with ${keyscan}; or set \`host_key: accept-new\` to record it on first connection.`,
     )
@@ -117,7 +126,7 @@ export function classifySshFailure(stderr: string, context: OpenSshFailureContex
   const said = lastLine(text)
   return connection(
     `ssh could not connect to ${target}${said ? `: ${said}` : ' (exit 255, nothing printed)'}.`,
-    `Run \`ssh -v -p ${port} ${user}@${hostname} true\` to see where it fails.`,
+    `Run \`${sshV}\` to see where it fails.`,
   )
 }
 

@@ -37,7 +37,7 @@ interface SshRun {
 
 /**
  * Runs commands on a host through the system's OpenSSH client (`ssh.client: openssh`), for what the
- * built-in client cannot do: FIDO keys, Kerberos, ProxyCommand, user certificates, the user's own
+ * built-in client cannot do: FIDO keys, Kerberos, ProxyCommand, host certificates, the user's own
  * ssh_config. One ControlMaster connection per host, started by connect() or the first command, its
  * socket in a private 0700 directory, ended with `ssh -O exit` by close(). Each command is one `ssh`
  * client of that master; the command string reaches the host's shell exactly as with the built-in

@@ -3,6 +3,8 @@ import type { AnyAuthMethod, AuthenticationType, IdentityCallback, NextAuthHandl
 // ssh2 is CommonJS; Node's ESM loader does not see its named exports.
 import ssh2 from 'ssh2'
 import { fingerprint } from './known-hosts.js'
+import { certificateAlgorithms, certificateProblem, parseCertificateFile } from './ssh-certificate.js'
+import { certificateKey } from './ssh-certificate-auth.js'
 
 const { OpenSSHAgent, utils } = ssh2
 
@@ -50,6 +52,8 @@ export type KeyProblem =
   | { kind: 'wrong-passphrase' }
   | { kind: 'public' }
   | { kind: 'unreadable'; message: string }
+  /** A user certificate that cannot be offered (expired, for another user, pairs with no identity). */
+  | { kind: 'certificate'; message: string }
 
 export type KeyLoad = { ok: true; loaded: LoadedKey } | { ok: false; path: string; problem: KeyProblem }
 
@@ -178,8 +182,15 @@ export interface AuthAttempts {
   agent?: { socket: string; keys: number }
   /** Key files offered, in order. */
   keys: LoadedKey[]
+  /** User certificates offered (each before its key), as `path (ID "id", CA fingerprint)`. */
+  certificates: string[]
   /** Key files that could not be offered, and why (missing default identities are left out). */
   skipped: Array<{ path: string; problem: KeyProblem }>
+}
+
+/** What an authentication attempt starts from: nothing offered yet. */
+export function noAttempts(): AuthAttempts {
+  return { keys: [], certificates: [], skipped: [] }
 }
 
 export interface AuthPlan {
@@ -188,22 +199,31 @@ export interface AuthPlan {
   identity?: string
   identityFiles: readonly string[]
   identitiesOnly: boolean
+  /** ssh_config's CertificateFile list; `KEY-cert.pub` beside each identity is tried too, as OpenSSH does. */
+  certificateFiles: readonly string[]
+  /** Whether the client can send certificate requests (ssh-certificate-auth.ts); asked when one is due. */
+  certificatesEnabled?: () => boolean
   agentSocket?: string
   env?: NodeJS.ProcessEnv
   ask?: AskPassphrase
+  /** For certificate validity; default: the clock. */
+  now?: () => Date
 }
 
 /**
  * An ssh2 authHandler that tries what OpenSSH tries, in its order: the agent's keys (only those named by
  * IdentityFile with IdentitiesOnly), then each identity file that exists, loaded only when the server
- * is still asking (so a passphrase is asked only if needed). With deployer.yml's ssh.identity, that key
- * alone. `attempts` fills in as it goes.
+ * is still asking (so a passphrase is asked only if needed), its user certificates first. With
+ * deployer.yml's ssh.identity, that key alone (with its certificates). `attempts` fills in as it goes.
  */
 export function createAuthHandler(plan: AuthPlan, attempts: AuthAttempts) {
   const files = plan.identity ? [plan.identity] : [...plan.identityFiles]
   let agentOffered = plan.identity !== undefined || plan.agentSocket === undefined
-  /** The plain RSA key to offer after its rsa-sha2-512 form was refused (an old server that wants ssh-rsa). */
-  let rsaFallback: ParsedKey | undefined
+  /** What to offer before the next key file: a key's certificates, then the key itself in its forms. */
+  const queued: AnyAuthMethod[] = []
+  /** CertificateFile entries paired with an identity, or reported as unusable, so far. */
+  const pairedCertificates = new Set<string>()
+  let unpairedReported = false
   return (authsLeft: AuthenticationType[] | null, _partial: boolean | null, next: NextAuthHandler) => {
     // ssh2 passes null before the first attempt; after that, the methods the server still accepts.
     if (authsLeft && !authsLeft.includes('publickey')) return next(false as unknown as AnyAuthMethod)
@@ -223,26 +243,112 @@ export function createAuthHandler(plan: AuthPlan, attempts: AuthAttempts) {
       })
       return { type: 'agent', username: plan.user, agent }
     }
-    if (rsaFallback) {
-      const key = rsaFallback
-      rsaFallback = undefined
-      return { type: 'publickey', username: plan.user, key }
-    }
+    if (queued.length > 0) return queued.shift()
     while (files.length > 0) {
       const file = files.shift()!
       const load = await loadKey(file, { env: plan.env, ask: plan.ask })
       if (load.ok) {
         attempts.keys.push(load.loaded)
-        if (load.loaded.key.type === 'ssh-rsa') {
-          rsaFallback = load.loaded.key
-          return { type: 'publickey', username: plan.user, key: asRsaSha512(load.loaded.key) }
+        const key = load.loaded.key
+        for (const certified of await certificatesFor(load.loaded)) {
+          queued.push({ type: 'publickey', username: plan.user, key: certified })
         }
-        return { type: 'publickey', username: plan.user, key: load.loaded.key }
+        // The plain RSA key comes after its rsa-sha2-512 form was refused (an old server that wants ssh-rsa).
+        if (key.type === 'ssh-rsa')
+          queued.push({ type: 'publickey', username: plan.user, key: asRsaSha512(key) })
+        queued.push({ type: 'publickey', username: plan.user, key })
+        return queued.shift()
       }
       // A default identity that does not exist is the normal case, not worth a word.
       if (load.problem.kind !== 'missing' || plan.identity) attempts.skipped.push(load)
     }
+    if (!unpairedReported) {
+      unpairedReported = true
+      for (const path of plan.certificateFiles) {
+        if (pairedCertificates.has(path)) continue
+        attempts.skipped.push({
+          path,
+          problem: {
+            kind: 'certificate',
+            message:
+              'certifies none of the identity files that could be loaded (a key held only by ssh-agent cannot be paired with it)',
+          },
+        })
+      }
+    }
     return undefined
+  }
+
+  /** The key's user certificates, ready to offer: CertificateFile entries that certify it, then `KEY-cert.pub`. */
+  async function certificatesFor(loaded: LoadedKey): Promise<ParsedKey[]> {
+    const publicKey = loaded.key.getPublicSSH()
+    const candidates = [...plan.certificateFiles, `${loaded.path}-cert.pub`].filter(
+      (path, index, all) => all.indexOf(path) === index,
+    )
+    const keys: ParsedKey[] = []
+    for (const path of candidates) {
+      const named = plan.certificateFiles.includes(path)
+      // A CertificateFile certifies one key: once paired or found unusable, it is done with.
+      if (named && pairedCertificates.has(path)) continue
+      const text = await readOnce(path).catch((error: NodeJS.ErrnoException) => error)
+      if (text instanceof Error) {
+        if (named) {
+          pairedCertificates.add(path)
+          attempts.skipped.push({
+            path,
+            problem:
+              text.code === 'ENOENT'
+                ? { kind: 'missing' }
+                : { kind: 'unreadable', message: text.code ?? text.message },
+          })
+        }
+        continue
+      }
+      let parsed: ReturnType<typeof parseCertificateFile>
+      try {
+        parsed = parseCertificateFile(text.toString('utf8'))
+      } catch (error) {
+        pairedCertificates.add(path)
+        attempts.skipped.push({
+          path,
+          problem: {
+            kind: 'certificate',
+            message: `is not an OpenSSH certificate (${(error as Error).message})`,
+          },
+        })
+        continue
+      }
+      const { blob, certificate } = parsed
+      // A CertificateFile pairs with whichever identity it certifies; `KEY-cert.pub` must certify KEY.
+      if (named && !certificate.publicKey.equals(publicKey)) continue
+      pairedCertificates.add(path)
+      const problem = certificateProblem(certificate, {
+        user: plan.user,
+        now: (plan.now ?? (() => new Date()))(),
+        publicKey,
+      })
+      if (problem) {
+        attempts.skipped.push({ path, problem: { kind: 'certificate', message: problem } })
+        continue
+      }
+      if (plan.certificatesEnabled && !plan.certificatesEnabled()) {
+        attempts.skipped.push({
+          path,
+          problem: {
+            kind: 'certificate',
+            message: 'cannot be sent by this version of ssh2 (see ssh-certificate-auth.ts)',
+          },
+        })
+        continue
+      }
+      attempts.certificates.push(
+        `${path} (ID ${JSON.stringify(certificate.keyId)}, CA ${fingerprint(certificate.signatureKey)})`,
+      )
+      for (const algorithm of certificateAlgorithms(certificate)) {
+        keys.push(certificateKey(loaded.key, blob, algorithm))
+      }
+    }
+    return keys
   }
 }
 

@@ -34,7 +34,7 @@ export interface Endpoint {
   identityFiles: string[]
   /** IdentitiesOnly: offer only agent keys that are also identity files. */
   identitiesOnly: boolean
-  /** CertificateFile lines (the built-in client cannot use them; messages say so). */
+  /** CertificateFile lines: user certificates offered with the identity each one certifies. */
   certificateFiles: string[]
   /** known_hosts files to check; new keys are recorded in the first. */
   knownHostsFiles: string[]

@@ -330,16 +330,18 @@ describe('host and user certificates, rsa-sha2-512 and the agent', function () {
     })
     after(() => sshd?.stop())
 
-    it('is named in the refusal, with ssh.client: openssh as the way out', async () => {
+    it('logs in with the certificate ssh_config names, the key itself being authorized nowhere', async () => {
       const host = sshd.hostConfig({
         name: 'cert-host',
         deployTo: '/unused',
         ssh: { config: sshConfig, explicit: ['user', 'port', 'knownHosts', 'hostKey', 'connectTimeout'] },
       })
-      const error = await failureOf({ ...host, hostname: 'cert-host' }).catch((caught: Error) => caught)
-      expect(error).to.be.instanceOf(ConnectionError)
-      expect(error.message).to.include('cert_user_key-cert.pub').and.to.include(`${sshConfig}:5`)
-      expect((error as ConnectionError).hint).to.include('ssh.client: openssh')
+      delete host.ssh.identity
+      const result = await runOn({ ...host, hostname: 'cert-host' }, 'echo certified')
+      expect(result.stdout).to.equal('certified\n')
+      expect(await readFile(sshd.logPath, 'utf8')).to.match(
+        /Accepted publickey .* ED25519-CERT .* ID deployer-test/,
+      )
     })
   })
 

@@ -229,8 +229,13 @@ for (const { client, make, killedBySignal, namesOfferedFingerprint, namesRevoked
         expect(entries.map((entry) => `${entry.keyType} ${entry.key.toString('base64')}`)).to.deep.equal([
           sshd.hostPublicKey,
         ])
-        if (client === 'builtin')
+        if (client === 'builtin') {
           expect(recorded).to.equal(`[127.0.0.1]:${sshd.port} ${sshd.hostPublicKey}\n`)
+          // What `deployer check` reports as recorded.
+          expect((first as SshTransport).recordedHostKeys).to.deep.equal([
+            `[127.0.0.1]:${sshd.port} ${sshd.hostPublicKey.split(' ')[0]}`,
+          ])
+        }
         expect((await stat(knownHosts)).mode & 0o777).to.equal(0o600)
         expect((await stat(join(scratch, 'new-dir'))).mode & 0o777).to.equal(0o700)
 

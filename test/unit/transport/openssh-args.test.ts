@@ -138,6 +138,14 @@ describe('buildSshArgs', () => {
     expect(jump).to.be.lessThan(args.indexOf('--'))
   })
 
+  it('leaves user, port and known_hosts to ssh_config when deployer.yml named none of them', () => {
+    const args = buildSshArgs({ ...TARGET, ssh: { ...SSH, explicit: [] } }, SOCKET, EXEC)
+    expect(args).to.not.include('-l').and.to.not.include('-p')
+    expect(options(args).has('UserKnownHostsFile')).to.equal(false)
+    const named = buildSshArgs({ ...TARGET, ssh: { ...SSH, explicit: ['user', 'port'] } }, SOCKET, EXEC)
+    expect(named.slice(-7, -3)).to.deep.equal(['-p', '22', '-l', 'deploy'])
+  })
+
   it('takes port and user from the host, and keeps a hostile host name after --', () => {
     const args = buildSshArgs(
       { ...TARGET, port: 2222, user: 'app', hostname: '-oProxyCommand=x' },

@@ -125,4 +125,24 @@ describe('classifySshFailure', () => {
     expect(error.message).to.include('refused every key ssh offered')
     expect(error.hint).to.include('ssh-add -l')
   })
+
+  it('points at ssh_config’s known_hosts files when deployer.yml names none', () => {
+    const error = classifySshFailure(
+      'No ED25519 host key is known for [127.0.0.1]:2222 and you have requested strict checking.\r\nHost key verification failed.\r\n',
+      { ...CONTEXT, ssh: { ...CONTEXT.ssh, explicit: [] } },
+    )
+    expect(error).to.be.instanceOf(HostKeyError)
+    expect(error.message).to.include('is not in the known_hosts files of your ssh_config')
+    expect(error.message).to.not.include('/kh')
+  })
+
+  it('names neither user nor port that ssh_config supplied', () => {
+    const error = classifySshFailure('Connection closed by UNKNOWN port 65535\r\n', {
+      ...CONTEXT,
+      hostname: 'web',
+      ssh: { ...CONTEXT.ssh, explicit: [] },
+    })
+    expect(error.message).to.include('ssh could not connect to web: Connection closed by UNKNOWN port 65535')
+    expect(error.hint).to.include('`ssh -v web true`')
+  })
 })

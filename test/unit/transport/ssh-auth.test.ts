@@ -4,7 +4,15 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
 import { expect } from 'chai'
-import { asRsaSha512, loadKey, readOnce } from '../../../src/transport/ssh-auth.js'
+import type { AnyAuthMethod, ParsedKey } from 'ssh2'
+import {
+  type AuthPlan,
+  asRsaSha512,
+  createAuthHandler,
+  loadKey,
+  noAttempts,
+  readOnce,
+} from '../../../src/transport/ssh-auth.js'
 
 const run = promisify(execFile)
 
@@ -76,5 +84,112 @@ describe('ssh-auth', () => {
     // A second read of the FIFO itself would block forever: nobody writes to it any more.
     const second = await readOnce(fifo)
     expect([first.toString(), second.toString()]).to.deep.equal(['key-material', 'key-material'])
+  })
+
+  describe('createAuthHandler with user certificates', () => {
+    let ca: string
+    let certified: string
+    let other: string
+    before(async () => {
+      ca = join(dir, 'ca')
+      certified = join(dir, 'certified')
+      other = join(dir, 'other')
+      await run('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', ca])
+      await run('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', certified])
+      await run('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', other])
+      await run('ssh-keygen', ['-q', '-s', ca, '-I', 'unit', '-n', 'deploy', `${certified}.pub`])
+    })
+
+    /** Every method the handler offers, in order, as `type key-type`. */
+    async function offers(plan: Partial<AuthPlan>) {
+      const attempts = noAttempts()
+      const handler = createAuthHandler(
+        { user: 'deploy', identityFiles: [], identitiesOnly: false, certificateFiles: [], env: {}, ...plan },
+        attempts,
+      )
+      const offered: string[] = []
+      for (let round = 0; round < 10; round++) {
+        const method = await new Promise<AnyAuthMethod | false>((resolve) =>
+          handler(round === 0 ? null : ['publickey'], null, (next) => resolve(next as AnyAuthMethod | false)),
+        )
+        if (!method) break
+        offered.push(`${method.type} ${((method as { key?: ParsedKey }).key as ParsedKey).type}`)
+      }
+      return { offered, attempts }
+    }
+
+    it('offers KEY-cert.pub before the key itself, as OpenSSH does', async () => {
+      const { offered, attempts } = await offers({ identityFiles: [certified] })
+      expect(offered).to.deep.equal(['publickey ssh-ed25519-cert-v01@openssh.com', 'publickey ssh-ed25519'])
+      expect(attempts.certificates).to.have.length(1)
+      expect(attempts.certificates[0]).to.match(new RegExp(`^${certified}-cert.pub \\(ID "unit", CA SHA256:`))
+    })
+
+    it('pairs a CertificateFile with the identity it certifies, not with the others', async () => {
+      const { offered, attempts } = await offers({
+        identityFiles: [other, certified],
+        certificateFiles: [`${certified}-cert.pub`],
+      })
+      expect(offered).to.deep.equal([
+        'publickey ssh-ed25519',
+        'publickey ssh-ed25519-cert-v01@openssh.com',
+        'publickey ssh-ed25519',
+      ])
+      expect(attempts.skipped).to.deep.equal([])
+    })
+
+    it('skips a certificate for another user or out of its validity window, saying why', async () => {
+      const forRoot = await offers({ user: 'root', identityFiles: [certified] })
+      expect(forRoot.offered).to.deep.equal(['publickey ssh-ed25519'])
+      expect(forRoot.attempts.skipped).to.deep.equal([
+        {
+          path: `${certified}-cert.pub`,
+          problem: { kind: 'certificate', message: 'is valid for deploy, not for root' },
+        },
+      ])
+      const expired = join(dir, 'expired')
+      await run('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', expired])
+      await run('ssh-keygen', [
+        '-q',
+        '-s',
+        ca,
+        '-I',
+        'old',
+        '-V',
+        '20200101000000Z:20210101000000Z',
+        `${expired}.pub`,
+      ])
+      const late = await offers({ identityFiles: [expired], now: () => new Date('2026-01-01T00:00:00Z') })
+      expect(late.offered).to.deep.equal(['publickey ssh-ed25519'])
+      expect(late.attempts.skipped.map((entry) => entry.problem)).to.deep.equal([
+        { kind: 'certificate', message: 'expired at 2021-01-01T00:00:00Z' },
+      ])
+    })
+
+    it('names a CertificateFile that certifies none of the identities', async () => {
+      const { offered, attempts } = await offers({
+        identityFiles: [other],
+        certificateFiles: [`${certified}-cert.pub`],
+      })
+      expect(offered).to.deep.equal(['publickey ssh-ed25519'])
+      expect(attempts.skipped).to.have.length(1)
+      expect(attempts.skipped[0]!.path).to.equal(`${certified}-cert.pub`)
+      expect(attempts.skipped[0]!.problem).to.deep.include({ kind: 'certificate' })
+    })
+
+    it('reports a missing CertificateFile once, however many identities there are', async () => {
+      const missing = join(dir, 'no-such-cert.pub')
+      const { attempts } = await offers({ identityFiles: [other, certified], certificateFiles: [missing] })
+      expect(attempts.skipped).to.deep.equal([{ path: missing, problem: { kind: 'missing' } }])
+    })
+
+    it('says so instead of offering a certificate the client cannot send', async () => {
+      const { offered, attempts } = await offers({
+        identityFiles: [certified],
+        certificatesEnabled: () => false,
+      })
+      expect(offered).to.deep.equal(['publickey ssh-ed25519'])
+      expect(attempts.skipped[0]!.problem).to.deep.include({ kind: 'certificate' })
+    })
   })
 })
