@@ -14,6 +14,7 @@ import { partialPath } from '../release/layout.js'
 import { buildManifest, GENERATED_NAMES, releaseFiles } from '../release/manifest.js'
 import { nextReleaseNumber } from '../release/release-number.js'
 import { deriveStates } from '../release/states.js'
+import { attachHistoryWarnings } from '../release/unwritten-history.js'
 import type { RestartDecision } from '../restart/decide.js'
 import { type Fingerprints, fingerprintTree } from '../restart/fingerprints.js'
 import { recordUnverifiedRestart, recoverRecorded } from '../restart/recorded-recovery.js'
@@ -35,6 +36,7 @@ import { HashCache } from '../upload/hash-cache.js'
 import { type LocalTree, scanTree } from '../upload/local-tree.js'
 import { countBytes } from '../upload/progress.js'
 import { readGitRevision } from '../upload/revision.js'
+import { refuseOverlappingSource } from '../upload/source-overlap.js'
 import { packTree } from '../upload/tar-pack.js'
 import { checkAgreement, DisagreementError } from './agreement.js'
 import { firstFailure, settleAll } from './concurrency.js'
@@ -99,6 +101,8 @@ export interface HostReleaseOutcome {
   /** How Puma was restarted and why; absent without a `server:` section. */
   restart?: RestartDecision & { done?: Omit<RestartOutcome, 'kind'>; recovered?: string }
   error?: { message: string; hint?: string; exitCode: number }
+  /** What went wrong without changing what is live (a history that could not be written). */
+  warnings?: string[]
   /** What happened to this host because of another one (not started, rolled back with the fleet). */
   note?: string
   timings: Partial<Record<Phase, number>>
@@ -137,6 +141,7 @@ export async function runRelease(
   }
   const now = options.now ?? (() => new Date())
   const { reporter } = options
+  await refuseOverlappingSource(config.source, config.hosts)
   // Reading the source overlaps with connecting to the hosts: on a repeat release both take about as
   // long as the rest of the job.
   const reading = readSource(config, options)
@@ -199,6 +204,7 @@ export async function runRelease(
           )
           await goLive(config, options, sessions, outcomes, built, result, now)
           await pruneEverywhere(config, options, sessions, outcomes, states, now)
+          attachHistoryWarnings(sessions, outcomes)
           return result
         },
         now,

@@ -78,7 +78,16 @@ export async function withLocks<T>(
   try {
     return await work(owner)
   } finally {
+    warnUnwrittenHistory(locked, reporter)
     await unlockAll(locked, owner, reporter)
+  }
+}
+
+/** Says on each host whose history lacks events of this run which, why and what to do. */
+function warnUnwrittenHistory(sessions: readonly HostSession[], reporter: Reporter): void {
+  for (const session of sessions) {
+    const message = session.unwrittenHistoryWarning()
+    if (message) reporter.emit({ kind: 'warn', host: session.name, message })
   }
 }
 

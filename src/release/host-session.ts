@@ -12,11 +12,14 @@ import { type Layout, layoutFor, partialPath } from './layout.js'
 import type { LockOwner } from './lock.js'
 import type { ReleaseManifest } from './manifest.js'
 import * as remote from './remote-commands.js'
+import { describeUnwritten, type UnwrittenEvent } from './unwritten-history.js'
 
 /** Separates the prepare step's own output from the previous manifest it prints. */
 const MANIFEST_MARK = '--deployer-manifest--'
 /** Separates the manifest from the list of files modified since publishing. */
 const MODIFIED_MARK = '--deployer-modified--'
+/** Precedes the error of a history append that failed after the flip. */
+const UNWRITTEN_MARK = '--deployer-history-unwritten--'
 /** Separates the lock's answer from the state read right after it. */
 const STATE_MARK = '--deployer-state--'
 
@@ -51,6 +54,8 @@ export class HostSession {
   readonly transport: Transport
   readonly layout: Layout
   private lockedState?: HostState
+  /** History events that could not be appended in this session (see record). */
+  readonly unwrittenHistory: UnwrittenEvent[] = []
 
   constructor(host: HostConfig, transport: Transport) {
     this.host = host
@@ -158,11 +163,22 @@ export class HostSession {
   }
 
   async upload(release: number, archive: Readable, signal?: AbortSignal): Promise<void> {
-    await this.run(`uploading release ${release}`, remote.extractCommand(this.layout, release), {
-      stdin: archive,
-      signal,
-      hint: 'Check free disk space on the host (`df -h`) and that GNU tar is installed.',
+    // A source file that changed or could not be read ends the stream early: that, not what the
+    // remote tar says of its cut-short input, is what the user must hear.
+    let sourceError: DeployerError | undefined
+    archive.once('error', (error) => {
+      if (error instanceof DeployerError) sourceError = error
     })
+    try {
+      await this.run(`uploading release ${release}`, remote.extractCommand(this.layout, release), {
+        stdin: archive,
+        signal,
+        hint: 'Check free disk space on the host (`df -h`) and that GNU tar is installed.',
+      })
+    } catch (error) {
+      throw sourceError ?? error
+    }
+    if (sourceError) throw sourceError
   }
 
   /** Hard-links unchanged files from release `from` into the partial release. */
@@ -277,7 +293,7 @@ export class HostSession {
     event: HistoryEvent,
   ): Promise<void> {
     const partial = partialPath(this.layout, release)
-    await this.run(
+    const output = await this.run(
       `publishing release ${release} and pointing current at it`,
       [
         // Runs to the end even if the connection drops half way (sshd then sends SIGHUP), so a host
@@ -288,10 +304,14 @@ export class HostSession {
         remote.recordPublishedCommand(this.layout, release),
         remote.publishCommand(this.layout, release),
         remote.flipCommand(this.layout, release),
-        remote.appendHistoryCommand(this.layout, event),
+        // Past the flip the release is live: a history that cannot be written (a full disk) is
+        // reported with what is live, never as a failed publish (see UnwrittenEvent).
+        `if ! unwritten=$( { ${remote.appendHistoryCommand(this.layout, event)}; } 2>&1 ); then printf '%s\\n%s\\n' ${quote(UNWRITTEN_MARK)} "$unwritten"; fi`,
       ].join('\n'),
       { hint: `If ${this.layout.current} is a real directory (not a symlink), move it away first.` },
     )
+    const [, unwritten] = output.split(`${UNWRITTEN_MARK}\n`)
+    if (unwritten !== undefined) this.unwrittenHistory.push({ event, reason: unwritten.trim() })
   }
 
   async flip(release: number): Promise<void> {
@@ -300,8 +320,22 @@ export class HostSession {
     })
   }
 
-  async record(event: HistoryEvent): Promise<void> {
-    await this.run('appending to the history', remote.appendHistoryCommand(this.layout, event))
+  /**
+   * Appends an event to the history. Every event records a change already made on the host, so a
+   * failed append (a full disk) does not throw: it is kept in `unwrittenHistory` for the command to
+   * report with what is live. Only a lost connection throws. Returns whether the event was written.
+   */
+  async record(event: HistoryEvent): Promise<boolean> {
+    const result = await this.transport.exec(remote.appendHistoryCommand(this.layout, event))
+    if (result.code === 0) return true
+    this.unwrittenHistory.push({ event, reason: `${result.stderr}${result.stdout}`.trim() })
+    return false
+  }
+
+  /** The warning for the events `record` and `publishAndFlip` could not append; null when none. */
+  unwrittenHistoryWarning(): string | null {
+    if (this.unwrittenHistory.length === 0) return null
+    return describeUnwritten(this.layout.deployTo, this.layout.history, this.unwrittenHistory)
   }
 
   async liveDirs(): Promise<LiveDirs> {

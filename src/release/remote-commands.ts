@@ -316,7 +316,8 @@ export function appendHistoryCommand(layout: Layout, event: HistoryEvent): strin
   const history = quote(layout.history)
   return [
     `mkdir -p ${quote(layout.meta)}`,
-    `{ if [ -s ${history} ] && [ -n "$(tail -c 1 ${history})" ]; then printf '\\n%s\\n' ${quote(serializeEvent(event))}; else printf '%s\\n' ${quote(serializeEvent(event))}; fi; } >> ${history}`,
+    // Through cat: it names the error (No space left on device) where dash's printf says only "I/O error".
+    `{ if [ -s ${history} ] && [ -n "$(tail -c 1 ${history})" ]; then printf '\\n%s\\n' ${quote(serializeEvent(event))}; else printf '%s\\n' ${quote(serializeEvent(event))}; fi; } | cat >> ${history}`,
   ].join(' && ')
 }
 
