@@ -6,6 +6,7 @@ import { findLiveDirsCommand, type LiveDirs, parseLiveDirs } from '../guard/live
 import { quote } from '../transport/quote.js'
 import type { ExecOptions, Transport } from '../transport/transport.js'
 import type { PreviousEntry } from '../upload/delta-plan.js'
+import { inodesError, outOfInodes, parseSpace, type SpaceReading, spaceCommand } from './disk-space.js'
 import type { HistoryEvent } from './history.js'
 import { type HostState, parseHostState, parseLockOwner } from './host-state.js'
 import { type Layout, layoutFor, partialPath } from './layout.js'
@@ -384,6 +385,17 @@ export class HostSession {
     await this.transport.close()
   }
 
+  /** After ENOSPC: the disk's reading when it is its inodes, not its space, that ran out. */
+  private async inodesExhausted(): Promise<SpaceReading | null> {
+    try {
+      const result = await this.transport.exec(spaceCommand(this.layout.deployTo))
+      const reading = parseSpace(result.stdout)
+      return outOfInodes(reading) ? reading : null
+    } catch {
+      return null
+    }
+  }
+
   /** Runs a command and returns its stdout; a non-zero exit becomes a RemoteCommandError. */
   async run(
     what: string,
@@ -394,14 +406,17 @@ export class HostSession {
     if (result.code !== 0) {
       const diskFull = diskFullError(`${result.stderr}\n${result.stdout}`)
       const deployTo = this.layout.deployTo
+      const inodes = diskFull ? await this.inodesExhausted() : null
       throw new RemoteCommandError(this.name, what, result, {
         exitCode: options.exitCode,
-        ...(diskFull
-          ? {
-              because: `the disk holding ${deployTo} is full (${diskFull})`,
-              hint: `Free space on that disk (\`df -h ${quote(deployTo)}\` on the host; \`deployer prune --keep N\` deletes old releases), then run the command again.`,
-            }
-          : { hint: options.hint }),
+        ...(inodes && diskFull
+          ? inodesError(deployTo, inodes, diskFull)
+          : diskFull
+            ? {
+                because: `the disk holding ${deployTo} is full (${diskFull})`,
+                hint: `Free space on that disk (\`df -h ${quote(deployTo)}\` on the host; \`deployer prune --keep N\` deletes old releases), then run the command again.`,
+              }
+            : { hint: options.hint }),
       })
     }
     return result.stdout

@@ -1,36 +1,16 @@
-import { execFile } from 'node:child_process'
-import { appendFile, chown, mkdir, mkdtemp, readFile, rm, stat, statfs, writeFile } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
+import { appendFile, mkdir, readFile, rm, stat, statfs, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { promisify } from 'node:util'
 import { expect } from 'chai'
 import { ExitCode } from '../../src/errors.js'
 import { parseJson, type ReleaseJson, runCli } from '../support/cli.js'
-import { DEPLOY_USER, userIds } from '../support/fixture.js'
+import { DEPLOY_USER } from '../support/fixture.js'
 import { recordUnderLoad } from '../support/load.js'
+import { canMount, mountTmpfs, unmount } from '../support/mount.js'
 import { PUMA_TOKEN, stopPuma } from '../support/puma-app.js'
 import { type ServedHost, startServedHost } from '../support/served-host.js'
 
-const run = promisify(execFile)
-
 const DISK_BYTES = 8 * 1024 * 1024
 const MIB = 1024 * 1024
-
-/** Whether this machine lets the tests mount a tmpfs (root in a container may lack CAP_SYS_ADMIN). */
-async function canMount(): Promise<boolean> {
-  const probe = await mkdtemp(join(tmpdir(), 'deployer-mount-probe-'))
-  try {
-    await run('mount', ['-t', 'tmpfs', '-o', 'size=64k', 'deployer-probe', probe])
-    await run('umount', [probe])
-    return true
-  } catch (error) {
-    const stderr = (error as { stderr?: string }).stderr ?? ''
-    if (/permission denied|not permitted|must be superuser|EPERM/i.test(stderr)) return false
-    throw error
-  } finally {
-    await rm(probe, { recursive: true, force: true })
-  }
-}
 
 async function freeBytes(path: string): Promise<number> {
   const stats = await statfs(path)
@@ -50,15 +30,7 @@ describe('a disk that fills up during the upload, while Puma serves under load',
     if (!(await canMount())) this.skip()
     host = await startServedHost({
       beforeFirstRelease: async (ws) => {
-        const { uid, gid } = await userIds(DEPLOY_USER)
-        await run('mount', [
-          '-t',
-          'tmpfs',
-          '-o',
-          `size=${DISK_BYTES},uid=${uid},gid=${gid},mode=0755`,
-          'deployer-faults',
-          ws.deployTo,
-        ])
+        await mountTmpfs(ws.deployTo, DEPLOY_USER, `size=${DISK_BYTES}`)
         mountPoint = ws.deployTo
       },
     })
@@ -67,7 +39,7 @@ describe('a disk that fills up during the upload, while Puma serves under load',
   after(async () => {
     // Puma runs from the tmpfs: stop it before unmounting, and unmount before removing the workspace.
     if (host) await stopPuma(host.ws)
-    if (mountPoint) await run('umount', [mountPoint])
+    if (mountPoint) await unmount(mountPoint)
     await host?.stop()
   })
 
@@ -131,18 +103,9 @@ describe('a disk that fills up while the history is appended after the flip, whi
     if (!(await canMount())) this.skip()
     host = await startServedHost({
       beforeFirstRelease: async (ws) => {
-        const { uid, gid } = await userIds(DEPLOY_USER)
         meta = join(ws.deployTo, '.deployer')
         await mkdir(meta)
-        await chown(meta, uid, gid)
-        await run('mount', [
-          '-t',
-          'tmpfs',
-          '-o',
-          `size=64k,uid=${uid},gid=${gid},mode=0755`,
-          'deployer-history',
-          meta,
-        ])
+        await mountTmpfs(meta, DEPLOY_USER, 'size=64k', 'deployer-history')
         mounted = true
       },
     })
@@ -150,7 +113,7 @@ describe('a disk that fills up while the history is appended after the flip, whi
   afterEach(() => host?.cleanUp())
   after(async () => {
     if (host) await stopPuma(host.ws)
-    if (mounted && meta) await run('umount', [meta])
+    if (mounted && meta) await unmount(meta)
     await host?.stop()
   })
 
