@@ -27,6 +27,7 @@ import {
   VerifyError,
 } from '../restart/restart-host.js'
 import { restartEvent } from '../restart/running-release.js'
+import { SignalRefusedError } from '../restart/signal-refused.js'
 import { LocalTransport } from '../transport/local.js'
 import type { Transport } from '../transport/transport.js'
 import type { Phase, Reporter } from '../ui/events.js'
@@ -40,6 +41,7 @@ import { refuseOverlappingSource } from '../upload/source-overlap.js'
 import { packTree } from '../upload/tar-pack.js'
 import { checkAgreement, DisagreementError } from './agreement.js'
 import { firstFailure, settleAll } from './concurrency.js'
+import { flipBackUnrestarted } from './flip-back.js'
 import { pruneHost } from './prune.js'
 import { rollBackHostTo } from './rollback.js'
 import { type TransportFactory, withLocks, withSessions } from './sessions.js'
@@ -868,6 +870,11 @@ async function restartOrRollBack(
       )
     }
   } catch (error) {
+    if (error instanceof SignalRefusedError && outcome.previous !== null) {
+      const back = await flipBackUnrestarted(session, error, release, outcome.previous, { ...options, now })
+      Object.assign(outcome, { status: 'rolled-back', error: summarize(back.error), note: back.note })
+      return
+    }
     if (!(error instanceof VerifyError) || outcome.previous === null) throw error
     outcome.error = summarize(error)
     outcome.status = 'rolled-back'

@@ -10,9 +10,11 @@ import type { Fingerprints } from '../restart/fingerprints.js'
 import { recordUnverifiedRestart, recoverRecorded } from '../restart/recorded-recovery.js'
 import { PumaHost, type RestartPlan, VerifyError } from '../restart/restart-host.js'
 import { restartEvent } from '../restart/running-release.js'
+import { SignalRefusedError } from '../restart/signal-refused.js'
 import type { Reporter } from '../ui/events.js'
 import { timedPhase } from '../ui/events.js'
 import { settleAll } from './concurrency.js'
+import { flipBackUnrestarted } from './flip-back.js'
 import { type TransportFactory, withLocks, withSessions } from './sessions.js'
 
 export interface RollbackOptions {
@@ -189,6 +191,15 @@ async function rollBackHost(
       )
     }
   } catch (error) {
+    if (error instanceof SignalRefusedError && outcome.from !== null) {
+      outcome.done = false
+      throw (
+        await flipBackUnrestarted(session, error, outcome.to, outcome.from, {
+          ...options,
+          now,
+        })
+      ).error
+    }
     if (!(error instanceof VerifyError) || outcome.from === null) throw error
     // The target does not serve: go back to where this host was, so it keeps serving.
     const back = outcome.from

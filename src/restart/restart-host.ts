@@ -14,6 +14,7 @@ import { effectivePreload } from './preload.js'
 import * as puma from './puma-commands.js'
 import { findRunningReleases, type RunningReleases } from './running-release.js'
 import { type MasterIdentity, type PumaConfigFacts, probeServer, type ServerProbe } from './server-probe.js'
+import { explainRefusedSignal } from './signal-refused.js'
 import {
   type Assessment,
   assessRestart,
@@ -467,13 +468,12 @@ export class PumaHost {
   private async trigger(kind: VerifiedKind | 'none', plan: RestartPlan): Promise<void> {
     const name = this.session.name
     if (kind === 'phased' || kind === 'hot') {
-      await this.session.run(
-        `sending ${kind === 'phased' ? 'USR1' : 'USR2'} to Puma`,
-        puma.signalMasterCommand(this.pidfile, kind === 'phased' ? 'USR1' : 'USR2'),
-        {
+      const signal = kind === 'phased' ? 'USR1' : 'USR2'
+      await this.session
+        .run(`sending ${signal} to Puma`, puma.signalMasterCommand(this.pidfile, signal), {
           hint: `Check ${this.pidfile} and that Puma runs as the SSH user.`,
-        },
-      )
+        })
+        .catch((error) => explainRefusedSignal(this.session, this.pidfile, signal, error))
     } else if (kind === 'start') {
       await this.start(plan)
     } else if (kind === 'full') {
@@ -486,7 +486,9 @@ export class PumaHost {
       }
       const pid = plan.baseline.masterPid
       if (pid !== null) {
-        await this.session.run('stopping Puma (TERM)', puma.signalMasterCommand(this.pidfile, 'TERM'))
+        await this.session
+          .run('stopping Puma (TERM)', puma.signalMasterCommand(this.pidfile, 'TERM'))
+          .catch((error) => explainRefusedSignal(this.session, this.pidfile, 'TERM', error))
         const waitS = plan.workerShutdownTimeout + 15
         const stopped = await pollUntil(
           { deadlineMs: waitS * 1000, intervalMs: POLL_MS, clock: this.clock },
