@@ -14,7 +14,7 @@ import { partialPath } from '../release/layout.js'
 import { buildManifest, GENERATED_NAMES, releaseFiles } from '../release/manifest.js'
 import { nextReleaseNumber } from '../release/release-number.js'
 import { deriveStates } from '../release/states.js'
-import { attachHistoryWarnings } from '../release/unwritten-history.js'
+import { attachSessionWarnings } from '../release/unwritten-history.js'
 import type { RestartDecision } from '../restart/decide.js'
 import { type Fingerprints, fingerprintTree } from '../restart/fingerprints.js'
 import { recordUnverifiedRestart, recoverRecorded } from '../restart/recorded-recovery.js'
@@ -206,7 +206,7 @@ export async function runRelease(
           )
           await goLive(config, options, sessions, outcomes, built, result, now)
           await pruneEverywhere(config, options, sessions, outcomes, states, now)
-          attachHistoryWarnings(sessions, outcomes)
+          attachSessionWarnings(sessions, outcomes)
           return result
         },
         now,

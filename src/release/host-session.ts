@@ -19,6 +19,16 @@ import { describeUnwritten, type UnwrittenEvent } from './unwritten-history.js'
 const MANIFEST_MARK = '--deployer-manifest--'
 /** Separates the manifest from the list of files modified since publishing. */
 const MODIFIED_MARK = '--deployer-modified--'
+/** Why a hard link to an earlier release can be refused, and what to change for links to work again. */
+const LINK_REFUSED_WHY =
+  'With fs.protected_hardlinks=1 only a file’s owner (or a user who may read and write it) may link it, and that release belongs to another user: deploying as one user for the whole team keeps repeat releases linked.'
+
+/** How many links the host refused (copying instead), from linkFrom/seedVendor output; null if none. */
+function linksRefused(output: string): number | null {
+  const line = output.split('\n').find((entry) => entry.startsWith(`${remote.LINKS_COPIED}\t`))
+  return line === undefined ? null : Number(line.split('\t')[1]) || 0
+}
+
 /** Precedes the error of a history append that failed after the flip. */
 const UNWRITTEN_MARK = '--deployer-history-unwritten--'
 /** Separates the lock's answer from the state read right after it. */
@@ -57,6 +67,8 @@ export class HostSession {
   private lockedState?: HostState
   /** History events that could not be appended in this session (see record). */
   readonly unwrittenHistory: UnwrittenEvent[] = []
+  /** What went differently than asked without failing (copies where links were refused), for the report. */
+  readonly notes: string[] = []
 
   constructor(host: HostConfig, transport: Transport) {
     this.host = host
@@ -190,7 +202,7 @@ export class HostSession {
     signal?: AbortSignal,
   ): Promise<void> {
     if (paths.length === 0) return
-    await this.run(
+    const output = await this.run(
       `reusing unchanged files of release ${from}`,
       remote.linkFromCommand(this.layout, from, release),
       {
@@ -199,6 +211,11 @@ export class HostSession {
         hint: 'Hard links need releases/ on one filesystem; check free inodes (`df -i`).',
       },
     )
+    const refused = linksRefused(output)
+    if (refused !== null)
+      this.notes.push(
+        `copied the ${paths.length} unchanged files of release ${from} instead of hard-linking them: ${refused} link${refused === 1 ? ' was' : 's were'} refused (Operation not permitted). ${LINK_REFUSED_WHY}`,
+      )
   }
 
   /** Seeds `vendor` from release `from` with hard links; true when it did. */
@@ -207,6 +224,10 @@ export class HostSession {
       `reusing ${vendor} of release ${from}`,
       remote.seedVendorCommand(this.layout, from, release, vendor),
     )
+    if (linksRefused(output) !== null)
+      this.notes.push(
+        `copied ${vendor} of release ${from} instead of hard-linking it: linking was refused (Operation not permitted). ${LINK_REFUSED_WHY}`,
+      )
     return output.includes('seeded')
   }
 
@@ -337,6 +358,12 @@ export class HostSession {
   unwrittenHistoryWarning(): string | null {
     if (this.unwrittenHistory.length === 0) return null
     return describeUnwritten(this.layout.deployTo, this.layout.history, this.unwrittenHistory)
+  }
+
+  /** Everything this session has to warn about once its command is done: notes, then the history. */
+  warnings(): string[] {
+    const history = this.unwrittenHistoryWarning()
+    return history === null ? [...this.notes] : [...this.notes, history]
   }
 
   async liveDirs(): Promise<LiveDirs> {

@@ -59,16 +59,16 @@ export function describeUnwritten(
 }
 
 /**
- * Adds each session's unwritten-history warning to its host's outcome (outcomes in session order), so
- * `--json` carries it beside what is live.
+ * Adds each session's warnings (copies where links were refused, history it could not write) to its
+ * host's outcome (outcomes in session order), so `--json` carries them beside what is live.
  */
-export function attachHistoryWarnings(
-  sessions: readonly { unwrittenHistoryWarning(): string | null }[],
+export function attachSessionWarnings(
+  sessions: readonly { warnings(): string[] }[],
   outcomes: readonly { warnings?: string[] }[],
 ): void {
   sessions.forEach((session, index) => {
-    const warning = session.unwrittenHistoryWarning()
+    const warnings = session.warnings()
     const outcome = outcomes[index]
-    if (warning && outcome) outcome.warnings = [...(outcome.warnings ?? []), warning]
+    if (warnings.length > 0 && outcome) outcome.warnings = [...(outcome.warnings ?? []), ...warnings]
   })
 }

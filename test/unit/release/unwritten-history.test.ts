@@ -5,7 +5,7 @@ import { expect } from 'chai'
 import type { HistoryEvent } from '../../../src/release/history.js'
 import { HostSession } from '../../../src/release/host-session.js'
 import {
-  attachHistoryWarnings,
+  attachSessionWarnings,
   describeEvent,
   describeUnwritten,
 } from '../../../src/release/unwritten-history.js'
@@ -78,10 +78,7 @@ describe('describeUnwritten', () => {
 
   it('adds each session’s warning to its own outcome only', () => {
     const outcomes: { warnings?: string[] }[] = [{}, {}]
-    attachHistoryWarnings(
-      [{ unwrittenHistoryWarning: () => null }, { unwrittenHistoryWarning: () => 'lost' }],
-      outcomes,
-    )
+    attachSessionWarnings([{ warnings: () => [] }, { warnings: () => ['lost'] }], outcomes)
     expect(outcomes).to.deep.equal([{}, { warnings: ['lost'] }])
   })
 })
