@@ -214,7 +214,7 @@ export class HostSession {
     const refused = linksRefused(output)
     if (refused !== null)
       this.notes.push(
-        `copied the ${paths.length} unchanged files of release ${from} instead of hard-linking them: ${refused} link${refused === 1 ? ' was' : 's were'} refused (Operation not permitted). ${LINK_REFUSED_WHY}`,
+        `copied the ${paths.length} unchanged file${paths.length === 1 ? '' : 's'} of release ${from} instead of hard-linking ${paths.length === 1 ? 'it' : 'them'}: ${refused} link${refused === 1 ? ' was' : 's were'} refused (Operation not permitted). ${LINK_REFUSED_WHY}`,
       )
   }
 

@@ -338,6 +338,9 @@ export function appendHistoryCommand(layout: Layout, event: HistoryEvent): strin
   const history = quote(layout.history)
   return [
     `mkdir -p ${quote(layout.meta)}`,
+    // In a team's setgid .deployer (several SSH users in one group), the history starts group-writable,
+    // so the next user can append to it.
+    `{ [ -e ${history} ] || [ ! -g ${quote(layout.meta)} ] || (umask 002 && : > ${history}); }`,
     // Through cat: it names the error (No space left on device) where dash's printf says only "I/O error".
     `{ if [ -s ${history} ] && [ -n "$(tail -c 1 ${history})" ]; then printf '\\n%s\\n' ${quote(serializeEvent(event))}; else printf '%s\\n' ${quote(serializeEvent(event))}; fi; } | cat >> ${history}`,
   ].join(' && ')
