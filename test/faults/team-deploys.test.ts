@@ -85,9 +85,7 @@ describe('team deploys: two SSH users in one group, fs.protected_hardlinks=1', f
     )
     expect(copied).to.contain('fs.protected_hardlinks=1')
     expect(two.result.stderr).to.contain('instead of hard-linking')
-    expect(three.json.hosts[0]?.warnings?.join('\n')).to.contain(
-      'of release 2 instead of hard-linking',
-    )
+    expect(three.json.hosts[0]?.warnings?.join('\n')).to.contain('of release 2 instead of hard-linking')
     // The host: bin/start (unchanged in every version) is each user's own copy, with the source's content.
     const { uid: secondUid } = await userIds(SECOND_USER)
     expect(await owner(2, 'bin/start')).to.equal(secondUid)
