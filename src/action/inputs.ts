@@ -1,7 +1,6 @@
 import { SSH_ENV } from '../config/ssh-env.js'
 import { ExitCode } from '../errors.js'
 import { parseKnownHosts } from '../transport/known-hosts.js'
-import type { ErrorInfo } from './result.js'
 
 /** The deployer commands the action runs. */
 export const ACTION_COMMANDS = ['release', 'rollback', 'prune', 'releases', 'check'] as const
@@ -70,6 +69,16 @@ export function parseInputs(env: NodeJS.ProcessEnv): { ok: true; inputs: ActionI
       workingDirectory: (env[INPUT_ENV.workingDirectory] ?? '').trim() || '.',
     },
   }
+}
+
+/** A failure as `--json` prints it when a command stops before it has a result. */
+export interface ErrorInfo {
+  message: string
+  hint?: string
+  exitCode?: number
+  host?: string
+  /** What deployer printed on stderr, when it printed no JSON (a flag it does not know, a crash). */
+  output?: string
 }
 
 export type ErrorResult = { ok: false; error: ErrorInfo }

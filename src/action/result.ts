@@ -3,17 +3,9 @@ import type { HostReleases } from '../fleet/list.js'
 import type { PruneOutcome } from '../fleet/prune.js'
 import type { HostReleaseOutcome } from '../fleet/release.js'
 import type { RollbackOutcome } from '../fleet/rollback.js'
-import type { ActionCommand } from './inputs.js'
+import type { ActionCommand, ErrorInfo } from './inputs.js'
 
-/** A failure as `--json` prints it when a command stops before it has a result. */
-export interface ErrorInfo {
-  message: string
-  hint?: string
-  exitCode?: number
-  host?: string
-  /** What deployer printed on stderr, when it printed no JSON (a flag it does not know, a crash). */
-  output?: string
-}
+export type { ErrorInfo } from './inputs.js'
 
 /**
  * What `deployer COMMAND --json` prints: the command's result, or `{ ok: false, error }` when it failed

@@ -1,5 +1,5 @@
 import { describeHolders } from '../fleet/prune.js'
-import { formatBytes } from '../fleet/release.js'
+import { formatBytes } from '../format.js'
 import type { ActionCommand } from './inputs.js'
 import { type CliJson, type ErrorInfo, hostsOf, resultError } from './result.js'
 

@@ -7,14 +7,12 @@ import { chooseRollbackTarget } from '../release/rollback-target.js'
 import { deriveStates } from '../release/states.js'
 import type { RestartDecision } from '../restart/decide.js'
 import type { Fingerprints } from '../restart/fingerprints.js'
-import { recordUnverifiedRestart, recoverRecorded } from '../restart/recorded-recovery.js'
-import { PumaHost, type RestartPlan, VerifyError } from '../restart/restart-host.js'
-import { restartEvent } from '../restart/running-release.js'
-import { SignalRefusedError } from '../restart/signal-refused.js'
+import { PumaHost, type RestartPlan } from '../restart/restart-host.js'
 import type { Reporter } from '../ui/events.js'
 import { timedPhase } from '../ui/events.js'
 import { settleAll } from './concurrency.js'
-import { flipBackUnrestarted } from './flip-back.js'
+import { revertRollbackIfRefused } from './flip-back.js'
+import { restartOrRevert } from './restart-or-revert.js'
 import { type TransportFactory, withLocks, withSessions } from './sessions.js'
 
 export interface RollbackOptions {
@@ -168,81 +166,28 @@ async function rollBackHost(
     by: actor,
   })
   if (!plan || !config.server) return
-  const pumaHost = new PumaHost(session, config)
-  try {
-    const { value } = await timedPhase(
-      reporter,
-      session.name,
-      'restart',
-      () => pumaHost.restart(plan, outcome.to),
-      (done) => `${done.kind}: ${done.detail}`,
-    )
-    if (outcome.restart) outcome.restart.detail = value.detail
-    if (value.kind !== 'none') {
-      await session.record(
-        restartEvent(
-          outcome.to,
-          { ...value, kind: value.kind },
-          plan.running,
-          plan.decision.reasons,
-          now(),
-          actor,
-        ),
-      )
-    }
-  } catch (error) {
-    if (error instanceof SignalRefusedError && outcome.from !== null) {
-      outcome.done = false
-      throw (
-        await flipBackUnrestarted(session, error, outcome.to, outcome.from, {
-          ...options,
-          now,
-        })
-      ).error
-    }
-    if (!(error instanceof VerifyError) || outcome.from === null) throw error
-    // The target does not serve: go back to where this host was, so it keeps serving.
-    const back = outcome.from
-    await recordUnverifiedRestart(session, outcome.to, plan.decision.kind, plan, error.detail, actor, now)
-    await session.flip(back)
-    await session.record({
-      event: 'rollback',
-      from: outcome.to,
-      to: back,
-      time: now().toISOString(),
-      by: actor,
-    })
-    const recovered = await recoverRecorded(
-      pumaHost,
-      back,
-      plan,
-      `rollback to ${outcome.to} failed`,
-      actor,
-      now,
-    )
-    // What the master now runs, so the next release and prune know (a verified recovery settles it).
-    await session.record(
-      restartEvent(
-        back,
-        recovered,
-        plan.running,
-        [`recovery after rollback to ${outcome.to} failed`],
-        now(),
-        actor,
-      ),
-    )
-    outcome.done = false
-    const health = recovered.unhealthy ? `, but fails the health check too: ${recovered.unhealthy}` : ''
-    throw new DeployerError(
-      `${error.message}\ncurrent was put back on release ${back}, which serves again${health}.`,
-      {
-        exitCode: ExitCode.verify,
-        hint:
-          error.stage === 'health'
-            ? `Release ${outcome.to} fails the health check (its answer is above); pick another with \`deployer rollback --to N\`, or check health.url and health.expect.`
-            : `Release ${outcome.to} does not boot any more (see the log above); pick another with \`deployer rollback --to N\`.`,
-        host: session.name,
-      },
-    )
+  const restarted = await restartOrRevert({ session, config, reporter, actor, now }, plan, {
+    target: outcome.to,
+    back: outcome.from,
+    after: 'rollback',
+  }).catch((error) => revertRollbackIfRefused(error, session, outcome, { reporter, actor, now }))
+  if (!restarted.reverted) {
+    if (outcome.restart) outcome.restart.detail = restarted.done.detail
+    return
   }
+  // The target does not serve: this host went back to where it was, so it keeps serving.
+  const { error, back, recovered } = restarted
+  outcome.done = false
+  const health = recovered.unhealthy ? `, but fails the health check too: ${recovered.unhealthy}` : ''
+  throw new DeployerError(
+    `${error.message}\ncurrent was put back on release ${back}, which serves again${health}.`,
+    {
+      exitCode: ExitCode.verify,
+      hint:
+        error.stage === 'health'
+          ? `Release ${outcome.to} fails the health check (its answer is above); pick another with \`deployer rollback --to N\`, or check health.url and health.expect.`
+          : `Release ${outcome.to} does not boot any more (see the log above); pick another with \`deployer rollback --to N\`.`,
+      host: session.name,
+    },
+  )
 }

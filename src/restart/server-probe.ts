@@ -566,8 +566,10 @@ export function serverProbeCommand(options: ServerProbeOptions): string {
     '  case ${ruby_bin##*/} in *ruby*) ;; *) ruby_bin= ;; esac',
     'fi',
     'if [ -z "$ruby_bin" ]; then echo "deployer: no ruby on PATH to probe Puma with" >&2; exit 127; fi',
-    // `--` ends Ruby's own options, so an argument starting with `-` stays an argument.
-    `exec "$ruby_bin" -e ${quote(PROBE_RB)} -- "$pidfile" ${quote(options.controlUrl ?? '')} ${quote(configs)} ${quote(options.deployTo)} ${quote(CONFIG_RB)} ${quote(JSON.stringify(options.expectMaster ?? null))}`,
+    // `--` ends Ruby's own options, so an argument starting with `-` stays an argument. No RubyGems:
+    // it needs only the standard library (the config is evaluated in a child with the release's
+    // bundle), and without it a look costs a sixth of the CPU, taken from a restart being waited for.
+    `exec "$ruby_bin" --disable-gems -e ${quote(PROBE_RB)} -- "$pidfile" ${quote(options.controlUrl ?? '')} ${quote(configs)} ${quote(options.deployTo)} ${quote(CONFIG_RB)} ${quote(JSON.stringify(options.expectMaster ?? null))}`,
   ].join('\n')
 }
 

@@ -1,3 +1,4 @@
+import { formatMs } from '../format.js'
 import type { ProgressEvent, Reporter } from './events.js'
 
 /**
@@ -30,8 +31,4 @@ export class PlainReporter implements Reporter {
       this.write(`${prefix}${event.kind === 'warn' ? 'warning: ' : ''}${event.message}`)
     }
   }
-}
-
-export function formatMs(ms: number): string {
-  return ms < 1000 ? `${ms}ms` : `${(ms / 1000).toFixed(1)}s`
 }

@@ -1,29 +1,48 @@
 import type { DeployConfig } from '../config/types.js'
 import type { HostReleases } from '../fleet/list.js'
 import { describeHolders, type PruneOutcome } from '../fleet/prune.js'
-import { formatBytes, type ReleaseResult } from '../fleet/release.js'
+import type { ReleaseResult } from '../fleet/release.js'
 import type { RollbackOutcome } from '../fleet/rollback.js'
+import { formatBytes } from '../format.js'
 import { quote } from '../transport/quote.js'
 
 /** The plan `release --dry-run` prints: everything a real run would do, and nothing done. */
 export function renderReleasePlan(config: DeployConfig, result: ReleaseResult): string {
+  const plan = result.plan
   const lines = [
     `Plan: release ${result.release} of ${config.app} (revision ${result.revision}, ${result.files} entries, ${formatBytes(result.bytes)}); nothing was changed.`,
   ]
-  for (const host of result.hosts) {
-    lines.push(`  ${host.host} (${host.deployTo}): current ${host.previous ?? 'none'} -> ${result.release}`)
+  for (const host of plan?.hosts ?? []) {
+    lines.push(`  ${host.host} (${host.deployTo}): current ${host.current ?? 'none'} -> ${result.release}`)
+    lines.push(`    steps: ${host.steps.join(', ')}`)
+    lines.push(
+      `    upload: ${host.reuseFrom === null ? 'every file' : `changed files; unchanged ones hard-linked from release ${host.reuseFrom}`}`,
+    )
+    if (host.restart)
+      lines.push(
+        host.restart.when === 'predicted'
+          ? `    restart: ${host.restart.decision.kind} because ${host.restart.decision.reasons.join('; ')} (predicted; the new puma.rb is evaluated after the upload)`
+          : '    restart: decided after the upload, when the new release is probed',
+      )
+    lines.push(
+      `    prune: ${host.prune.length > 0 ? `releases ${host.prune.join(', ')} (unless a process still uses one)` : 'nothing'}`,
+    )
   }
+  if (plan && plan.waves.length > 1)
+    lines.push(
+      `Waves (${plan.strategy}, on failure ${plan.onFailure}): ${plan.waves.map((wave) => wave.join(' + ')).join(' -> ')}`,
+    )
   const steps = [
-    `take the lock ${'.deployer/lock'}`,
+    'take the lock .deployer/lock',
     `remove stale releases/.N.partial, build releases/.${result.release}.partial from ${config.source}`,
   ]
   if (config.shared.dirs.length + config.shared.files.length > 0)
     steps.push(`link shared: ${[...config.shared.dirs, ...config.shared.files].join(', ')}`)
   if (config.install) steps.push(`install: ${config.install.commandAsWritten ?? config.install.command}`)
-  steps.push(
-    `publish releases/${result.release} on every host, then flip current`,
-    `prune to keep ${config.keepReleases} releases (never current, never one a process uses)`,
-  )
+  if (config.server) steps.push(`probe: evaluate ${config.server.config} and decide the restart`)
+  steps.push(`publish releases/${result.release} on every host, then flip current`)
+  if (config.server) steps.push('restart Puma and verify every worker serves the new release')
+  steps.push(`prune to keep ${config.keepReleases} releases (never current, never one a process uses)`)
   lines.push('Steps on each host:', ...steps.map((step, index) => `  ${index + 1}. ${step}`))
   return lines.join('\n')
 }

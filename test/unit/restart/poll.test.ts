@@ -21,18 +21,21 @@ describe('pollUntil', () => {
     return async () => answers[Math.min(index++, answers.length - 1)] as Look<T>
   }
 
-  it('returns the value of the first look that is done, sleeping the interval between looks', async () => {
+  it('returns the value of the first look that is done, waiting longer between later looks', async () => {
     const clock = fakeClock()
     const result = await pollUntil(
       { deadlineMs: 10_000, intervalMs: 250, clock },
       looks<number>(
         { state: 'pending', detail: 'booting' },
         { state: 'pending', detail: 'booting' },
+        { state: 'pending', detail: 'booting' },
+        { state: 'pending', detail: 'booting' },
+        { state: 'pending', detail: 'booting' },
         { state: 'done', value: 7 },
       ),
     )
     expect(result).to.deep.equal({ ok: true, value: 7 })
-    expect(clock.slept).to.deep.equal([250, 250])
+    expect(clock.slept).to.deep.equal([250, 375, 563, 845, 1000])
   })
 
   it('stops at once on a look that failed for good, with its detail', async () => {
@@ -47,7 +50,7 @@ describe('pollUntil', () => {
   it('gives up after the deadline with the last thing seen, having looked once past it', async () => {
     const clock = fakeClock()
     const result = await pollUntil(
-      { deadlineMs: 1_000, intervalMs: 300, clock },
+      { deadlineMs: 1_000, intervalMs: 300, maxIntervalMs: 300, clock },
       looks<number>({ state: 'pending', detail: 'still 1 of 2 booted' }),
     )
     expect(result).to.deep.equal({ ok: false, detail: 'still 1 of 2 booted', timedOut: true })

@@ -358,8 +358,10 @@ describe('serverProbeCommand', () => {
     expect(serverProbeCommand({ ...options, controlUrl: undefined })).to.match(/"\$pidfile" '' '\[/)
   })
 
-  it('ends the interpreter options before its arguments', () => {
-    expect(serverProbeCommand(options)).to.match(/^exec "\$ruby_bin" -e '.*' -- "\$pidfile" /ms)
+  it('runs Ruby without RubyGems and ends the interpreter options before its arguments', () => {
+    expect(serverProbeCommand(options)).to.match(
+      /^exec "\$ruby_bin" --disable-gems -e '.*' -- "\$pidfile" /ms,
+    )
   })
 
   it('falls back to the master executable only when it is a ruby', () => {
