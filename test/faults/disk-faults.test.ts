@@ -174,7 +174,7 @@ describe('a disk that fills up while the history is appended after the flip, whi
       name: 'the disk holding .deployer fills up right before the publish: every history append after the flip fails (ENOSPC)',
       expected:
         'exit 0 reporting release 2 live and Puma restarted, with a warning naming the missing events, the disk error and what to do; releases, rollback and the next release read the host',
-      observed: `exit ${result.code}, host released 2 with ${outcome?.restart?.kind} restart done, warning "${warning.split('; it lacks')[0]}…"; current releases/2 serving 2, history unchanged, lock free; releases --json: 1 previous, 2 live; after freeing space rollback exit 0 to 1 (serving 1), release 3 exit 0 serving 3`,
+      observed: `exit ${result.code}, host released 2 with ${outcome?.restart?.kind} restart done, warning "${warning.split('; it lacks')[0]?.replaceAll(served.ws.dir, '<tmp>')}…"; current releases/2 serving 2, history unchanged, lock free; releases --json: 1 previous, 2 live; after freeing space rollback exit 0 to 1 (serving 1), release 3 exit 0 serving 3`,
     })
   })
 })

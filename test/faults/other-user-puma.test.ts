@@ -102,7 +102,7 @@ describe('a Puma master of another user refuses the restart signal, while it ser
       name: `Puma's master runs as ${PUMA_USER}, deploying as deployer-test: the restart signal is refused (EPERM)`,
       expected:
         'current flipped back, the result says what is live (current on the previous release, Puma not restarted, who Puma runs as, server.full_restart as the fix); rollback --to likewise',
-      observed: `release exit ${result.code}, host rolled-back ("${message.split('\n').at(-1)}"), no restart reported; current releases/1, same master pid serving 1, lock free, release 2 listed rolled-back; rollback --to 2 exit ${rollback.code}, current stays releases/1`,
+      observed: `release exit ${result.code}, host rolled-back ("${message.split('\n').find((line) => line.startsWith('current points at'))}"), no restart reported; current releases/1, same master pid serving 1, lock free, release 2 listed rolled-back; rollback --to 2 exit ${rollback.code}, current stays releases/1`,
     })
   })
 })
