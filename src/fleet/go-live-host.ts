@@ -4,6 +4,7 @@ import type { HistoryEvent } from '../release/history.js'
 import type { HostSession } from '../release/host-session.js'
 import { FINGERPRINTS_FILE, failedOnBothReleases } from '../restart/restart-host.js'
 import { timedPhase } from '../ui/events.js'
+import { revertReleaseIfRefused } from './flip-back.js'
 import {
   type BuiltRelease,
   type HostReleaseOutcome,
@@ -87,7 +88,8 @@ export async function goLiveOnHost(
         outcome.error = summarize(error)
       },
     },
-  )
+  ).catch((error) => revertReleaseIfRefused(error, session, outcome, release, { ...options, now }))
+  if (!restarted) return
   if (!restarted.reverted) {
     const { kind: _kind, ...done } = restarted.done
     outcome.timings.restart = restarted.ms

@@ -65,6 +65,8 @@ export interface HostReleaseOutcome {
   /** How Puma was restarted and why; absent without a `server:` section. */
   restart?: RestartDecision & { done?: Omit<RestartOutcome, 'kind'>; recovered?: string }
   error?: { message: string; hint?: string; exitCode: number }
+  /** What went differently without changing what is live (copies where links were refused, a history that could not be written). */
+  warnings?: string[]
   /** What happened to this host because of another one (not started, rolled back with the fleet). */
   note?: string
   timings: Partial<Record<Phase, number>>

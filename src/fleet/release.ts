@@ -7,10 +7,12 @@ import { releasePath } from '../release/layout.js'
 import { buildManifest, releaseFiles } from '../release/manifest.js'
 import { nextReleaseNumber } from '../release/release-number.js'
 import { deriveStates } from '../release/states.js'
+import { attachSessionWarnings } from '../release/unwritten-history.js'
 import type { RestartDecision } from '../restart/decide.js'
 import { PumaHost } from '../restart/restart-host.js'
 import type { Phase, Reporter } from '../ui/events.js'
 import { timedPhase } from '../ui/events.js'
+import { refuseOverlappingSource } from '../upload/source-overlap.js'
 import { checkAgreement, DisagreementError } from './agreement.js'
 import { buildOnHost } from './build-host.js'
 import { settleAll } from './concurrency.js'
@@ -54,6 +56,7 @@ export async function runRelease(
   }
   const now = options.now ?? (() => new Date())
   const { reporter } = options
+  await refuseOverlappingSource(config.source, config.hosts)
   // Reading the source overlaps with connecting to the hosts: on a repeat release both take about as
   // long as the rest of the job.
   const reading = readSource(config, reporter, options.local)
@@ -131,6 +134,7 @@ export async function runRelease(
           )
           if (error) result.error = error as DeployerError
           await pruneEverywhere(config, options, sessions, outcomes, states, now)
+          attachSessionWarnings(sessions, outcomes)
           return result
         },
         now,

@@ -11,6 +11,7 @@ import { PumaHost, type RestartPlan } from '../restart/restart-host.js'
 import type { Reporter } from '../ui/events.js'
 import { timedPhase } from '../ui/events.js'
 import { settleAll } from './concurrency.js'
+import { revertRollbackIfRefused } from './flip-back.js'
 import { restartOrRevert } from './restart-or-revert.js'
 import { type TransportFactory, withLocks, withSessions } from './sessions.js'
 
@@ -169,7 +170,7 @@ async function rollBackHost(
     target: outcome.to,
     back: outcome.from,
     after: 'rollback',
-  })
+  }).catch((error) => revertRollbackIfRefused(error, session, outcome, { reporter, actor, now }))
   if (!restarted.reverted) {
     if (outcome.restart) outcome.restart.detail = restarted.done.detail
     return

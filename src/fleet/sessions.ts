@@ -78,8 +78,18 @@ export async function withLocks<T>(
   try {
     return await work(owner)
   } finally {
+    warnSessionNotes(locked, reporter)
     await unlockAll(locked, owner, reporter)
   }
+}
+
+/**
+ * Says on each host what went differently without failing: copies where links were refused, history
+ * events it could not write (which, why and what to do).
+ */
+function warnSessionNotes(sessions: readonly HostSession[], reporter: Reporter): void {
+  for (const session of sessions)
+    for (const message of session.warnings()) reporter.emit({ kind: 'warn', host: session.name, message })
 }
 
 async function unlockAll(

@@ -6,17 +6,31 @@ import { findLiveDirsCommand, type LiveDirs, parseLiveDirs } from '../guard/live
 import { quote } from '../transport/quote.js'
 import type { ExecOptions, Transport } from '../transport/transport.js'
 import type { PreviousEntry } from '../upload/delta-plan.js'
+import { inodesError, outOfInodes, parseSpace, type SpaceReading, spaceCommand } from './disk-space.js'
 import type { HistoryEvent } from './history.js'
 import { type HostState, parseHostState, parseLockOwner } from './host-state.js'
 import { type Layout, layoutFor, partialPath } from './layout.js'
 import type { LockOwner } from './lock.js'
 import type { ReleaseManifest } from './manifest.js'
 import * as remote from './remote-commands.js'
+import { describeUnwritten, type UnwrittenEvent } from './unwritten-history.js'
 
 /** Separates the prepare step's own output from the previous manifest it prints. */
 const MANIFEST_MARK = '--deployer-manifest--'
 /** Separates the manifest from the list of files modified since publishing. */
 const MODIFIED_MARK = '--deployer-modified--'
+/** Why a hard link to an earlier release can be refused, and what to change for links to work again. */
+const LINK_REFUSED_WHY =
+  'With fs.protected_hardlinks=1 only a file’s owner (or a user who may read and write it) may link it, and that release belongs to another user: deploying as one user for the whole team keeps repeat releases linked.'
+
+/** How many links the host refused (copying instead), from linkFrom/seedVendor output; null if none. */
+function linksRefused(output: string): number | null {
+  const line = output.split('\n').find((entry) => entry.startsWith(`${remote.LINKS_COPIED}\t`))
+  return line === undefined ? null : Number(line.split('\t')[1]) || 0
+}
+
+/** Precedes the error of a history append that failed after the flip. */
+const UNWRITTEN_MARK = '--deployer-history-unwritten--'
 /** Separates the lock's answer from the state read right after it. */
 const STATE_MARK = '--deployer-state--'
 
@@ -51,6 +65,10 @@ export class HostSession {
   readonly transport: Transport
   readonly layout: Layout
   private lockedState?: HostState
+  /** History events that could not be appended in this session (see record). */
+  readonly unwrittenHistory: UnwrittenEvent[] = []
+  /** What went differently than asked without failing (copies where links were refused), for the report. */
+  readonly notes: string[] = []
 
   constructor(host: HostConfig, transport: Transport) {
     this.host = host
@@ -158,11 +176,22 @@ export class HostSession {
   }
 
   async upload(release: number, archive: Readable, signal?: AbortSignal): Promise<void> {
-    await this.run(`uploading release ${release}`, remote.extractCommand(this.layout, release), {
-      stdin: archive,
-      signal,
-      hint: 'Check free disk space on the host (`df -h`) and that GNU tar is installed.',
+    // A source file that changed or could not be read ends the stream early: that, not what the
+    // remote tar says of its cut-short input, is what the user must hear.
+    let sourceError: DeployerError | undefined
+    archive.once('error', (error) => {
+      if (error instanceof DeployerError) sourceError = error
     })
+    try {
+      await this.run(`uploading release ${release}`, remote.extractCommand(this.layout, release), {
+        stdin: archive,
+        signal,
+        hint: 'Check free disk space on the host (`df -h`) and that GNU tar is installed.',
+      })
+    } catch (error) {
+      throw sourceError ?? error
+    }
+    if (sourceError) throw sourceError
   }
 
   /** Hard-links unchanged files from release `from` into the partial release. */
@@ -173,7 +202,7 @@ export class HostSession {
     signal?: AbortSignal,
   ): Promise<void> {
     if (paths.length === 0) return
-    await this.run(
+    const output = await this.run(
       `reusing unchanged files of release ${from}`,
       remote.linkFromCommand(this.layout, from, release),
       {
@@ -182,6 +211,11 @@ export class HostSession {
         hint: 'Hard links need releases/ on one filesystem; check free inodes (`df -i`).',
       },
     )
+    const refused = linksRefused(output)
+    if (refused !== null)
+      this.notes.push(
+        `copied the ${paths.length} unchanged file${paths.length === 1 ? '' : 's'} of release ${from} instead of hard-linking ${paths.length === 1 ? 'it' : 'them'}: ${refused} link${refused === 1 ? ' was' : 's were'} refused (Operation not permitted). ${LINK_REFUSED_WHY}`,
+      )
   }
 
   /** Seeds `vendor` from release `from` with hard links; true when it did. */
@@ -190,6 +224,10 @@ export class HostSession {
       `reusing ${vendor} of release ${from}`,
       remote.seedVendorCommand(this.layout, from, release, vendor),
     )
+    if (linksRefused(output) !== null)
+      this.notes.push(
+        `copied ${vendor} of release ${from} instead of hard-linking it: linking was refused (Operation not permitted). ${LINK_REFUSED_WHY}`,
+      )
     return output.includes('seeded')
   }
 
@@ -277,7 +315,7 @@ export class HostSession {
     event: HistoryEvent,
   ): Promise<void> {
     const partial = partialPath(this.layout, release)
-    await this.run(
+    const output = await this.run(
       `publishing release ${release} and pointing current at it`,
       [
         // Runs to the end even if the connection drops half way (sshd then sends SIGHUP), so a host
@@ -288,10 +326,14 @@ export class HostSession {
         remote.recordPublishedCommand(this.layout, release),
         remote.publishCommand(this.layout, release),
         remote.flipCommand(this.layout, release),
-        remote.appendHistoryCommand(this.layout, event),
+        // Past the flip the release is live: a history that cannot be written (a full disk) is
+        // reported with what is live, never as a failed publish (see UnwrittenEvent).
+        `if ! unwritten=$( { ${remote.appendHistoryCommand(this.layout, event)}; } 2>&1 ); then printf '%s\\n%s\\n' ${quote(UNWRITTEN_MARK)} "$unwritten"; fi`,
       ].join('\n'),
       { hint: `If ${this.layout.current} is a real directory (not a symlink), move it away first.` },
     )
+    const [, unwritten] = output.split(`${UNWRITTEN_MARK}\n`)
+    if (unwritten !== undefined) this.unwrittenHistory.push({ event, reason: unwritten.trim() })
   }
 
   async flip(release: number): Promise<void> {
@@ -300,8 +342,28 @@ export class HostSession {
     })
   }
 
-  async record(event: HistoryEvent): Promise<void> {
-    await this.run('appending to the history', remote.appendHistoryCommand(this.layout, event))
+  /**
+   * Appends an event to the history. Every event records a change already made on the host, so a
+   * failed append (a full disk) does not throw: it is kept in `unwrittenHistory` for the command to
+   * report with what is live. Only a lost connection throws. Returns whether the event was written.
+   */
+  async record(event: HistoryEvent): Promise<boolean> {
+    const result = await this.transport.exec(remote.appendHistoryCommand(this.layout, event))
+    if (result.code === 0) return true
+    this.unwrittenHistory.push({ event, reason: `${result.stderr}${result.stdout}`.trim() })
+    return false
+  }
+
+  /** The warning for the events `record` and `publishAndFlip` could not append; null when none. */
+  unwrittenHistoryWarning(): string | null {
+    if (this.unwrittenHistory.length === 0) return null
+    return describeUnwritten(this.layout.deployTo, this.layout.history, this.unwrittenHistory)
+  }
+
+  /** Everything this session has to warn about once its command is done: notes, then the history. */
+  warnings(): string[] {
+    const history = this.unwrittenHistoryWarning()
+    return history === null ? [...this.notes] : [...this.notes, history]
   }
 
   async liveDirs(): Promise<LiveDirs> {
@@ -350,6 +412,17 @@ export class HostSession {
     await this.transport.close()
   }
 
+  /** After ENOSPC: the disk's reading when it is its inodes, not its space, that ran out. */
+  private async inodesExhausted(): Promise<SpaceReading | null> {
+    try {
+      const result = await this.transport.exec(spaceCommand(this.layout.deployTo))
+      const reading = parseSpace(result.stdout)
+      return outOfInodes(reading) ? reading : null
+    } catch {
+      return null
+    }
+  }
+
   /** Runs a command and returns its stdout; a non-zero exit becomes a RemoteCommandError. */
   async run(
     what: string,
@@ -360,14 +433,17 @@ export class HostSession {
     if (result.code !== 0) {
       const diskFull = diskFullError(`${result.stderr}\n${result.stdout}`)
       const deployTo = this.layout.deployTo
+      const inodes = diskFull ? await this.inodesExhausted() : null
       throw new RemoteCommandError(this.name, what, result, {
         exitCode: options.exitCode,
-        ...(diskFull
-          ? {
-              because: `the disk holding ${deployTo} is full (${diskFull})`,
-              hint: `Free space on that disk (\`df -h ${quote(deployTo)}\` on the host; \`deployer prune --keep N\` deletes old releases), then run the command again.`,
-            }
-          : { hint: options.hint }),
+        ...(inodes && diskFull
+          ? inodesError(deployTo, inodes, diskFull)
+          : diskFull
+            ? {
+                because: `the disk holding ${deployTo} is full (${diskFull})`,
+                hint: `Free space on that disk (\`df -h ${quote(deployTo)}\` on the host; \`deployer prune --keep N\` deletes old releases), then run the command again.`,
+              }
+            : { hint: options.hint }),
       })
     }
     return result.stdout

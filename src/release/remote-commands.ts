@@ -153,8 +153,26 @@ export function modifiedFilesCommand(layout: Layout, release: number, limit = 10
  * read-only are still writable here.
  */
 export function linkFromCommand(layout: Layout, from: number, release: number): string {
-  return `cd ${quote(releasePath(layout, from))} && xargs -0 -r cp -l --parents -t ${quote(partialPath(layout, release))} --`
+  const partial = quote(partialPath(layout, release))
+  return [
+    `cd ${quote(releasePath(layout, from))} || exit 1`,
+    'list=$(mktemp) && err=$(mktemp) || exit 1',
+    `trap 'rm -f "$list" "$err"' EXIT`,
+    'cat > "$list"',
+    `xargs -0 -r cp -l --parents -t ${partial} -- < "$list" 2> "$err" && exit 0`,
+    // fs.protected_hardlinks=1 lets only a file's owner (or who may read and write it) link it: in a team
+    // deploying as several users, the previous release is often another user's. Copy instead; any other
+    // failure stays one.
+    `if grep -v ${LINK_REFUSED} "$err" | grep -q .; then cat "$err" >&2; exit 1; fi`,
+    `xargs -0 -r cp -p --remove-destination --parents -t ${partial} -- < "$list" || exit 1`,
+    `printf '${LINKS_COPIED}\t%s\n' "$(grep -c ${LINK_REFUSED} "$err")"`,
+  ].join('\n')
 }
+
+/** What cp says when the kernel refuses a hard link (EPERM). */
+const LINK_REFUSED = quote('Operation not permitted')
+/** Printed by linkFromCommand and seedVendorCommand when they copied because linking was refused. */
+export const LINKS_COPIED = 'copied-instead-of-linking'
 
 /**
  * Seeds the partial release's vendored dependencies (`install.vendor`) with hard links to the previous
@@ -165,7 +183,11 @@ export function seedVendorCommand(layout: Layout, from: number, release: number,
   const target = posix.join(partialPath(layout, release), vendor)
   return [
     `if [ -d ${quote(source)} ] && [ ! -e ${quote(target)} ]; then`,
-    `  mkdir -p ${quote(posix.dirname(target))} && cp -al ${quote(source)} ${quote(target)} && echo seeded`,
+    `  mkdir -p ${quote(posix.dirname(target))} || exit 1`,
+    `  if err=$(cp -al ${quote(source)} ${quote(target)} 2>&1); then echo seeded`,
+    // Linking refused (another user's files, see linkFromCommand): a copy still saves the install's time.
+    `  elif printf '%s' "$err" | grep -q ${LINK_REFUSED}; then rm -rf -- ${quote(target)} && cp -a ${quote(source)} ${quote(target)} && echo seeded && printf '${LINKS_COPIED}\t0\n'`,
+    `  else printf '%s\n' "$err" >&2; exit 1; fi`,
     'fi',
   ].join('\n')
 }
@@ -316,7 +338,11 @@ export function appendHistoryCommand(layout: Layout, event: HistoryEvent): strin
   const history = quote(layout.history)
   return [
     `mkdir -p ${quote(layout.meta)}`,
-    `{ if [ -s ${history} ] && [ -n "$(tail -c 1 ${history})" ]; then printf '\\n%s\\n' ${quote(serializeEvent(event))}; else printf '%s\\n' ${quote(serializeEvent(event))}; fi; } >> ${history}`,
+    // In a team's setgid .deployer (several SSH users in one group), the history starts group-writable,
+    // so the next user can append to it.
+    `{ [ -e ${history} ] || [ ! -g ${quote(layout.meta)} ] || (umask 002 && : > ${history}); }`,
+    // Through cat: it names the error (No space left on device) where dash's printf says only "I/O error".
+    `{ if [ -s ${history} ] && [ -n "$(tail -c 1 ${history})" ]; then printf '\\n%s\\n' ${quote(serializeEvent(event))}; else printf '%s\\n' ${quote(serializeEvent(event))}; fi; } | cat >> ${history}`,
   ].join(' && ')
 }
 

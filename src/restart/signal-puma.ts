@@ -4,6 +4,7 @@ import type { ServerProbe } from './probe-facts.js'
 import * as puma from './puma-commands.js'
 import type { PumaContext } from './puma-paths.js'
 import { identityOf, type RestartPlan, restartDeadlineFor } from './restart-plan.js'
+import { explainRefusedSignal } from './signal-refused.js'
 import type { VerifiedKind } from './verify.js'
 
 /*
@@ -16,13 +17,12 @@ import type { VerifiedKind } from './verify.js'
 export async function triggerRestart(host: PumaContext, kind: VerifiedKind | 'none', plan: RestartPlan) {
   const { session, server, paths } = host
   if (kind === 'phased' || kind === 'hot') {
-    await session.run(
-      `sending ${kind === 'phased' ? 'USR1' : 'USR2'} to Puma`,
-      puma.signalMasterCommand(paths.pidfile, kind === 'phased' ? 'USR1' : 'USR2'),
-      {
+    const signal = kind === 'phased' ? 'USR1' : 'USR2'
+    await session
+      .run(`sending ${signal} to Puma`, puma.signalMasterCommand(paths.pidfile, signal), {
         hint: `Check ${paths.pidfile} and that Puma runs as the SSH user.`,
-      },
-    )
+      })
+      .catch((error) => explainRefusedSignal(session, paths.pidfile, signal, error))
   } else if (kind === 'start') {
     await startPuma(host, plan)
   } else if (kind === 'full') {
@@ -35,7 +35,9 @@ export async function triggerRestart(host: PumaContext, kind: VerifiedKind | 'no
     }
     const pid = plan.baseline.masterPid
     if (pid !== null) {
-      await session.run('stopping Puma (TERM)', puma.signalMasterCommand(paths.pidfile, 'TERM'))
+      await session
+        .run('stopping Puma (TERM)', puma.signalMasterCommand(paths.pidfile, 'TERM'))
+        .catch((error) => explainRefusedSignal(session, paths.pidfile, 'TERM', error))
       await waitForExit(host, pid, plan.workerShutdownTimeout + 15)
     }
     await startPuma(host, plan)

@@ -12,7 +12,8 @@ export class LocalTransport implements Transport {
 
   exec(command: string, options: ExecOptions = {}): Promise<ExecResult> {
     return new Promise((resolve, reject) => {
-      const child = spawn('/bin/sh', ['-c', command], {
+      const { line, script } = scriptOnStdin(command, options.stdin !== undefined)
+      const child = spawn('/bin/sh', ['-c', line], {
         stdio: ['pipe', 'pipe', 'pipe'],
         signal: options.signal,
       })
@@ -37,11 +38,23 @@ export class LocalTransport implements Transport {
           stderr: Buffer.concat(stderr).toString('utf8'),
         })
       })
+      child.stdin.write(script)
       pipeInput(options.stdin, child.stdin)
     })
   }
 
   async close(): Promise<void> {}
+}
+
+/**
+ * The script goes over stdin, not argv, as over SSH (remote-shell.ts): `${VAR}` values inside it must not
+ * show in `ps` to other users of this machine. The fixed command line reads exactly the script's bytes
+ * (`dd bs=1`, so the caller's input that follows stays unread) and `eval`s it. Pure.
+ */
+export function scriptOnStdin(command: string, hasInput: boolean): { line: string; script: Buffer } {
+  const script = Buffer.from(command, 'utf8')
+  const read = hasInput ? `dd bs=1 count=${script.length} 2>/dev/null` : 'cat'
+  return { line: `__deployer_script=$(${read}) || exit 125; eval "$__deployer_script"`, script }
 }
 
 /** Feeds `input` into a command's stdin and closes it, so commands that read to EOF finish. */

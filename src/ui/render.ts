@@ -64,6 +64,8 @@ export function renderReleaseResult(result: ReleaseResult): string {
     const note = host.note ? ` (${host.note})` : ''
     return `${host.host}: ${host.status}${note}${host.error ? `: ${firstLine(host.error.message)}` : ''}`
   })
+  for (const host of result.hosts)
+    for (const warning of host.warnings ?? []) lines.push(`${host.host}: warning: ${warning}`)
   const released = result.hosts.filter((host) => host.status === 'released').length
   if (released === result.hosts.length && !result.error)
     lines.push(`Released ${result.release} (${result.revision}) to ${released} host(s).`)

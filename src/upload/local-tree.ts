@@ -5,6 +5,7 @@ import { join, posix } from 'node:path'
 import picomatch from 'picomatch'
 import { DeployerError, ExitCode } from '../errors.js'
 import { fileIdentity, type HashCache } from './hash-cache.js'
+import { sourceUnreadable } from './source-errors.js'
 
 /** One entry of the tree to upload; `path` is relative, with `/` separators. */
 export interface TreeEntry {
@@ -63,7 +64,7 @@ export async function scanTree(
   const quiet: { entry: TreeEntry; identity: string }[] = []
   async function walk(relativeDir: string): Promise<void> {
     await new Promise(setImmediate)
-    for (const { name, raw } of readNames(join(root, relativeDir))) {
+    for (const { name, raw } of readSourceDir(root, relativeDir)) {
       const relative = relativeDir ? `${relativeDir}/${name}` : name
       if (isExcluded(relative)) continue
       // Decoding replaced the bytes that are not UTF-8: the decoded path names no file to read.
@@ -72,7 +73,7 @@ export async function scanTree(
         continue
       }
       const absolute = join(root, relative)
-      const stat = lstatSync(absolute)
+      const stat = sourceStep(root, relative, () => lstatSync(absolute))
       const base = { path: relative, mode: stat.mode & 0o7777, mtime: Math.floor(stat.mtimeMs / 1000) }
       if (stat.isDirectory()) {
         entries.push({ ...base, type: 'dir', size: 0 })
@@ -98,7 +99,9 @@ export async function scanTree(
   await walk('')
   await Promise.all(
     unhashed.map(async ({ entry, absolute }) => {
-      entry.sha256 = await hashLimited(absolute, entry.size)
+      entry.sha256 = await hashLimited(absolute, entry.size).catch((error: unknown) => {
+        throw sourceUnreadable(root, entry.path, error, 'scanned')
+      })
     }),
   )
   for (const { entry, identity } of quiet) cache?.remember(entry.path, identity, entry.sha256 as string)
@@ -143,6 +146,19 @@ export async function scanTree(
 }
 
 /** A directory's names, sorted, each with the bytes the file system holds for it. */
+/** Runs a read of the source's `relative`, turning a failure into an error that names it. */
+function sourceStep<T>(root: string, relative: string, step: () => T): T {
+  try {
+    return step()
+  } catch (error) {
+    throw sourceUnreadable(root, relative || '.', error, 'scanned')
+  }
+}
+
+function readSourceDir(root: string, relative: string): { name: string; raw: Buffer }[] {
+  return sourceStep(root, relative, () => readNames(join(root, relative)))
+}
+
 function readNames(dir: string): { name: string; raw: Buffer }[] {
   return readdirSync(dir, { encoding: 'buffer' })
     .map((raw) => ({ name: raw.toString('utf8'), raw }))

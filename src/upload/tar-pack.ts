@@ -1,10 +1,11 @@
+import { once } from 'node:events'
 import { createReadStream } from 'node:fs'
 import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { Readable } from 'node:stream'
-import { pipeline } from 'node:stream/promises'
 import { pack as createPack, type Pack } from 'tar-stream'
 import type { TreeEntry } from './local-tree.js'
+import { SourceFileError, sourceChanged, sourceUnreadable } from './source-errors.js'
 
 /** Files up to this size are read whole (and ahead); larger ones are streamed. */
 const SMALL_FILE = 256 * 1024
@@ -20,8 +21,8 @@ export interface GeneratedFile {
 
 /**
  * Streams `entries` from `root` as a tar archive, followed by the generated files. Entries are written
- * one at a time (tar is sequential); a file that changes size while it is read fails the stream rather
- * than uploading a torn copy.
+ * one at a time (tar is sequential); a file that changes size or cannot be read while it is read fails
+ * the stream with a SourceFileError naming it, rather than uploading a torn copy.
  */
 export function packTree(
   root: string,
@@ -55,16 +56,14 @@ export function packTree(
       } else if (entry.type === 'symlink') {
         await addEntry(pack, { ...header, type: 'symlink', linkname: entry.target })
       } else if (reads.has(index)) {
-        const body = await (reads.get(index) as Promise<Buffer>)
+        const body = await (reads.get(index) as Promise<Buffer>).catch((error: unknown) => {
+          throw sourceUnreadable(root, entry.path, error, 'uploaded')
+        })
         reads.delete(index)
-        if (body.length !== entry.size)
-          throw new Error(
-            `${entry.path} changed while it was being uploaded; build the app first, then release.`,
-          )
+        if (body.length !== entry.size) throw sourceChanged(root, entry.path, entry.size, body.length)
         await addEntry(pack, { ...header, type: 'file', size: entry.size }, body)
       } else {
-        const sink = pack.entry({ ...header, type: 'file', size: entry.size })
-        await pipeline(createReadStream(join(root, entry.path)), sink)
+        await streamFile(pack, { ...header, type: 'file', size: entry.size }, root, entry.path)
       }
     }
     const now = new Date()
@@ -98,6 +97,42 @@ async function* coalesce(source: AsyncIterable<Buffer>, size: number): AsyncGene
     }
   }
   if (length > 0) yield Buffer.concat(parts, length)
+}
+
+/**
+ * Streams a large file into its entry, checking its size as it goes: a read error or a size other than
+ * the scanned one destroys the entry (and so the archive) with an error naming the file, before
+ * tar-stream's own "Size mismatch" or a bare ENOENT could reach the user.
+ */
+async function streamFile(
+  pack: Pack,
+  header: Parameters<Pack['entry']>[0] & { size: number },
+  root: string,
+  path: string,
+): Promise<void> {
+  let settle: (error?: Error | null) => void = () => {}
+  const done = new Promise<void>((resolve, reject) => {
+    settle = (error) => (error ? reject(error) : resolve())
+  })
+  // tar-stream calls back once the entry is complete, or destroyed (with the error destroying it).
+  const sink = pack.entry(header, (error) => settle(error))
+  sink.on('error', () => {})
+  let written = 0
+  try {
+    for await (const chunk of createReadStream(join(root, path)) as AsyncIterable<Buffer>) {
+      written += chunk.length
+      if (written > header.size) throw sourceChanged(root, path, header.size)
+      if (!sink.write(chunk)) await once(sink as unknown as NodeJS.EventEmitter, 'drain')
+    }
+    if (written !== header.size) throw sourceChanged(root, path, header.size, written)
+  } catch (error) {
+    const named = error instanceof SourceFileError ? error : sourceUnreadable(root, path, error, 'uploaded')
+    done.catch(() => {})
+    sink.destroy(named)
+    throw named
+  }
+  sink.end(Buffer.alloc(0))
+  await done
 }
 
 function addEntry(pack: Pack, header: Parameters<Pack['entry']>[0], body?: Buffer): Promise<void> {

@@ -15,7 +15,7 @@ import { join } from 'node:path'
 import { promisify } from 'node:util'
 import { expect } from 'chai'
 import { releaseJson, runCli } from '../support/cli.js'
-import { DEPLOY_USER, listDir, userIds, writeApp } from '../support/fixture.js'
+import { DEPLOY_USER, ensureUser, listDir, writeApp } from '../support/fixture.js'
 import { recordCase } from '../support/reliability.js'
 import { useSshdWorkspace } from '../support/suite.js'
 import { waitFor } from '../support/wait.js'
@@ -25,11 +25,6 @@ const run = promisify(execFile)
 /** A second user on the host: the one Puma or Sidekiq runs as while deploying as the SSH user. */
 const OTHER_USER = 'deployer-other'
 const TEAM_GROUP = 'deployer-team'
-
-async function ensureUser(name: string): Promise<{ uid: number; gid: number }> {
-  await run('id', ['-u', name]).catch(() => run('useradd', ['-M', '-s', '/bin/sh', name]))
-  return userIds(name)
-}
 
 /**
  * What a real server holds besides deployer's own releases: other people's files in releases/, other

@@ -19,6 +19,12 @@ export async function userIds(user: string): Promise<{ uid: number; gid: number 
   return { uid: Number(uid.trim()), gid: Number(gid.trim()) }
 }
 
+/** Creates a system user without a home (for processes of another user on the host) unless it exists. */
+export async function ensureUser(name: string): Promise<{ uid: number; gid: number }> {
+  await run('id', ['-u', name]).catch(() => run('useradd', ['-M', '-s', '/bin/sh', name]))
+  return userIds(name)
+}
+
 /** A scratch directory for one test: the source tree, the config, and a deploy_to owned by the deploy user. */
 export interface Workspace {
   dir: string

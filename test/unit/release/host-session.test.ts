@@ -5,6 +5,7 @@ import { expect } from 'chai'
 import { HostSession } from '../../../src/release/host-session.js'
 import { newLockOwner } from '../../../src/release/lock.js'
 import { LocalTransport } from '../../../src/transport/local.js'
+import { localHost } from '../../support/local-host.js'
 
 describe('HostSession.tryLock with readState', () => {
   let sandbox: string
@@ -16,14 +17,7 @@ describe('HostSession.tryLock with readState', () => {
     const deployTo = join(sandbox, 'shop')
     await mkdir(join(deployTo, 'releases', '3'), { recursive: true })
     await symlink('releases/3', join(deployTo, 'current'))
-    const host = {
-      name: 'local',
-      kind: 'local' as const,
-      port: 22,
-      deployTo,
-      ssh: { knownHosts: '', hostKey: 'strict' as const, connectTimeout: 10 },
-    }
-    session = new HostSession(host, new LocalTransport())
+    session = new HostSession(localHost(deployTo), new LocalTransport())
   })
   afterEach(async () => {
     await rm(sandbox, { recursive: true, force: true })
