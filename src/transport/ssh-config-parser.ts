@@ -7,7 +7,7 @@ import picomatch from 'picomatch'
 // Include and keeps no line numbers, and messages must name the file and line that set a value.
 import SSHConfig from 'ssh-config'
 import { matchesHost } from './known-hosts.js'
-import type { ResolveOptions, SshConfigKey, SshConfigSource, SshHostConfig } from './ssh-config.js'
+import type { ResolveOptions, SshConfigKey, SshConfigSource, SshHostConfig } from './ssh-config-types.js'
 import {
   expandPath,
   normalizeStrict,

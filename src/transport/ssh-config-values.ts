@@ -1,7 +1,7 @@
 import os from 'node:os'
 import path from 'node:path'
 import { DeployerError, ExitCode } from '../errors.js'
-import type { ProxyHop, SshHostConfig } from './ssh-config.js'
+import type { ProxyHop, SshHostConfig } from './ssh-config-types.js'
 
 /**
  * ssh_config values as OpenSSH reads them, shared by `ssh -G` and the parser: ProxyJump hops, paths with
