@@ -2,7 +2,7 @@ import { Command, Flags } from '@oclif/core'
 import { loadConfig, selectHosts } from '../config/load.js'
 import type { DeployConfig } from '../config/types.js'
 import { DeployerError, ExitCode } from '../errors.js'
-import type { Reporter } from '../ui/events.js'
+import type { Reporter } from '../progress.js'
 import { ListrReporter } from '../ui/listr-reporter.js'
 import { PlainReporter } from '../ui/plain-reporter.js'
 

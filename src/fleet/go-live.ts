@@ -1,14 +1,14 @@
 import { InterruptedError } from '../errors.js'
-import type { HostSession } from '../release/host-session.js'
-import { settleAll } from './concurrency.js'
-import { goLiveOnHost, type LiveRun } from './go-live-host.js'
+import { settleAll } from '../hosts/concurrency.js'
+import type { HostSession } from '../hosts/host-session.js'
+import { goLiveOnHost, type LiveRun } from '../pipeline/go-live.js'
 import {
   abortReason,
   type BuiltRelease,
   type HostReleaseOutcome,
   summarize,
   throwIfInterrupted,
-} from './outcome.js'
+} from '../pipeline/outcome.js'
 import { rollBackHostTo } from './rollback.js'
 import { type RolloutStop, rolloutError, stoppedRollout, waveStop } from './rollout.js'
 

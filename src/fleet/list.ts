@@ -1,8 +1,8 @@
 import type { DeployConfig } from '../config/types.js'
+import { settleAll } from '../hosts/concurrency.js'
+import { type TransportFactory, withSessions } from '../hosts/sessions.js'
 import type { ForeignEntry } from '../release/host-state.js'
 import { deriveStates, type ReleaseState } from '../release/states.js'
-import { settleAll } from './concurrency.js'
-import { type TransportFactory, withSessions } from './sessions.js'
 
 export interface ListedRelease {
   number: number

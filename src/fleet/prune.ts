@@ -1,17 +1,17 @@
 import type { DeployConfig } from '../config/types.js'
 import { DeployerError, ExitCode } from '../errors.js'
 import { mayUseReleases, releaseOf } from '../guard/live-dirs.js'
+import { settleAll } from '../hosts/concurrency.js'
+import type { HostSession } from '../hosts/host-session.js'
+import { type TransportFactory, withLocks, withSessions } from '../hosts/sessions.js'
+import { type Holder, type PrunePlan, planPrune } from '../plan/prune-plan.js'
+import type { Reporter } from '../progress.js'
+import { timedPhase } from '../progress.js'
 import type { Actor } from '../release/history.js'
-import type { HostSession } from '../release/host-session.js'
 import type { HostState } from '../release/host-state.js'
-import { type Holder, type PrunePlan, planPrune } from '../release/prune-plan.js'
 import { deriveStates } from '../release/states.js'
 import { PumaHost } from '../restart/restart-host.js'
 import { findRunningReleases } from '../restart/running-release.js'
-import type { Reporter } from '../ui/events.js'
-import { timedPhase } from '../ui/events.js'
-import { settleAll } from './concurrency.js'
-import { type TransportFactory, withLocks, withSessions } from './sessions.js'
 
 export interface PruneOutcome {
   host: string

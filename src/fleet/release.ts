@@ -1,22 +1,10 @@
 import type { DeployConfig } from '../config/types.js'
 import { DeployerError, ExitCode, InterruptedError } from '../errors.js'
 import { failpoint } from '../fault/failpoint.js'
-import type { HostSession } from '../release/host-session.js'
-import type { HostState } from '../release/host-state.js'
-import { releasePath } from '../release/layout.js'
-import { buildManifest, releaseFiles } from '../release/manifest.js'
-import { nextReleaseNumber } from '../release/release-number.js'
-import { deriveStates } from '../release/states.js'
-import { attachSessionWarnings } from '../release/unwritten-history.js'
-import type { RestartDecision } from '../restart/decide.js'
-import { PumaHost } from '../restart/restart-host.js'
-import type { Phase, Reporter } from '../ui/events.js'
-import { timedPhase } from '../ui/events.js'
-import { refuseOverlappingSource } from '../upload/source-overlap.js'
-import { checkAgreement, DisagreementError } from './agreement.js'
-import { buildOnHost } from './build-host.js'
-import { settleAll } from './concurrency.js'
-import { goLive } from './go-live.js'
+import { settleAll } from '../hosts/concurrency.js'
+import type { HostSession } from '../hosts/host-session.js'
+import { withLocks, withSessions } from '../hosts/sessions.js'
+import { buildOnHost } from '../pipeline/build.js'
 import {
   abortReason,
   type BuiltRelease,
@@ -28,13 +16,26 @@ import {
   type ReleaseResult,
   summarize,
   throwIfInterrupted,
-} from './outcome.js'
+} from '../pipeline/outcome.js'
+import { planRelease, type ReleasePlan, waveIndices } from '../plan/release-plan.js'
+import type { Phase, Reporter } from '../progress.js'
+import { timedPhase } from '../progress.js'
+import type { HostState } from '../release/host-state.js'
+import { releasePath } from '../release/layout.js'
+import { buildManifest, releaseFiles } from '../release/manifest.js'
+import { nextReleaseNumber } from '../release/release-number.js'
+import { deriveStates } from '../release/states.js'
+import { attachSessionWarnings } from '../release/unwritten-history.js'
+import type { RestartDecision } from '../restart/decide.js'
+import { PumaHost } from '../restart/restart-host.js'
+import { refuseOverlappingSource } from '../upload/source-overlap.js'
+import { checkAgreement, DisagreementError } from './agreement.js'
+import { goLive } from './go-live.js'
 import { pruneHost } from './prune.js'
-import { planRelease, type ReleasePlan, waveIndices } from './release-plan.js'
-import { withLocks, withSessions } from './sessions.js'
 import { connectWhileReading, readSource, type SourceSnapshot } from './source.js'
+import { planWaves } from './waves.js'
 
-export type { HostReleaseOutcome, HostStatus, ReleaseOptions, ReleaseResult } from './outcome.js'
+export type { HostReleaseOutcome, HostStatus, ReleaseOptions, ReleaseResult } from '../pipeline/outcome.js'
 
 /**
  * `deployer release`: read every host under the lock, make the plan (release N, each host's steps,
@@ -93,6 +94,7 @@ export async function runRelease(
             deployTo: session.layout.deployTo,
             state: states[index] as HostState,
           })),
+          waves: planWaves(sessions.length, config),
           predicted,
         })
         result.plan = plan

@@ -1,5 +1,5 @@
 import { DeployerError, ExitCode, InterruptedError } from '../errors.js'
-import { type HostReleaseOutcome, type HostStatus, toDeployerError } from './outcome.js'
+import { type HostReleaseOutcome, type HostStatus, toDeployerError } from '../pipeline/outcome.js'
 
 /** What stopped a rollout: a host that failed to go live (its error), or an interrupt (host null). */
 export interface RolloutStop {

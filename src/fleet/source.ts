@@ -1,15 +1,15 @@
 import type { DeployConfig } from '../config/types.js'
 import { formatBytes } from '../format.js'
-import type { HostSession } from '../release/host-session.js'
+import { firstFailure, settleAll } from '../hosts/concurrency.js'
+import type { HostSession } from '../hosts/host-session.js'
+import type { Reporter } from '../progress.js'
 import { GENERATED_NAMES } from '../release/manifest.js'
 import { type Fingerprints, fingerprintTree } from '../restart/fingerprints.js'
 import { LocalTransport } from '../transport/local.js'
 import type { Transport } from '../transport/transport.js'
-import type { Reporter } from '../ui/events.js'
 import { HashCache } from '../upload/hash-cache.js'
 import { type LocalTree, scanTree } from '../upload/local-tree.js'
 import { readGitRevision } from '../upload/revision.js'
-import { firstFailure, settleAll } from './concurrency.js'
 
 /** The local source, read once for every host. */
 export interface SourceSnapshot {

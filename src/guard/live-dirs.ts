@@ -1,5 +1,13 @@
-import type { Holder } from '../release/prune-plan.js'
 import { quote } from '../transport/quote.js'
+
+/** A process that still uses a release: as its cwd, through a mapped file, or as Puma's first boot dir. */
+export interface Holder {
+  pid: number
+  command: string
+  /** `unseen`: a process whose cwd and maps could not be read, so it may use any release. */
+  via: 'cwd' | 'map' | 'boot' | 'unseen'
+  path: string
+}
 
 /**
  * The scan of one pass, run by `sh -c` with the releases root and `/proc/PID` paths as arguments: every

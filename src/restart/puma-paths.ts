@@ -1,6 +1,6 @@
 import { posix } from 'node:path'
 import type { DeployConfig, ServerSettings } from '../config/types.js'
-import type { HostSession } from '../release/host-session.js'
+import type { HostSession } from '../hosts/host-session.js'
 import type { Layout } from '../release/layout.js'
 import type { Clock } from './poll.js'
 import type { MasterIdentity, ServerProbe } from './probe-facts.js'

@@ -1,5 +1,5 @@
+import type { HostSession } from '../hosts/host-session.js'
 import type { Actor } from '../release/history.js'
-import type { HostSession } from '../release/host-session.js'
 import type { RestartDecision } from './decide.js'
 import type { PumaHost, RecoveryOutcome, RestartPlan } from './restart-host.js'
 import { restartEvent } from './running-release.js'

@@ -1,7 +1,7 @@
 import { posix } from 'node:path'
 import type { DeployConfig, RestartKind, ServerSettings } from '../config/types.js'
 import { DeployerError, ExitCode, lastLines } from '../errors.js'
-import type { HostSession } from '../release/host-session.js'
+import type { HostSession } from '../hosts/host-session.js'
 import type { HostState } from '../release/host-state.js'
 import { releasePath } from '../release/layout.js'
 import type { RestartDecision } from './decide.js'
@@ -294,7 +294,7 @@ export class PumaHost {
   /** The last lines of Puma's logs, for failure reports. */
   async logTail(plan: RestartPlan | null, lines = 15): Promise<string> {
     const logs = this.paths.logs(plan?.pumaLog ?? null)
-    const result = await this.session.transport.exec(puma.tailLogCommand(logs, lines)).catch(() => null)
+    const result = await this.session.ask(puma.tailLogCommand(logs, lines)).catch(() => null)
     return result ? lastLines(result.stdout, lines * logs.length + logs.length) : ''
   }
 
@@ -336,7 +336,7 @@ export class PumaHost {
     const health = this.config.health
     if (!health) return
     const revision = (
-      await this.session.transport.exec(
+      await this.session.ask(
         puma.readFileCommand(posix.join(releasePath(this.session.layout, release), 'REVISION')),
       )
     ).stdout.trim()

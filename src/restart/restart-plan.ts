@@ -171,7 +171,7 @@ export async function readFingerprints(
   config: PumaConfigFacts | undefined,
 ): Promise<Fingerprints | null> {
   const file = posix.join(dir, FINGERPRINTS_FILE)
-  const result = await host.session.transport.exec(puma.readFileCommand(file, { quiet: true }))
+  const result = await host.session.ask(puma.readFileCommand(file, { quiet: true }))
   try {
     const stored = JSON.parse(result.stdout) as { fingerprints: Fingerprints }
     // Binds as the master sees them (its environment can set them) when the config could be read.

@@ -48,7 +48,7 @@ async function waitForExit(host: PumaContext, pid: number, waitS: number): Promi
   const stopped = await pollUntil(
     { deadlineMs: waitS * 1000, intervalMs: RESTART_POLL_MS, clock: host.clock },
     async () =>
-      (await host.session.transport.exec(puma.isAliveCommand(pid))).code === 0
+      (await host.session.ask(puma.isAliveCommand(pid))).code === 0
         ? { state: 'pending', detail: `pid ${pid} still alive` }
         : { state: 'done', value: undefined },
   )

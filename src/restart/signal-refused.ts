@@ -1,5 +1,5 @@
 import { DeployerError, ExitCode, RemoteCommandError } from '../errors.js'
-import type { HostSession } from '../release/host-session.js'
+import type { HostSession } from '../hosts/host-session.js'
 import { quote } from '../transport/quote.js'
 
 /**
@@ -43,8 +43,8 @@ export async function explainRefusedSignal(
   error: unknown,
 ): Promise<never> {
   if (!isRefusedSignal(error)) throw error
-  const who = await session.transport
-    .exec(`id -un; stat -c %U "/proc/$(cat ${quote(pidfile)})" 2>/dev/null`)
+  const who = await session
+    .ask(`id -un; stat -c %U "/proc/$(cat ${quote(pidfile)})" 2>/dev/null`)
     .catch(() => ({ stdout: '' }))
   const [sshUser, owner] = who.stdout.trim().split('\n')
   throw new SignalRefusedError(session.name, signal, sshUser || null, owner || null, pidfile)

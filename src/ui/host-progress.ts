@@ -1,5 +1,5 @@
 import { formatMs } from '../format.js'
-import type { Phase, ProgressEvent } from './events.js'
+import type { Phase, ProgressEvent } from '../progress.js'
 
 /** One host's progress as a terminal shows it: a title line and the steps done so far. */
 export interface HostProgress {

@@ -1,4 +1,4 @@
-import type { ProgressEvent, Reporter } from './events.js'
+import type { ProgressEvent, Reporter } from '../progress.js'
 import {
   applyProgress,
   type HostProgress,

@@ -1,5 +1,5 @@
 import { formatMs } from '../format.js'
-import type { ProgressEvent, Reporter } from './events.js'
+import type { ProgressEvent, Reporter } from '../progress.js'
 
 /**
  * One line per finished step on stderr: readable in CI logs and when piped. Starts are not printed

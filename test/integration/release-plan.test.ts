@@ -1,6 +1,6 @@
 import { readFile, rm, writeFile } from 'node:fs/promises'
 import { expect } from 'chai'
-import type { ReleasePlan } from '../../src/fleet/release-plan.js'
+import type { ReleasePlan } from '../../src/plan/release-plan.js'
 import { type ReleaseJson, releaseJson } from '../support/cli.js'
 import { DEPLOY_USER, makeWorkspace, type Workspace } from '../support/fixture.js'
 import { PUMA_TOKEN, stopPuma, writePumaApp, writePumaConfig } from '../support/puma-app.js'

@@ -49,15 +49,20 @@ describe('the shape of src/', () => {
   it('keeps lower layers from importing upper ones', () => {
     // What each layer may never import: the transport knows nothing of releases, the core nothing of
     // rendering, and nothing but the composition root knows the commands.
+    const above = (...layers: string[]) => [...layers, 'check', 'ui', 'cli', 'action']
     const forbidden: Record<string, string[]> = {
-      transport: ['release', 'restart', 'fleet', 'check', 'ui', 'cli', 'action', 'upload', 'guard'],
+      transport: above('release', 'restart', 'upload', 'guard', 'hosts', 'plan', 'pipeline', 'fleet'),
       // upload/ reads the previous release's manifest (release/manifest.ts) to plan the delta.
-      upload: ['restart', 'fleet', 'check', 'ui', 'cli', 'action'],
-      restart: ['fleet', 'check', 'ui', 'cli', 'action'],
-      release: ['fleet', 'check', 'ui', 'cli', 'action'],
-      guard: ['fleet', 'check', 'ui', 'cli', 'action'],
-      fleet: ['check', 'ui', 'cli', 'action'],
-      check: ['fleet', 'ui', 'cli', 'action'],
+      upload: above('restart', 'hosts', 'plan', 'pipeline', 'fleet'),
+      release: above('hosts', 'plan', 'pipeline', 'fleet'),
+      restart: above('plan', 'pipeline', 'fleet'),
+      guard: above('plan', 'pipeline', 'fleet'),
+      hosts: above('plan', 'pipeline', 'fleet'),
+      plan: above('hosts', 'pipeline', 'fleet'),
+      pipeline: above('fleet'),
+      fleet: above(),
+      // check/ is fleet's sibling: both stand on hosts/, neither knows the other.
+      check: ['fleet', 'pipeline', 'ui', 'cli', 'action'],
     }
     const breaches: string[] = []
     for (const [file, targets] of graph) {
@@ -67,5 +72,13 @@ describe('the shape of src/', () => {
           breaches.push(`${relative(SRC, file)} imports ${relative(SRC, target)}`)
     }
     expect(breaches).to.deep.equal([])
+  })
+
+  it('runs remote commands only through the host session (hosts/) or the transports themselves', () => {
+    const outside = [...graph.keys()]
+      .filter((file) => !['transport', 'hosts'].includes(layerOf(file)))
+      .filter((file) => /transport\s*\.\s*exec\(/.test(readFileSync(file, 'utf8')))
+      .map((file) => relative(SRC, file))
+    expect(outside).to.deep.equal([])
   })
 })

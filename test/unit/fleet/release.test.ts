@@ -5,9 +5,9 @@ import { expect } from 'chai'
 import { parseConfig } from '../../../src/config/load.js'
 import { ConnectionError, type DeployerError, ExitCode } from '../../../src/errors.js'
 import { runRelease } from '../../../src/fleet/release.js'
+import { silentReporter } from '../../../src/progress.js'
 import { LocalTransport } from '../../../src/transport/local.js'
 import type { Transport } from '../../../src/transport/transport.js'
-import { silentReporter } from '../../../src/ui/events.js'
 import { rejectionOf } from '../../support/rejection.js'
 
 /** A host that records every command and answers each with success and no output. */

@@ -1,7 +1,7 @@
 import { expect } from 'chai'
 import { DeployerError, ExitCode } from '../../../src/errors.js'
-import type { HostReleaseOutcome, HostStatus } from '../../../src/fleet/outcome.js'
 import { rolloutError, stoppedRollout, waveStop } from '../../../src/fleet/rollout.js'
+import type { HostReleaseOutcome, HostStatus } from '../../../src/pipeline/outcome.js'
 
 function host(name: string, status: HostStatus, extra: Partial<HostReleaseOutcome> = {}) {
   return { host: name, status, previous: 4, release: 5, ...extra }

@@ -2,8 +2,8 @@ import { mkdir, mkdtemp, readlink, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { expect } from 'chai'
+import { HostSession } from '../../../src/hosts/host-session.js'
 import type { HistoryEvent } from '../../../src/release/history.js'
-import { HostSession } from '../../../src/release/host-session.js'
 import {
   attachSessionWarnings,
   describeEvent,

@@ -1,7 +1,7 @@
 import { expect } from 'chai'
 import type { DeployConfig, ServerSettings } from '../../../src/config/types.js'
 import { DeployerError } from '../../../src/errors.js'
-import type { HostSession } from '../../../src/release/host-session.js'
+import type { HostSession } from '../../../src/hosts/host-session.js'
 import { layoutFor } from '../../../src/release/layout.js'
 import type { Clock } from '../../../src/restart/poll.js'
 import type { ServerProbe } from '../../../src/restart/probe-facts.js'
@@ -37,7 +37,7 @@ function fakeHost(probes: ServerProbe[], server: Partial<ServerSettings> = {}) {
       ran.push(what)
       return ''
     },
-    transport: { exec: async () => ({ code: 1, stdout: '', stderr: '' }) },
+    ask: async () => ({ code: 1, stdout: '', stderr: '' }),
   } as unknown as HostSession
   const host: PumaContext = {
     session,

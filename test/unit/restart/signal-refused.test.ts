@@ -3,15 +3,15 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { expect } from 'chai'
 import { RemoteCommandError } from '../../../src/errors.js'
-import { flipBackUnrestarted } from '../../../src/fleet/flip-back.js'
-import { HostSession } from '../../../src/release/host-session.js'
+import { HostSession } from '../../../src/hosts/host-session.js'
+import { flipBackUnrestarted } from '../../../src/pipeline/flip-back.js'
+import type { ProgressEvent } from '../../../src/progress.js'
 import {
   explainRefusedSignal,
   isRefusedSignal,
   SignalRefusedError,
 } from '../../../src/restart/signal-refused.js'
 import { LocalTransport } from '../../../src/transport/local.js'
-import type { ProgressEvent } from '../../../src/ui/events.js'
 import { localHost } from '../../support/local-host.js'
 
 const refused = new RemoteCommandError('web1', 'sending USR1 to Puma', {

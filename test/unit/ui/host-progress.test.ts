@@ -1,5 +1,5 @@
 import { expect } from 'chai'
-import type { ProgressEvent } from '../../../src/ui/events.js'
+import type { ProgressEvent } from '../../../src/progress.js'
 import {
   applyProgress,
   newHostProgress,

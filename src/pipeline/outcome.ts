@@ -1,13 +1,13 @@
 import type { RestartKind, Strategy } from '../config/types.js'
 import { DeployerError, ExitCode, type ExitCodeValue, InterruptedError } from '../errors.js'
+import type { HostSession } from '../hosts/host-session.js'
+import type { TransportFactory } from '../hosts/sessions.js'
+import type { ReleasePlan } from '../plan/release-plan.js'
+import type { Phase, Reporter } from '../progress.js'
 import type { Actor } from '../release/history.js'
-import type { HostSession } from '../release/host-session.js'
 import type { RestartDecision } from '../restart/decide.js'
 import type { RestartOutcome, RestartPlan } from '../restart/restart-host.js'
 import type { Transport } from '../transport/transport.js'
-import type { Phase, Reporter } from '../ui/events.js'
-import type { ReleasePlan } from './release-plan.js'
-import type { TransportFactory } from './sessions.js'
 
 export interface ReleaseOptions {
   dryRun: boolean

@@ -1,9 +1,9 @@
 import type { DeployConfig } from '../config/types.js'
 import { failpoint } from '../fault/failpoint.js'
+import type { HostSession } from '../hosts/host-session.js'
+import { timedPhase } from '../progress.js'
 import type { HistoryEvent } from '../release/history.js'
-import type { HostSession } from '../release/host-session.js'
 import { FINGERPRINTS_FILE, failedOnBothReleases } from '../restart/restart-host.js'
-import { timedPhase } from '../ui/events.js'
 import { revertReleaseIfRefused } from './flip-back.js'
 import {
   type BuiltRelease,

@@ -1,6 +1,6 @@
 import { expect } from 'chai'
 import { DeployerError } from '../../../src/errors.js'
-import { chooseRollbackTarget } from '../../../src/release/rollback-target.js'
+import { chooseRollbackTarget } from '../../../src/plan/rollback-target.js'
 import type { ReleaseInfo, ReleaseState } from '../../../src/release/states.js'
 
 const releases = (...states: [number, ReleaseState][]): ReleaseInfo[] =>

@@ -1,14 +1,14 @@
 import { hostname } from 'node:os'
 import type { HostConfig } from '../config/types.js'
 import { DeployerError } from '../errors.js'
+import type { Reporter } from '../progress.js'
 import { readProcessIdentity, readStartTicks } from '../release/actor.js'
 import type { Actor } from '../release/history.js'
-import { HostSession, LockHeldError } from '../release/host-session.js'
 import { describeHeldLock, judgeLockOwner, type LockOwner, newLockOwner } from '../release/lock.js'
 import { openTransport } from '../transport/index.js'
 import type { Transport } from '../transport/transport.js'
-import type { Reporter } from '../ui/events.js'
 import { firstFailure, settleAll } from './concurrency.js'
+import { HostSession, LockHeldError } from './host-session.js'
 
 /** How a fleet operation reaches hosts; tests and embedders may pass their own. */
 export type TransportFactory = (host: HostConfig) => Transport

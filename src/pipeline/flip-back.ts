@@ -1,8 +1,8 @@
 import { DeployerError } from '../errors.js'
+import type { HostSession } from '../hosts/host-session.js'
+import type { Reporter } from '../progress.js'
 import type { Actor } from '../release/history.js'
-import type { HostSession } from '../release/host-session.js'
 import { SignalRefusedError } from '../restart/signal-refused.js'
-import type { Reporter } from '../ui/events.js'
 import { type HostReleaseOutcome, summarize } from './outcome.js'
 
 interface FlipBackContext {

@@ -1,7 +1,9 @@
 import type { DeployConfig } from '../config/types.js'
 import { failpoint } from '../fault/failpoint.js'
+import type { HostSession } from '../hosts/host-session.js'
+import type { Reporter } from '../progress.js'
+import { timedPhase } from '../progress.js'
 import type { Actor } from '../release/history.js'
-import type { HostSession } from '../release/host-session.js'
 import { recordUnverifiedRestart, recoverRecorded } from '../restart/recorded-recovery.js'
 import {
   PumaHost,
@@ -11,8 +13,6 @@ import {
   VerifyError,
 } from '../restart/restart-host.js'
 import { restartEvent } from '../restart/running-release.js'
-import type { Reporter } from '../ui/events.js'
-import { timedPhase } from '../ui/events.js'
 
 /** Who is restarting: a release going live, or `deployer rollback` (and a fleet release's rollback). */
 export interface RestartContext {

@@ -1,5 +1,5 @@
 import { expect } from 'chai'
-import { type Holder, planPrune } from '../../../src/release/prune-plan.js'
+import { type Holder, planPrune } from '../../../src/plan/prune-plan.js'
 import type { ReleaseInfo, ReleaseState } from '../../../src/release/states.js'
 
 const releases = (...states: [number, ReleaseState][]): ReleaseInfo[] =>

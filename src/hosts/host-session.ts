@@ -3,17 +3,23 @@ import type { Readable } from 'node:stream'
 import type { HostConfig } from '../config/types.js'
 import { DeployerError, diskFullError, ExitCode, type ExitCodeValue, RemoteCommandError } from '../errors.js'
 import { findLiveDirsCommand, type LiveDirs, parseLiveDirs } from '../guard/live-dirs.js'
+import {
+  inodesError,
+  outOfInodes,
+  parseSpace,
+  type SpaceReading,
+  spaceCommand,
+} from '../release/disk-space.js'
+import type { HistoryEvent } from '../release/history.js'
+import { type HostState, parseHostState, parseLockOwner } from '../release/host-state.js'
+import { type Layout, layoutFor, partialPath } from '../release/layout.js'
+import type { LockOwner } from '../release/lock.js'
+import type { ReleaseManifest } from '../release/manifest.js'
+import * as remote from '../release/remote-commands.js'
+import { describeUnwritten, type UnwrittenEvent } from '../release/unwritten-history.js'
 import { quote } from '../transport/quote.js'
-import type { ExecOptions, Transport } from '../transport/transport.js'
+import type { ExecOptions, ExecResult, Transport } from '../transport/transport.js'
 import type { PreviousEntry } from '../upload/delta-plan.js'
-import { inodesError, outOfInodes, parseSpace, type SpaceReading, spaceCommand } from './disk-space.js'
-import type { HistoryEvent } from './history.js'
-import { type HostState, parseHostState, parseLockOwner } from './host-state.js'
-import { type Layout, layoutFor, partialPath } from './layout.js'
-import type { LockOwner } from './lock.js'
-import type { ReleaseManifest } from './manifest.js'
-import * as remote from './remote-commands.js'
-import { describeUnwritten, type UnwrittenEvent } from './unwritten-history.js'
 
 /** Separates the prepare step's own output from the previous manifest it prints. */
 const MANIFEST_MARK = '--deployer-manifest--'
@@ -421,6 +427,14 @@ export class HostSession {
     } catch {
       return null
     }
+  }
+
+  /**
+   * Runs a command whose exit status is an answer, not a failure (is this pid alive? does the file
+   * exist?): the result as it came, for the caller to read. Only a lost connection throws.
+   */
+  async ask(command: string, options: ExecOptions = {}): Promise<ExecResult> {
+    return this.transport.exec(command, options)
   }
 
   /** Runs a command and returns its stdout; a non-zero exit becomes a RemoteCommandError. */

@@ -1,5 +1,5 @@
 import { DeployerError, ExitCode } from '../errors.js'
-import type { ReleaseInfo } from './states.js'
+import type { ReleaseInfo } from '../release/states.js'
 
 /**
  * Which release a rollback goes to: `--to N` when given (it must exist and not be failed), otherwise

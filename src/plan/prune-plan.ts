@@ -1,14 +1,9 @@
-import type { ReleaseInfo } from './states.js'
-import { isGood } from './states.js'
+import type { Holder } from '../guard/live-dirs.js'
+import type { ReleaseInfo } from '../release/states.js'
 
-/** A process that still uses a release: as its cwd, through a mapped file, or as Puma's first boot dir. */
-export interface Holder {
-  pid: number
-  command: string
-  /** `unseen`: a process whose cwd and maps could not be read, so it may use any release. */
-  via: 'cwd' | 'map' | 'boot' | 'unseen'
-  path: string
-}
+export type { Holder } from '../guard/live-dirs.js'
+
+import { isGood } from '../release/states.js'
 
 export type KeepReason = 'current' | 'within-keep' | 'in-use' | 'recent-failed' | 'unproven'
 

@@ -1,6 +1,17 @@
 import { expect } from 'chai'
 import { parseConfig } from '../../../src/config/load.js'
-import { planRelease, reuseFrom, waveIndices } from '../../../src/fleet/release-plan.js'
+import { planWaves } from '../../../src/fleet/waves.js'
+import {
+  type PlanInput,
+  planRelease as planWith,
+  reuseFrom,
+  waveIndices,
+} from '../../../src/plan/release-plan.js'
+
+/** planRelease with the waves fleet/ would pass for the config. */
+const planRelease = (input: Omit<PlanInput, 'waves'>) =>
+  planWith({ ...input, waves: planWaves(input.hosts.length, input.config) })
+
 import type { HostState } from '../../../src/release/host-state.js'
 
 function state(current: number | null, releases: number[], extra: Partial<HostState> = {}): HostState {

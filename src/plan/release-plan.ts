@@ -1,10 +1,9 @@
 import type { DeployConfig, Strategy } from '../config/types.js'
+import type { Phase } from '../progress.js'
 import type { HostState } from '../release/host-state.js'
-import { planPrune } from '../release/prune-plan.js'
 import { deriveStates } from '../release/states.js'
 import type { RestartDecision } from '../restart/decide.js'
-import type { Phase } from '../ui/events.js'
-import { planWaves } from './waves.js'
+import { planPrune } from './prune-plan.js'
 
 /**
  * How Puma will be restarted on a host: `predicted` by a dry run (from the source's fingerprints and
@@ -47,6 +46,8 @@ export interface PlanInput {
   release: number
   revision: string
   hosts: readonly { name: string; deployTo: string; state: HostState }[]
+  /** The rollout's waves as host indices (fleet/waves.ts planWaves). */
+  waves: readonly (readonly number[])[]
   /** Per host, a dry run's predicted decision; absent: decided after the upload. */
   predicted?: readonly (RestartDecision | null)[]
 }
@@ -59,9 +60,7 @@ export function planRelease(input: PlanInput): ReleasePlan {
   if (config.server) steps.push('probe')
   steps.push('publish')
   if (config.server) steps.push('restart')
-  const waves = planWaves(input.hosts.length, config).map((wave) =>
-    wave.map((index) => input.hosts[index]?.name ?? ''),
-  )
+  const waves = input.waves.map((wave) => wave.map((index) => input.hosts[index]?.name ?? ''))
   return {
     app: config.app,
     release,
