@@ -150,11 +150,11 @@ var require_util = __commonJS({
         return o;
       }, {});
     }
-    function get(obj, path12) {
-      return path12.split(".").reduce((o, p) => o?.[p], obj);
+    function get(obj, path13) {
+      return path13.split(".").reduce((o, p) => o?.[p], obj);
     }
-    function mergeNestedObjects(objs, path12) {
-      return Object.fromEntries(objs.flatMap((o) => Object.entries(get(o, path12) ?? {})).reverse());
+    function mergeNestedObjects(objs, path13) {
+      return Object.fromEntries(objs.flatMap((o) => Object.entries(get(o, path13) ?? {})).reverse());
     }
   }
 });
@@ -2467,22 +2467,22 @@ var require_fs = __commonJS({
       }
     };
     var cache2 = new ProdOnlyCache();
-    async function readJson(path12, useCache = true) {
-      if (useCache && cache2.has(path12)) {
-        return JSON.parse(cache2.get(path12));
+    async function readJson(path13, useCache = true) {
+      if (useCache && cache2.has(path13)) {
+        return JSON.parse(cache2.get(path13));
       }
-      const contents = await (0, promises_1.readFile)(path12, "utf8");
-      cache2.set(path12, contents);
+      const contents = await (0, promises_1.readFile)(path13, "utf8");
+      cache2.set(path13, contents);
       return JSON.parse(contents);
     }
-    async function safeReadJson(path12, useCache = true) {
+    async function safeReadJson(path13, useCache = true) {
       try {
-        return await readJson(path12, useCache);
+        return await readJson(path13, useCache);
       } catch {
       }
     }
-    function existsSync2(path12) {
-      return (0, node_fs_1.existsSync)(path12);
+    function existsSync2(path13) {
+      return (0, node_fs_1.existsSync)(path13);
     }
   }
 });
@@ -2921,10 +2921,10 @@ var require_ejs = __commonJS({
     ejs.localsName = _DEFAULT_LOCALS_NAME;
     ejs.promiseImpl = new Function("return this;")().Promise;
     ejs.resolveInclude = function(name, filename, isDir) {
-      var dirname4 = path_1.default.dirname;
+      var dirname5 = path_1.default.dirname;
       var extname = path_1.default.extname;
-      var resolve = path_1.default.resolve;
-      var includePath = resolve(isDir ? filename : dirname4(filename), name);
+      var resolve2 = path_1.default.resolve;
+      var includePath = resolve2(isDir ? filename : dirname5(filename), name);
       var ext = extname(name);
       if (!ext) {
         includePath += ".ejs";
@@ -2940,30 +2940,30 @@ var require_ejs = __commonJS({
         return filePath;
       }
     }
-    function getIncludePath(path12, options) {
+    function getIncludePath(path13, options) {
       var includePath;
       var filePath;
       var views = options.views;
-      var match3 = /^[A-Za-z]+:\\|^\//.exec(path12);
+      var match3 = /^[A-Za-z]+:\\|^\//.exec(path13);
       if (match3 && match3.length) {
-        path12 = path12.replace(/^\/*/, "");
+        path13 = path13.replace(/^\/*/, "");
         if (Array.isArray(options.root)) {
-          includePath = resolvePaths(path12, options.root);
+          includePath = resolvePaths(path13, options.root);
         } else {
-          includePath = ejs.resolveInclude(path12, options.root || "/", true);
+          includePath = ejs.resolveInclude(path13, options.root || "/", true);
         }
       } else {
         if (options.filename) {
-          filePath = ejs.resolveInclude(path12, options.filename);
+          filePath = ejs.resolveInclude(path13, options.filename);
           if (fs_1.default.existsSync(filePath)) {
             includePath = filePath;
           }
         }
         if (!includePath && Array.isArray(views)) {
-          includePath = resolvePaths(path12, views);
+          includePath = resolvePaths(path13, views);
         }
         if (!includePath && typeof options.includer !== "function") {
-          throw new Error('Could not find the include file "' + options.escapeFunction(path12) + '"');
+          throw new Error('Could not find the include file "' + options.escapeFunction(path13) + '"');
         }
       }
       return includePath;
@@ -2999,10 +2999,10 @@ var require_ejs = __commonJS({
       var result;
       if (!cb) {
         if (typeof ejs.promiseImpl == "function") {
-          return new ejs.promiseImpl(function(resolve, reject) {
+          return new ejs.promiseImpl(function(resolve2, reject) {
             try {
               result = handleCache(options)(data);
-              resolve(result);
+              resolve2(result);
             } catch (err) {
               reject(err);
             }
@@ -3022,11 +3022,11 @@ var require_ejs = __commonJS({
     function fileLoader(filePath) {
       return ejs.fileLoader(filePath);
     }
-    function includeFile(path12, options) {
+    function includeFile(path13, options) {
       var opts = utils_js_1.default.shallowCopy(utils_js_1.default.createNullProtoObjWherePossible(), options);
-      opts.filename = getIncludePath(path12, opts);
+      opts.filename = getIncludePath(path13, opts);
       if (typeof options.includer === "function") {
-        var includerResult = options.includer(path12, opts.filename);
+        var includerResult = options.includer(path13, opts.filename);
         if (includerResult) {
           if (includerResult.filename) {
             opts.filename = includerResult.filename;
@@ -3252,12 +3252,12 @@ var require_ejs = __commonJS({
           throw e;
         }
         var returnedFn = function anonymous(data) {
-          var include = function(path12, includeData) {
+          var include = function(path13, includeData) {
             var d = utils_js_1.default.shallowCopy(utils_js_1.default.createNullProtoObjWherePossible(), data);
             if (includeData) {
               d = utils_js_1.default.shallowCopy(d, includeData);
             }
-            return includeFile(path12, opts)(d);
+            return includeFile(path13, opts)(d);
           };
           var locals;
           if (opts.unsafePrototypeLocals) {
@@ -3917,7 +3917,7 @@ var require_supports_color = __commonJS({
   "node_modules/supports-color/index.js"(exports2, module2) {
     "use strict";
     init_define_DEPLOYER_PACKAGE();
-    var os7 = require("os");
+    var os9 = require("os");
     var tty2 = require("tty");
     var hasFlag = require_has_flag();
     var { env: env2 } = process;
@@ -3974,7 +3974,7 @@ var require_supports_color = __commonJS({
         return min;
       }
       if (process.platform === "win32") {
-        const osRelease = os7.release().split(".");
+        const osRelease = os9.release().split(".");
         if (Number(osRelease[0]) >= 10 && Number(osRelease[2]) >= 10586) {
           return Number(osRelease[2]) >= 14931 ? 3 : 2;
         }
@@ -4343,11 +4343,11 @@ var require_clean_stack = __commonJS({
   "node_modules/clean-stack/index.js"(exports2, module2) {
     "use strict";
     init_define_DEPLOYER_PACKAGE();
-    var os7 = require("os");
+    var os9 = require("os");
     var escapeStringRegexp = require_escape_string_regexp();
     var extractPathRegex = /\s+at.*[(\s](.*)\)?/;
     var pathRegex = /^(?:(?:(?:node|(?:(?:node:)?internal\/[\w/]*|.*node_modules\/(?:babel-polyfill|pirates)\/.*)?\w+)(?:\.js)?:\d+:\d+)|native)/;
-    var homeDir = typeof os7.homedir === "undefined" ? "" : os7.homedir();
+    var homeDir = typeof os9.homedir === "undefined" ? "" : os9.homedir();
     module2.exports = (stack, { pretty = false, basePath } = {}) => {
       const basePathRegex = basePath && new RegExp(`(at | \\()${escapeStringRegexp(basePath)}`, "g");
       return stack.replace(/\\/g, "/").split("\n").filter((line) => {
@@ -5414,15 +5414,15 @@ var require_route = __commonJS({
       };
     }
     function wrapConversion(toModel, graph) {
-      const path12 = [graph[toModel].parent, toModel];
+      const path13 = [graph[toModel].parent, toModel];
       let fn = conversions[graph[toModel].parent][toModel];
       let cur = graph[toModel].parent;
       while (graph[cur].parent) {
-        path12.unshift(graph[cur].parent);
+        path13.unshift(graph[cur].parent);
         fn = link2(conversions[graph[cur].parent][cur], fn);
         cur = graph[cur].parent;
       }
-      fn.conversion = path12;
+      fn.conversion = path13;
       return fn;
     }
     module2.exports = function(fromModel) {
@@ -6383,23 +6383,23 @@ var require_read_tsconfig = __commonJS({
     var logger_1 = require_logger();
     var util_1 = require_util();
     var debug = (0, logger_1.makeDebug)("read-tsconfig");
-    function resolve(root, name) {
+    function resolve2(root, name) {
       try {
         return require.resolve(name, { paths: [root] });
       } catch {
       }
     }
-    async function upUntil(path12, test) {
+    async function upUntil(path13, test) {
       let result;
       try {
-        result = await test(path12);
+        result = await test(path13);
       } catch {
         result = false;
       }
       if (result)
-        return path12;
-      const parent = (0, node_path_1.dirname)(path12);
-      if (parent === path12)
+        return path13;
+      const parent = (0, node_path_1.dirname)(path13);
+      if (parent === path13)
         return;
       return upUntil(parent, test);
     }
@@ -6418,20 +6418,20 @@ var require_read_tsconfig = __commonJS({
         (0, warn_1.memoizedWarn)("Could not find typescript. Please ensure that typescript is a devDependency. Falling back to compiled source.");
         return;
       }
-      const read = async (path12) => {
-        const localRoot = await upUntil(path12, async (p) => (await (0, promises_1.readdir)(p)).includes("package.json"));
+      const read = async (path13) => {
+        const localRoot = await upUntil(path13, async (p) => (await (0, promises_1.readdir)(p)).includes("package.json"));
         if (!localRoot)
           return;
         try {
-          const contents = await (0, promises_1.readFile)(path12, "utf8");
-          const parsed = typescript?.parseConfigFileTextToJson(path12, contents).config;
+          const contents = await (0, promises_1.readFile)(path13, "utf8");
+          const parsed = typescript?.parseConfigFileTextToJson(path13, contents).config;
           found.push(parsed);
           if (parsed.extends) {
             if (parsed.extends.startsWith(".")) {
-              const nextPath = resolve(localRoot, parsed.extends);
+              const nextPath = resolve2(localRoot, parsed.extends);
               return nextPath ? read(nextPath) : void 0;
             }
-            const resolved = resolve(localRoot, parsed.extends);
+            const resolved = resolve2(localRoot, parsed.extends);
             if (resolved)
               return read(resolved);
           }
@@ -6650,8 +6650,8 @@ var require_ts_path = __commonJS({
       }
       const lib = (0, node_path_1.join)(root, outDir);
       const src = (0, node_path_1.join)(root, rootDirPath);
-      const relative = (0, node_path_1.relative)(lib, orig);
-      const out = (0, node_path_1.join)(src, relative).replace(/\.js$/, "");
+      const relative2 = (0, node_path_1.relative)(lib, orig);
+      const out = (0, node_path_1.join)(src, relative2).replace(/\.js$/, "");
       debug(`lib dir: ${lib}`);
       debug(`src dir: ${src}`);
       debug(`src directory to find: ${out}`);
@@ -6714,10 +6714,10 @@ var require_is_node_modules = __commonJS({
   "node_modules/get-package-type/is-node-modules.cjs"(exports2, module2) {
     "use strict";
     init_define_DEPLOYER_PACKAGE();
-    var path12 = require("path");
+    var path13 = require("path");
     function isNodeModules(directory) {
-      let basename = path12.basename(directory);
-      if (path12.sep === "\\") {
+      let basename = path13.basename(directory);
+      if (path13.sep === "\\") {
         basename = basename.toLowerCase();
       }
       return basename === "node_modules";
@@ -6740,7 +6740,7 @@ var require_async = __commonJS({
   "node_modules/get-package-type/async.cjs"(exports2, module2) {
     "use strict";
     init_define_DEPLOYER_PACKAGE();
-    var path12 = require("path");
+    var path13 = require("path");
     var { promisify: promisify3 } = require("util");
     var readFile10 = promisify3(require("fs").readFile);
     var isNodeModules = require_is_node_modules();
@@ -6751,10 +6751,10 @@ var require_async = __commonJS({
         return "commonjs";
       }
       try {
-        return JSON.parse(await readFile10(path12.resolve(directory, "package.json"))).type || "commonjs";
+        return JSON.parse(await readFile10(path13.resolve(directory, "package.json"))).type || "commonjs";
       } catch (_) {
       }
-      const parent = path12.dirname(directory);
+      const parent = path13.dirname(directory);
       if (parent === directory) {
         return "commonjs";
       }
@@ -6775,7 +6775,7 @@ var require_async = __commonJS({
       return result;
     }
     function getPackageType(filename) {
-      return getDirectoryType(path12.resolve(path12.dirname(filename)));
+      return getDirectoryType(path13.resolve(path13.dirname(filename)));
     }
     module2.exports = getPackageType;
   }
@@ -6786,7 +6786,7 @@ var require_sync = __commonJS({
   "node_modules/get-package-type/sync.cjs"(exports2, module2) {
     "use strict";
     init_define_DEPLOYER_PACKAGE();
-    var path12 = require("path");
+    var path13 = require("path");
     var { readFileSync: readFileSync2 } = require("fs");
     var isNodeModules = require_is_node_modules();
     var resultsCache = require_cache2();
@@ -6795,10 +6795,10 @@ var require_sync = __commonJS({
         return "commonjs";
       }
       try {
-        return JSON.parse(readFileSync2(path12.resolve(directory, "package.json"))).type || "commonjs";
+        return JSON.parse(readFileSync2(path13.resolve(directory, "package.json"))).type || "commonjs";
       } catch (_) {
       }
-      const parent = path12.dirname(directory);
+      const parent = path13.dirname(directory);
       if (parent === directory) {
         return "commonjs";
       }
@@ -6813,7 +6813,7 @@ var require_sync = __commonJS({
       return result;
     }
     function getPackageTypeSync(filename) {
-      return getDirectoryType(path12.resolve(path12.dirname(filename)));
+      return getDirectoryType(path13.resolve(path13.dirname(filename)));
     }
     module2.exports = getPackageTypeSync;
   }
@@ -6850,9 +6850,9 @@ var require_module_loader = __commonJS({
     var fs_1 = require_fs();
     var SUPPORTED_EXTENSIONS = [".ts", ".js", ".mjs", ".cjs", ".mts", ".cts", ".tsx", ".jsx"];
     var isPlugin = (config) => config.type !== void 0;
-    function handleError(error, isESM, path12) {
+    function handleError(error, isESM, path13) {
       if (error.code === "MODULE_NOT_FOUND" || error.code === "ERR_MODULE_NOT_FOUND") {
-        throw new module_load_1.ModuleLoadError(`${isESM ? "import()" : "require"} failed to load ${path12}: ${error.message}`);
+        throw new module_load_1.ModuleLoadError(`${isESM ? "import()" : "require"} failed to load ${path13}: ${error.message}`);
       }
       throw error;
     }
@@ -10458,8 +10458,8 @@ var require_help = __commonJS({
       if (config.pjson.oclif?.helpClass) {
         const { identifier, target } = determineLocation(config.pjson.oclif?.helpClass);
         try {
-          const path12 = await (0, ts_path_1.tsPath)(config.root, target) ?? target;
-          const module3 = await (0, module_loader_1.load)(config, path12);
+          const path13 = await (0, ts_path_1.tsPath)(config.root, target) ?? target;
+          const module3 = await (0, module_loader_1.load)(config, path13);
           const helpClass = module3[identifier] ?? (identifier === "default" ? extractClass(module3) : void 0);
           return extractClass(helpClass);
         } catch (error) {
@@ -10637,7 +10637,7 @@ var require_performance = __commonJS({
         for (const marker of markers.filter((m) => !m.stopped)) {
           marker.stop();
         }
-        return new Promise((resolve) => {
+        return new Promise((resolve2) => {
           const perfObserver = new node_perf_hooks_1.PerformanceObserver((items) => {
             for (const entry of items.getEntries()) {
               const marker = _Performance.markers.get(entry.name);
@@ -10688,7 +10688,7 @@ var require_performance = __commonJS({
               "oclif.userPluginsLoadMs": pluginLoadTimeByType.user ?? 0,
               pluginLoadTimes
             };
-            resolve();
+            resolve2();
           });
           perfObserver.observe({ buffered: true, entryTypes: ["measure"] });
           for (const marker of markers) {
@@ -11048,16 +11048,16 @@ var init_wsl_utils = __esm({
       const { stdout } = await executePowerShell(command, { powerShellPath: psPath });
       return stdout.trim();
     };
-    isUrl = (path12) => /^[a-z]+:\/\//i.test(path12);
+    isUrl = (path13) => /^[a-z]+:\/\//i.test(path13);
     convertWslPathToWindows = async (paths) => {
       const isBatch = Array.isArray(paths);
       const pathArray = isBatch ? paths : [paths];
       const indicesToConvert = [];
       const pathsToConvert = [];
-      for (const [index, path12] of pathArray.entries()) {
-        if (!isUrl(path12)) {
+      for (const [index, path13] of pathArray.entries()) {
+        if (!isUrl(path13)) {
           indicesToConvert.push(index);
-          pathsToConvert.push(path12);
+          pathsToConvert.push(path13);
         }
       }
       const results = [...pathArray];
@@ -11073,9 +11073,9 @@ var init_wsl_utils = __esm({
       }
       return isBatch ? results : results[0];
     };
-    isUncPath = (path12) => /^\\\\/u.test(path12);
-    isPathOnWindowsFilesystem = async (path12) => {
-      const windowsPath = await convertWslPathToWindows(path12);
+    isUncPath = (path13) => /^\\\\/u.test(path13);
+    isPathOnWindowsFilesystem = async (path13) => {
+      const windowsPath = await convertWslPathToWindows(path13);
       return !isUncPath(windowsPath);
     };
     convertWindowsPathToWsl = async (paths) => {
@@ -12446,11 +12446,11 @@ var require_commonjs3 = __commonJS({
       return (f) => f.length === len && f !== "." && f !== "..";
     };
     var defaultPlatform = typeof process === "object" && process ? typeof process.env === "object" && process.env && process.env.__MINIMATCH_TESTING_PLATFORM__ || process.platform : "posix";
-    var path12 = {
+    var path13 = {
       win32: { sep: "\\" },
       posix: { sep: "/" }
     };
-    exports2.sep = defaultPlatform === "win32" ? path12.win32.sep : path12.posix.sep;
+    exports2.sep = defaultPlatform === "win32" ? path13.win32.sep : path13.posix.sep;
     exports2.minimatch.sep = exports2.sep;
     exports2.GLOBSTAR = /* @__PURE__ */ Symbol("globstar **");
     exports2.minimatch.GLOBSTAR = exports2.GLOBSTAR;
@@ -13473,8 +13473,8 @@ var require_utils2 = __commonJS({
       }
       return output;
     };
-    exports2.basename = (path12, { windows } = {}) => {
-      const segs = path12.split(windows ? /[\\/]/ : "/");
+    exports2.basename = (path13, { windows } = {}) => {
+      const segs = path13.split(windows ? /[\\/]/ : "/");
       const last = segs[segs.length - 1];
       if (last === "") {
         return segs[segs.length - 2];
@@ -15022,11 +15022,11 @@ var require_dist = __commonJS({
       value: mod,
       enumerable: true
     }) : target, mod));
-    var path12 = __toESM2(require("path"));
+    var path13 = __toESM2(require("path"));
     var fs5 = __toESM2(require("fs"));
     function cleanPath(path$1) {
-      let normalized = (0, path12.normalize)(path$1);
-      if (normalized.length > 1 && normalized[normalized.length - 1] === path12.sep) normalized = normalized.substring(0, normalized.length - 1);
+      let normalized = (0, path13.normalize)(path$1);
+      if (normalized.length > 1 && normalized[normalized.length - 1] === path13.sep) normalized = normalized.substring(0, normalized.length - 1);
       return normalized;
     }
     var SLASHES_REGEX = /[\\/]/g;
@@ -15040,7 +15040,7 @@ var require_dist = __commonJS({
     function normalizePath(path$1, options) {
       const { resolvePaths, normalizePath: normalizePath$1, pathSeparator } = options;
       const pathNeedsCleaning = process.platform === "win32" && path$1.includes("/") || path$1.startsWith(".");
-      if (resolvePaths) path$1 = (0, path12.resolve)(path$1);
+      if (resolvePaths) path$1 = (0, path13.resolve)(path$1);
       if (normalizePath$1 || pathNeedsCleaning) path$1 = cleanPath(path$1);
       if (path$1 === ".") return "";
       const needsSeperator = path$1[path$1.length - 1] !== pathSeparator;
@@ -15053,7 +15053,7 @@ var require_dist = __commonJS({
       return function(filename, directoryPath) {
         const sameRoot = directoryPath.startsWith(root);
         if (sameRoot) return directoryPath.slice(root.length) + filename;
-        else return convertSlashes((0, path12.relative)(root, directoryPath), options.pathSeparator) + options.pathSeparator + filename;
+        else return convertSlashes((0, path13.relative)(root, directoryPath), options.pathSeparator) + options.pathSeparator + filename;
       };
     }
     function joinPath2(filename) {
@@ -15137,12 +15137,12 @@ var require_dist = __commonJS({
     var resolveSymlinksAsync = function(path$1, state, callback$1) {
       const { queue, fs: fs$1, options: { suppressErrors } } = state;
       queue.enqueue();
-      fs$1.realpath(path$1, (error, resolvedPath) => {
+      fs$1.realpath(path$1, (error, resolvedPath2) => {
         if (error) return queue.dequeue(suppressErrors ? null : error, state);
-        fs$1.stat(resolvedPath, (error$1, stat3) => {
+        fs$1.stat(resolvedPath2, (error$1, stat3) => {
           if (error$1) return queue.dequeue(suppressErrors ? null : error$1, state);
-          if (stat3.isDirectory() && isRecursive(path$1, resolvedPath, state)) return queue.dequeue(null, state);
-          callback$1(stat3, resolvedPath);
+          if (stat3.isDirectory() && isRecursive(path$1, resolvedPath2, state)) return queue.dequeue(null, state);
+          callback$1(stat3, resolvedPath2);
           queue.dequeue(null, state);
         });
       });
@@ -15151,10 +15151,10 @@ var require_dist = __commonJS({
       const { queue, fs: fs$1, options: { suppressErrors } } = state;
       queue.enqueue();
       try {
-        const resolvedPath = fs$1.realpathSync(path$1);
-        const stat3 = fs$1.statSync(resolvedPath);
-        if (stat3.isDirectory() && isRecursive(path$1, resolvedPath, state)) return;
-        callback$1(stat3, resolvedPath);
+        const resolvedPath2 = fs$1.realpathSync(path$1);
+        const stat3 = fs$1.statSync(resolvedPath2);
+        if (stat3.isDirectory() && isRecursive(path$1, resolvedPath2, state)) return;
+        callback$1(stat3, resolvedPath2);
       } catch (e) {
         if (!suppressErrors) throw e;
       }
@@ -15165,13 +15165,13 @@ var require_dist = __commonJS({
     }
     function isRecursive(path$1, resolved, state) {
       if (state.options.useRealPaths) return isRecursiveUsingRealPaths(resolved, state);
-      let parent = (0, path12.dirname)(path$1);
+      let parent = (0, path13.dirname)(path$1);
       let depth = 1;
       while (parent !== state.root && depth < 2) {
-        const resolvedPath = state.symlinks.get(parent);
-        const isSameRoot = !!resolvedPath && (resolvedPath === resolved || resolvedPath.startsWith(resolved) || resolved.startsWith(resolvedPath));
+        const resolvedPath2 = state.symlinks.get(parent);
+        const isSameRoot = !!resolvedPath2 && (resolvedPath2 === resolved || resolvedPath2.startsWith(resolved) || resolved.startsWith(resolvedPath2));
         if (isSameRoot) depth++;
-        else parent = (0, path12.dirname)(parent);
+        else parent = (0, path13.dirname)(parent);
       }
       state.symlinks.set(path$1, resolved);
       return depth > 1;
@@ -15351,17 +15351,17 @@ var require_dist = __commonJS({
             this.walkDirectory(this.state, path$1, path$1, depth - 1, this.walk);
           } else if (this.resolveSymlink && entry.isSymbolicLink()) {
             let path$1 = joinPathWithBasePath(entry.name, directoryPath);
-            this.resolveSymlink(path$1, this.state, (stat3, resolvedPath) => {
+            this.resolveSymlink(path$1, this.state, (stat3, resolvedPath2) => {
               if (stat3.isDirectory()) {
-                resolvedPath = normalizePath(resolvedPath, this.state.options);
-                if (exclude && exclude(entry.name, useRealPaths ? resolvedPath : path$1 + pathSeparator)) return;
-                this.walkDirectory(this.state, resolvedPath, useRealPaths ? resolvedPath : path$1 + pathSeparator, depth - 1, this.walk);
+                resolvedPath2 = normalizePath(resolvedPath2, this.state.options);
+                if (exclude && exclude(entry.name, useRealPaths ? resolvedPath2 : path$1 + pathSeparator)) return;
+                this.walkDirectory(this.state, resolvedPath2, useRealPaths ? resolvedPath2 : path$1 + pathSeparator, depth - 1, this.walk);
               } else {
-                resolvedPath = useRealPaths ? resolvedPath : path$1;
-                const filename = (0, path12.basename)(resolvedPath);
-                const directoryPath$1 = normalizePath((0, path12.dirname)(resolvedPath), this.state.options);
-                resolvedPath = this.joinPath(filename, directoryPath$1);
-                this.pushFile(resolvedPath, files, this.state.counts, filters);
+                resolvedPath2 = useRealPaths ? resolvedPath2 : path$1;
+                const filename = (0, path13.basename)(resolvedPath2);
+                const directoryPath$1 = normalizePath((0, path13.dirname)(resolvedPath2), this.state.options);
+                resolvedPath2 = this.joinPath(filename, directoryPath$1);
+                this.pushFile(resolvedPath2, files, this.state.counts, filters);
               }
             });
           }
@@ -15411,7 +15411,7 @@ var require_dist = __commonJS({
       options = {
         maxDepth: Infinity,
         suppressErrors: true,
-        pathSeparator: path12.sep,
+        pathSeparator: path13.sep,
         filters: []
       };
       globFunction;
@@ -15557,7 +15557,7 @@ var require_dist2 = __commonJS({
       enumerable: true
     }) : target, mod));
     var fs5 = require("fs");
-    var path12 = require("path");
+    var path13 = require("path");
     var url = require("url");
     var fdir = require_dist();
     var picomatch3 = require_picomatch2();
@@ -15617,8 +15617,8 @@ var require_dist2 = __commonJS({
         };
         return (p, isDir) => isDir && p !== "." ? p.slice(0, -1) : p;
       }
-      if (absolute) return (p) => path12.posix.relative(cwd, p) || ".";
-      return (p) => path12.posix.relative(cwd, `${root}/${p}`) || ".";
+      if (absolute) return (p) => path13.posix.relative(cwd, p) || ".";
+      return (p) => path13.posix.relative(cwd, `${root}/${p}`) || ".";
     }
     function buildRelative(cwd, root) {
       if (root.startsWith(`${cwd}/`)) {
@@ -15626,7 +15626,7 @@ var require_dist2 = __commonJS({
         return (p) => `${prefix}/${p}`;
       }
       return (p) => {
-        const result = path12.posix.relative(cwd, `${root}/${p}`);
+        const result = path13.posix.relative(cwd, `${root}/${p}`);
         return p[p.length - 1] === "/" && result !== "" ? `${result}/` : result || ".";
       };
     }
@@ -15672,7 +15672,7 @@ var require_dist2 = __commonJS({
       if (pattern2[pattern2.length - 1] === "/") result = pattern2.slice(0, -1);
       if (result[result.length - 1] !== "*" && opts.expandDirectories) result += "/**";
       const escapedCwd = escapePath(cwd);
-      result = (0, path12.isAbsolute)(result.replace(ESCAPING_BACKSLASHES, "")) ? path12.posix.relative(escapedCwd, result) : path12.posix.normalize(result);
+      result = (0, path13.isAbsolute)(result.replace(ESCAPING_BACKSLASHES, "")) ? path13.posix.relative(escapedCwd, result) : path13.posix.normalize(result);
       const parentDir = (_PARENT_DIRECTORY$exe = PARENT_DIRECTORY.exec(result)) === null || _PARENT_DIRECTORY$exe === void 0 ? void 0 : _PARENT_DIRECTORY$exe[0];
       const parts = splitPattern(result);
       if (parentDir) {
@@ -15683,7 +15683,7 @@ var require_dist2 = __commonJS({
           result = result.slice(0, (n - i - 1) * 3) + result.slice((n - i) * 3 + parts[i + n].length + 1) || ".";
           i++;
         }
-        const potentialRoot = path12.posix.join(cwd, parentDir.slice(i * 3));
+        const potentialRoot = path13.posix.join(cwd, parentDir.slice(i * 3));
         if (potentialRoot[0] !== "." && props.root.length > potentialRoot.length) {
           props.root = ensureNonDriveRelativePath(potentialRoot);
           props.depthOffset = -n + i;
@@ -15705,7 +15705,7 @@ var require_dist2 = __commonJS({
         }
         props.depthOffset = newCommonPath.length;
         props.commonPath = newCommonPath;
-        props.root = ensureNonDriveRelativePath(newCommonPath.length > 0 ? path12.posix.join(cwd, ...newCommonPath) : cwd);
+        props.root = ensureNonDriveRelativePath(newCommonPath.length > 0 ? path13.posix.join(cwd, ...newCommonPath) : cwd);
       }
       return result;
     }
@@ -15757,13 +15757,13 @@ var require_dist2 = __commonJS({
       if (options.deep !== void 0) maxDepth = Math.round(options.deep - props.depthOffset);
       const crawler = new fdir.fdir({
         filters: [debug ? (p, isDirectory) => {
-          const path13 = format2(p, isDirectory);
-          const matches = matcher(path13) && !ignore(path13);
-          if (matches) log(`matched ${path13}`);
+          const path14 = format2(p, isDirectory);
+          const matches = matcher(path14) && !ignore(path14);
+          if (matches) log(`matched ${path14}`);
           return matches;
         } : (p, isDirectory) => {
-          const path13 = format2(p, isDirectory);
-          return matcher(path13) && !ignore(path13);
+          const path14 = format2(p, isDirectory);
+          return matcher(path14) && !ignore(path14);
         }],
         exclude: debug ? (_, p) => {
           const skipped = excludePredicate(_, p);
@@ -15802,7 +15802,7 @@ var require_dist2 = __commonJS({
     function getOptions(options) {
       const opts = Object.assign({}, options);
       for (const key in defaultOptions) if (opts[key] === void 0) Object.assign(opts, { [key]: defaultOptions[key] });
-      opts.cwd = (opts.cwd instanceof URL ? (0, url.fileURLToPath)(opts.cwd) : (0, path12.resolve)(opts.cwd || process.cwd())).replace(BACKSLASHES, "/");
+      opts.cwd = (opts.cwd instanceof URL ? (0, url.fileURLToPath)(opts.cwd) : (0, path13.resolve)(opts.cwd || process.cwd())).replace(BACKSLASHES, "/");
       opts.ignore = ensureStringArray(opts.ignore);
       opts.fs && (opts.fs = {
         readdir: opts.fs.readdir || fs5.readdir,
@@ -15824,12 +15824,12 @@ var require_dist2 = __commonJS({
       return patterns.length > 0 ? buildCrawler(options, patterns) : [];
     }
     async function glob2(globInput, options) {
-      const [crawler, relative] = getCrawler(globInput, options);
-      return crawler ? formatPaths(await crawler.withPromise(), relative) : [];
+      const [crawler, relative2] = getCrawler(globInput, options);
+      return crawler ? formatPaths(await crawler.withPromise(), relative2) : [];
     }
     function globSync(globInput, options) {
-      const [crawler, relative] = getCrawler(globInput, options);
-      return crawler ? formatPaths(crawler.sync(), relative) : [];
+      const [crawler, relative2] = getCrawler(globInput, options);
+      return crawler ? formatPaths(crawler.sync(), relative2) : [];
     }
     exports2.convertPathToPattern = convertPathToPattern;
     exports2.escapePath = escapePath;
@@ -16218,9 +16218,9 @@ var require_find_root = __commonJS({
 var require_src2 = __commonJS({
   "node_modules/lilconfig/src/index.js"(exports2, module2) {
     init_define_DEPLOYER_PACKAGE();
-    var path12 = require("path");
+    var path13 = require("path");
     var fs5 = require("fs");
-    var os7 = require("os");
+    var os9 = require("os");
     var url = require("url");
     var fsReadFileAsync = fs5.promises.readFile;
     function getDefaultSearchPlaces(name, sync) {
@@ -16241,7 +16241,7 @@ var require_src2 = __commonJS({
       ];
     }
     function parentDir(p) {
-      return path12.dirname(p) || path12.sep;
+      return path13.dirname(p) || path13.sep;
     }
     var jsonLoader = (_, content) => JSON.parse(content.replace(/^\uFEFF/, ""));
     var requireFunc = typeof __webpack_require__ === "function" ? __non_webpack_require__ : require;
@@ -16281,7 +16281,7 @@ var require_src2 = __commonJS({
     module2.exports.defaultLoaders = defaultLoaders;
     function getOptions(name, options, sync) {
       const conf = {
-        stopDir: os7.homedir(),
+        stopDir: os9.homedir(),
         searchPlaces: getDefaultSearchPlaces(name, sync),
         ignoreEmptySearchPlaces: true,
         cache: true,
@@ -16293,9 +16293,9 @@ var require_src2 = __commonJS({
           ...options.loaders
         }
       };
-      conf.stopDir = path12.resolve(conf.stopDir);
+      conf.stopDir = path13.resolve(conf.stopDir);
       conf.searchPlaces.forEach((place) => {
-        const key = path12.extname(place) || "noExt";
+        const key = path13.extname(place) || "noExt";
         const loader = conf.loaders[key];
         if (!loader) {
           throw new Error(`Missing loader for extension "${place}"`);
@@ -16346,7 +16346,7 @@ var require_src2 = __commonJS({
             filepath: ""
           };
           const visited = /* @__PURE__ */ new Set();
-          let dir = path12.resolve(searchFrom);
+          let dir = path13.resolve(searchFrom);
           dirLoop: while (true) {
             if (cache2) {
               const r = searchCache.get(dir);
@@ -16357,14 +16357,14 @@ var require_src2 = __commonJS({
               visited.add(dir);
             }
             for (const searchPlace of searchPlaces) {
-              const filepath = path12.join(dir, searchPlace);
+              const filepath = path13.join(dir, searchPlace);
               try {
                 await fs5.promises.access(filepath);
               } catch {
                 continue;
               }
               const content = String(await fsReadFileAsync(filepath));
-              const loaderKey = path12.extname(searchPlace) || "noExt";
+              const loaderKey = path13.extname(searchPlace) || "noExt";
               const loader = loaders[loaderKey];
               if (searchPlace === "package.json") {
                 const pkg = await loader(filepath, content);
@@ -16402,11 +16402,11 @@ var require_src2 = __commonJS({
         },
         async load(filepath) {
           validateFilePath(filepath);
-          const absPath = path12.resolve(process.cwd(), filepath);
+          const absPath = path13.resolve(process.cwd(), filepath);
           if (cache2 && loadCache.has(absPath)) {
             return loadCache.get(absPath);
           }
-          const { base, ext } = path12.parse(absPath);
+          const { base, ext } = path13.parse(absPath);
           const loaderKey = ext || "noExt";
           const loader = loaders[loaderKey];
           validateLoader(loader, loaderKey);
@@ -16478,7 +16478,7 @@ var require_src2 = __commonJS({
             filepath: ""
           };
           const visited = /* @__PURE__ */ new Set();
-          let dir = path12.resolve(searchFrom);
+          let dir = path13.resolve(searchFrom);
           dirLoop: while (true) {
             if (cache2) {
               const r = searchCache.get(dir);
@@ -16489,13 +16489,13 @@ var require_src2 = __commonJS({
               visited.add(dir);
             }
             for (const searchPlace of searchPlaces) {
-              const filepath = path12.join(dir, searchPlace);
+              const filepath = path13.join(dir, searchPlace);
               try {
                 fs5.accessSync(filepath);
               } catch {
                 continue;
               }
-              const loaderKey = path12.extname(searchPlace) || "noExt";
+              const loaderKey = path13.extname(searchPlace) || "noExt";
               const loader = loaders[loaderKey];
               const content = String(fs5.readFileSync(filepath));
               if (searchPlace === "package.json") {
@@ -16534,11 +16534,11 @@ var require_src2 = __commonJS({
         },
         load(filepath) {
           validateFilePath(filepath);
-          const absPath = path12.resolve(process.cwd(), filepath);
+          const absPath = path13.resolve(process.cwd(), filepath);
           if (cache2 && loadCache.has(absPath)) {
             return loadCache.get(absPath);
           }
-          const { base, ext } = path12.parse(absPath);
+          const { base, ext } = path13.parse(absPath);
           const loaderKey = ext || "noExt";
           const loader = loaders[loaderKey];
           validateLoader(loader, loaderKey);
@@ -16601,8 +16601,8 @@ var require_read_pjson = __commonJS({
     var logger_1 = require_logger();
     var fs_1 = require_fs();
     var debug = (0, logger_1.makeDebug)("read-pjson");
-    async function readPjson(path12) {
-      const pjsonPath = (0, node_path_1.join)(path12, "package.json");
+    async function readPjson(path13) {
+      const pjsonPath = (0, node_path_1.join)(path13, "package.json");
       if (process.env.OCLIF_DISABLE_RC) {
         debug("OCLIF_DISABLE_RC is set, skipping rc search");
         return (0, fs_1.readJson)(pjsonPath);
@@ -16612,7 +16612,7 @@ var require_read_pjson = __commonJS({
         debug(`found oclif config in ${pjsonPath}`);
         return pjson;
       }
-      debug(`searching for oclif config in ${path12}`);
+      debug(`searching for oclif config in ${path13}`);
       const explorer = (0, lilconfig_1.lilconfig)("oclif", {
         /**
          * Remove the following from the defaults:
@@ -16629,14 +16629,14 @@ var require_read_pjson = __commonJS({
           "oclif.config.mjs",
           "oclif.config.cjs"
         ],
-        stopDir: path12
+        stopDir: path13
       });
-      const result = await explorer.search(path12);
+      const result = await explorer.search(path13);
       if (!result?.config) {
-        debug(`no oclif config found in ${path12}`);
+        debug(`no oclif config found in ${path13}`);
         return pjson;
       }
-      debug(`found oclif config for ${path12}: %O`, result);
+      debug(`found oclif config for ${path13}: %O`, result);
       return {
         ...pjson,
         oclif: result?.config ?? {}
@@ -17066,12 +17066,12 @@ var require_plugin_loader = __commonJS({
           const plugins = findMatchingDependencies(opts.rootPlugin.pjson.dependencies ?? {}, corePlugins);
           await this.loadPlugins(opts.rootPlugin.root, "core", plugins);
         }
-        const { core: pluginAdditionsCore, path: path12 } = opts.pluginAdditions ?? { core: [] };
+        const { core: pluginAdditionsCore, path: path13 } = opts.pluginAdditions ?? { core: [] };
         if (pluginAdditionsCore) {
-          if (path12) {
-            const pjson = await (0, fs_1.readJson)((0, node_path_1.join)(path12, "package.json"));
+          if (path13) {
+            const pjson = await (0, fs_1.readJson)((0, node_path_1.join)(path13, "package.json"));
             const plugins = findMatchingDependencies(pjson.dependencies ?? {}, pluginAdditionsCore);
-            await this.loadPlugins(path12, "core", plugins);
+            await this.loadPlugins(path13, "core", plugins);
           } else {
             const plugins = findMatchingDependencies(opts.rootPlugin.pjson.dependencies ?? {}, pluginAdditionsCore);
             await this.loadPlugins(opts.rootPlugin.root, "core", plugins);
@@ -17089,13 +17089,13 @@ var require_plugin_loader = __commonJS({
               const plugins = findMatchingDependencies(allDeps ?? {}, devPlugins);
               await this.loadPlugins(opts.rootPlugin.root, "dev", plugins);
             }
-            const { dev: pluginAdditionsDev, path: path12 } = opts.pluginAdditions ?? { core: [] };
+            const { dev: pluginAdditionsDev, path: path13 } = opts.pluginAdditions ?? { core: [] };
             if (pluginAdditionsDev) {
-              if (path12) {
-                const pjson = await (0, fs_1.readJson)((0, node_path_1.join)(path12, "package.json"));
+              if (path13) {
+                const pjson = await (0, fs_1.readJson)((0, node_path_1.join)(path13, "package.json"));
                 const allDeps = { ...pjson.dependencies, ...pjson.devDependencies };
                 const plugins = findMatchingDependencies(allDeps ?? {}, pluginAdditionsDev);
-                await this.loadPlugins(path12, "dev", plugins);
+                await this.loadPlugins(path13, "dev", plugins);
               } else {
                 const allDeps = { ...opts.rootPlugin.pjson.dependencies, ...opts.rootPlugin.pjson.devDependencies };
                 const plugins = findMatchingDependencies(allDeps ?? {}, pluginAdditionsDev);
@@ -18162,7 +18162,7 @@ var require_parse3 = __commonJS({
         debug("resolved stdin from global cache", globalThis.oclif.stdinCache);
         return globalThis.oclif.stdinCache;
       }
-      return new Promise((resolve) => {
+      return new Promise((resolve2) => {
         const lines = [];
         const ac = new AbortController();
         const { signal } = ac;
@@ -18180,13 +18180,13 @@ var require_parse3 = __commonJS({
           clearTimeout(timeout);
           debug("resolved from stdin", result);
           globalThis.oclif = { ...globalThis.oclif, stdinCache: result };
-          resolve(result);
+          resolve2(result);
         });
         signal.addEventListener("abort", () => {
           debug("stdin aborted");
           clearTimeout(timeout);
           rl.close();
-          resolve(null);
+          resolve2(null);
         }, { once: true });
       });
     };
@@ -19886,8 +19886,8 @@ var require_flush = __commonJS({
     var error_1 = require_error();
     function timeout(p, ms) {
       function wait(ms2, unref = false) {
-        return new Promise((resolve) => {
-          const t = setTimeout(() => resolve(null), ms2);
+        return new Promise((resolve2) => {
+          const t = setTimeout(() => resolve2(null), ms2);
           if (unref)
             t.unref();
         });
@@ -19895,8 +19895,8 @@ var require_flush = __commonJS({
       return Promise.race([p, wait(ms, true).then(() => (0, error_1.error)("timed out"))]);
     }
     async function _flush() {
-      const p = new Promise((resolve) => {
-        process.stdout.once("drain", () => resolve(null));
+      const p = new Promise((resolve2) => {
+        process.stdout.once("drain", () => resolve2(null));
       });
       const flushed = process.stdout.write("");
       if (flushed)
@@ -20109,10 +20109,10 @@ var require_lib = __commonJS({
       if (process.env.OCLIF_DISABLE_ENGINE_WARNING && (0, util_1.isTruthy)(process.env.OCLIF_DISABLE_ENGINE_WARNING))
         return;
       try {
-        const path12 = require("node:path");
+        const path13 = require("node:path");
         const semver3 = require_semver2();
-        const root = path12.join(__dirname, "..");
-        const pjson = require(path12.join(root, "package.json"));
+        const root = path13.join(__dirname, "..");
+        const pjson = require(path13.join(root, "package.json"));
         if (!semver3.satisfies(process.versions.node, pjson.engines.node)) {
           process.emitWarning(`Node version must be ${pjson.engines.node} to use this CLI. Current node version: ${process.versions.node}`);
         }
@@ -20328,7 +20328,7 @@ var require_reader = __commonJS({
     var ASN1 = require_types();
     var errors = require_errors3();
     var newInvalidAsn1Error = errors.newInvalidAsn1Error;
-    function Reader(data) {
+    function Reader2(data) {
       if (!data || !Buffer3.isBuffer(data))
         throw new TypeError("data must be a node Buffer");
       this._buf = data;
@@ -20336,29 +20336,29 @@ var require_reader = __commonJS({
       this._len = 0;
       this._offset = 0;
     }
-    Object.defineProperty(Reader.prototype, "length", {
+    Object.defineProperty(Reader2.prototype, "length", {
       enumerable: true,
       get: function() {
         return this._len;
       }
     });
-    Object.defineProperty(Reader.prototype, "offset", {
+    Object.defineProperty(Reader2.prototype, "offset", {
       enumerable: true,
       get: function() {
         return this._offset;
       }
     });
-    Object.defineProperty(Reader.prototype, "remain", {
+    Object.defineProperty(Reader2.prototype, "remain", {
       get: function() {
         return this._size - this._offset;
       }
     });
-    Object.defineProperty(Reader.prototype, "buffer", {
+    Object.defineProperty(Reader2.prototype, "buffer", {
       get: function() {
         return this._buf.slice(this._offset);
       }
     });
-    Reader.prototype.readByte = function(peek) {
+    Reader2.prototype.readByte = function(peek) {
       if (this._size - this._offset < 1)
         return null;
       var b = this._buf[this._offset] & 255;
@@ -20366,10 +20366,10 @@ var require_reader = __commonJS({
         this._offset += 1;
       return b;
     };
-    Reader.prototype.peek = function() {
+    Reader2.prototype.peek = function() {
       return this.readByte(true);
     };
-    Reader.prototype.readLength = function(offset) {
+    Reader2.prototype.readLength = function(offset) {
       if (offset === void 0)
         offset = this._offset;
       if (offset >= this._size)
@@ -20393,7 +20393,7 @@ var require_reader = __commonJS({
       }
       return offset;
     };
-    Reader.prototype.readSequence = function(tag) {
+    Reader2.prototype.readSequence = function(tag) {
       var seq = this.peek();
       if (seq === null)
         return null;
@@ -20405,16 +20405,16 @@ var require_reader = __commonJS({
       this._offset = o;
       return seq;
     };
-    Reader.prototype.readInt = function() {
+    Reader2.prototype.readInt = function() {
       return this._readTag(ASN1.Integer);
     };
-    Reader.prototype.readBoolean = function() {
+    Reader2.prototype.readBoolean = function() {
       return this._readTag(ASN1.Boolean) === 0 ? false : true;
     };
-    Reader.prototype.readEnumeration = function() {
+    Reader2.prototype.readEnumeration = function() {
       return this._readTag(ASN1.Enumeration);
     };
-    Reader.prototype.readString = function(tag, retbuf) {
+    Reader2.prototype.readString = function(tag, retbuf) {
       if (!tag)
         tag = ASN1.OctetString;
       var b = this.peek();
@@ -20434,7 +20434,7 @@ var require_reader = __commonJS({
       this._offset += this.length;
       return retbuf ? str2 : str2.toString("utf8");
     };
-    Reader.prototype.readOID = function(tag) {
+    Reader2.prototype.readOID = function(tag) {
       if (!tag)
         tag = ASN1.OID;
       var b = this.readString(tag, true);
@@ -20456,7 +20456,7 @@ var require_reader = __commonJS({
       values.unshift(value / 40 >> 0);
       return values.join(".");
     };
-    Reader.prototype._readTag = function(tag) {
+    Reader2.prototype._readTag = function(tag) {
       assert.ok(tag !== void 0);
       var b = this.peek();
       if (b === null)
@@ -20481,7 +20481,7 @@ var require_reader = __commonJS({
         value -= 1 << i * 8;
       return value >> 0;
     };
-    module2.exports = Reader;
+    module2.exports = Reader2;
   }
 });
 
@@ -20735,10 +20735,10 @@ var require_ber = __commonJS({
     init_define_DEPLOYER_PACKAGE();
     var errors = require_errors3();
     var types = require_types();
-    var Reader = require_reader();
+    var Reader2 = require_reader();
     var Writer = require_writer();
     module2.exports = {
-      Reader,
+      Reader: Reader2,
       Writer
     };
     for (t in types) {
@@ -26700,7 +26700,7 @@ var require_crypto = __commonJS({
       MAC_INFO,
       bindingAvailable: !!binding,
       init: (() => {
-        return new Promise(async (resolve, reject) => {
+        return new Promise(async (resolve2, reject) => {
           try {
             POLY1305_WASM_MODULE = await require_poly1305()();
             POLY1305_RESULT_MALLOC = POLY1305_WASM_MODULE._malloc(16);
@@ -26712,7 +26712,7 @@ var require_crypto = __commonJS({
           } catch (ex) {
             return reject(ex);
           }
-          resolve();
+          resolve2();
         });
       })(),
       NullCipher,
@@ -27972,7 +27972,7 @@ var require_agent = __commonJS({
     init_define_DEPLOYER_PACKAGE();
     var { Socket } = require("net");
     var { Duplex } = require("stream");
-    var { resolve } = require("path");
+    var { resolve: resolve2 } = require("path");
     var { readFile: readFile10 } = require("fs");
     var { execFile: execFile4, spawn: spawn3 } = require("child_process");
     var { isParsedKey, parseKey } = require_keyParser();
@@ -27982,7 +27982,7 @@ var require_agent = __commonJS({
       writeUInt32BE,
       writeUInt32LE
     } = require_utils3();
-    function once(cb) {
+    function once2(cb) {
       let called = false;
       return (...args) => {
         if (called)
@@ -28017,7 +28017,7 @@ var require_agent = __commonJS({
         this.socketPath = socketPath;
       }
       getStream(cb) {
-        cb = once(cb);
+        cb = once2(cb);
         const sock = new Socket();
         sock.on("connect", () => {
           cb(null, sock);
@@ -28033,7 +28033,7 @@ var require_agent = __commonJS({
         }
       }
       getIdentities(cb) {
-        cb = once(cb);
+        cb = once2(cb);
         this.getStream((err, stream) => {
           function onFail(err2) {
             if (stream) {
@@ -28070,7 +28070,7 @@ var require_agent = __commonJS({
         } else if (typeof options !== "object" || options === null) {
           options = void 0;
         }
-        cb = once(cb);
+        cb = once2(cb);
         this.getStream((err, stream) => {
           function onFail(err2) {
             if (stream) {
@@ -28108,7 +28108,7 @@ var require_agent = __commonJS({
       const RET_ERR_BINSTDIN = 13;
       const RET_ERR_BINSTDOUT = 14;
       const RET_ERR_BADLEN = 15;
-      const EXEPATH = resolve(__dirname, "..", "util/pagent.exe");
+      const EXEPATH = resolve2(__dirname, "..", "util/pagent.exe");
       const ERROR = {
         [RET_ERR_BADARGS]: new Error("Invalid pagent.exe arguments"),
         [RET_ERR_UNAVAILABLE]: new Error("Pageant is not running"),
@@ -28188,7 +28188,7 @@ var require_agent = __commonJS({
       const RE_CYGWIN_SOCK = /^!<socket >(\d+) s ([A-Z0-9]{8}-[A-Z0-9]{8}-[A-Z0-9]{8}-[A-Z0-9]{8})/;
       return class CygwinAgent extends OpenSSHAgent2 {
         getStream(cb) {
-          cb = once(cb);
+          cb = once2(cb);
           let socketPath = this.socketPath;
           let triedCygpath = false;
           readFile10(socketPath, function readCygsocket(err, data) {
@@ -28274,11 +28274,11 @@ var require_agent = __commonJS({
       };
     })();
     var WINDOWS_PIPE_REGEX = /^[/\\][/\\]\.[/\\]pipe[/\\].+/;
-    function createAgent(path12) {
-      if (process.platform === "win32" && !WINDOWS_PIPE_REGEX.test(path12)) {
-        return path12 === "pageant" ? new PageantAgent() : new CygwinAgent(path12);
+    function createAgent(path13) {
+      if (process.platform === "win32" && !WINDOWS_PIPE_REGEX.test(path13)) {
+        return path13 === "pageant" ? new PageantAgent() : new CygwinAgent(path13);
       }
-      return new OpenSSHAgent2(path12);
+      return new OpenSSHAgent2(path13);
     }
     var AgentProtocol = (() => {
       const SSH_AGENTC_REQUEST_IDENTITIES = 11;
@@ -28726,7 +28726,7 @@ var require_agent = __commonJS({
                   cb2(...args);
               });
             };
-            this[SYM_AGENT].getIdentities(once((err, keys) => {
+            this[SYM_AGENT].getIdentities(once2((err, keys) => {
               if (err)
                 return doCbs(err);
               if (!Array.isArray(keys)) {
@@ -33529,17 +33529,17 @@ var require_SFTP = __commonJS({
       // ===========================================================================
       // Client-specific ===========================================================
       // ===========================================================================
-      createReadStream(path12, options) {
+      createReadStream(path13, options) {
         if (this.server)
           throw new Error("Client-only method called in server mode");
-        return new ReadStream(this, path12, options);
+        return new ReadStream(this, path13, options);
       }
-      createWriteStream(path12, options) {
+      createWriteStream(path13, options) {
         if (this.server)
           throw new Error("Client-only method called in server mode");
-        return new WriteStream(this, path12, options);
+        return new WriteStream(this, path13, options);
       }
-      open(path12, flags_, attrs, cb) {
+      open(path13, flags_, attrs, cb) {
         if (this.server)
           throw new Error("Client-only method called in server mode");
         if (typeof attrs === "function") {
@@ -33558,7 +33558,7 @@ var require_SFTP = __commonJS({
           attrsFlags = attrs.flags;
           attrsLen = attrs.nb;
         }
-        const pathLen = Buffer.byteLength(path12);
+        const pathLen = Buffer.byteLength(path13);
         let p = 9;
         const buf = Buffer.allocUnsafe(4 + 1 + 4 + 4 + pathLen + 4 + 4 + attrsLen);
         writeUInt32BE(buf, buf.length - 4, 0);
@@ -33566,7 +33566,7 @@ var require_SFTP = __commonJS({
         const reqid = this._writeReqid = this._writeReqid + 1 & MAX_REQID;
         writeUInt32BE(buf, reqid, 5);
         writeUInt32BE(buf, pathLen, p);
-        buf.utf8Write(path12, p += 4, pathLen);
+        buf.utf8Write(path13, p += 4, pathLen);
         writeUInt32BE(buf, flags, p += pathLen);
         writeUInt32BE(buf, attrsFlags, p += 4);
         if (attrsLen) {
@@ -33697,7 +33697,7 @@ var require_SFTP = __commonJS({
           throw new Error("Client-only method called in server mode");
         fastXfer(fs5, this, localPath, remotePath, opts, cb);
       }
-      readFile(path12, options, callback_) {
+      readFile(path13, options, callback_) {
         if (this.server)
           throw new Error("Client-only method called in server mode");
         let callback;
@@ -33770,13 +33770,13 @@ var require_SFTP = __commonJS({
             return callback && callback(er, buffer);
           });
         };
-        this.open(path12, flag, 438, (er, handle_) => {
+        this.open(path13, flag, 438, (er, handle_) => {
           if (er)
             return callback && callback(er);
           handle2 = handle_;
           const tryStat = (er2, st) => {
             if (er2) {
-              this.stat(path12, (er_, st_) => {
+              this.stat(path13, (er_, st_) => {
                 if (er_) {
                   return this.close(handle2, () => {
                     callback && callback(er2);
@@ -33797,7 +33797,7 @@ var require_SFTP = __commonJS({
           this.fstat(handle2, tryStat);
         });
       }
-      writeFile(path12, data, options, callback_) {
+      writeFile(path13, data, options, callback_) {
         if (this.server)
           throw new Error("Client-only method called in server mode");
         let callback;
@@ -33816,7 +33816,7 @@ var require_SFTP = __commonJS({
         if (options.encoding && !Buffer.isEncoding(options.encoding))
           throw new Error(`Unknown encoding: ${options.encoding}`);
         const flag = options.flag || "w";
-        this.open(path12, flag, options.mode, (openErr, handle2) => {
+        this.open(path13, flag, options.mode, (openErr, handle2) => {
           if (openErr) {
             callback && callback(openErr);
           } else {
@@ -33825,7 +33825,7 @@ var require_SFTP = __commonJS({
             if (position === null) {
               const tryStat = (er, st) => {
                 if (er) {
-                  this.stat(path12, (er_, st_) => {
+                  this.stat(path13, (er_, st_) => {
                     if (er_) {
                       return this.close(handle2, () => {
                         callback && callback(er);
@@ -33844,7 +33844,7 @@ var require_SFTP = __commonJS({
           }
         });
       }
-      appendFile(path12, data, options, callback_) {
+      appendFile(path13, data, options, callback_) {
         if (this.server)
           throw new Error("Client-only method called in server mode");
         let callback;
@@ -33862,12 +33862,12 @@ var require_SFTP = __commonJS({
           throw new TypeError("Bad arguments");
         if (!options.flag)
           options = Object.assign({ flag: "a" }, options);
-        this.writeFile(path12, data, options, callback);
+        this.writeFile(path13, data, options, callback);
       }
-      exists(path12, cb) {
+      exists(path13, cb) {
         if (this.server)
           throw new Error("Client-only method called in server mode");
-        this.stat(path12, (err) => {
+        this.stat(path13, (err) => {
           cb && cb(err ? false : true);
         });
       }
@@ -33910,7 +33910,7 @@ var require_SFTP = __commonJS({
           `SFTP: Outbound: ${isBuffered ? "Buffered" : "Sending"} RENAME`
         );
       }
-      mkdir(path12, attrs, cb) {
+      mkdir(path13, attrs, cb) {
         if (this.server)
           throw new Error("Client-only method called in server mode");
         let flags = 0;
@@ -33924,7 +33924,7 @@ var require_SFTP = __commonJS({
           flags = attrs.flags;
           attrsLen = attrs.nb;
         }
-        const pathLen = Buffer.byteLength(path12);
+        const pathLen = Buffer.byteLength(path13);
         let p = 9;
         const buf = Buffer.allocUnsafe(4 + 1 + 4 + 4 + pathLen + 4 + attrsLen);
         writeUInt32BE(buf, buf.length - 4, 0);
@@ -33932,7 +33932,7 @@ var require_SFTP = __commonJS({
         const reqid = this._writeReqid = this._writeReqid + 1 & MAX_REQID;
         writeUInt32BE(buf, reqid, 5);
         writeUInt32BE(buf, pathLen, p);
-        buf.utf8Write(path12, p += 4, pathLen);
+        buf.utf8Write(path13, p += 4, pathLen);
         writeUInt32BE(buf, flags, p += pathLen);
         if (attrsLen) {
           p += 4;
@@ -33948,10 +33948,10 @@ var require_SFTP = __commonJS({
           `SFTP: Outbound: ${isBuffered ? "Buffered" : "Sending"} MKDIR`
         );
       }
-      rmdir(path12, cb) {
+      rmdir(path13, cb) {
         if (this.server)
           throw new Error("Client-only method called in server mode");
-        const pathLen = Buffer.byteLength(path12);
+        const pathLen = Buffer.byteLength(path13);
         let p = 9;
         const buf = Buffer.allocUnsafe(4 + 1 + 4 + 4 + pathLen);
         writeUInt32BE(buf, buf.length - 4, 0);
@@ -33959,7 +33959,7 @@ var require_SFTP = __commonJS({
         const reqid = this._writeReqid = this._writeReqid + 1 & MAX_REQID;
         writeUInt32BE(buf, reqid, 5);
         writeUInt32BE(buf, pathLen, p);
-        buf.utf8Write(path12, p += 4, pathLen);
+        buf.utf8Write(path13, p += 4, pathLen);
         this._requests[reqid] = { cb };
         const isBuffered = sendOrBuffer(this, buf);
         this._debug && this._debug(
@@ -34049,10 +34049,10 @@ var require_SFTP = __commonJS({
           `SFTP: Outbound: ${isBuffered ? "Buffered" : "Sending"} FSTAT`
         );
       }
-      stat(path12, cb) {
+      stat(path13, cb) {
         if (this.server)
           throw new Error("Client-only method called in server mode");
-        const pathLen = Buffer.byteLength(path12);
+        const pathLen = Buffer.byteLength(path13);
         let p = 9;
         const buf = Buffer.allocUnsafe(4 + 1 + 4 + 4 + pathLen);
         writeUInt32BE(buf, buf.length - 4, 0);
@@ -34060,17 +34060,17 @@ var require_SFTP = __commonJS({
         const reqid = this._writeReqid = this._writeReqid + 1 & MAX_REQID;
         writeUInt32BE(buf, reqid, 5);
         writeUInt32BE(buf, pathLen, p);
-        buf.utf8Write(path12, p += 4, pathLen);
+        buf.utf8Write(path13, p += 4, pathLen);
         this._requests[reqid] = { cb };
         const isBuffered = sendOrBuffer(this, buf);
         this._debug && this._debug(
           `SFTP: Outbound: ${isBuffered ? "Buffered" : "Sending"} STAT`
         );
       }
-      lstat(path12, cb) {
+      lstat(path13, cb) {
         if (this.server)
           throw new Error("Client-only method called in server mode");
-        const pathLen = Buffer.byteLength(path12);
+        const pathLen = Buffer.byteLength(path13);
         let p = 9;
         const buf = Buffer.allocUnsafe(4 + 1 + 4 + 4 + pathLen);
         writeUInt32BE(buf, buf.length - 4, 0);
@@ -34078,17 +34078,17 @@ var require_SFTP = __commonJS({
         const reqid = this._writeReqid = this._writeReqid + 1 & MAX_REQID;
         writeUInt32BE(buf, reqid, 5);
         writeUInt32BE(buf, pathLen, p);
-        buf.utf8Write(path12, p += 4, pathLen);
+        buf.utf8Write(path13, p += 4, pathLen);
         this._requests[reqid] = { cb };
         const isBuffered = sendOrBuffer(this, buf);
         this._debug && this._debug(
           `SFTP: Outbound: ${isBuffered ? "Buffered" : "Sending"} LSTAT`
         );
       }
-      opendir(path12, cb) {
+      opendir(path13, cb) {
         if (this.server)
           throw new Error("Client-only method called in server mode");
-        const pathLen = Buffer.byteLength(path12);
+        const pathLen = Buffer.byteLength(path13);
         let p = 9;
         const buf = Buffer.allocUnsafe(4 + 1 + 4 + 4 + pathLen);
         writeUInt32BE(buf, buf.length - 4, 0);
@@ -34096,14 +34096,14 @@ var require_SFTP = __commonJS({
         const reqid = this._writeReqid = this._writeReqid + 1 & MAX_REQID;
         writeUInt32BE(buf, reqid, 5);
         writeUInt32BE(buf, pathLen, p);
-        buf.utf8Write(path12, p += 4, pathLen);
+        buf.utf8Write(path13, p += 4, pathLen);
         this._requests[reqid] = { cb };
         const isBuffered = sendOrBuffer(this, buf);
         this._debug && this._debug(
           `SFTP: Outbound: ${isBuffered ? "Buffered" : "Sending"} OPENDIR`
         );
       }
-      setstat(path12, attrs, cb) {
+      setstat(path13, attrs, cb) {
         if (this.server)
           throw new Error("Client-only method called in server mode");
         let flags = 0;
@@ -34115,7 +34115,7 @@ var require_SFTP = __commonJS({
         } else if (typeof attrs === "function") {
           cb = attrs;
         }
-        const pathLen = Buffer.byteLength(path12);
+        const pathLen = Buffer.byteLength(path13);
         let p = 9;
         const buf = Buffer.allocUnsafe(4 + 1 + 4 + 4 + pathLen + 4 + attrsLen);
         writeUInt32BE(buf, buf.length - 4, 0);
@@ -34123,7 +34123,7 @@ var require_SFTP = __commonJS({
         const reqid = this._writeReqid = this._writeReqid + 1 & MAX_REQID;
         writeUInt32BE(buf, reqid, 5);
         writeUInt32BE(buf, pathLen, p);
-        buf.utf8Write(path12, p += 4, pathLen);
+        buf.utf8Write(path13, p += 4, pathLen);
         writeUInt32BE(buf, flags, p += pathLen);
         if (attrsLen) {
           p += 4;
@@ -34183,8 +34183,8 @@ var require_SFTP = __commonJS({
           mtime: toUnixTimestamp(mtime)
         }, cb);
       }
-      utimes(path12, atime, mtime, cb) {
-        return this.setstat(path12, {
+      utimes(path13, atime, mtime, cb) {
+        return this.setstat(path13, {
           atime: toUnixTimestamp(atime),
           mtime: toUnixTimestamp(mtime)
         }, cb);
@@ -34195,8 +34195,8 @@ var require_SFTP = __commonJS({
           gid
         }, cb);
       }
-      chown(path12, uid, gid, cb) {
-        return this.setstat(path12, {
+      chown(path13, uid, gid, cb) {
+        return this.setstat(path13, {
           uid,
           gid
         }, cb);
@@ -34206,15 +34206,15 @@ var require_SFTP = __commonJS({
           mode
         }, cb);
       }
-      chmod(path12, mode, cb) {
-        return this.setstat(path12, {
+      chmod(path13, mode, cb) {
+        return this.setstat(path13, {
           mode
         }, cb);
       }
-      readlink(path12, cb) {
+      readlink(path13, cb) {
         if (this.server)
           throw new Error("Client-only method called in server mode");
-        const pathLen = Buffer.byteLength(path12);
+        const pathLen = Buffer.byteLength(path13);
         let p = 9;
         const buf = Buffer.allocUnsafe(4 + 1 + 4 + 4 + pathLen);
         writeUInt32BE(buf, buf.length - 4, 0);
@@ -34222,7 +34222,7 @@ var require_SFTP = __commonJS({
         const reqid = this._writeReqid = this._writeReqid + 1 & MAX_REQID;
         writeUInt32BE(buf, reqid, 5);
         writeUInt32BE(buf, pathLen, p);
-        buf.utf8Write(path12, p += 4, pathLen);
+        buf.utf8Write(path13, p += 4, pathLen);
         this._requests[reqid] = {
           cb: (err, names) => {
             if (typeof cb !== "function")
@@ -34267,10 +34267,10 @@ var require_SFTP = __commonJS({
           `SFTP: Outbound: ${isBuffered ? "Buffered" : "Sending"} SYMLINK`
         );
       }
-      realpath(path12, cb) {
+      realpath(path13, cb) {
         if (this.server)
           throw new Error("Client-only method called in server mode");
-        const pathLen = Buffer.byteLength(path12);
+        const pathLen = Buffer.byteLength(path13);
         let p = 9;
         const buf = Buffer.allocUnsafe(4 + 1 + 4 + 4 + pathLen);
         writeUInt32BE(buf, buf.length - 4, 0);
@@ -34278,7 +34278,7 @@ var require_SFTP = __commonJS({
         const reqid = this._writeReqid = this._writeReqid + 1 & MAX_REQID;
         writeUInt32BE(buf, reqid, 5);
         writeUInt32BE(buf, pathLen, p);
-        buf.utf8Write(path12, p += 4, pathLen);
+        buf.utf8Write(path13, p += 4, pathLen);
         this._requests[reqid] = {
           cb: (err, names) => {
             if (typeof cb !== "function")
@@ -34323,13 +34323,13 @@ var require_SFTP = __commonJS({
           this._debug(`SFTP: Outbound: ${which} posix-rename@openssh.com`);
         }
       }
-      ext_openssh_statvfs(path12, cb) {
+      ext_openssh_statvfs(path13, cb) {
         if (this.server)
           throw new Error("Client-only method called in server mode");
         const ext = this._extensions["statvfs@openssh.com"];
         if (!ext || ext !== "2")
           throw new Error("Server does not support this extended request");
-        const pathLen = Buffer.byteLength(path12);
+        const pathLen = Buffer.byteLength(path13);
         let p = 9;
         const buf = Buffer.allocUnsafe(4 + 1 + 4 + 4 + 19 + 4 + pathLen);
         writeUInt32BE(buf, buf.length - 4, 0);
@@ -34339,7 +34339,7 @@ var require_SFTP = __commonJS({
         writeUInt32BE(buf, 19, p);
         buf.utf8Write("statvfs@openssh.com", p += 4, 19);
         writeUInt32BE(buf, pathLen, p += 19);
-        buf.utf8Write(path12, p += 4, pathLen);
+        buf.utf8Write(path13, p += 4, pathLen);
         this._requests[reqid] = { extended: "statvfs@openssh.com", cb };
         const isBuffered = sendOrBuffer(this, buf);
         if (this._debug) {
@@ -34425,7 +34425,7 @@ var require_SFTP = __commonJS({
           `SFTP: Outbound: ${isBuffered ? "Buffered" : "Sending"} fsync@openssh.com`
         );
       }
-      ext_openssh_lsetstat(path12, attrs, cb) {
+      ext_openssh_lsetstat(path13, attrs, cb) {
         if (this.server)
           throw new Error("Client-only method called in server mode");
         const ext = this._extensions["lsetstat@openssh.com"];
@@ -34440,7 +34440,7 @@ var require_SFTP = __commonJS({
         } else if (typeof attrs === "function") {
           cb = attrs;
         }
-        const pathLen = Buffer.byteLength(path12);
+        const pathLen = Buffer.byteLength(path13);
         let p = 9;
         const buf = Buffer.allocUnsafe(4 + 1 + 4 + 4 + 20 + 4 + pathLen + 4 + attrsLen);
         writeUInt32BE(buf, buf.length - 4, 0);
@@ -34450,7 +34450,7 @@ var require_SFTP = __commonJS({
         writeUInt32BE(buf, 20, p);
         buf.utf8Write("lsetstat@openssh.com", p += 4, 20);
         writeUInt32BE(buf, pathLen, p += 20);
-        buf.utf8Write(path12, p += 4, pathLen);
+        buf.utf8Write(path13, p += 4, pathLen);
         writeUInt32BE(buf, flags, p += pathLen);
         if (attrsLen) {
           p += 4;
@@ -34467,13 +34467,13 @@ var require_SFTP = __commonJS({
           this._debug(`SFTP: Outbound: ${status} lsetstat@openssh.com`);
         }
       }
-      ext_openssh_expandPath(path12, cb) {
+      ext_openssh_expandPath(path13, cb) {
         if (this.server)
           throw new Error("Client-only method called in server mode");
         const ext = this._extensions["expand-path@openssh.com"];
         if (ext !== "1")
           throw new Error("Server does not support this extended request");
-        const pathLen = Buffer.byteLength(path12);
+        const pathLen = Buffer.byteLength(path13);
         let p = 9;
         const buf = Buffer.allocUnsafe(4 + 1 + 4 + 4 + 23 + 4 + pathLen);
         writeUInt32BE(buf, buf.length - 4, 0);
@@ -34483,7 +34483,7 @@ var require_SFTP = __commonJS({
         writeUInt32BE(buf, 23, p);
         buf.utf8Write("expand-path@openssh.com", p += 4, 23);
         writeUInt32BE(buf, pathLen, p += 20);
-        buf.utf8Write(path12, p += 4, pathLen);
+        buf.utf8Write(path13, p += 4, pathLen);
         this._requests[reqid] = {
           cb: (err, names) => {
             if (typeof cb !== "function")
@@ -35761,12 +35761,12 @@ var require_SFTP = __commonJS({
       [REQUEST.LSTAT]: (sftp, payload) => {
         bufferParser.init(payload, 1);
         const reqID = bufferParser.readUInt32BE();
-        const path12 = bufferParser.readString(true);
+        const path13 = bufferParser.readString(true);
         bufferParser.clear();
-        if (path12 === void 0)
+        if (path13 === void 0)
           return doFatalSFTPError(sftp, "Malformed LSTAT packet");
         sftp._debug && sftp._debug(`SFTP: Inbound: Received LSTAT (id:${reqID})`);
-        if (!sftp.emit("LSTAT", reqID, path12)) {
+        if (!sftp.emit("LSTAT", reqID, path13)) {
           sftp.status(reqID, STATUS_CODE.OP_UNSUPPORTED);
         }
       },
@@ -35785,13 +35785,13 @@ var require_SFTP = __commonJS({
       [REQUEST.SETSTAT]: (sftp, payload) => {
         bufferParser.init(payload, 1);
         const reqID = bufferParser.readUInt32BE();
-        const path12 = bufferParser.readString(true);
+        const path13 = bufferParser.readString(true);
         const attrs = readAttrs(sftp._biOpt);
         bufferParser.clear();
         if (attrs === void 0)
           return doFatalSFTPError(sftp, "Malformed SETSTAT packet");
         sftp._debug && sftp._debug(`SFTP: Inbound: Received SETSTAT (id:${reqID})`);
-        if (!sftp.emit("SETSTAT", reqID, path12, attrs)) {
+        if (!sftp.emit("SETSTAT", reqID, path13, attrs)) {
           sftp.status(reqID, STATUS_CODE.OP_UNSUPPORTED);
         }
       },
@@ -35813,12 +35813,12 @@ var require_SFTP = __commonJS({
       [REQUEST.OPENDIR]: (sftp, payload) => {
         bufferParser.init(payload, 1);
         const reqID = bufferParser.readUInt32BE();
-        const path12 = bufferParser.readString(true);
+        const path13 = bufferParser.readString(true);
         bufferParser.clear();
-        if (path12 === void 0)
+        if (path13 === void 0)
           return doFatalSFTPError(sftp, "Malformed OPENDIR packet");
         sftp._debug && sftp._debug(`SFTP: Inbound: Received OPENDIR (id:${reqID})`);
-        if (!sftp.emit("OPENDIR", reqID, path12)) {
+        if (!sftp.emit("OPENDIR", reqID, path13)) {
           sftp.status(reqID, STATUS_CODE.OP_UNSUPPORTED);
         }
       },
@@ -35837,63 +35837,63 @@ var require_SFTP = __commonJS({
       [REQUEST.REMOVE]: (sftp, payload) => {
         bufferParser.init(payload, 1);
         const reqID = bufferParser.readUInt32BE();
-        const path12 = bufferParser.readString(true);
+        const path13 = bufferParser.readString(true);
         bufferParser.clear();
-        if (path12 === void 0)
+        if (path13 === void 0)
           return doFatalSFTPError(sftp, "Malformed REMOVE packet");
         sftp._debug && sftp._debug(`SFTP: Inbound: Received REMOVE (id:${reqID})`);
-        if (!sftp.emit("REMOVE", reqID, path12)) {
+        if (!sftp.emit("REMOVE", reqID, path13)) {
           sftp.status(reqID, STATUS_CODE.OP_UNSUPPORTED);
         }
       },
       [REQUEST.MKDIR]: (sftp, payload) => {
         bufferParser.init(payload, 1);
         const reqID = bufferParser.readUInt32BE();
-        const path12 = bufferParser.readString(true);
+        const path13 = bufferParser.readString(true);
         const attrs = readAttrs(sftp._biOpt);
         bufferParser.clear();
         if (attrs === void 0)
           return doFatalSFTPError(sftp, "Malformed MKDIR packet");
         sftp._debug && sftp._debug(`SFTP: Inbound: Received MKDIR (id:${reqID})`);
-        if (!sftp.emit("MKDIR", reqID, path12, attrs)) {
+        if (!sftp.emit("MKDIR", reqID, path13, attrs)) {
           sftp.status(reqID, STATUS_CODE.OP_UNSUPPORTED);
         }
       },
       [REQUEST.RMDIR]: (sftp, payload) => {
         bufferParser.init(payload, 1);
         const reqID = bufferParser.readUInt32BE();
-        const path12 = bufferParser.readString(true);
+        const path13 = bufferParser.readString(true);
         bufferParser.clear();
-        if (path12 === void 0)
+        if (path13 === void 0)
           return doFatalSFTPError(sftp, "Malformed RMDIR packet");
         sftp._debug && sftp._debug(`SFTP: Inbound: Received RMDIR (id:${reqID})`);
-        if (!sftp.emit("RMDIR", reqID, path12)) {
+        if (!sftp.emit("RMDIR", reqID, path13)) {
           sftp.status(reqID, STATUS_CODE.OP_UNSUPPORTED);
         }
       },
       [REQUEST.REALPATH]: (sftp, payload) => {
         bufferParser.init(payload, 1);
         const reqID = bufferParser.readUInt32BE();
-        const path12 = bufferParser.readString(true);
+        const path13 = bufferParser.readString(true);
         bufferParser.clear();
-        if (path12 === void 0)
+        if (path13 === void 0)
           return doFatalSFTPError(sftp, "Malformed REALPATH packet");
         sftp._debug && sftp._debug(
           `SFTP: Inbound: Received REALPATH (id:${reqID})`
         );
-        if (!sftp.emit("REALPATH", reqID, path12)) {
+        if (!sftp.emit("REALPATH", reqID, path13)) {
           sftp.status(reqID, STATUS_CODE.OP_UNSUPPORTED);
         }
       },
       [REQUEST.STAT]: (sftp, payload) => {
         bufferParser.init(payload, 1);
         const reqID = bufferParser.readUInt32BE();
-        const path12 = bufferParser.readString(true);
+        const path13 = bufferParser.readString(true);
         bufferParser.clear();
-        if (path12 === void 0)
+        if (path13 === void 0)
           return doFatalSFTPError(sftp, "Malformed STAT packet");
         sftp._debug && sftp._debug(`SFTP: Inbound: Received STAT (id:${reqID})`);
-        if (!sftp.emit("STAT", reqID, path12)) {
+        if (!sftp.emit("STAT", reqID, path13)) {
           sftp.status(reqID, STATUS_CODE.OP_UNSUPPORTED);
         }
       },
@@ -35913,14 +35913,14 @@ var require_SFTP = __commonJS({
       [REQUEST.READLINK]: (sftp, payload) => {
         bufferParser.init(payload, 1);
         const reqID = bufferParser.readUInt32BE();
-        const path12 = bufferParser.readString(true);
+        const path13 = bufferParser.readString(true);
         bufferParser.clear();
-        if (path12 === void 0)
+        if (path13 === void 0)
           return doFatalSFTPError(sftp, "Malformed READLINK packet");
         sftp._debug && sftp._debug(
           `SFTP: Inbound: Received READLINK (id:${reqID})`
         );
-        if (!sftp.emit("READLINK", reqID, path12)) {
+        if (!sftp.emit("READLINK", reqID, path13)) {
           sftp.status(reqID, STATUS_CODE.OP_UNSUPPORTED);
         }
       },
@@ -35991,7 +35991,7 @@ var require_SFTP = __commonJS({
     function roundUpToMultipleOf8(n) {
       return n + 7 & ~7;
     }
-    function ReadStream(sftp, path12, options) {
+    function ReadStream(sftp, path13, options) {
       if (options === void 0)
         options = {};
       else if (typeof options === "string")
@@ -36005,7 +36005,7 @@ var require_SFTP = __commonJS({
       options.emitClose = false;
       options.autoDestroy = false;
       ReadableStream.call(this, options);
-      this.path = path12;
+      this.path = path13;
       this.flags = options.flags === void 0 ? "r" : options.flags;
       this.mode = options.mode === void 0 ? 438 : options.mode;
       this.start = options.start;
@@ -36136,7 +36136,7 @@ var require_SFTP = __commonJS({
       },
       configurable: true
     });
-    function WriteStream(sftp, path12, options) {
+    function WriteStream(sftp, path13, options) {
       if (options === void 0)
         options = {};
       else if (typeof options === "string")
@@ -36148,7 +36148,7 @@ var require_SFTP = __commonJS({
       options.emitClose = false;
       options.autoDestroy = false;
       WritableStream.call(this, options);
-      this.path = path12;
+      this.path = path13;
       this.flags = options.flags === void 0 ? "w" : options.flags;
       this.mode = options.mode === void 0 ? 438 : options.mode;
       this.start = options.start;
@@ -37869,7 +37869,7 @@ var require_client = __commonJS({
           opts = {};
         }
         const extraOpts = { allowHalfOpen: opts.allowHalfOpen !== false };
-        openChannel(this, "session", extraOpts, (err, chan) => {
+        openChannel2(this, "session", extraOpts, (err, chan) => {
           if (err) {
             cb(err);
             return;
@@ -37916,7 +37916,7 @@ var require_client = __commonJS({
           opts = wndopts;
           wndopts = void 0;
         }
-        openChannel(this, "session", (err, chan) => {
+        openChannel2(this, "session", (err, chan) => {
           if (err) {
             cb(err);
             return;
@@ -37951,7 +37951,7 @@ var require_client = __commonJS({
       subsys(name, cb) {
         if (!this._sock || !isWritable(this._sock))
           throw new Error("Not connected");
-        openChannel(this, "session", (err, chan) => {
+        openChannel2(this, "session", (err, chan) => {
           if (err) {
             cb(err);
             return;
@@ -38017,7 +38017,7 @@ var require_client = __commonJS({
         };
         if (typeof cb !== "function")
           cb = noop;
-        openChannel(this, "direct-tcpip", cfg, cb);
+        openChannel2(this, "direct-tcpip", cfg, cb);
         return this;
       }
       openssh_noMoreSessions(cb) {
@@ -38109,7 +38109,7 @@ var require_client = __commonJS({
         if (typeof cb !== "function")
           cb = noop;
         if (!this.config.strictVendor || this.config.strictVendor && RE_OPENSSH.test(this._remoteVer)) {
-          openChannel(this, "direct-streamlocal@openssh.com", { socketPath }, cb);
+          openChannel2(this, "direct-streamlocal@openssh.com", { socketPath }, cb);
           return this;
         }
         process.nextTick(
@@ -38127,7 +38127,7 @@ var require_client = __commonJS({
           cb = env2;
           env2 = void 0;
         }
-        openChannel(this, "sftp", (err, sftp) => {
+        openChannel2(this, "sftp", (err, sftp) => {
           if (err) {
             cb(err);
             return;
@@ -38188,7 +38188,7 @@ var require_client = __commonJS({
         return this;
       }
     };
-    function openChannel(self2, type, opts, cb) {
+    function openChannel2(self2, type, opts, cb) {
       const initWindow = MAX_WINDOW;
       const maxPacket = PACKET_SIZE;
       if (typeof opts === "function") {
@@ -39811,17 +39811,17 @@ var require_server = __commonJS({
       }
       x11(originAddr, originPort, cb) {
         const opts = { originAddr, originPort };
-        openChannel(this, "x11", opts, cb);
+        openChannel2(this, "x11", opts, cb);
         return this;
       }
       forwardOut(boundAddr, boundPort, remoteAddr, remotePort, cb) {
         const opts = { boundAddr, boundPort, remoteAddr, remotePort };
-        openChannel(this, "forwarded-tcpip", opts, cb);
+        openChannel2(this, "forwarded-tcpip", opts, cb);
         return this;
       }
       openssh_forwardOutStreamLocal(socketPath, cb) {
         const opts = { socketPath };
-        openChannel(this, "forwarded-streamlocal@openssh.com", opts, cb);
+        openChannel2(this, "forwarded-streamlocal@openssh.com", opts, cb);
         return this;
       }
       rekey(cb) {
@@ -39844,7 +39844,7 @@ var require_server = __commonJS({
         return this;
       }
     };
-    function openChannel(self2, type, opts, cb) {
+    function openChannel2(self2, type, opts, cb) {
       const initWindow = MAX_WINDOW;
       const maxPacket = PACKET_SIZE;
       if (typeof opts === "function") {
@@ -40438,17 +40438,17 @@ var require_visit = __commonJS({
     visit.BREAK = BREAK;
     visit.SKIP = SKIP;
     visit.REMOVE = REMOVE;
-    function visit_(key, node, visitor, path12) {
-      const ctrl = callVisitor(key, node, visitor, path12);
+    function visit_(key, node, visitor, path13) {
+      const ctrl = callVisitor(key, node, visitor, path13);
       if (identity.isNode(ctrl) || identity.isPair(ctrl)) {
-        replaceNode(key, path12, ctrl);
-        return visit_(key, ctrl, visitor, path12);
+        replaceNode(key, path13, ctrl);
+        return visit_(key, ctrl, visitor, path13);
       }
       if (typeof ctrl !== "symbol") {
         if (identity.isCollection(node)) {
-          path12 = Object.freeze(path12.concat(node));
+          path13 = Object.freeze(path13.concat(node));
           for (let i = 0; i < node.items.length; ++i) {
-            const ci = visit_(i, node.items[i], visitor, path12);
+            const ci = visit_(i, node.items[i], visitor, path13);
             if (typeof ci === "number")
               i = ci - 1;
             else if (ci === BREAK)
@@ -40459,13 +40459,13 @@ var require_visit = __commonJS({
             }
           }
         } else if (identity.isPair(node)) {
-          path12 = Object.freeze(path12.concat(node));
-          const ck = visit_("key", node.key, visitor, path12);
+          path13 = Object.freeze(path13.concat(node));
+          const ck = visit_("key", node.key, visitor, path13);
           if (ck === BREAK)
             return BREAK;
           else if (ck === REMOVE)
             node.key = null;
-          const cv = visit_("value", node.value, visitor, path12);
+          const cv = visit_("value", node.value, visitor, path13);
           if (cv === BREAK)
             return BREAK;
           else if (cv === REMOVE)
@@ -40486,17 +40486,17 @@ var require_visit = __commonJS({
     visitAsync.BREAK = BREAK;
     visitAsync.SKIP = SKIP;
     visitAsync.REMOVE = REMOVE;
-    async function visitAsync_(key, node, visitor, path12) {
-      const ctrl = await callVisitor(key, node, visitor, path12);
+    async function visitAsync_(key, node, visitor, path13) {
+      const ctrl = await callVisitor(key, node, visitor, path13);
       if (identity.isNode(ctrl) || identity.isPair(ctrl)) {
-        replaceNode(key, path12, ctrl);
-        return visitAsync_(key, ctrl, visitor, path12);
+        replaceNode(key, path13, ctrl);
+        return visitAsync_(key, ctrl, visitor, path13);
       }
       if (typeof ctrl !== "symbol") {
         if (identity.isCollection(node)) {
-          path12 = Object.freeze(path12.concat(node));
+          path13 = Object.freeze(path13.concat(node));
           for (let i = 0; i < node.items.length; ++i) {
-            const ci = await visitAsync_(i, node.items[i], visitor, path12);
+            const ci = await visitAsync_(i, node.items[i], visitor, path13);
             if (typeof ci === "number")
               i = ci - 1;
             else if (ci === BREAK)
@@ -40507,13 +40507,13 @@ var require_visit = __commonJS({
             }
           }
         } else if (identity.isPair(node)) {
-          path12 = Object.freeze(path12.concat(node));
-          const ck = await visitAsync_("key", node.key, visitor, path12);
+          path13 = Object.freeze(path13.concat(node));
+          const ck = await visitAsync_("key", node.key, visitor, path13);
           if (ck === BREAK)
             return BREAK;
           else if (ck === REMOVE)
             node.key = null;
-          const cv = await visitAsync_("value", node.value, visitor, path12);
+          const cv = await visitAsync_("value", node.value, visitor, path13);
           if (cv === BREAK)
             return BREAK;
           else if (cv === REMOVE)
@@ -40540,23 +40540,23 @@ var require_visit = __commonJS({
       }
       return visitor;
     }
-    function callVisitor(key, node, visitor, path12) {
+    function callVisitor(key, node, visitor, path13) {
       if (typeof visitor === "function")
-        return visitor(key, node, path12);
+        return visitor(key, node, path13);
       if (identity.isMap(node))
-        return visitor.Map?.(key, node, path12);
+        return visitor.Map?.(key, node, path13);
       if (identity.isSeq(node))
-        return visitor.Seq?.(key, node, path12);
+        return visitor.Seq?.(key, node, path13);
       if (identity.isPair(node))
-        return visitor.Pair?.(key, node, path12);
+        return visitor.Pair?.(key, node, path13);
       if (identity.isScalar(node))
-        return visitor.Scalar?.(key, node, path12);
+        return visitor.Scalar?.(key, node, path13);
       if (identity.isAlias(node))
-        return visitor.Alias?.(key, node, path12);
+        return visitor.Alias?.(key, node, path13);
       return void 0;
     }
-    function replaceNode(key, path12, node) {
-      const parent = path12[path12.length - 1];
+    function replaceNode(key, path13, node) {
+      const parent = path13[path13.length - 1];
       if (identity.isCollection(parent)) {
         parent.items[key] = node;
       } else if (identity.isPair(parent)) {
@@ -41177,10 +41177,10 @@ var require_Collection = __commonJS({
     var createNode = require_createNode();
     var identity = require_identity();
     var Node = require_Node();
-    function collectionFromPath(schema, path12, value) {
+    function collectionFromPath(schema, path13, value) {
       let v = value;
-      for (let i = path12.length - 1; i >= 0; --i) {
-        const k = path12[i];
+      for (let i = path13.length - 1; i >= 0; --i) {
+        const k = path13[i];
         if (typeof k === "number" && Number.isInteger(k) && k >= 0) {
           const a = [];
           a[k] = v;
@@ -41199,7 +41199,7 @@ var require_Collection = __commonJS({
         sourceObjects: /* @__PURE__ */ new Map()
       });
     }
-    var isEmptyPath = (path12) => path12 == null || typeof path12 === "object" && !!path12[Symbol.iterator]().next().done;
+    var isEmptyPath = (path13) => path13 == null || typeof path13 === "object" && !!path13[Symbol.iterator]().next().done;
     var Collection = class extends Node.NodeBase {
       constructor(type, schema) {
         super(type);
@@ -41229,11 +41229,11 @@ var require_Collection = __commonJS({
        * be a Pair instance or a `{ key, value }` object, which may not have a key
        * that already exists in the map.
        */
-      addIn(path12, value) {
-        if (isEmptyPath(path12))
+      addIn(path13, value) {
+        if (isEmptyPath(path13))
           this.add(value);
         else {
-          const [key, ...rest] = path12;
+          const [key, ...rest] = path13;
           const node = this.get(key, true);
           if (identity.isCollection(node))
             node.addIn(rest, value);
@@ -41247,8 +41247,8 @@ var require_Collection = __commonJS({
        * Removes a value from the collection.
        * @returns `true` if the item was found and removed.
        */
-      deleteIn(path12) {
-        const [key, ...rest] = path12;
+      deleteIn(path13) {
+        const [key, ...rest] = path13;
         if (rest.length === 0)
           return this.delete(key);
         const node = this.get(key, true);
@@ -41262,8 +41262,8 @@ var require_Collection = __commonJS({
        * scalar values from their surrounding node; to disable set `keepScalar` to
        * `true` (collections are always returned intact).
        */
-      getIn(path12, keepScalar) {
-        const [key, ...rest] = path12;
+      getIn(path13, keepScalar) {
+        const [key, ...rest] = path13;
         const node = this.get(key, true);
         if (rest.length === 0)
           return !keepScalar && identity.isScalar(node) ? node.value : node;
@@ -41281,8 +41281,8 @@ var require_Collection = __commonJS({
       /**
        * Checks if the collection includes a value with the key `key`.
        */
-      hasIn(path12) {
-        const [key, ...rest] = path12;
+      hasIn(path13) {
+        const [key, ...rest] = path13;
         if (rest.length === 0)
           return this.has(key);
         const node = this.get(key, true);
@@ -41292,8 +41292,8 @@ var require_Collection = __commonJS({
        * Sets a value in this collection. For `!!set`, `value` needs to be a
        * boolean to add/remove the item from the set.
        */
-      setIn(path12, value) {
-        const [key, ...rest] = path12;
+      setIn(path13, value) {
+        const [key, ...rest] = path13;
         if (rest.length === 0) {
           this.set(key, value);
         } else {
@@ -43843,9 +43843,9 @@ var require_Document = __commonJS({
           this.contents.add(value);
       }
       /** Adds a value to the document. */
-      addIn(path12, value) {
+      addIn(path13, value) {
         if (assertCollection(this.contents))
-          this.contents.addIn(path12, value);
+          this.contents.addIn(path13, value);
       }
       /**
        * Create a new `Alias` node, ensuring that the target `node` has the required anchor.
@@ -43920,14 +43920,14 @@ var require_Document = __commonJS({
        * Removes a value from the document.
        * @returns `true` if the item was found and removed.
        */
-      deleteIn(path12) {
-        if (Collection.isEmptyPath(path12)) {
+      deleteIn(path13) {
+        if (Collection.isEmptyPath(path13)) {
           if (this.contents == null)
             return false;
           this.contents = null;
           return true;
         }
-        return assertCollection(this.contents) ? this.contents.deleteIn(path12) : false;
+        return assertCollection(this.contents) ? this.contents.deleteIn(path13) : false;
       }
       /**
        * Returns item at `key`, or `undefined` if not found. By default unwraps
@@ -43942,10 +43942,10 @@ var require_Document = __commonJS({
        * scalar values from their surrounding node; to disable set `keepScalar` to
        * `true` (collections are always returned intact).
        */
-      getIn(path12, keepScalar) {
-        if (Collection.isEmptyPath(path12))
+      getIn(path13, keepScalar) {
+        if (Collection.isEmptyPath(path13))
           return !keepScalar && identity.isScalar(this.contents) ? this.contents.value : this.contents;
-        return identity.isCollection(this.contents) ? this.contents.getIn(path12, keepScalar) : void 0;
+        return identity.isCollection(this.contents) ? this.contents.getIn(path13, keepScalar) : void 0;
       }
       /**
        * Checks if the document includes a value with the key `key`.
@@ -43956,10 +43956,10 @@ var require_Document = __commonJS({
       /**
        * Checks if the document includes a value at `path`.
        */
-      hasIn(path12) {
-        if (Collection.isEmptyPath(path12))
+      hasIn(path13) {
+        if (Collection.isEmptyPath(path13))
           return this.contents !== void 0;
-        return identity.isCollection(this.contents) ? this.contents.hasIn(path12) : false;
+        return identity.isCollection(this.contents) ? this.contents.hasIn(path13) : false;
       }
       /**
        * Sets a value in this document. For `!!set`, `value` needs to be a
@@ -43976,13 +43976,13 @@ var require_Document = __commonJS({
        * Sets a value in this document. For `!!set`, `value` needs to be a
        * boolean to add/remove the item from the set.
        */
-      setIn(path12, value) {
-        if (Collection.isEmptyPath(path12)) {
+      setIn(path13, value) {
+        if (Collection.isEmptyPath(path13)) {
           this.contents = value;
         } else if (this.contents == null) {
-          this.contents = Collection.collectionFromPath(this.schema, Array.from(path12), value);
+          this.contents = Collection.collectionFromPath(this.schema, Array.from(path13), value);
         } else if (assertCollection(this.contents)) {
-          this.contents.setIn(path12, value);
+          this.contents.setIn(path13, value);
         }
       }
       /**
@@ -44374,10 +44374,10 @@ var require_resolve_block_map = __commonJS({
       let offset = bm.offset;
       let commentEnd = null;
       for (const collItem of bm.items) {
-        const { start, key, sep, value } = collItem;
+        const { start, key, sep: sep2, value } = collItem;
         const keyProps = resolveProps.resolveProps(start, {
           indicator: "explicit-key-ind",
-          next: key ?? sep?.[0],
+          next: key ?? sep2?.[0],
           offset,
           onError,
           parentIndent: bm.indent,
@@ -44391,7 +44391,7 @@ var require_resolve_block_map = __commonJS({
             else if ("indent" in key && key.indent !== bm.indent)
               onError(offset, "BAD_INDENT", startColMsg);
           }
-          if (!keyProps.anchor && !keyProps.tag && !sep) {
+          if (!keyProps.anchor && !keyProps.tag && !sep2) {
             commentEnd = keyProps.end;
             if (keyProps.comment) {
               if (map.comment)
@@ -44415,7 +44415,7 @@ var require_resolve_block_map = __commonJS({
         ctx.atKey = false;
         if (utilMapIncludes.mapIncludes(ctx, map.items, keyNode))
           onError(keyStart, "DUPLICATE_KEY", "Map keys must be unique");
-        const valueProps = resolveProps.resolveProps(sep ?? [], {
+        const valueProps = resolveProps.resolveProps(sep2 ?? [], {
           indicator: "map-value-ind",
           next: value,
           offset: keyNode.range[2],
@@ -44431,7 +44431,7 @@ var require_resolve_block_map = __commonJS({
             if (ctx.options.strict && keyProps.start < valueProps.found.offset - 1024)
               onError(keyNode.range, "KEY_OVER_1024_CHARS", "The : indicator must be at most 1024 chars after the start of an implicit block mapping key");
           }
-          const valueNode = value ? composeNode(ctx, value, valueProps, onError) : composeEmptyNode(ctx, offset, sep, null, valueProps, onError);
+          const valueNode = value ? composeNode(ctx, value, valueProps, onError) : composeEmptyNode(ctx, offset, sep2, null, valueProps, onError);
           if (ctx.schema.compat)
             utilFlowIndentCheck.flowIndentCheck(bm.indent, value, onError);
           offset = valueNode.range[2];
@@ -44524,7 +44524,7 @@ var require_resolve_end = __commonJS({
       let comment = "";
       if (end) {
         let hasSpace = false;
-        let sep = "";
+        let sep2 = "";
         for (const token of end) {
           const { source, type } = token;
           switch (type) {
@@ -44538,13 +44538,13 @@ var require_resolve_end = __commonJS({
               if (!comment)
                 comment = cb;
               else
-                comment += sep + cb;
-              sep = "";
+                comment += sep2 + cb;
+              sep2 = "";
               break;
             }
             case "newline":
               if (comment)
-                sep += source;
+                sep2 += source;
               hasSpace = true;
               break;
             default:
@@ -44588,18 +44588,18 @@ var require_resolve_flow_collection = __commonJS({
       let offset = fc.offset + fc.start.source.length;
       for (let i = 0; i < fc.items.length; ++i) {
         const collItem = fc.items[i];
-        const { start, key, sep, value } = collItem;
+        const { start, key, sep: sep2, value } = collItem;
         const props = resolveProps.resolveProps(start, {
           flow: fcName,
           indicator: "explicit-key-ind",
-          next: key ?? sep?.[0],
+          next: key ?? sep2?.[0],
           offset,
           onError,
           parentIndent: fc.indent,
           startOnNewline: false
         });
         if (!props.found) {
-          if (!props.anchor && !props.tag && !sep && !value) {
+          if (!props.anchor && !props.tag && !sep2 && !value) {
             if (i === 0 && props.comma)
               onError(props.comma, "UNEXPECTED_TOKEN", `Unexpected , in ${fcName}`);
             else if (i < fc.items.length - 1)
@@ -44653,8 +44653,8 @@ var require_resolve_flow_collection = __commonJS({
             }
           }
         }
-        if (!isMap4 && !sep && !props.found) {
-          const valueNode = value ? composeNode(ctx, value, props, onError) : composeEmptyNode(ctx, props.end, sep, null, props, onError);
+        if (!isMap4 && !sep2 && !props.found) {
+          const valueNode = value ? composeNode(ctx, value, props, onError) : composeEmptyNode(ctx, props.end, sep2, null, props, onError);
           coll.items.push(valueNode);
           offset = valueNode.range[2];
           if (isBlock(value))
@@ -44666,7 +44666,7 @@ var require_resolve_flow_collection = __commonJS({
           if (isBlock(key))
             onError(keyNode.range, "BLOCK_IN_FLOW", blockMsg);
           ctx.atKey = false;
-          const valueProps = resolveProps.resolveProps(sep ?? [], {
+          const valueProps = resolveProps.resolveProps(sep2 ?? [], {
             flow: fcName,
             indicator: "map-value-ind",
             next: value,
@@ -44677,8 +44677,8 @@ var require_resolve_flow_collection = __commonJS({
           });
           if (valueProps.found) {
             if (!isMap4 && !props.found && ctx.options.strict) {
-              if (sep)
-                for (const st of sep) {
+              if (sep2)
+                for (const st of sep2) {
                   if (st === valueProps.found)
                     break;
                   if (st.type === "newline") {
@@ -44695,7 +44695,7 @@ var require_resolve_flow_collection = __commonJS({
             else
               onError(valueProps.start, "MISSING_CHAR", `Missing , or : between ${fcName} items`);
           }
-          const valueNode = value ? composeNode(ctx, value, valueProps, onError) : valueProps.found ? composeEmptyNode(ctx, valueProps.end, sep, null, valueProps, onError) : null;
+          const valueNode = value ? composeNode(ctx, value, valueProps, onError) : valueProps.found ? composeEmptyNode(ctx, valueProps.end, sep2, null, valueProps, onError) : null;
           if (valueNode) {
             if (isBlock(value))
               onError(valueNode.range, "BLOCK_IN_FLOW", blockMsg);
@@ -44877,7 +44877,7 @@ var require_resolve_block_scalar = __commonJS({
           chompStart = i + 1;
       }
       let value = "";
-      let sep = "";
+      let sep2 = "";
       let prevMoreIndented = false;
       for (let i = 0; i < contentStart; ++i)
         value += lines[i][0].slice(trimIndent) + "\n";
@@ -44894,24 +44894,24 @@ var require_resolve_block_scalar = __commonJS({
           indent3 = "";
         }
         if (type === Scalar.Scalar.BLOCK_LITERAL) {
-          value += sep + indent3.slice(trimIndent) + content;
-          sep = "\n";
+          value += sep2 + indent3.slice(trimIndent) + content;
+          sep2 = "\n";
         } else if (indent3.length > trimIndent || content[0] === "	") {
-          if (sep === " ")
-            sep = "\n";
-          else if (!prevMoreIndented && sep === "\n")
-            sep = "\n\n";
-          value += sep + indent3.slice(trimIndent) + content;
-          sep = "\n";
+          if (sep2 === " ")
+            sep2 = "\n";
+          else if (!prevMoreIndented && sep2 === "\n")
+            sep2 = "\n\n";
+          value += sep2 + indent3.slice(trimIndent) + content;
+          sep2 = "\n";
           prevMoreIndented = true;
         } else if (content === "") {
-          if (sep === "\n")
+          if (sep2 === "\n")
             value += "\n";
           else
-            sep = "\n";
+            sep2 = "\n";
         } else {
-          value += sep + content;
-          sep = " ";
+          value += sep2 + content;
+          sep2 = " ";
           prevMoreIndented = false;
         }
       }
@@ -45095,25 +45095,25 @@ var require_resolve_flow_scalar = __commonJS({
         trimBoth = /^[ \t]+|[ \t]+$/g;
       }
       let res = match3[1].replace(trimEnd, "");
-      let sep = " ";
+      let sep2 = " ";
       let pos = line.lastIndex;
       while (match3 = line.exec(source)) {
         const lm = match3[1].replace(trimBoth, "");
         if (lm === "") {
-          if (sep === "\n")
-            res += sep;
+          if (sep2 === "\n")
+            res += sep2;
           else
-            sep = "\n";
+            sep2 = "\n";
         } else {
-          res += sep + lm;
-          sep = " ";
+          res += sep2 + lm;
+          sep2 = " ";
         }
         pos = line.lastIndex;
       }
       const last = /[ \t]*(.*)/sy;
       last.lastIndex = pos;
       match3 = last.exec(source);
-      return res + sep + (match3?.[1] ?? "");
+      return res + sep2 + (match3?.[1] ?? "");
     }
     function doubleQuotedValue(source, onError) {
       let res = "";
@@ -45930,14 +45930,14 @@ var require_cst_stringify = __commonJS({
         }
       }
     }
-    function stringifyItem({ start, key, sep, value }) {
+    function stringifyItem({ start, key, sep: sep2, value }) {
       let res = "";
       for (const st of start)
         res += st.source;
       if (key)
         res += stringifyToken(key);
-      if (sep)
-        for (const st of sep)
+      if (sep2)
+        for (const st of sep2)
           res += st.source;
       if (value)
         res += stringifyToken(value);
@@ -45963,9 +45963,9 @@ var require_cst_visit = __commonJS({
     visit.BREAK = BREAK;
     visit.SKIP = SKIP;
     visit.REMOVE = REMOVE;
-    visit.itemAtPath = (cst, path12) => {
+    visit.itemAtPath = (cst, path13) => {
       let item = cst;
-      for (const [field, index] of path12) {
+      for (const [field, index] of path13) {
         const tok = item?.[field];
         if (tok && "items" in tok) {
           item = tok.items[index];
@@ -45974,23 +45974,23 @@ var require_cst_visit = __commonJS({
       }
       return item;
     };
-    visit.parentCollection = (cst, path12) => {
-      const parent = visit.itemAtPath(cst, path12.slice(0, -1));
-      const field = path12[path12.length - 1][0];
+    visit.parentCollection = (cst, path13) => {
+      const parent = visit.itemAtPath(cst, path13.slice(0, -1));
+      const field = path13[path13.length - 1][0];
       const coll = parent?.[field];
       if (coll && "items" in coll)
         return coll;
       throw new Error("Parent collection not found");
     };
-    function _visit(path12, item, visitor) {
-      let ctrl = visitor(item, path12);
+    function _visit(path13, item, visitor) {
+      let ctrl = visitor(item, path13);
       if (typeof ctrl === "symbol")
         return ctrl;
       for (const field of ["key", "value"]) {
         const token = item[field];
         if (token && "items" in token) {
           for (let i = 0; i < token.items.length; ++i) {
-            const ci = _visit(Object.freeze(path12.concat([[field, i]])), token.items[i], visitor);
+            const ci = _visit(Object.freeze(path13.concat([[field, i]])), token.items[i], visitor);
             if (typeof ci === "number")
               i = ci - 1;
             else if (ci === BREAK)
@@ -46001,10 +46001,10 @@ var require_cst_visit = __commonJS({
             }
           }
           if (typeof ctrl === "function" && field === "key")
-            ctrl = ctrl(item, path12);
+            ctrl = ctrl(item, path13);
         }
       }
-      return typeof ctrl === "function" ? ctrl(item, path12) : ctrl;
+      return typeof ctrl === "function" ? ctrl(item, path13) : ctrl;
     }
     exports2.visit = visit;
   }
@@ -47109,18 +47109,18 @@ var require_parser2 = __commonJS({
         if (this.type === "map-value-ind") {
           const prev = getPrevProps(this.peek(2));
           const start = getFirstKeyStartProps(prev);
-          let sep;
+          let sep2;
           if (scalar.end) {
-            sep = scalar.end;
-            sep.push(this.sourceToken);
+            sep2 = scalar.end;
+            sep2.push(this.sourceToken);
             delete scalar.end;
           } else
-            sep = [this.sourceToken];
+            sep2 = [this.sourceToken];
           const map = {
             type: "block-map",
             offset: scalar.offset,
             indent: scalar.indent,
-            items: [{ start, key: scalar, sep }]
+            items: [{ start, key: scalar, sep: sep2 }]
           };
           this.onKeyLine = true;
           this.stack[this.stack.length - 1] = map;
@@ -47273,15 +47273,15 @@ var require_parser2 = __commonJS({
                 } else if (isFlowToken(it.key) && !includesToken(it.sep, "newline")) {
                   const start2 = getFirstKeyStartProps(it.start);
                   const key = it.key;
-                  const sep = it.sep;
-                  sep.push(this.sourceToken);
+                  const sep2 = it.sep;
+                  sep2.push(this.sourceToken);
                   delete it.key;
                   delete it.sep;
                   this.stack.push({
                     type: "block-map",
                     offset: this.offset,
                     indent: this.indent,
-                    items: [{ start: start2, key, sep }]
+                    items: [{ start: start2, key, sep: sep2 }]
                   });
                 } else if (start.length > 0) {
                   it.sep = it.sep.concat(start, this.sourceToken);
@@ -47475,13 +47475,13 @@ var require_parser2 = __commonJS({
             const prev = getPrevProps(parent);
             const start = getFirstKeyStartProps(prev);
             fixFlowSeqItems(fc);
-            const sep = fc.end.splice(1, fc.end.length);
-            sep.push(this.sourceToken);
+            const sep2 = fc.end.splice(1, fc.end.length);
+            sep2.push(this.sourceToken);
             const map = {
               type: "block-map",
               offset: fc.offset,
               indent: fc.indent,
-              items: [{ start, key: fc, sep }]
+              items: [{ start, key: fc, sep: sep2 }]
             };
             this.onKeyLine = true;
             this.stack[this.stack.length - 1] = map;
@@ -47774,16 +47774,16 @@ var require_eventemitter3 = __commonJS({
       Events.prototype = /* @__PURE__ */ Object.create(null);
       if (!new Events().__proto__) prefix = false;
     }
-    function EE(fn, context, once) {
+    function EE(fn, context, once2) {
       this.fn = fn;
       this.context = context;
-      this.once = once || false;
+      this.once = once2 || false;
     }
-    function addListener(emitter, event, fn, context, once) {
+    function addListener(emitter, event, fn, context, once2) {
       if (typeof fn !== "function") {
         throw new TypeError("The listener must be a function");
       }
-      var listener = new EE(fn, context || emitter, once), evt = prefix ? prefix + event : event;
+      var listener = new EE(fn, context || emitter, once2), evt = prefix ? prefix + event : event;
       if (!emitter._events[evt]) emitter._events[evt] = listener, emitter._eventsCount++;
       else if (!emitter._events[evt].fn) emitter._events[evt].push(listener);
       else emitter._events[evt] = [emitter._events[evt], listener];
@@ -47877,10 +47877,10 @@ var require_eventemitter3 = __commonJS({
     EventEmitter2.prototype.on = function on(event, fn, context) {
       return addListener(this, event, fn, context, false);
     };
-    EventEmitter2.prototype.once = function once(event, fn, context) {
+    EventEmitter2.prototype.once = function once2(event, fn, context) {
       return addListener(this, event, fn, context, true);
     };
-    EventEmitter2.prototype.removeListener = function removeListener(event, fn, context, once) {
+    EventEmitter2.prototype.removeListener = function removeListener(event, fn, context, once2) {
       var evt = prefix ? prefix + event : event;
       if (!this._events[evt]) return this;
       if (!fn) {
@@ -47889,12 +47889,12 @@ var require_eventemitter3 = __commonJS({
       }
       var listeners = this._events[evt];
       if (listeners.fn) {
-        if (listeners.fn === fn && (!once || listeners.once) && (!context || listeners.context === context)) {
+        if (listeners.fn === fn && (!once2 || listeners.once) && (!context || listeners.context === context)) {
           clearEvent(this, evt);
         }
       } else {
         for (var i = 0, events = [], length = listeners.length; i < length; i++) {
-          if (listeners[i].fn !== fn || once && !listeners[i].once || context && listeners[i].context !== context) {
+          if (listeners[i].fn !== fn || once2 && !listeners[i].once || context && listeners[i].context !== context) {
             events.push(listeners[i]);
           }
         }
@@ -48310,12 +48310,12 @@ __export(base_exports, {
   setCwd: () => setCwd,
   synchronizedOutput: () => synchronizedOutput
 });
-var import_node_process3, import_node_os11, ESC, OSC, BEL, SEP, isTerminalApp, isWindows3, isTmux, cwdFunction, wrapOsc, cursorTo, cursorMove, cursorUp, cursorDown, cursorForward, cursorBackward, cursorLeft, cursorSavePosition, cursorRestorePosition, cursorGetPosition, cursorNextLine, cursorPrevLine, cursorHide, cursorShow, eraseLines, eraseEndLine, eraseStartLine, eraseLine, eraseDown, eraseUp, eraseScreen, scrollUp, scrollDown, clearScreen, clearViewport, isOldWindows, clearTerminal, enterAlternativeScreen, exitAlternativeScreen, beginSynchronizedOutput, endSynchronizedOutput, synchronizedOutput, beep, link, image, iTerm, ConEmu, setCwd;
+var import_node_process3, import_node_os13, ESC, OSC, BEL, SEP, isTerminalApp, isWindows3, isTmux, cwdFunction, wrapOsc, cursorTo, cursorMove, cursorUp, cursorDown, cursorForward, cursorBackward, cursorLeft, cursorSavePosition, cursorRestorePosition, cursorGetPosition, cursorNextLine, cursorPrevLine, cursorHide, cursorShow, eraseLines, eraseEndLine, eraseStartLine, eraseLine, eraseDown, eraseUp, eraseScreen, scrollUp, scrollDown, clearScreen, clearViewport, isOldWindows, clearTerminal, enterAlternativeScreen, exitAlternativeScreen, beginSynchronizedOutput, endSynchronizedOutput, synchronizedOutput, beep, link, image, iTerm, ConEmu, setCwd;
 var init_base = __esm({
   "node_modules/log-update/node_modules/ansi-escapes/base.js"() {
     init_define_DEPLOYER_PACKAGE();
     import_node_process3 = __toESM(require("node:process"), 1);
-    import_node_os11 = __toESM(require("node:os"), 1);
+    import_node_os13 = __toESM(require("node:os"), 1);
     init_environment();
     ESC = "\x1B[";
     OSC = "\x1B]";
@@ -48395,7 +48395,7 @@ var init_base = __esm({
       if (isBrowser || !isWindows3) {
         return false;
       }
-      const parts = import_node_os11.default.release().split(".");
+      const parts = import_node_os13.default.release().split(".");
       const major = Number(parts[0]);
       const build = Number(parts[2] ?? 0);
       if (major < 10) {
@@ -51132,8 +51132,8 @@ function cloneObject(obj) {
   return clone(obj);
 }
 function delay2(time) {
-  return new Promise((resolve) => {
-    setTimeout(resolve, time);
+  return new Promise((resolve2) => {
+    setTimeout(resolve2, time);
   });
 }
 var import_util, import_os, import_string_decoder, import_stream, import_rfdc, import_crypto, ANSI_ESCAPE, ANSI_ESCAPE_CODES, ListrEnvironmentVariables, ListrErrorTypes, ListrEventType, ListrRendererSelection, ListrTaskEventType, ListrTaskState, EventManager, BaseEventMap, CLEAR_LINE_REGEX, BELL_REGEX, color, FIGURES_MAIN, FIGURES_FALLBACK, figures, ListrLogLevels, LISTR_LOGGER_STYLE, LISTR_LOGGER_STDERR_LEVELS, ListrLogger, ProcessOutputBuffer, ProcessOutputStream, ProcessOutput, ListrPromptAdapter, Spinner, ListrDefaultRendererLogLevels, LISTR_DEFAULT_RENDERER_STYLE, PRESET_TIMER, PRESET_TIMESTAMP, DefaultRenderer, SilentRenderer, SimpleRenderer, TestRendererSerializer, TestRenderer, VerboseRenderer, RENDERERS, clone, Concurrency, ListrError, ListrRendererError, PromptError, TaskWrapper, ListrTaskEventManager, Task, ListrEventManager, Listr;
@@ -52315,8 +52315,8 @@ var init_dist = __esm({
       }
       add(fn) {
         if (this.count < this.concurrency) return this.run(fn);
-        return new Promise((resolve) => {
-          const callback = () => resolve(this.run(fn));
+        return new Promise((resolve2) => {
+          const callback = () => resolve2(this.run(fn));
           this.queue.add(callback);
         });
       }
@@ -52666,20 +52666,20 @@ var init_dist = __esm({
             this.emit(ListrTaskEventType.SUBTASK, this.subtasks);
             result = result.run(context);
           } else if (result instanceof Promise) result = result.then(handleResult);
-          else if (isReadable(result)) result = new Promise((resolve, reject) => {
+          else if (isReadable(result)) result = new Promise((resolve2, reject) => {
             result.on("data", (data) => {
               this.output$ = data.toString();
             });
             result.on("error", (error) => reject(error));
-            result.on("end", () => resolve(null));
+            result.on("end", () => resolve2(null));
           });
-          else if (isObservable(result)) result = new Promise((resolve, reject) => {
+          else if (isObservable(result)) result = new Promise((resolve2, reject) => {
             result.subscribe({
               next: (data) => {
                 this.output$ = data;
               },
               error: reject,
-              complete: resolve
+              complete: resolve2
             });
           });
           return result;
@@ -54042,7 +54042,7 @@ var require_streamx = __commonJS({
         fn().then((src) => {
           if (src === null) return out.end();
           if (out.destroying) return;
-          pipeline3(src, out, noop);
+          pipeline2(src, out, noop);
         }).catch((err) => out.destroy(err));
         return out;
       }
@@ -54140,8 +54140,8 @@ var require_streamx = __commonJS({
             return this;
           },
           next() {
-            return new Promise(function(resolve, reject) {
-              promiseResolve = resolve;
+            return new Promise(function(resolve2, reject) {
+              promiseResolve = resolve2;
               promiseReject = reject;
               const data = stream.read();
               if (data !== null) ondata(data);
@@ -54174,11 +54174,11 @@ var require_streamx = __commonJS({
         }
         function destroy(err) {
           stream.destroy(err);
-          return new Promise((resolve, reject) => {
-            if (stream._duplexState & DESTROYED) return resolve({ value: void 0, done: true });
+          return new Promise((resolve2, reject) => {
+            if (stream._duplexState & DESTROYED) return resolve2({ value: void 0, done: true });
             stream.once("close", function() {
               if (err) reject(err);
-              else resolve({ value: void 0, done: true });
+              else resolve2({ value: void 0, done: true });
             });
           });
         }
@@ -54222,8 +54222,8 @@ var require_streamx = __commonJS({
         const writes = pending + (ws._duplexState & WRITE_WRITING ? 1 : 0);
         if (writes === 0) return Promise.resolve(true);
         if (state.drains === null) state.drains = [];
-        return new Promise((resolve) => {
-          state.drains.push({ writes, resolve });
+        return new Promise((resolve2) => {
+          state.drains.push({ writes, resolve: resolve2 });
         });
       }
       write(data) {
@@ -54328,14 +54328,14 @@ var require_streamx = __commonJS({
       cb(null);
     }
     function pipelinePromise(...streams) {
-      return new Promise((resolve, reject) => {
-        return pipeline3(...streams, (err) => {
+      return new Promise((resolve2, reject) => {
+        return pipeline2(...streams, (err) => {
           if (err) return reject(err);
-          resolve();
+          resolve2();
         });
       });
     }
-    function pipeline3(stream, ...streams) {
+    function pipeline2(stream, ...streams) {
       const all = Array.isArray(stream) ? [...stream, ...streams] : [stream, ...streams];
       const done = all.length && typeof all[all.length - 1] === "function" ? all.pop() : null;
       if (all.length < 2) throw StreamError.BAD_ARGUMENT("Pipeline requires at least 2 streams");
@@ -54433,7 +54433,7 @@ var require_streamx = __commonJS({
       return s._writev !== Writable2.prototype._writev && s._writev !== Duplex.prototype._writev;
     }
     module2.exports = {
-      pipeline: pipeline3,
+      pipeline: pipeline2,
       pipelinePromise,
       isStream,
       isStreamx,
@@ -55003,16 +55003,16 @@ var require_extract = __commonJS({
           entryCallback = null;
           cb(err);
         }
-        function onnext(resolve, reject) {
+        function onnext(resolve2, reject) {
           if (error) {
             return reject(error);
           }
           if (entryStream) {
-            resolve({ value: entryStream, done: false });
+            resolve2({ value: entryStream, done: false });
             entryStream = null;
             return;
           }
-          promiseResolve = resolve;
+          promiseResolve = resolve2;
           promiseReject = reject;
           consumeCallback(null);
           if (extract._finished && promiseResolve) {
@@ -55040,11 +55040,11 @@ var require_extract = __commonJS({
         function destroy(err) {
           extract.destroy(err);
           consumeCallback(err);
-          return new Promise((resolve, reject) => {
-            if (extract.destroyed) return resolve({ value: void 0, done: true });
+          return new Promise((resolve2, reject) => {
+            if (extract.destroyed) return resolve2({ value: void 0, done: true });
             extract.once("close", function() {
               if (err) reject(err);
-              else resolve({ value: void 0, done: true });
+              else resolve2({ value: void 0, done: true });
             });
           });
         }
@@ -55335,7 +55335,7 @@ init_define_DEPLOYER_PACKAGE();
 process.env.OCLIF_DISABLE_ENGINE_WARNING = "1";
 
 // src/cli/standalone.ts
-var import_node_path26 = __toESM(require("node:path"), 1);
+var import_node_path29 = __toESM(require("node:path"), 1);
 var import_core6 = __toESM(require_lib(), 1);
 
 // src/cli/commands.ts
@@ -55470,9 +55470,9 @@ function asSentences(findings) {
 
 // src/check/run-check.ts
 init_define_DEPLOYER_PACKAGE();
-var import_node_os9 = require("node:os");
+var import_node_os11 = require("node:os");
 
-// src/fleet/concurrency.ts
+// src/hosts/concurrency.ts
 init_define_DEPLOYER_PACKAGE();
 async function settleAll(items, limit, task) {
   const results = new Array(items.length);
@@ -55495,9 +55495,9 @@ function firstFailure(results) {
   return failed ? failed.reason : void 0;
 }
 
-// src/fleet/sessions.ts
+// src/hosts/sessions.ts
 init_define_DEPLOYER_PACKAGE();
-var import_node_os7 = require("node:os");
+var import_node_os9 = require("node:os");
 
 // src/release/actor.ts
 init_define_DEPLOYER_PACKAGE();
@@ -55544,781 +55544,6 @@ function parseStartTicks(stat3) {
   const ticks = Number(fields[19]);
   return Number.isSafeInteger(ticks) ? ticks : null;
 }
-
-// src/release/host-session.ts
-init_define_DEPLOYER_PACKAGE();
-var import_node_path3 = require("node:path");
-
-// src/guard/live-dirs.ts
-init_define_DEPLOYER_PACKAGE();
-
-// src/transport/quote.ts
-init_define_DEPLOYER_PACKAGE();
-function quote(value) {
-  const text = String(value);
-  if (text !== "" && /^[A-Za-z0-9_@%+=:,./-]+$/.test(text)) return text;
-  return `'${text.replaceAll("'", `'\\''`)}'`;
-}
-
-// src/guard/live-dirs.ts
-var SCAN = [
-  "root=$1; shift",
-  "for p; do",
-  '  [ "$p" = "/proc/$$" ] && continue',
-  "  pid=${p#/proc/}",
-  `  cmd=$({ tr '\\0\\n\\t' '   ' < "$p/cmdline"; } 2>/dev/null | head -c 160)`,
-  '  if ! cwd=$(readlink "$p/cwd" 2>/dev/null); then',
-  // Its ids come from status, which everyone may read: whether it could enter releases/ at all.
-  `    [ -e "$p" ] && printf 'hidden\\t%s\\t%s\\t%s\\t%s\\t%s\\n' "$pid" "$(stat -c '%u:%U' "$p" 2>/dev/null)" \\`,
-  `      "$(sed -n 's/^Gid:[[:space:]]*\\([0-9]*\\).*/\\1/p' "$p/status" 2>/dev/null)" "$(sed -n 's/^Groups:[[:space:]]*//p' "$p/status" 2>/dev/null | tr ' ' ',')" "$cmd"`,
-  "    continue",
-  "  fi",
-  `  printf 'seen\\t%s\\n' "$pid"`,
-  `  case "$cwd" in "$root"/*) printf 'cwd\\t%s\\t%s\\t%s\\n' "$pid" "$cwd" "$cmd";; esac`,
-  '  if [ -r "$p/maps" ]; then',
-  `    grep -F "$root/" "$p/maps" 2>/dev/null | sed 's/^[^/]*//' | sort -u | while IFS= read -r f; do printf 'map\\t%s\\t%s\\t%s\\n' "$pid" "$f" "$cmd"; done`,
-  "  fi",
-  "done"
-].join("\n");
-function findLiveDirsCommand(releasesDir, options = {}) {
-  const escalate = [
-    'if [ -n "$hidden" ] && command -v sudo >/dev/null 2>&1; then',
-    `  if sudo -n true 2>/dev/null; then printf 'escalated\\troot\\n'; sudo -n sh -c "$scan" sh "$root" $hidden`,
-    ...options.asUser ? [
-      `  elif sudo -n -u ${quote(options.asUser)} true 2>/dev/null; then printf 'escalated\\t%s\\n' ${quote(options.asUser)}`,
-      `    sudo -n -u ${quote(options.asUser)} sh -c "$scan" sh "$root" $hidden`
-    ] : [],
-    "  fi",
-    "fi"
-  ];
-  return [
-    `root=$(cd ${quote(releasesDir)} 2>/dev/null && pwd -P) || exit 0`,
-    `scan=${quote(SCAN)}`,
-    'self=$(sh -c "$scan" sh "$root" /proc/[0-9]*)',
-    `printf '%s\\n' "$self" | grep -v '^seen'`,
-    `hidden=$(printf '%s\\n' "$self" | awk -F'\\t' '$1 == "hidden" { print "/proc/" $2 }')`,
-    ...escalate,
-    // Mode and owner of releases/ and each directory above it: who may search its way in.
-    `d=$root; while :; do printf 'dir\\t%s\\n' "$(stat -c '%a %u %g' "$d")"; [ "$d" = / ] && break; d=$(dirname "$d"); done`,
-    `printf 'root\\t%s\\n' "$root"`
-  ].join("\n");
-}
-function parseLiveDirs(output) {
-  const lines = output.split("\n");
-  const root = lines.find((line) => line.startsWith("root	"))?.slice(5);
-  const result = { byRelease: /* @__PURE__ */ new Map(), hidden: 0, unseen: [], path: [] };
-  const hidden2 = /* @__PURE__ */ new Map();
-  const seen = /* @__PURE__ */ new Set();
-  for (const line of lines) {
-    const [tag, pidText, path12, command] = line.split("	");
-    const pid = Number(pidText);
-    if (tag === "escalated") result.escalated = pidText;
-    if (tag === "seen") seen.add(pid);
-    if (tag === "dir") {
-      const [mode, uid, gid] = (pidText ?? "").split(" ");
-      result.path.push({ mode: Number.parseInt(mode ?? "", 8), uid: Number(uid), gid: Number(gid) });
-    }
-    if (tag === "hidden" && Number.isSafeInteger(pid)) {
-      const [, , ids, gid, groups, cmd] = line.split("	");
-      const [uid, user] = (ids ?? "").split(":");
-      const gids = [gid, ...(groups ?? "").split(",")].filter(Boolean).map(Number);
-      hidden2.set(pid, { pid, uid: Number(uid || -1), user: user ?? "", gids, command: (cmd ?? "").trim() });
-    }
-    if (tag !== "cwd" && tag !== "map" || !root || path12 === void 0) continue;
-    seen.add(pid);
-    const release = releaseOf(root, path12);
-    if (release === null) continue;
-    const holders = result.byRelease.get(release) ?? [];
-    if (!holders.some((holder) => holder.pid === pid && holder.via === tag)) {
-      holders.push({
-        pid,
-        via: tag,
-        path: path12.replace(/ \(deleted\)$/, ""),
-        command: (command ?? "").trim()
-      });
-    }
-    result.byRelease.set(release, holders);
-  }
-  result.unseen = [...hidden2.values()].filter((process9) => !seen.has(process9.pid));
-  result.hidden = result.unseen.length;
-  return result;
-}
-function mayUseReleases(unseen, deployTo, path12 = []) {
-  const paths = deployTo.filter((path13) => Boolean(path13));
-  return unseen.filter((process9) => {
-    if (process9.command === "") return false;
-    if (/^sshd: \S+/.test(process9.command)) return false;
-    if (process9.uid !== 0) return canSearch(path12, process9);
-    return paths.some((path13) => process9.command.includes(path13));
-  });
-}
-function canSearch(path12, process9) {
-  if (path12.length === 0 || !process9.gids) return true;
-  return path12.every((dir) => {
-    if (!Number.isSafeInteger(dir.mode)) return true;
-    if (dir.uid === process9.uid) return (dir.mode & 64) !== 0;
-    if (process9.gids?.includes(dir.gid)) return (dir.mode & 8) !== 0;
-    return (dir.mode & 1) !== 0;
-  });
-}
-function releaseOf(root, path12) {
-  if (!path12.startsWith(`${root}/`)) return null;
-  const first = path12.slice(root.length + 1).split("/")[0] ?? "";
-  const cleaned = first.replace(/ \(deleted\)$/, "");
-  return /^\d+$/.test(cleaned) ? Number(cleaned) : null;
-}
-
-// src/release/host-state.ts
-init_define_DEPLOYER_PACKAGE();
-
-// src/release/history.ts
-init_define_DEPLOYER_PACKAGE();
-function parseHistory(text) {
-  const events = [];
-  for (const line of text.split("\n")) {
-    if (!line.trim()) continue;
-    try {
-      const value = JSON.parse(line);
-      if (value && typeof value === "object" && typeof value.event === "string") events.push(value);
-    } catch {
-    }
-  }
-  return events;
-}
-function serializeEvent(event) {
-  return JSON.stringify(event);
-}
-
-// src/release/layout.ts
-init_define_DEPLOYER_PACKAGE();
-var import_node_path = require("node:path");
-function layoutFor(deployTo) {
-  const meta = import_node_path.posix.join(deployTo, ".deployer");
-  return {
-    deployTo,
-    releases: import_node_path.posix.join(deployTo, "releases"),
-    current: import_node_path.posix.join(deployTo, "current"),
-    shared: import_node_path.posix.join(deployTo, "shared"),
-    meta,
-    lock: import_node_path.posix.join(meta, "lock"),
-    lockOwner: import_node_path.posix.join(meta, "lock", "owner.json"),
-    history: import_node_path.posix.join(meta, "history.jsonl"),
-    sequence: import_node_path.posix.join(meta, "sequence")
-  };
-}
-function releasePath(layout, release) {
-  return import_node_path.posix.join(layout.releases, String(assertReleaseNumber(release)));
-}
-function partialPath(layout, release) {
-  return import_node_path.posix.join(layout.releases, `.${assertReleaseNumber(release)}.partial`);
-}
-function deletingPath(layout, release) {
-  return import_node_path.posix.join(layout.releases, `.${assertReleaseNumber(release)}.deleting`);
-}
-function currentTarget(release) {
-  return `releases/${assertReleaseNumber(release)}`;
-}
-function releaseFromTarget(target) {
-  if (!target) return null;
-  const match3 = /(?:^|\/)releases\/(\d+)\/?$/.exec(target.trim());
-  return match3 ? Number(match3[1]) : null;
-}
-function assertReleaseNumber(release) {
-  if (!Number.isSafeInteger(release) || release < 1) {
-    throw new Error(`Invalid release number: ${String(release)}`);
-  }
-  return release;
-}
-function isInside(root, path12) {
-  const normalRoot = import_node_path.posix.normalize(root).replace(/\/+$/, "");
-  const normalPath = import_node_path.posix.normalize(path12);
-  if (!import_node_path.posix.isAbsolute(normalRoot) || normalRoot === "" || normalPath !== path12.replace(/\/+$/, ""))
-    return false;
-  return normalPath.startsWith(`${normalRoot}/`) && normalPath.length > normalRoot.length + 1;
-}
-
-// src/release/host-state.ts
-function parseHostState(output) {
-  const state = {
-    exists: true,
-    realDeployTo: null,
-    currentTarget: null,
-    current: null,
-    currentIsNotLink: false,
-    releases: [],
-    unfinished: [],
-    deleting: [],
-    foreign: [],
-    sequence: null,
-    lock: void 0,
-    history: []
-  };
-  const historyLines = [];
-  for (const line of output.split("\n")) {
-    const [tag, ...fields] = line.split("	");
-    switch (tag) {
-      case "absent":
-        state.exists = false;
-        break;
-      case "real":
-        state.realDeployTo = fields.join("	") || null;
-        break;
-      case "current":
-        state.currentTarget = fields.join("	");
-        state.current = releaseFromTarget(state.currentTarget);
-        break;
-      case "current-not-link":
-        state.currentIsNotLink = true;
-        break;
-      case "sequence": {
-        const value = Number.parseInt(fields[0] ?? "", 10);
-        state.sequence = Number.isSafeInteger(value) && value > 0 ? value : null;
-        break;
-      }
-      case "lock":
-        state.lock = parseLockOwner(Buffer.from(fields[0] ?? "", "base64").toString("utf8"));
-        break;
-      case "release": {
-        const number = Number(fields[0]);
-        if (Number.isSafeInteger(number) && number > 0) {
-          state.releases.push({ number, mtime: Number(fields[1]) || 0, revision: (fields[2] ?? "").trim() });
-        }
-        break;
-      }
-      case "other": {
-        const match3 = /^\.([1-9]\d*)\.(partial|deleting)$/.exec(fields[0] ?? "");
-        if (match3) {
-          state.unfinished.push(Number(match3[1]));
-          if (match3[2] === "deleting") state.deleting.push(Number(match3[1]));
-        } else if (fields[0]) state.foreign.push({ name: fields[0], type: "dir" });
-        break;
-      }
-      case "foreign": {
-        const type = fields[0];
-        const name = fields.slice(1).join("	");
-        if (name)
-          state.foreign.push({
-            name,
-            type: type === "file" || type === "dir" || type === "symlink" ? type : "other"
-          });
-        break;
-      }
-      case "history":
-        historyLines.push(fields.join("	"));
-        break;
-    }
-  }
-  state.releases.sort((a, b) => a.number - b.number);
-  state.history = parseHistory(historyLines.join("\n"));
-  return state;
-}
-function parseLockOwner(text) {
-  try {
-    const value = JSON.parse(text);
-    return value && typeof value.token === "string" ? value : null;
-  } catch {
-    return null;
-  }
-}
-
-// src/release/remote-commands.ts
-init_define_DEPLOYER_PACKAGE();
-var import_node_path2 = require("node:path");
-function inspectCommand(layout) {
-  const d = quote(layout.deployTo);
-  return [
-    `d=${d}`,
-    `if [ ! -d "$d" ]; then echo absent; exit 0; fi`,
-    `printf 'real\\t%s\\n' "$(cd "$d" && pwd -P)"`,
-    `if [ -L "$d/current" ]; then printf 'current\\t%s\\n' "$(readlink "$d/current")"; elif [ -e "$d/current" ]; then echo 'current-not-link'; fi`,
-    `if [ -f "$d/.deployer/sequence" ]; then printf 'sequence\\t%s\\n' "$(head -c 32 "$d/.deployer/sequence")"; fi`,
-    `if [ -d "$d/.deployer/lock" ]; then printf 'lock\\t%s\\n' "$(head -c 4096 "$d/.deployer/lock/owner.json" 2>/dev/null | base64 | tr -d '\\n')"; fi`,
-    // Every entry, dotfiles too, with its type: only a real directory named N is a release. A file `7`,
-    // a symlink `8` pointing elsewhere, `tmp` or an editor's `3~` are someone else's (foreign entries).
-    `if [ -d "$d/releases" ]; then for e in "$d"/releases/* "$d"/releases/.[!.]* "$d"/releases/..?*; do`,
-    `  [ -e "$e" ] || [ -L "$e" ] || continue; n=\${e##*/}`,
-    `  if [ -L "$e" ]; then t=symlink; elif [ -d "$e" ]; then t=dir; elif [ -f "$e" ]; then t=file; else t=other; fi`,
-    `  case "$t:$n" in`,
-    `  dir:*[!0-9]*|dir:0*) case "$n" in .[1-9]*.partial|.[1-9]*.deleting) printf 'other\\t%s\\n' "$n";; *) printf 'foreign\\t%s\\t%s\\n' "$t" "$(printf '%s' "$n" | tr '\\n\\t' '??')";; esac;;`,
-    `  dir:*) printf 'release\\t%s\\t%s\\t%s\\n' "$n" "$(stat -c %Y "$e")" "$(head -c 128 "$e/REVISION" 2>/dev/null | head -n 1)";;`,
-    `  *) printf 'foreign\\t%s\\t%s\\n' "$t" "$(printf '%s' "$n" | tr '\\n\\t' '??')";;`,
-    `  esac`,
-    `done; fi`,
-    `if [ -f "$d/.deployer/history.jsonl" ]; then tail -n 5000 "$d/.deployer/history.jsonl" | sed 's/^/history\\t/'; fi`
-  ].join("\n");
-}
-function acquireLockCommand(layout, owner) {
-  return [
-    `mkdir -p ${quote(layout.meta)}`,
-    `if mkdir ${quote(layout.lock)} 2>/dev/null; then`,
-    `  printf '%s\\n' ${quote(JSON.stringify(owner))} > ${quote(layout.lockOwner)} && echo acquired`,
-    `else echo held; cat ${quote(layout.lockOwner)} 2>/dev/null; fi`
-  ].join("\n");
-}
-function acquireLockAndInspectCommand(layout, owner, mark) {
-  return [
-    acquireLockCommand(layout, owner),
-    `if grep -qF ${quote(owner.token)} ${quote(layout.lockOwner)} 2>/dev/null; then echo ${quote(mark)}`,
-    inspectCommand(layout),
-    "fi"
-  ].join("\n");
-}
-function releaseLockCommand(layout, owner) {
-  return `if grep -qF ${quote(owner.token)} ${quote(layout.lockOwner)} 2>/dev/null; then rm -rf -- ${quote(layout.lock)}; fi`;
-}
-function breakLockCommand(layout) {
-  return `rm -rf -- ${quote(guardedPath(layout, layout.lock))}`;
-}
-function prepareCommand(layout, release) {
-  const partial = partialPath(layout, release);
-  return [
-    "set -e",
-    `mkdir -p ${quote(layout.releases)} ${quote(layout.shared)} ${quote(layout.meta)}`,
-    `printf '%s\\n' ${release} > ${quote(layout.sequence)}.tmp && mv -f ${quote(layout.sequence)}.tmp ${quote(layout.sequence)}`,
-    `for stale in ${quote(layout.releases)}/.[0-9]*.partial ${quote(layout.releases)}/.[0-9]*.deleting; do`,
-    // One that cannot be removed (files another user owns) must not block every later release: it is
-    // reported and left for someone with the rights to remove it.
-    `  if [ -e "$stale" ]; then ${writableDirs('"$stale"')}`,
-    `    if rm -rf -- "$stale" 2>/dev/null; then printf 'removed-stale\\t%s\\n' "$stale"; else printf 'stuck\\t%s\\n' "$stale"; fi`,
-    "  fi",
-    "done",
-    `if [ -e ${quote(releasePath(layout, release))} ]; then echo "release ${release} already exists" >&2; exit 3; fi`,
-    `mkdir ${quote(partial)}`
-  ].join("\n");
-}
-function writableDirs(quotedPath) {
-  return `find ${quotedPath} -type d ! -perm -u+w -exec chmod u+w {} + 2>/dev/null || true`;
-}
-function readManifestCommand(layout, release) {
-  return `cat ${quote(import_node_path2.posix.join(releasePath(layout, release), ".deployer", "manifest.json"))} 2>/dev/null || true`;
-}
-function publishedRecord(dir) {
-  return import_node_path2.posix.join(dir, ".deployer", "published.tsv");
-}
-function publishedListing(dir) {
-  return `( cd ${quote(dir)} && find . -type f ! -path './.deployer/*' -printf '%i %s %T@ %P\\n' | LC_ALL=C sort )`;
-}
-function recordPublishedCommand(layout, release) {
-  const partial = partialPath(layout, release);
-  return `mkdir -p ${quote(import_node_path2.posix.join(partial, ".deployer"))} && ${publishedListing(partial)} > ${quote(publishedRecord(partial))}`;
-}
-function modifiedFilesCommand(layout, release, limit = 1e3) {
-  const dir = releasePath(layout, release);
-  const record = quote(publishedRecord(dir));
-  return [
-    `if [ -f ${record} ]; then`,
-    `  ${publishedListing(dir)} | LC_ALL=C comm -3 ${record} - | sed 's/^\\t//' | cut -d' ' -f4- | LC_ALL=C sort -u | head -n ${limit}`,
-    "fi"
-  ].join("\n");
-}
-function linkFromCommand(layout, from, release) {
-  return `cd ${quote(releasePath(layout, from))} && xargs -0 -r cp -l --parents -t ${quote(partialPath(layout, release))} --`;
-}
-function seedVendorCommand(layout, from, release, vendor) {
-  const source = import_node_path2.posix.join(releasePath(layout, from), vendor);
-  const target = import_node_path2.posix.join(partialPath(layout, release), vendor);
-  return [
-    `if [ -d ${quote(source)} ] && [ ! -e ${quote(target)} ]; then`,
-    `  mkdir -p ${quote(import_node_path2.posix.dirname(target))} && cp -al ${quote(source)} ${quote(target)} && echo seeded`,
-    "fi"
-  ].join("\n");
-}
-function installMarker(layout, release) {
-  return import_node_path2.posix.join(layout.meta, `install.${assertReleaseNumber(release)}.marker`);
-}
-function sharedFilesListing(dir) {
-  return `find ${quote(dir)} -type f -links +1 -printf '%i %s %T@ %P\\n' 2>/dev/null | LC_ALL=C sort`;
-}
-function sharedWritesCommand(layout, release) {
-  const marker = installMarker(layout, release);
-  return [
-    `if [ -e ${quote(marker)} ]; then`,
-    `  ${sharedFilesListing(partialPath(layout, release))} | LC_ALL=C comm -13 ${quote(marker)} - | cut -d' ' -f4- | head -n 20`,
-    `  rm -f ${quote(marker)}`,
-    "fi"
-  ].join("\n");
-}
-function extractCommand(layout, release) {
-  return `tar -x -p --no-same-owner -f - -C ${quote(partialPath(layout, release))}`;
-}
-function linkSharedCommand(layout, release, dirs, files) {
-  const partial = partialPath(layout, release);
-  const lines = ["set -e"];
-  for (const dir of dirs) {
-    const inShared = import_node_path2.posix.join(layout.shared, dir);
-    const inRelease = import_node_path2.posix.join(partial, dir);
-    lines.push(
-      `mkdir -p ${quote(inShared)} ${quote(import_node_path2.posix.dirname(inRelease))}`,
-      `rm -rf -- ${quote(inRelease)}`,
-      `ln -s ${quote(inShared)} ${quote(inRelease)}`
-    );
-  }
-  for (const file of files) {
-    const inShared = import_node_path2.posix.join(layout.shared, file);
-    const inRelease = import_node_path2.posix.join(partial, file);
-    lines.push(
-      `mkdir -p ${quote(import_node_path2.posix.dirname(inShared))} ${quote(import_node_path2.posix.dirname(inRelease))}`,
-      `if [ ! -e ${quote(inShared)} ]; then`,
-      `  if [ -f ${quote(inRelease)} ] && [ ! -L ${quote(inRelease)} ]; then cp -p ${quote(inRelease)} ${quote(inShared)}`,
-      `  else echo ${quote(`shared file ${inShared} does not exist`)} >&2; exit 4; fi`,
-      "fi",
-      `rm -rf -- ${quote(inRelease)}`,
-      `ln -s ${quote(inShared)} ${quote(inRelease)}`
-    );
-  }
-  return lines.join("\n");
-}
-var INSTALL_TIMED_OUT = [124, 137];
-function installCommand(layout, release, command, timeoutSeconds) {
-  const partial = partialPath(layout, release);
-  const marker = quote(installMarker(layout, release));
-  const seconds = Math.max(1, Math.ceil(timeoutSeconds));
-  return [
-    // Kept when it exists: an install after a failed check is compared with the state before the check.
-    `[ -e ${marker} ] || ${sharedFilesListing(partial)} > ${marker}`,
-    `cd ${quote(partial)}`,
-    `export DEPLOYER_RELEASE=${release} DEPLOYER_RELEASE_PATH=${quote(partial)} DEPLOYER_DEPLOY_TO=${quote(layout.deployTo)}`,
-    `DEPLOYER_INSTALL=${quote(command)} timeout -k 10 ${seconds} /bin/sh -c 'c=$DEPLOYER_INSTALL; unset DEPLOYER_INSTALL; eval "$c"' < /dev/null &`,
-    "pid=$!",
-    `trap 'kill -TERM -$pid $pid 2>/dev/null; exit 143' TERM HUP INT`,
-    "wait $pid; status=$?",
-    `trap - TERM HUP INT`,
-    // dash's kill takes no `--`: a negative pid right after the signal names the group.
-    "kill -TERM -$pid 2>/dev/null",
-    "exit $status"
-  ].join("\n");
-}
-function publishCommand(layout, release) {
-  const partial = partialPath(layout, release);
-  const final = releasePath(layout, release);
-  return [
-    "set -e",
-    `if [ -e ${quote(final)} ]; then echo "release ${release} already exists" >&2; exit 3; fi`,
-    `mv -T -- ${quote(partial)} ${quote(final)}`
-  ].join("\n");
-}
-function flipCommand(layout, release) {
-  assertReleaseNumber(release);
-  const temporary = import_node_path2.posix.join(layout.deployTo, `.current.${release}.tmp`);
-  return [
-    "set -e",
-    // A real directory: a symlink named N (someone else's) is never made current.
-    `test -d ${quote(releasePath(layout, release))} && test ! -L ${quote(releasePath(layout, release))}`,
-    `rm -f -- ${quote(temporary)}`,
-    `ln -s ${quote(currentTarget(release))} ${quote(temporary)}`,
-    `mv -T -f -- ${quote(temporary)} ${quote(layout.current)}`
-  ].join("\n");
-}
-function appendHistoryCommand(layout, event) {
-  const history = quote(layout.history);
-  return [
-    `mkdir -p ${quote(layout.meta)}`,
-    `{ if [ -s ${history} ] && [ -n "$(tail -c 1 ${history})" ]; then printf '\\n%s\\n' ${quote(serializeEvent(event))}; else printf '%s\\n' ${quote(serializeEvent(event))}; fi; } >> ${history}`
-  ].join(" && ");
-}
-function discardPartialCommand(layout, release) {
-  const partial = guardedPath(layout, partialPath(layout, release));
-  return `if [ -e ${quote(partial)} ]; then ${writableDirs(quote(partial))}; rm -rf -- ${quote(partial)}; fi`;
-}
-function removeReleasesCommand(layout, releases) {
-  const lines = ["set -e"];
-  for (const release of releases) {
-    const final = guardedPath(layout, releasePath(layout, release));
-    const deleting = guardedPath(layout, deletingPath(layout, release));
-    lines.push(
-      `if [ "$(readlink ${quote(layout.current)} 2>/dev/null)" = ${quote(currentTarget(release))} ]; then echo "release ${release} is current" >&2; exit 5; fi`,
-      `if [ -d ${quote(final)} ] && [ ! -L ${quote(final)} ]; then mv -T -- ${quote(final)} ${quote(deleting)}; ${writableDirs(quote(deleting))}`,
-      // Files another user owns stay: the release is out of the namespace (.N.deleting) and reported.
-      `  if rm -rf -- ${quote(deleting)} 2>/dev/null; then printf 'removed\\t%s\\n' ${release}; else printf 'stuck\\t%s\\n' ${release}; fi`,
-      "fi"
-    );
-  }
-  return lines.join("\n");
-}
-function guardedPath(layout, path12) {
-  if (!isInside(layout.deployTo, path12)) {
-    throw new Error(`Refusing to delete ${path12}: it is not inside deploy_to ${layout.deployTo}`);
-  }
-  return path12;
-}
-function writeFileCommand(path12, content) {
-  return `mkdir -p ${quote(import_node_path2.posix.dirname(path12))} && printf '%s' ${quote(content)} > ${quote(path12)}`;
-}
-
-// src/release/host-session.ts
-var MANIFEST_MARK = "--deployer-manifest--";
-var MODIFIED_MARK = "--deployer-modified--";
-var STATE_MARK = "--deployer-state--";
-function formatSeconds(seconds) {
-  return seconds >= 60 && seconds % 60 === 0 ? `${seconds / 60} min` : `${seconds} s`;
-}
-function parseManifestFiles(text) {
-  try {
-    const manifest = JSON.parse(text);
-    return Array.isArray(manifest.files) ? manifest.files : null;
-  } catch {
-    return null;
-  }
-}
-var LockHeldError = class extends DeployerError {
-  owner;
-  constructor(host, message, hint, owner) {
-    super(message, { exitCode: ExitCode.locked, hint, host });
-    this.owner = owner;
-  }
-};
-var HostSession = class {
-  host;
-  transport;
-  layout;
-  lockedState;
-  constructor(host, transport) {
-    this.host = host;
-    this.transport = transport;
-    this.layout = layoutFor(host.deployTo);
-  }
-  get name() {
-    return this.host.name;
-  }
-  /** Connects now rather than on the first command, so the handshake overlaps with local work. */
-  async connect() {
-    await this.transport.connect?.();
-  }
-  async inspect() {
-    const output = await this.run("reading the state of deploy_to", inspectCommand(this.layout));
-    return parseHostState(output);
-  }
-  /**
-   * Takes the lock, or returns the current owner (null when unreadable) when someone else has it. With
-   * `readState`, the host's state is read in the same round trip right after the lock is taken (kept
-   * for `takeLockedState`): a release saves a round trip it would spend inspecting next.
-   */
-  async tryLock(owner, options = {}) {
-    const command = options.readState ? acquireLockAndInspectCommand(this.layout, owner, STATE_MARK) : acquireLockCommand(this.layout, owner);
-    const output = await this.run("taking the deploy lock", command, {
-      hint: `Check that ${this.layout.deployTo} (or its parent) is writable by the SSH user.`
-    });
-    if (output.startsWith("acquired")) {
-      const [, state] = output.split(`${STATE_MARK}
-`);
-      this.lockedState = state === void 0 ? void 0 : parseHostState(state);
-      return { acquired: true };
-    }
-    return { acquired: false, holder: parseLockOwner(output.replace(/^held\n/, "")) };
-  }
-  /** The state read when the lock was taken (once; later reads go to the host). */
-  takeLockedState() {
-    const state = this.lockedState;
-    this.lockedState = void 0;
-    return state;
-  }
-  async unlock(owner) {
-    await this.run("releasing the deploy lock", releaseLockCommand(this.layout, owner));
-  }
-  async breakLock() {
-    await this.run("breaking the deploy lock", breakLockCommand(this.layout));
-  }
-  /**
-   * Prepares `.N.partial` and, in the same round trip, reads the manifest of release `from` (what a
-   * repeat release compares with). Returns the stale partial releases it removed and that manifest.
-   */
-  async prepare(release, from = null) {
-    const command = [
-      prepareCommand(this.layout, release),
-      ...from === null ? [] : [
-        `echo ${MANIFEST_MARK}`,
-        readManifestCommand(this.layout, from),
-        `echo ${MODIFIED_MARK}`,
-        modifiedFilesCommand(this.layout, from)
-      ]
-    ];
-    const output = await this.run(`preparing release ${release}`, command.join("\n"), {
-      hint: `Check that ${this.layout.deployTo} is writable by the SSH user and the disk is not full.`
-    });
-    const [head = "", rest] = output.split(`${MANIFEST_MARK}
-`);
-    const [manifest, modifiedText = ""] = rest === void 0 ? [] : rest.split(`${MODIFIED_MARK}
-`);
-    const modified = modifiedText.split("\n").filter(Boolean);
-    const removedStale = head.split("\n").filter((line) => line.startsWith("removed-stale	")).map((line) => line.slice("removed-stale	".length));
-    const stuck = head.split("\n").filter((line) => line.startsWith("stuck	")).map((line) => line.slice("stuck	".length));
-    return {
-      removedStale,
-      stuck,
-      modified,
-      previous: manifest === void 0 ? null : parseManifestFiles(manifest)
-    };
-  }
-  async upload(release, archive, signal) {
-    await this.run(`uploading release ${release}`, extractCommand(this.layout, release), {
-      stdin: archive,
-      signal,
-      hint: "Check free disk space on the host (`df -h`) and that GNU tar is installed."
-    });
-  }
-  /** Hard-links unchanged files from release `from` into the partial release. */
-  async linkFrom(from, release, paths, signal) {
-    if (paths.length === 0) return;
-    await this.run(
-      `reusing unchanged files of release ${from}`,
-      linkFromCommand(this.layout, from, release),
-      {
-        stdin: Buffer.from(`${paths.join("\0")}\0`, "utf8"),
-        signal,
-        hint: "Hard links need releases/ on one filesystem; check free inodes (`df -i`)."
-      }
-    );
-  }
-  /** Seeds `vendor` from release `from` with hard links; true when it did. */
-  async seedVendor(from, release, vendor) {
-    const output = await this.run(
-      `reusing ${vendor} of release ${from}`,
-      seedVendorCommand(this.layout, from, release, vendor)
-    );
-    return output.includes("seeded");
-  }
-  /** Files shared with another release that the install wrote in place (see sharedWritesCommand). */
-  async sharedWrites(release) {
-    const output = await this.run(
-      "checking what the install wrote",
-      sharedWritesCommand(this.layout, release)
-    );
-    return output.split("\n").filter(Boolean);
-  }
-  async linkShared(release, dirs, files) {
-    if (dirs.length === 0 && files.length === 0) return;
-    await this.run(
-      `linking shared files into release ${release}`,
-      linkSharedCommand(this.layout, release, dirs, files),
-      {
-        hint: `Create missing shared files under ${this.layout.shared} on the host (they hold server-side data such as .env).`
-      }
-    );
-  }
-  /**
-   * Runs `command` in the partial release within `timeout` seconds; messages name it as `shown` (see
-   * InstallSettings.commandAsWritten).
-   */
-  async install(release, command, options) {
-    const shown = options.shown ?? command;
-    const what = `install (\`${shown}\`) in release ${release}`;
-    try {
-      await this.run(what, installCommand(this.layout, release, command, options.timeout), {
-        ...options,
-        exitCode: ExitCode.install,
-        hint: "Fix the install (run it by hand in the release directory to see it fail); `current` was not changed."
-      });
-    } catch (error) {
-      const timedOut = error instanceof RemoteCommandError && INSTALL_TIMED_OUT.includes(error.code);
-      if (!timedOut) throw error;
-      throw new RemoteCommandError(this.name, what, error, {
-        exitCode: ExitCode.install,
-        because: `it did not finish within install.timeout (${formatSeconds(options.timeout)}); it and every process it started in its process group were stopped`,
-        hint: "Find what it waits for (a prompt for input, a server it started in the foreground), or raise install.timeout in deployer.yml. `current` was not changed."
-      });
-    }
-  }
-  /** Runs `install.check` like the install; false when it fails (then the install runs). */
-  async check(release, command, options) {
-    const result = await this.transport.exec(
-      installCommand(this.layout, release, command, options.timeout),
-      { signal: options.signal }
-    );
-    return result.code === 0;
-  }
-  async discardPartial(release) {
-    await this.run(
-      `removing the partial release ${release}`,
-      discardPartialCommand(this.layout, release)
-    );
-  }
-  async publish(release) {
-    await this.run(`publishing release ${release}`, publishCommand(this.layout, release));
-  }
-  /**
-   * Writes the release's last file, publishes it, flips `current` and records the event in one round
-   * trip (each step stops the rest on failure, so a failed publish never flips).
-   */
-  async publishAndFlip(release, files, event) {
-    const partial = partialPath(this.layout, release);
-    await this.run(
-      `publishing release ${release} and pointing current at it`,
-      [
-        // Runs to the end even if the connection drops half way (sshd then sends SIGHUP), so a host
-        // never keeps a published release that `current` and the history do not know about.
-        "trap '' HUP PIPE",
-        "set -e",
-        ...files.map((file) => writeFileCommand(import_node_path3.posix.join(partial, file.path), file.content)),
-        recordPublishedCommand(this.layout, release),
-        publishCommand(this.layout, release),
-        flipCommand(this.layout, release),
-        appendHistoryCommand(this.layout, event)
-      ].join("\n"),
-      { hint: `If ${this.layout.current} is a real directory (not a symlink), move it away first.` }
-    );
-  }
-  async flip(release) {
-    await this.run(`pointing current at release ${release}`, flipCommand(this.layout, release), {
-      hint: `If ${this.layout.current} is a real directory (not a symlink), move it away first.`
-    });
-  }
-  async record(event) {
-    await this.run("appending to the history", appendHistoryCommand(this.layout, event));
-  }
-  async liveDirs() {
-    return parseLiveDirs(
-      await this.run("listing processes that use releases", findLiveDirsCommand(this.layout.releases))
-    );
-  }
-  /**
-   * Deletes releases; `stuck` are those renamed to `.N.deleting` but not fully deleted (files another
-   * user owns): out of the release namespace, left for someone with the rights.
-   */
-  /** Files changed since publishing, by release (only releases with a change are listed). */
-  async modifiedReleases(releases) {
-    const modified = /* @__PURE__ */ new Map();
-    if (releases.length === 0) return modified;
-    const script = releases.map(
-      (release) => `echo ${quote(`${MODIFIED_MARK}${release}`)}
-${modifiedFilesCommand(this.layout, release, 20)}`
-    ).join("\n");
-    const output = await this.run("comparing releases with what was published", script);
-    for (const part of output.split(MODIFIED_MARK).slice(1)) {
-      const [number = "", ...paths] = part.split("\n").filter(Boolean);
-      if (paths.length > 0) modified.set(Number(number), paths);
-    }
-    return modified;
-  }
-  async removeReleases(releases) {
-    if (releases.length === 0) return { removed: [], stuck: [] };
-    const output = await this.run(
-      `deleting releases ${releases.join(", ")}`,
-      removeReleasesCommand(this.layout, releases)
-    );
-    const tagged = (tag) => output.split("\n").filter((line) => line.startsWith(`${tag}	`)).map((line) => Number(line.slice(tag.length + 1)));
-    return { removed: tagged("removed"), stuck: tagged("stuck") };
-  }
-  async close() {
-    await this.transport.close();
-  }
-  /** Runs a command and returns its stdout; a non-zero exit becomes a RemoteCommandError. */
-  async run(what, command, options = {}) {
-    const result = await this.transport.exec(command, options);
-    if (result.code !== 0) {
-      const diskFull = diskFullError(`${result.stderr}
-${result.stdout}`);
-      const deployTo = this.layout.deployTo;
-      throw new RemoteCommandError(this.name, what, result, {
-        exitCode: options.exitCode,
-        ...diskFull ? {
-          because: `the disk holding ${deployTo} is full (${diskFull})`,
-          hint: `Free space on that disk (\`df -h ${quote(deployTo)}\` on the host; \`deployer prune --keep N\` deletes old releases), then run the command again.`
-        } : { hint: options.hint }
-      });
-    }
-    return result.stdout;
-  }
-};
 
 // src/release/lock.ts
 init_define_DEPLOYER_PACKAGE();
@@ -56385,8 +55610,9 @@ var LocalTransport = class {
     this.name = name;
   }
   exec(command, options = {}) {
-    return new Promise((resolve, reject) => {
-      const child = (0, import_node_child_process3.spawn)("/bin/sh", ["-c", command], {
+    return new Promise((resolve2, reject) => {
+      const { line, script } = scriptOnStdin(command, options.stdin !== void 0);
+      const child = (0, import_node_child_process3.spawn)("/bin/sh", ["-c", line], {
         stdio: ["pipe", "pipe", "pipe"],
         signal: options.signal
       });
@@ -56404,19 +55630,25 @@ var LocalTransport = class {
       child.stdin.on("error", () => {
       });
       child.on("close", (code, signal) => {
-        resolve({
+        resolve2({
           code,
           signal: signal ?? void 0,
           stdout: Buffer.concat(stdout).toString("utf8"),
           stderr: Buffer.concat(stderr).toString("utf8")
         });
       });
+      child.stdin.write(script);
       pipeInput(options.stdin, child.stdin);
     });
   }
   async close() {
   }
 };
+function scriptOnStdin(command, hasInput) {
+  const script = Buffer.from(command, "utf8");
+  const read = hasInput ? `dd bs=1 count=${script.length} 2>/dev/null` : "cat";
+  return { line: `__deployer_script=$(${read}) || exit 125; eval "$__deployer_script"`, script };
+}
 function pipeInput(input, sink) {
   if (input === void 0) {
     sink.end();
@@ -56434,8 +55666,8 @@ var import_node_child_process6 = require("node:child_process");
 var import_node_crypto4 = require("node:crypto");
 var import_node_fs5 = require("node:fs");
 var import_promises5 = require("node:fs/promises");
-var import_node_os6 = require("node:os");
-var import_node_path7 = require("node:path");
+var import_node_os8 = require("node:os");
+var import_node_path5 = require("node:path");
 var import_node_stream3 = require("node:stream");
 var import_promises6 = require("node:timers/promises");
 
@@ -56479,13 +55711,13 @@ function buildSshArgs(target, controlPath, role) {
   }
   if (ssh.proxyJump) args.push("-J", ssh.proxyJump);
   if (given("port")) args.push("-p", String(target.port));
-  if (target.user !== void 0) args.push("-l", target.user);
+  if (target.user !== void 0 && given("user")) args.push("-l", target.user);
   args.push("--", target.hostname);
   if (role.kind === "exec") args.push(role.command);
   return args;
 }
-function sshPath(path12) {
-  const escaped = path12.replaceAll("%", "%%");
+function sshPath(path13) {
+  const escaped = path13.replaceAll("%", "%%");
   return /\s/.test(escaped) ? `"${escaped}"` : escaped;
 }
 
@@ -56594,14 +55826,27 @@ function hostKeyAlgorithmsFor(keyTypes) {
   return algorithms;
 }
 
+// src/transport/quote.ts
+init_define_DEPLOYER_PACKAGE();
+function quote(value) {
+  const text = String(value);
+  if (text !== "" && /^[A-Za-z0-9_@%+=:,./-]+$/.test(text)) return text;
+  return `'${text.replaceAll("'", `'\\''`)}'`;
+}
+
 // src/transport/openssh-errors.ts
 function classifySshFailure(stderr, context) {
   const text = stderr.replaceAll("\r", "");
   const { name, user, hostname: hostname4, port, ssh } = context;
-  const file = ssh.knownHosts;
+  const ownFile = ssh.explicit === void 0 || ssh.explicit.includes("knownHosts");
+  const file = ownFile ? ssh.knownHosts : "~/.ssh/known_hosts";
+  const files = ownFile ? file : `the known_hosts files of your ssh_config (\`ssh -G ${hostname4}\` names them)`;
   const hostKeyName = knownHostName(hostname4, port);
-  const address = `${hostname4}:${port}`;
-  const target = `${user}@${address}`;
+  const given = (setting) => ssh.explicit === void 0 || ssh.explicit.includes(setting);
+  const shownUser = user !== void 0 && given("user") ? user : void 0;
+  const address = given("port") ? `${hostname4}:${port}` : hostname4;
+  const target = shownUser ? `${shownUser}@${address}` : address;
+  const sshV = `ssh -v ${given("port") ? `-p ${port} ` : ""}${shownUser ? `${shownUser}@` : ""}${hostname4} true`;
   const keyscan = `\`ssh-keyscan ${port === 22 ? "" : `-p ${port} `}${quote(hostname4)} >> ${quote(file)}\``;
   const connection = (message, hint) => new ConnectionError(name, message, hint);
   const offered = /fingerprint for the (\S+) key sent by the remote host is\s*\n?\s*(SHA256:\S+?)\.?\s*$/m.exec(text);
@@ -56611,14 +55856,14 @@ function classifySshFailure(stderr, context) {
     const what = offered ? `the ${offered[1]} key ${offered[2]}` : "another key";
     return new HostKeyError(
       name,
-      `the host key of ${hostKeyName} has changed: it offered ${what}, but ${file}${recorded}.`,
+      `the host key of ${hostKeyName} has changed: it offered ${what}, but ${files}${recorded}.`,
       `This can be a man-in-the-middle attack, and deployer never replaces a recorded key. If the host was reinstalled, confirm the new fingerprint out of band, remove the old key with \`ssh-keygen -R ${quote(hostKeyName)} -f ${quote(file)}\`, and connect again.`
     );
   }
   if (/REVOKED HOST KEY|was revoked/.test(text)) {
     return new HostKeyError(
       name,
-      `${hostKeyName} offered a host key that ${file} marks @revoked.`,
+      `${hostKeyName} offered a host key that ${files} marks @revoked.`,
       "A revoked key is never accepted: the host needs a new host key, recorded in known_hosts once checked."
     );
   }
@@ -56627,7 +55872,7 @@ function classifySshFailure(stderr, context) {
     const offer = unknown ? `; it offered an ${unknown[1]} key` : "";
     return new HostKeyError(
       name,
-      `${hostKeyName} is not in ${file}${offer}.`,
+      `${hostKeyName} is not in ${files}${offer}.`,
       `Check its fingerprint with whoever runs the host (\`ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub\` there), then record it with ${keyscan}; or set \`host_key: accept-new\` to record it on first connection.`
     );
   }
@@ -56687,7 +55932,7 @@ function classifySshFailure(stderr, context) {
   const said = lastLine(text);
   return connection(
     `ssh could not connect to ${target}${said ? `: ${said}` : " (exit 255, nothing printed)"}.`,
-    `Run \`ssh -v -p ${port} ${user}@${hostname4} true\` to see where it fails.`
+    `Run \`${sshV}\` to see where it fails.`
   );
 }
 function lastLine(text) {
@@ -56706,8 +55951,8 @@ var PidLineFilter = class {
   resolvePid;
   constructor(marker) {
     this.marker = Buffer.from(`${marker} `);
-    this.pid = new Promise((resolve) => {
-      this.resolvePid = resolve;
+    this.pid = new Promise((resolve2) => {
+      this.resolvePid = resolve2;
     });
   }
   /** The line the remote shell runs first: it prints `MARKER PID` on stderr. */
@@ -56813,9 +56058,6 @@ var LoginShellError = class extends ConnectionError {
 
 // src/transport/ssh.ts
 init_define_DEPLOYER_PACKAGE();
-var import_promises4 = require("node:fs/promises");
-var import_node_path6 = require("node:path");
-var import_node_stream2 = require("node:stream");
 var import_ssh22 = __toESM(require_lib3(), 1);
 
 // src/transport/channel-gate.ts
@@ -56840,10 +56082,10 @@ var ChannelGate = class {
       this.open += 1;
       return Promise.resolve();
     }
-    return new Promise((resolve) => {
+    return new Promise((resolve2) => {
       this.waiting.push(() => {
         this.open += 1;
-        resolve();
+        resolve2();
       });
     });
   }
@@ -56871,6 +56113,225 @@ var ChannelGate = class {
 init_define_DEPLOYER_PACKAGE();
 var import_promises2 = require("node:fs/promises");
 var import_ssh2 = __toESM(require_lib3(), 1);
+
+// src/transport/ssh-certificate.ts
+init_define_DEPLOYER_PACKAGE();
+var CERTIFICATE_TYPES = {
+  "ssh-ed25519-cert-v01@openssh.com": "ssh-ed25519",
+  "ecdsa-sha2-nistp256-cert-v01@openssh.com": "ecdsa-sha2-nistp256",
+  "ecdsa-sha2-nistp384-cert-v01@openssh.com": "ecdsa-sha2-nistp384",
+  "ecdsa-sha2-nistp521-cert-v01@openssh.com": "ecdsa-sha2-nistp521",
+  "ssh-rsa-cert-v01@openssh.com": "ssh-rsa",
+  "ssh-dss-cert-v01@openssh.com": "ssh-dss"
+};
+var KEY_FIELDS = {
+  "ssh-ed25519": 1,
+  "ecdsa-sha2-nistp256": 2,
+  "ecdsa-sha2-nistp384": 2,
+  "ecdsa-sha2-nistp521": 2,
+  "ssh-rsa": 2,
+  "ssh-dss": 4
+};
+var CertificateFormatError = class extends Error {
+};
+var Reader = class {
+  constructor(data) {
+    this.data = data;
+  }
+  data;
+  offset = 0;
+  string() {
+    if (this.offset + 4 > this.data.length) throw new CertificateFormatError("truncated certificate");
+    const length = this.data.readUInt32BE(this.offset);
+    const start = this.offset + 4;
+    if (start + length > this.data.length) throw new CertificateFormatError("truncated certificate");
+    this.offset = start + length;
+    return this.data.subarray(start, start + length);
+  }
+  /** Whether everything was read. */
+  get done() {
+    return this.offset >= this.data.length;
+  }
+  uint32() {
+    if (this.offset + 4 > this.data.length) throw new CertificateFormatError("truncated certificate");
+    const value = this.data.readUInt32BE(this.offset);
+    this.offset += 4;
+    return value;
+  }
+  uint64() {
+    if (this.offset + 8 > this.data.length) throw new CertificateFormatError("truncated certificate");
+    const value = this.data.readBigUInt64BE(this.offset);
+    this.offset += 8;
+    return value;
+  }
+};
+function parseCertificate(blob) {
+  const reader = new Reader(blob);
+  const type = reader.string().toString("latin1");
+  const keyType = CERTIFICATE_TYPES[type];
+  if (!keyType) throw new CertificateFormatError(`not an OpenSSH certificate (${JSON.stringify(type)})`);
+  reader.string();
+  const keyStart = reader.offset;
+  for (let field = 0; field < KEY_FIELDS[keyType]; field++) reader.string();
+  const keyFields = blob.subarray(keyStart, reader.offset);
+  const serial = reader.uint64();
+  const kindCode = reader.uint32();
+  if (kindCode !== 1 && kindCode !== 2)
+    throw new CertificateFormatError(`unknown certificate kind ${kindCode}`);
+  const keyId = reader.string().toString("utf8");
+  const principalList = new Reader(reader.string());
+  const principals = [];
+  while (!principalList.done) {
+    principals.push(principalList.string().toString("utf8"));
+  }
+  const validAfter = reader.uint64();
+  const validBefore = reader.uint64();
+  reader.string();
+  reader.string();
+  reader.string();
+  const signatureKey = Buffer.from(reader.string());
+  reader.string();
+  const name = Buffer.from(keyType, "latin1");
+  const length = Buffer.alloc(4);
+  length.writeUInt32BE(name.length);
+  return {
+    type,
+    keyType,
+    publicKey: Buffer.concat([length, name, keyFields]),
+    serial,
+    kind: kindCode === 1 ? "user" : "host",
+    keyId,
+    principals,
+    validAfter,
+    validBefore,
+    signatureKey
+  };
+}
+function parseCertificateFile(text) {
+  const [type, base64] = text.trim().split(/\s+/);
+  if (!type || !base64 || !/^[A-Za-z0-9+/]+={0,2}$/.test(base64))
+    throw new CertificateFormatError("not an OpenSSH public key line");
+  const blob = Buffer.from(base64, "base64");
+  const certificate = parseCertificate(blob);
+  if (certificate.type !== type)
+    throw new CertificateFormatError(`the line says ${type} but the key is ${certificate.type}`);
+  return { blob, certificate };
+}
+function certificateAlgorithms(certificate) {
+  if (certificate.keyType === "ssh-rsa") {
+    return [
+      { algorithm: "rsa-sha2-512-cert-v01@openssh.com", signatureAlgorithm: "rsa-sha2-512", hash: "sha512" },
+      { algorithm: "rsa-sha2-256-cert-v01@openssh.com", signatureAlgorithm: "rsa-sha2-256", hash: "sha256" }
+    ];
+  }
+  if (certificate.keyType === "ssh-dss") return [];
+  return [{ algorithm: certificate.type, signatureAlgorithm: certificate.keyType }];
+}
+function certificateProblem(certificate, options) {
+  if (certificate.kind !== "user") return "is a host certificate, not a user certificate";
+  if (options.publicKey && !options.publicKey.equals(certificate.publicKey))
+    return "certifies another key than the identity it is paired with";
+  const now = BigInt(Math.floor(options.now.getTime() / 1e3));
+  if (now < certificate.validAfter) return `is not valid before ${formatTime(certificate.validAfter)}`;
+  if (now >= certificate.validBefore) return `expired at ${formatTime(certificate.validBefore)}`;
+  if (certificate.principals.length > 0 && !certificate.principals.includes(options.user))
+    return `is valid for ${certificate.principals.join(", ")}, not for ${options.user}`;
+  return void 0;
+}
+function formatTime(seconds) {
+  return new Date(Number(seconds) * 1e3).toISOString().replace(".000Z", "Z");
+}
+
+// src/transport/ssh-certificate-auth.ts
+init_define_DEPLOYER_PACKAGE();
+var import_utils = __toESM(require_utils3(), 1);
+var OFFER = /* @__PURE__ */ Symbol("deployer certificate offer");
+var USERAUTH_REQUEST = 50;
+function certificateKey(key, blob, algorithm) {
+  const wrapped = Object.create(key);
+  Object.defineProperties(wrapped, {
+    type: { value: algorithm.algorithm },
+    getPublicSSH: { value: () => blob },
+    sign: { value: (data) => key.sign(data, algorithm.hash) },
+    [OFFER]: { value: { ...algorithm, blob } }
+  });
+  return wrapped;
+}
+function enableCertificateAuth(client) {
+  const protocol = client._protocol;
+  if (!protocol || typeof protocol.authPK !== "function" || typeof protocol._packetRW?.write?.alloc !== "function" || !Array.isArray(protocol._authsQueue) || typeof import_utils.default?.sendPacket !== "function") {
+    return false;
+  }
+  const original = protocol.authPK;
+  protocol.authPK = function(username, key, algorithm, sign) {
+    const offer = key?.[OFFER];
+    if (!offer) return original.call(this, username, key, algorithm, sign);
+    sendCertificateRequest(this, username, offer, typeof algorithm === "function" ? algorithm : sign);
+  };
+  return true;
+}
+function sendCertificateRequest(protocol, username, offer, sign) {
+  const request = (signed) => Buffer.concat([
+    Buffer.from([USERAUTH_REQUEST]),
+    sshString(username),
+    sshString("ssh-connection"),
+    sshString("publickey"),
+    Buffer.from([signed ? 1 : 0]),
+    sshString(offer.algorithm),
+    sshString(offer.blob)
+  ]);
+  if (!sign) {
+    send(protocol, request(false));
+    return;
+  }
+  const sessionId = protocol._kex?.sessionID;
+  if (!sessionId) throw new Error("ssh2 has no session id to sign");
+  sign(Buffer.concat([sshString(sessionId), request(true)]), (signature) => {
+    const blob = Buffer.concat([
+      sshString(offer.signatureAlgorithm),
+      sshString(sshSignature(offer.signatureAlgorithm, signature))
+    ]);
+    send(protocol, Buffer.concat([request(true), sshString(blob)]));
+  });
+}
+function send(protocol, payload) {
+  const writer = protocol._packetRW.write;
+  const packet = writer.alloc(payload.length);
+  packet.set(payload, writer.allocStart);
+  protocol._authsQueue.push("publickey");
+  import_utils.default.sendPacket(protocol, writer.finalize(packet));
+}
+function sshString(value) {
+  const bytes = typeof value === "string" ? Buffer.from(value, "utf8") : value;
+  const length = Buffer.alloc(4);
+  length.writeUInt32BE(bytes.length);
+  return Buffer.concat([length, bytes]);
+}
+function sshSignature(signatureAlgorithm, signature) {
+  if (!signatureAlgorithm.startsWith("ecdsa-")) return signature;
+  let offset = 0;
+  const readLength = () => {
+    const first = signature[offset++];
+    if (first < 128) return first;
+    let length = 0;
+    for (let byte = 0; byte < (first & 127); byte++) length = length << 8 | signature[offset++];
+    return length;
+  };
+  const readInteger2 = () => {
+    if (signature[offset++] !== 2) throw new Error("ECDSA signature: expected an INTEGER");
+    const length = readLength();
+    const value = signature.subarray(offset, offset + length);
+    offset += length;
+    return value;
+  };
+  if (signature[offset++] !== 48) throw new Error("ECDSA signature: expected a SEQUENCE");
+  readLength();
+  const r = readInteger2();
+  const s = readInteger2();
+  return Buffer.concat([sshString(r), sshString(s)]);
+}
+
+// src/transport/ssh-auth.ts
 var { OpenSSHAgent, utils } = import_ssh2.default;
 var PASSPHRASE_ENV = "DEPLOYER_SSH_PASSPHRASE";
 var streamed = /* @__PURE__ */ new Map();
@@ -56907,7 +56368,7 @@ var askOnTerminal = (file) => {
   return asked;
 };
 function promptHidden(question) {
-  return new Promise((resolve) => {
+  return new Promise((resolve2) => {
     const input = process.stdin;
     process.stderr.write(question);
     const wasRaw = input.isRaw;
@@ -56919,7 +56380,7 @@ function promptHidden(question) {
       input.setRawMode(wasRaw);
       input.pause();
       process.stderr.write("\n");
-      resolve(value);
+      resolve2(value);
     };
     const onData = (chunk) => {
       for (const char of chunk.toString("utf8")) {
@@ -56983,10 +56444,15 @@ var FilteredAgent = class extends OpenSSHAgent {
     });
   }
 };
+function noAttempts() {
+  return { keys: [], certificates: [], skipped: [] };
+}
 function createAuthHandler(plan, attempts) {
   const files = plan.identity ? [plan.identity] : [...plan.identityFiles];
   let agentOffered = plan.identity !== void 0 || plan.agentSocket === void 0;
-  let rsaFallback;
+  const queued = [];
+  const pairedCertificates = /* @__PURE__ */ new Set();
+  let unpairedReported = false;
   return (authsLeft, _partial, next) => {
     if (authsLeft && !authsLeft.includes("publickey")) return next(false);
     void nextMethod().then((method) => next(method ?? false));
@@ -57002,25 +56468,102 @@ function createAuthHandler(plan, attempts) {
       });
       return { type: "agent", username: plan.user, agent };
     }
-    if (rsaFallback) {
-      const key = rsaFallback;
-      rsaFallback = void 0;
-      return { type: "publickey", username: plan.user, key };
-    }
+    if (queued.length > 0) return queued.shift();
     while (files.length > 0) {
       const file = files.shift();
       const load2 = await loadKey(file, { env: plan.env, ask: plan.ask });
       if (load2.ok) {
         attempts.keys.push(load2.loaded);
-        if (load2.loaded.key.type === "ssh-rsa") {
-          rsaFallback = load2.loaded.key;
-          return { type: "publickey", username: plan.user, key: asRsaSha512(load2.loaded.key) };
+        const key = load2.loaded.key;
+        for (const certified of await certificatesFor(load2.loaded)) {
+          queued.push({ type: "publickey", username: plan.user, key: certified });
         }
-        return { type: "publickey", username: plan.user, key: load2.loaded.key };
+        if (key.type === "ssh-rsa")
+          queued.push({ type: "publickey", username: plan.user, key: asRsaSha512(key) });
+        queued.push({ type: "publickey", username: plan.user, key });
+        return queued.shift();
       }
       if (load2.problem.kind !== "missing" || plan.identity) attempts.skipped.push(load2);
     }
+    if (!unpairedReported) {
+      unpairedReported = true;
+      for (const path13 of plan.certificateFiles) {
+        if (pairedCertificates.has(path13)) continue;
+        attempts.skipped.push({
+          path: path13,
+          problem: {
+            kind: "certificate",
+            message: "certifies none of the identity files that could be loaded (a key held only by ssh-agent cannot be paired with it)"
+          }
+        });
+      }
+    }
     return void 0;
+  }
+  async function certificatesFor(loaded) {
+    const publicKey = loaded.key.getPublicSSH();
+    const candidates = [...plan.certificateFiles, `${loaded.path}-cert.pub`].filter(
+      (path13, index, all) => all.indexOf(path13) === index
+    );
+    const keys = [];
+    for (const path13 of candidates) {
+      const named = plan.certificateFiles.includes(path13);
+      if (named && pairedCertificates.has(path13)) continue;
+      const text = await readOnce(path13).catch((error) => error);
+      if (text instanceof Error) {
+        if (named) {
+          pairedCertificates.add(path13);
+          attempts.skipped.push({
+            path: path13,
+            problem: text.code === "ENOENT" ? { kind: "missing" } : { kind: "unreadable", message: text.code ?? text.message }
+          });
+        }
+        continue;
+      }
+      let parsed;
+      try {
+        parsed = parseCertificateFile(text.toString("utf8"));
+      } catch (error) {
+        pairedCertificates.add(path13);
+        attempts.skipped.push({
+          path: path13,
+          problem: {
+            kind: "certificate",
+            message: `is not an OpenSSH certificate (${error.message})`
+          }
+        });
+        continue;
+      }
+      const { blob, certificate } = parsed;
+      if (named && !certificate.publicKey.equals(publicKey)) continue;
+      pairedCertificates.add(path13);
+      const problem = certificateProblem(certificate, {
+        user: plan.user,
+        now: (plan.now ?? (() => /* @__PURE__ */ new Date()))(),
+        publicKey
+      });
+      if (problem) {
+        attempts.skipped.push({ path: path13, problem: { kind: "certificate", message: problem } });
+        continue;
+      }
+      if (plan.certificatesEnabled && !plan.certificatesEnabled()) {
+        attempts.skipped.push({
+          path: path13,
+          problem: {
+            kind: "certificate",
+            message: "cannot be sent by this version of ssh2 (see ssh-certificate-auth.ts)"
+          }
+        });
+        continue;
+      }
+      attempts.certificates.push(
+        `${path13} (ID ${JSON.stringify(certificate.keyId)}, CA ${fingerprint(certificate.signatureKey)})`
+      );
+      for (const algorithm of certificateAlgorithms(certificate)) {
+        keys.push(certificateKey(loaded.key, blob, algorithm));
+      }
+    }
+    return keys;
   }
 }
 function asRsaSha512(key) {
@@ -57032,17 +56575,28 @@ function asRsaSha512(key) {
   return wrapped;
 }
 
+// src/transport/ssh-exec.ts
+init_define_DEPLOYER_PACKAGE();
+var import_node_stream2 = require("node:stream");
+
+// src/transport/ssh-messages.ts
+init_define_DEPLOYER_PACKAGE();
+
 // src/transport/ssh-route.ts
 init_define_DEPLOYER_PACKAGE();
-var import_node_os5 = __toESM(require("node:os"), 1);
-var import_node_path5 = __toESM(require("node:path"), 1);
+var import_node_os7 = __toESM(require("node:os"), 1);
+var import_node_path3 = __toESM(require("node:path"), 1);
 
 // src/transport/ssh-config.ts
 init_define_DEPLOYER_PACKAGE();
 var import_node_child_process5 = require("node:child_process");
+var import_node_os6 = __toESM(require("node:os"), 1);
+
+// src/transport/ssh-config-parser.ts
+init_define_DEPLOYER_PACKAGE();
 var import_promises3 = require("node:fs/promises");
-var import_node_os4 = __toESM(require("node:os"), 1);
-var import_node_path4 = __toESM(require("node:path"), 1);
+var import_node_os5 = __toESM(require("node:os"), 1);
+var import_node_path2 = __toESM(require("node:path"), 1);
 var import_picomatch = __toESM(require_picomatch2(), 1);
 
 // node_modules/ssh-config/lib/ssh-config.js
@@ -57427,12 +56981,12 @@ function parse(text) {
     return param;
   }
   function separator() {
-    let sep = space();
+    let sep2 = space();
     if (chr === "=") {
-      sep += chr;
+      sep2 += chr;
       chr = next();
     }
-    return sep + space();
+    return sep2 + space();
   }
   function value() {
     let val = "";
@@ -57619,153 +57173,102 @@ ${line.before}`;
   return str2;
 }
 
-// src/transport/ssh-config.ts
-var DEFAULT_IDENTITY_FILES = [
-  "~/.ssh/id_rsa",
-  "~/.ssh/id_ecdsa",
-  "~/.ssh/id_ecdsa_sk",
-  "~/.ssh/id_ed25519",
-  "~/.ssh/id_ed25519_sk",
-  "~/.ssh/id_xmss",
-  "~/.ssh/id_dsa"
-];
-var SYSTEM_CONFIG = "/etc/ssh/ssh_config";
-var NOT_EVALUATED = /* @__PURE__ */ new Set(["canonicalizehostname", "canonicaldomains", "proxycommand"]);
-var MAX_INCLUDE_DEPTH = 16;
-var SSH_G_TIMEOUT_MS = 1e4;
+// src/transport/ssh-config-values.ts
+init_define_DEPLOYER_PACKAGE();
+var import_node_os4 = __toESM(require("node:os"), 1);
+var import_node_path = __toESM(require("node:path"), 1);
 var SshConfigError = class extends DeployerError {
   constructor(message, hint, cause) {
     super(message, { exitCode: ExitCode.config, hint, cause });
   }
 };
-var cache = /* @__PURE__ */ new Map();
-function resolveSshConfig(options) {
-  const key = JSON.stringify([options.host, options.user, options.port, options.files, options.resolver]);
-  let resolved = cache.get(key);
-  if (!resolved) {
-    resolved = resolveUncached(options);
-    resolved.catch(() => cache.delete(key));
-    cache.set(key, resolved);
+function normalizeStrict(value) {
+  switch (value.toLowerCase()) {
+    case "yes":
+    case "true":
+      return "yes";
+    case "no":
+    case "off":
+    case "false":
+      return "no";
+    case "accept-new":
+      return "accept-new";
+    default:
+      return "ask";
   }
-  return resolved;
 }
-async function resolveUncached(options) {
-  const resolver = options.resolver ?? "auto";
-  if (resolver === "parser") return parseSshConfigFiles(options);
-  const parsed = await parseSshConfigFiles(options).catch(() => void 0);
-  if (resolver === "auto" && parsed && Object.keys(parsed.sources).length === 0 && parsed.skipped.length === 0) {
-    return parsed;
-  }
-  const fromClient = await resolveWithSshG(options);
-  if (fromClient === void 0) {
-    if (resolver === "ssh -G")
-      throw new SshConfigError("ssh -G: the OpenSSH client is not installed.", "Install openssh-client.");
-    return parsed ?? parseSshConfigFiles(options);
-  }
-  if (parsed) {
-    for (const key of Object.keys(parsed.sources)) {
-      if (JSON.stringify(parsed[key]) === JSON.stringify(fromClient[key]))
-        fromClient.sources[key] = parsed.sources[key];
+function parseProxyJump(value) {
+  if (value.trim().toLowerCase() === "none") return [];
+  return value.split(",").map((raw) => {
+    const spec = raw.trim();
+    let rest = spec.startsWith("ssh://") ? spec.slice("ssh://".length).replace(/\/$/, "") : spec;
+    let user;
+    const at = rest.lastIndexOf("@");
+    if (at >= 0) {
+      user = rest.slice(0, at);
+      rest = rest.slice(at + 1);
     }
-  }
-  return fromClient;
-}
-function parseSshGOutput(text) {
-  const values = /* @__PURE__ */ new Map();
-  for (const line of text.split("\n")) {
-    const match3 = /^(\S+)\s+(.*)$/.exec(line.trim());
-    if (!match3) continue;
-    const keyword = match3[1].toLowerCase();
-    values.set(keyword, [...values.get(keyword) ?? [], match3[2]]);
-  }
-  return values;
-}
-async function resolveWithSshG(options) {
-  const common = [
-    ...options.user ? ["-l", options.user] : [],
-    ...options.port ? ["-p", String(options.port)] : []
-  ];
-  const configArgs = options.files.kind === "file" ? ["-F", options.files.file] : [];
-  let configured;
-  let baseline;
-  try {
-    ;
-    [configured, baseline] = await Promise.all([
-      runSshG([...configArgs, ...common, "--", options.host], options),
-      runSshG(["-F", "/dev/null", ...common, "--", options.host], options)
-    ]);
-  } catch (error) {
-    if (error.code === "ENOENT") return void 0;
-    const stderr = String(error.stderr ?? "").trim();
-    throw new SshConfigError(
-      `\`ssh -G ${[...configArgs, options.host].join(" ")}\` failed: ${stderr || error.message}`,
-      "Fix the ssh_config line it names (`ssh -G HOST` shows what ssh makes of it), or set ssh.config: false in deployer.yml.",
-      error
-    );
-  }
-  return fromSshG(options, parseSshGOutput(configured), parseSshGOutput(baseline));
-}
-function runSshG(args, options) {
-  return new Promise((resolve, reject) => {
-    (0, import_node_child_process5.execFile)(
-      "ssh",
-      ["-G", ...args],
-      { timeout: SSH_G_TIMEOUT_MS, env: options.env ?? process.env, maxBuffer: 1024 * 1024 },
-      (error, stdout, stderr) => {
-        if (error) reject(Object.assign(error, { stderr }));
-        else resolve(stdout);
+    let host = rest;
+    let portText;
+    const bracketed = /^\[([^\]]+)\](?::(.*))?$/.exec(rest);
+    if (bracketed) {
+      host = bracketed[1];
+      portText = bracketed[2];
+    } else if (rest.split(":").length === 2) {
+      ;
+      [host, portText] = rest.split(":");
+    }
+    if (host === "" || user === "" || /\s/.test(spec))
+      throw new Error(`bad ProxyJump hop ${JSON.stringify(spec)}`);
+    const hop = { spec, host, ...user ? { user } : {} };
+    if (portText !== void 0) {
+      const port = Number(portText);
+      if (!/^\d+$/.test(portText) || port < 1 || port > 65535) {
+        throw new Error(`bad port in ProxyJump hop ${JSON.stringify(spec)}`);
       }
-    );
+      return { ...hop, port };
+    }
+    return hop;
   });
 }
-function fromSshG(options, configured, baseline) {
-  const changed = (keyword) => {
-    const value = configured.get(keyword);
-    if (value === void 0) return void 0;
-    return JSON.stringify(value) === JSON.stringify(baseline.get(keyword)) ? void 0 : value;
-  };
-  const one = (keyword) => changed(keyword)?.[0];
-  const hostname4 = one("hostname");
-  const user = one("user");
-  const tokens = {
-    host: options.host,
-    hostname: hostname4 ?? configured.get("hostname")?.[0] ?? options.host,
-    user: user ?? configured.get("user")?.[0],
-    port: configured.get("port")?.[0],
-    homeDir: options.homeDir ?? import_node_os4.default.homedir(),
-    localUser: options.localUser ?? import_node_os4.default.userInfo().username,
-    env: options.env ?? process.env
-  };
-  const port = one("port");
-  const connectTimeout = one("connecttimeout");
-  const serverAlive = one("serveraliveinterval");
-  const strict = one("stricthostkeychecking");
-  const identitiesOnly = one("identitiesonly");
-  const proxyJump = one("proxyjump");
-  const alias = one("hostkeyalias");
-  const proxyCommand = one("proxycommand");
-  return {
-    host: options.host,
-    ...hostname4 !== void 0 ? { hostname: hostname4 } : {},
-    ...user !== void 0 ? { user } : {},
-    ...port !== void 0 ? { port: Number(port) } : {},
-    identityFiles: (changed("identityfile") ?? []).map((file) => expandPath(file, tokens)),
-    ...identitiesOnly !== void 0 ? { identitiesOnly: identitiesOnly === "yes" } : {},
-    ...proxyJump !== void 0 ? { proxyJump: parseProxyJump(proxyJump) } : {},
-    userKnownHostsFiles: (changed("userknownhostsfile")?.[0]?.split(/\s+/) ?? []).map(
-      (file) => expandPath(file, tokens)
-    ),
-    ...strict !== void 0 ? { strictHostKeyChecking: normalizeStrict(strict) } : {},
-    ...connectTimeout !== void 0 && connectTimeout !== "none" ? { connectTimeout: Number(connectTimeout) } : {},
-    ...serverAlive !== void 0 ? { serverAliveInterval: Number(serverAlive) } : {},
-    ...alias !== void 0 ? { hostKeyAlias: alias } : {},
-    certificateFiles: (changed("certificatefile") ?? []).map((file) => expandPath(file, tokens)),
-    ...proxyCommand !== void 0 && proxyCommand !== "none" ? { proxyCommand } : {},
-    sources: {},
-    resolvedBy: "ssh -G",
-    skipped: []
-  };
+function expandPath(value, tokens) {
+  let text = value.replace(
+    /\$\{([A-Za-z_][A-Za-z0-9_]*)\}/g,
+    (match3, name) => tokens.env[name] ?? match3
+  );
+  text = text.replace(/%([%dhnprulL])/g, (match3, token) => {
+    switch (token) {
+      case "%":
+        return "%";
+      case "d":
+        return tokens.homeDir;
+      case "h":
+        return tokens.hostname ?? tokens.host;
+      case "n":
+        return tokens.host;
+      case "p":
+        return tokens.port ?? "22";
+      case "r":
+        return tokens.user ?? tokens.localUser;
+      case "u":
+        return tokens.localUser;
+      case "l":
+        return import_node_os4.default.hostname();
+      case "L":
+        return import_node_os4.default.hostname().split(".")[0];
+      default:
+        return match3;
+    }
+  });
+  if (text === "~") return tokens.homeDir;
+  if (text.startsWith("~/")) return import_node_path.default.join(tokens.homeDir, text.slice(2));
+  return text;
 }
+
+// src/transport/ssh-config-parser.ts
+var SYSTEM_CONFIG = "/etc/ssh/ssh_config";
+var NOT_EVALUATED = /* @__PURE__ */ new Set(["canonicalizehostname", "canonicaldomains", "proxycommand"]);
+var MAX_INCLUDE_DEPTH = 16;
 function parseConfigLines(text, file) {
   const lines = [];
   text.split(/\r?\n/).forEach((raw, index) => {
@@ -57802,8 +57305,8 @@ var readIfExists = async (file) => {
   }
 };
 async function parseSshConfigFiles(options, read = readIfExists) {
-  const homeDir = options.homeDir ?? import_node_os4.default.homedir();
-  const localUser = options.localUser ?? import_node_os4.default.userInfo().username;
+  const homeDir = options.homeDir ?? import_node_os5.default.homedir();
+  const localUser = options.localUser ?? import_node_os5.default.userInfo().username;
   const env2 = options.env ?? process.env;
   const state = new EvaluationState(options.host, options.user, localUser);
   const evaluate = async (file, baseDir, depth) => {
@@ -57837,7 +57340,7 @@ async function parseSshConfigFiles(options, read = readIfExists) {
         }
         for (const pattern2 of line.args) {
           const expanded = expandPath(pattern2, { host: options.host, homeDir, localUser, env: env2 });
-          for (const included of await globFiles(import_node_path4.default.resolve(baseDir, expanded))) {
+          for (const included of await globFiles(import_node_path2.default.resolve(baseDir, expanded))) {
             await evaluate(included, baseDir, depth + 1);
           }
         }
@@ -57848,10 +57351,10 @@ async function parseSshConfigFiles(options, read = readIfExists) {
   };
   if (options.files.kind === "file") {
     const file = expandPath(options.files.file, { host: options.host, homeDir, localUser, env: env2 });
-    await evaluate(file, import_node_path4.default.join(homeDir, ".ssh"), 0);
+    await evaluate(file, import_node_path2.default.join(homeDir, ".ssh"), 0);
   } else {
-    await evaluate(import_node_path4.default.join(homeDir, ".ssh", "config"), import_node_path4.default.join(homeDir, ".ssh"), 0);
-    await evaluate(SYSTEM_CONFIG, import_node_path4.default.dirname(SYSTEM_CONFIG), 0);
+    await evaluate(import_node_path2.default.join(homeDir, ".ssh", "config"), import_node_path2.default.join(homeDir, ".ssh"), 0);
+    await evaluate(SYSTEM_CONFIG, import_node_path2.default.dirname(SYSTEM_CONFIG), 0);
   }
   return state.result({ homeDir, localUser, env: env2, port: options.port });
 }
@@ -57986,106 +57489,164 @@ function readYesNo(line) {
   const text = line?.args[0]?.toLowerCase();
   return text === void 0 ? void 0 : text === "yes" || text === "true";
 }
-function normalizeStrict(value) {
-  switch (value.toLowerCase()) {
-    case "yes":
-    case "true":
-      return "yes";
-    case "no":
-    case "off":
-    case "false":
-      return "no";
-    case "accept-new":
-      return "accept-new";
-    default:
-      return "ask";
-  }
-}
-function parseProxyJump(value) {
-  if (value.trim().toLowerCase() === "none") return [];
-  return value.split(",").map((raw) => {
-    const spec = raw.trim();
-    let rest = spec.startsWith("ssh://") ? spec.slice("ssh://".length).replace(/\/$/, "") : spec;
-    let user;
-    const at = rest.lastIndexOf("@");
-    if (at >= 0) {
-      user = rest.slice(0, at);
-      rest = rest.slice(at + 1);
-    }
-    let host = rest;
-    let portText;
-    const bracketed = /^\[([^\]]+)\](?::(.*))?$/.exec(rest);
-    if (bracketed) {
-      host = bracketed[1];
-      portText = bracketed[2];
-    } else if (rest.split(":").length === 2) {
-      ;
-      [host, portText] = rest.split(":");
-    }
-    if (host === "" || user === "" || /\s/.test(spec))
-      throw new Error(`bad ProxyJump hop ${JSON.stringify(spec)}`);
-    const hop = { spec, host, ...user ? { user } : {} };
-    if (portText !== void 0) {
-      const port = Number(portText);
-      if (!/^\d+$/.test(portText) || port < 1 || port > 65535) {
-        throw new Error(`bad port in ProxyJump hop ${JSON.stringify(spec)}`);
-      }
-      return { ...hop, port };
-    }
-    return hop;
-  });
-}
-function expandPath(value, tokens) {
-  let text = value.replace(
-    /\$\{([A-Za-z_][A-Za-z0-9_]*)\}/g,
-    (match3, name) => tokens.env[name] ?? match3
-  );
-  text = text.replace(/%([%dhnprulL])/g, (match3, token) => {
-    switch (token) {
-      case "%":
-        return "%";
-      case "d":
-        return tokens.homeDir;
-      case "h":
-        return tokens.hostname ?? tokens.host;
-      case "n":
-        return tokens.host;
-      case "p":
-        return tokens.port ?? "22";
-      case "r":
-        return tokens.user ?? tokens.localUser;
-      case "u":
-        return tokens.localUser;
-      case "l":
-        return import_node_os4.default.hostname();
-      case "L":
-        return import_node_os4.default.hostname().split(".")[0];
-      default:
-        return match3;
-    }
-  });
-  if (text === "~") return tokens.homeDir;
-  if (text.startsWith("~/")) return import_node_path4.default.join(tokens.homeDir, text.slice(2));
-  return text;
-}
 async function globFiles(pattern2) {
   if (!/[*?[]/.test(pattern2)) return [pattern2];
   const parts = pattern2.split("/");
   let bases = ["/"];
   for (const part of parts.slice(1)) {
     if (!/[*?[]/.test(part)) {
-      bases = bases.map((base) => import_node_path4.default.join(base, part));
+      bases = bases.map((base) => import_node_path2.default.join(base, part));
       continue;
     }
     const isMatch = (0, import_picomatch.default)(part, { dot: false });
     const next = [];
     for (const base of bases) {
       const names = await (0, import_promises3.readdir)(base).catch(() => []);
-      for (const name of names.sort()) if (isMatch(name)) next.push(import_node_path4.default.join(base, name));
+      for (const name of names.sort()) if (isMatch(name)) next.push(import_node_path2.default.join(base, name));
     }
     bases = next;
   }
   return bases;
+}
+
+// src/transport/ssh-config.ts
+var DEFAULT_IDENTITY_FILES = [
+  "~/.ssh/id_rsa",
+  "~/.ssh/id_ecdsa",
+  "~/.ssh/id_ecdsa_sk",
+  "~/.ssh/id_ed25519",
+  "~/.ssh/id_ed25519_sk",
+  "~/.ssh/id_xmss",
+  "~/.ssh/id_dsa"
+];
+var SSH_G_TIMEOUT_MS = 1e4;
+var cache = /* @__PURE__ */ new Map();
+function resolveSshConfig(options) {
+  const key = JSON.stringify([options.host, options.user, options.port, options.files, options.resolver]);
+  let resolved = cache.get(key);
+  if (!resolved) {
+    resolved = resolveUncached(options);
+    resolved.catch(() => cache.delete(key));
+    cache.set(key, resolved);
+  }
+  return resolved;
+}
+async function resolveUncached(options) {
+  const resolver = options.resolver ?? "auto";
+  if (resolver === "parser") return parseSshConfigFiles(options);
+  const parsed = await parseSshConfigFiles(options).catch(() => void 0);
+  if (resolver === "auto" && parsed && Object.keys(parsed.sources).length === 0 && parsed.skipped.length === 0) {
+    return parsed;
+  }
+  const fromClient = await resolveWithSshG(options);
+  if (fromClient === void 0) {
+    if (resolver === "ssh -G")
+      throw new SshConfigError("ssh -G: the OpenSSH client is not installed.", "Install openssh-client.");
+    return parsed ?? parseSshConfigFiles(options);
+  }
+  if (parsed) {
+    for (const key of Object.keys(parsed.sources)) {
+      if (JSON.stringify(parsed[key]) === JSON.stringify(fromClient[key]))
+        fromClient.sources[key] = parsed.sources[key];
+    }
+  }
+  return fromClient;
+}
+function parseSshGOutput(text) {
+  const values = /* @__PURE__ */ new Map();
+  for (const line of text.split("\n")) {
+    const match3 = /^(\S+)\s+(.*)$/.exec(line.trim());
+    if (!match3) continue;
+    const keyword = match3[1].toLowerCase();
+    values.set(keyword, [...values.get(keyword) ?? [], match3[2]]);
+  }
+  return values;
+}
+async function resolveWithSshG(options) {
+  const common = [
+    ...options.user ? ["-l", options.user] : [],
+    ...options.port ? ["-p", String(options.port)] : []
+  ];
+  const configArgs = options.files.kind === "file" ? ["-F", options.files.file] : [];
+  let configured;
+  let baseline;
+  try {
+    ;
+    [configured, baseline] = await Promise.all([
+      runSshG([...configArgs, ...common, "--", options.host], options),
+      runSshG(["-F", "/dev/null", ...common, "--", options.host], options)
+    ]);
+  } catch (error) {
+    if (error.code === "ENOENT") return void 0;
+    const stderr = String(error.stderr ?? "").trim();
+    throw new SshConfigError(
+      `\`ssh -G ${[...configArgs, options.host].join(" ")}\` failed: ${stderr || error.message}`,
+      "Fix the ssh_config line it names (`ssh -G HOST` shows what ssh makes of it), or set ssh.config: false in deployer.yml.",
+      error
+    );
+  }
+  return fromSshG(options, parseSshGOutput(configured), parseSshGOutput(baseline));
+}
+function runSshG(args, options) {
+  return new Promise((resolve2, reject) => {
+    (0, import_node_child_process5.execFile)(
+      "ssh",
+      ["-G", ...args],
+      { timeout: SSH_G_TIMEOUT_MS, env: options.env ?? process.env, maxBuffer: 1024 * 1024 },
+      (error, stdout, stderr) => {
+        if (error) reject(Object.assign(error, { stderr }));
+        else resolve2(stdout);
+      }
+    );
+  });
+}
+function fromSshG(options, configured, baseline) {
+  const changed = (keyword) => {
+    const value = configured.get(keyword);
+    if (value === void 0) return void 0;
+    return JSON.stringify(value) === JSON.stringify(baseline.get(keyword)) ? void 0 : value;
+  };
+  const one = (keyword) => changed(keyword)?.[0];
+  const hostname4 = one("hostname");
+  const user = one("user");
+  const tokens = {
+    host: options.host,
+    hostname: hostname4 ?? configured.get("hostname")?.[0] ?? options.host,
+    user: user ?? configured.get("user")?.[0],
+    port: configured.get("port")?.[0],
+    homeDir: options.homeDir ?? import_node_os6.default.homedir(),
+    localUser: options.localUser ?? import_node_os6.default.userInfo().username,
+    env: options.env ?? process.env
+  };
+  const port = one("port");
+  const connectTimeout = one("connecttimeout");
+  const serverAlive = one("serveraliveinterval");
+  const strict = one("stricthostkeychecking");
+  const identitiesOnly = one("identitiesonly");
+  const proxyJump = one("proxyjump");
+  const alias = one("hostkeyalias");
+  const proxyCommand = one("proxycommand");
+  return {
+    host: options.host,
+    ...hostname4 !== void 0 ? { hostname: hostname4 } : {},
+    ...user !== void 0 ? { user } : {},
+    ...port !== void 0 ? { port: Number(port) } : {},
+    identityFiles: (changed("identityfile") ?? []).map((file) => expandPath(file, tokens)),
+    ...identitiesOnly !== void 0 ? { identitiesOnly: identitiesOnly === "yes" } : {},
+    ...proxyJump !== void 0 ? { proxyJump: parseProxyJump(proxyJump) } : {},
+    userKnownHostsFiles: (changed("userknownhostsfile")?.[0]?.split(/\s+/) ?? []).map(
+      (file) => expandPath(file, tokens)
+    ),
+    ...strict !== void 0 ? { strictHostKeyChecking: normalizeStrict(strict) } : {},
+    ...connectTimeout !== void 0 && connectTimeout !== "none" ? { connectTimeout: Number(connectTimeout) } : {},
+    ...serverAlive !== void 0 ? { serverAliveInterval: Number(serverAlive) } : {},
+    ...alias !== void 0 ? { hostKeyAlias: alias } : {},
+    certificateFiles: (changed("certificatefile") ?? []).map((file) => expandPath(file, tokens)),
+    ...proxyCommand !== void 0 && proxyCommand !== "none" ? { proxyCommand } : {},
+    sources: {},
+    resolvedBy: "ssh -G",
+    skipped: []
+  };
 }
 
 // src/transport/ssh-route.ts
@@ -58093,8 +57654,8 @@ var DEFAULT_KEEPALIVE_MS = 1e4;
 var MAX_JUMP_DEPTH = 8;
 var defaultContext = () => ({
   resolve: resolveSshConfig,
-  homeDir: import_node_os5.default.homedir(),
-  localUser: import_node_os5.default.userInfo().username
+  homeDir: import_node_os7.default.homedir(),
+  localUser: import_node_os7.default.userInfo().username
 });
 async function planRoute(host, context = defaultContext()) {
   const ssh = host.ssh;
@@ -58228,20 +57789,373 @@ var SOURCE_NAMES = {
   proxyCommand: "ProxyCommand"
 };
 function describeSources(endpoint, keys) {
-  const home = import_node_os5.default.homedir();
+  const home = import_node_os7.default.homedir();
   return Object.keys(endpoint.sources).filter((key) => !keys || keys.includes(key)).map((key) => {
     const source = endpoint.sources[key];
-    const file = source.file.startsWith(`${home}${import_node_path5.default.sep}`) ? `~${source.file.slice(home.length)}` : source.file;
+    const file = source.file.startsWith(`${home}${import_node_path3.default.sep}`) ? `~${source.file.slice(home.length)}` : source.file;
     return `${SOURCE_NAMES[key]} (${file}:${source.line})`;
   }).join(", ");
 }
 
-// src/transport/ssh.ts
-var { Client } = import_ssh22.default;
-var KEEPALIVE_COUNT_MAX = 3;
-var CLOSE_GRACE_MS = 2e3;
-var HANDSHAKE_RETRY_DELAYS_MS = [100, 250, 500, 1e3, 2e3, 4e3, 8e3, 8e3];
+// src/transport/ssh-messages.ts
+function endpointAddress(endpoint) {
+  return `${endpoint.user}@${endpoint.hostname}:${endpoint.port}`;
+}
+function sshCommand(endpoint) {
+  return `ssh -p ${endpoint.port} ${quote(`${endpoint.user}@${endpoint.hostname}`)}`;
+}
+function keyscanCommand(endpoint) {
+  const port = endpoint.port === 22 ? "" : `-p ${endpoint.port} `;
+  return `\`ssh-keyscan ${port}${quote(endpoint.hostname)} >> ${quote(endpoint.knownHostsFiles[0])}\``;
+}
+function withSources(endpoint, keys, lead = " (ssh_config: ") {
+  const text = describeSources(endpoint, keys);
+  if (text === "") return "";
+  return lead === " (ssh_config: " ? `${lead}${text})` : `${lead}${text}`;
+}
+function summarize(command) {
+  const firstLine2 = command.split("\n", 1)[0];
+  return firstLine2.length > 60 || firstLine2 !== command ? `${firstLine2.slice(0, 60)}...` : firstLine2;
+}
+function connectError(endpoint, hop, error, attempts) {
+  const code = error.code;
+  const level = error.level;
+  const address = `${endpoint.hostname}:${endpoint.port}`;
+  const settings = withSources(endpoint, ["hostname", "port", "user", "proxyJump"]);
+  const make = (message, hint) => new ConnectionError(hop.host, `${hop.where}${message}`, hint, error);
+  if (code === "ECONNREFUSED") {
+    return make(
+      `nothing is listening on ${address} (connection refused).`,
+      `Check hostname and port of ${hop.host} in deployer.yml${settings}, and that sshd is running on the host.`
+    );
+  }
+  if (code === "ENOTFOUND" || code === "EAI_AGAIN") {
+    return make(
+      `the name ${endpoint.hostname} does not resolve (${code}).`,
+      code === "EAI_AGAIN" ? "The DNS server did not answer: check the network, or use an IP address." : `Check the spelling of hostname in deployer.yml${settings}, or use an IP address.`
+    );
+  }
+  if (code === "EHOSTUNREACH" || code === "ENETUNREACH" || code === "ETIMEDOUT") {
+    return make(
+      `${address} is unreachable (${code}).`,
+      "Check the address, the network route and firewalls between here and the host."
+    );
+  }
+  if (level === "client-timeout") {
+    return make(
+      `no SSH handshake with ${address} within ${endpoint.connectTimeout} s.`,
+      "Check that the port is an SSH server reachable from here (a firewall that drops packets looks like this), or raise ssh.connect_timeout."
+    );
+  }
+  if (level === "client-authentication") return authError(endpoint, attempts, make);
+  return make(
+    `cannot connect to ${address}: ${error.message}.`,
+    `Run \`${sshCommand(endpoint)} -v true\` to see where it fails.`
+  );
+}
+function authError(endpoint, attempts, make) {
+  const target = endpointAddress(endpoint);
+  const home = `~${endpoint.user}/.ssh/authorized_keys`;
+  const offered = [
+    ...attempts.agent ? [`the SSH agent's ${attempts.agent.keys} key(s) (SSH_AUTH_SOCK=${attempts.agent.socket})`] : [],
+    ...attempts.certificates.map((certificate) => `the user certificate ${certificate}`),
+    ...attempts.keys.map((key) => `${key.path} (${key.fingerprint})`)
+  ];
+  const skipped = attempts.skipped.map((entry) => `${entry.path} ${describeProblem(entry.problem)}`);
+  const skippedText = skipped.length > 0 ? ` Not offered: ${skipped.join("; ")}.` : "";
+  const certificateHint = certificateAdvice(endpoint, attempts);
+  if (endpoint.identity && attempts.keys.length === 1 && attempts.certificates.length === 0) {
+    const key = attempts.keys[0];
+    return make(
+      `${target} refused the key ${key.path} (${key.fingerprint}).${skippedText}`,
+      certificateHint || `Add ${key.path}.pub to ${home} on ${endpoint.hostname} (\`ssh-copy-id -i ${quote(key.path)} -p ${endpoint.port} ${endpoint.user}@${endpoint.hostname}\`), or check user and ssh.identity.`
+    );
+  }
+  if (offered.length === 0) {
+    return make(
+      `no SSH credentials for ${target}: ssh.identity is not set, no SSH agent is running (SSH_AUTH_SOCK is empty), and none of ${endpoint.identityFiles.join(", ")} could be used.${skippedText}`,
+      certificateHint || "Set ssh.identity to a private key file, or start ssh-agent and add your key with `ssh-add`."
+    );
+  }
+  return make(
+    `${target} refused every credential offered: ${offered.join(", ")}.${skippedText}`,
+    certificateHint || `Check that the right key is offered (\`ssh-add -l\`, IdentityFile${withSources(endpoint, ["identityFiles"], " at ")}) and that its public half is in ${home} on ${endpoint.hostname}.`
+  );
+}
+function certificateAdvice(endpoint, attempts) {
+  const agentOnly = attempts.skipped.some(
+    (entry) => entry.problem.kind === "certificate" && entry.problem.message.includes("ssh-agent")
+  );
+  if (agentOnly) {
+    const where = describeSources(endpoint, ["certificateFiles"]);
+    return `Put the private key beside the certificate${where ? ` (${where})` : ""}, add the certificate to ssh-agent with its key (\`ssh-add KEY\` loads KEY-cert.pub too), or set \`ssh.client: openssh\` in deployer.yml.`;
+  }
+  if (attempts.certificates.length === 0) return "";
+  return `Check that sshd on ${endpoint.hostname} trusts the certificate's CA (TrustedUserCAKeys in its sshd_config) and that the certificate names ${endpoint.user} among its principals and is valid now (\`ssh-keygen -L -f CERT\`).`;
+}
+function describeProblem(problem) {
+  switch (problem.kind) {
+    case "missing":
+      return "does not exist";
+    case "encrypted":
+      return `is encrypted (set ${PASSPHRASE_ENV}, run on a terminal to be asked, or add it to ssh-agent)`;
+    case "wrong-passphrase":
+      return `is not decrypted by ${PASSPHRASE_ENV}`;
+    case "public":
+      return "is a public key";
+    case "unreadable":
+      return `cannot be used (${problem.message})`;
+    case "certificate":
+      return problem.message;
+  }
+}
+function identityError(host, load2) {
+  if (load2.ok) return void 0;
+  const { path: identity, problem } = load2;
+  switch (problem.kind) {
+    case "missing":
+    case "unreadable":
+      if (problem.kind === "missing" || !/parse|unsupported|format/i.test(problem.message)) {
+        return new ConnectionError(
+          host,
+          `cannot read the private key ${identity} (${problem.kind === "missing" ? "ENOENT" : problem.message}).`,
+          "Point ssh.identity at a private key file this user can read, or remove it to use ssh-agent."
+        );
+      }
+      return new ConnectionError(
+        host,
+        `cannot use the private key ${identity}: ${problem.message}.`,
+        "ssh.identity must be an OpenSSH, PEM or PuTTY private key file (ed25519, ecdsa or rsa)."
+      );
+    case "encrypted":
+      return new ConnectionError(
+        host,
+        `the private key ${identity} is encrypted and ${PASSPHRASE_ENV} is not set.`,
+        `Export ${PASSPHRASE_ENV}, or load the key into ssh-agent (\`ssh-add ${identity}\`) and remove ssh.identity.`
+      );
+    case "wrong-passphrase":
+      return new ConnectionError(
+        host,
+        `${PASSPHRASE_ENV} does not decrypt the private key ${identity}.`,
+        `Check the passphrase with \`ssh-keygen -y -f ${identity}\`.`
+      );
+    case "public":
+      return new ConnectionError(
+        host,
+        `${identity} is a public key, not a private key.`,
+        "Point ssh.identity at the private half of the key (the file without .pub)."
+      );
+    case "certificate":
+      return new ConnectionError(
+        host,
+        `cannot use ${identity}: it ${problem.message}.`,
+        "Check ssh.identity."
+      );
+  }
+}
+function droppedBeforeBanner(error) {
+  if (!(error instanceof ConnectionError) || error instanceof HostKeyError) return false;
+  const cause = error.cause;
+  if (!cause) return /closed the connection before it was ready/.test(error.message);
+  return /Connection lost before handshake/i.test(cause.message) || cause.code === "ECONNRESET";
+}
+
+// src/transport/ssh-exec.ts
 var DRAIN_AFTER_EXIT_MS = 5e3;
+function runCommand(context, connection, command, options) {
+  const { signal, onOutput, stdin } = options;
+  const wrapped = wrapScript(command, { hasInput: stdin !== void 0 });
+  const frames = { stdout: new OutputFrame(wrapped.marker), stderr: new OutputFrame(wrapped.marker) };
+  return new Promise((resolve2, reject) => {
+    const stdout = [];
+    const stderr = [];
+    let channel;
+    let exit = { code: null };
+    let settled = false;
+    let drainTimer;
+    const settle = (finish) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(drainTimer);
+      signal?.removeEventListener("abort", onAbort);
+      connection.inFlight.delete(onConnectionClose);
+      if (stdin instanceof import_node_stream2.Readable && channel) stdin.unpipe(channel);
+      finish();
+    };
+    const onAbort = () => {
+      if (channel) {
+        sendSignal(channel, "TERM");
+        channel.close();
+      }
+      settle(() => reject(abortError(context.host, command, signal)));
+    };
+    const onConnectionClose = () => {
+      const cause = connection.lastError;
+      settle(
+        () => reject(
+          new ConnectionError(
+            context.host,
+            `the connection to ${context.target()} dropped while running \`${summarize(command)}\`` + (cause ? ` (${cause.message}).` : "."),
+            "The command may or may not have finished on the host: check its effect before running it again.",
+            cause
+          )
+        )
+      );
+    };
+    signal?.addEventListener("abort", onAbort, { once: true });
+    connection.inFlight.add(onConnectionClose);
+    const onChannel = (error, opened) => {
+      if (error) {
+        settle(
+          () => reject(
+            new ConnectionError(
+              context.host,
+              `${context.target()} refused to run \`${summarize(command)}\`: ${error.message}.`,
+              "sshd limits the commands running at once on one connection (MaxSessions, default 10): run fewer in parallel.",
+              error
+            )
+          )
+        );
+        return;
+      }
+      if (settled) {
+        opened.close();
+        return;
+      }
+      channel = opened;
+      const collect = (name, into) => (chunk) => {
+        const own = frames[name].push(chunk);
+        if (own.length === 0) return;
+        into.push(own);
+        onOutput?.(own.toString("utf8"), name);
+      };
+      opened.on("data", collect("stdout", stdout));
+      opened.stderr.on("data", collect("stderr", stderr));
+      opened.on("exit", (code, signalName) => {
+        exit = { code: code ?? null, signal: signalName ? normalizeSignal(signalName) : void 0 };
+        drainTimer = setTimeout(() => {
+          opened.close();
+          finish();
+        }, DRAIN_AFTER_EXIT_MS);
+      });
+      opened.on("error", (channelError) => {
+        settle(
+          () => reject(
+            new ConnectionError(
+              context.host,
+              `the channel running \`${summarize(command)}\` on ${context.target()} failed: ${channelError.message}.`,
+              "Run the command again; if it keeps failing, check the sshd log on the host.",
+              channelError
+            )
+          )
+        );
+      });
+      const finish = () => {
+        if (!frames.stdout.started) {
+          const said = frames.stderr.unframed().trim() || frames.stdout.unframed();
+          settle(() => loginShellError(context, connection, said).then(reject, reject));
+          return;
+        }
+        settle(
+          () => resolve2({
+            code: exit.code,
+            signal: exit.signal,
+            stdout: Buffer.concat(stdout).toString("utf8"),
+            stderr: Buffer.concat(stderr).toString("utf8")
+          })
+        );
+      };
+      opened.on("close", () => {
+        if (opened.stderr.readableEnded) finish();
+        else opened.stderr.once("end", finish);
+      });
+      if (stdin instanceof import_node_stream2.Readable) {
+        stdin.once("error", (inputError) => {
+          opened.close();
+          settle(() => reject(inputError));
+        });
+      }
+      opened.write(wrapped.preamble);
+      pipeInput(stdin, opened);
+    };
+    openChannel(connection, wrapped.command, () => settled, onChannel, onConnectionClose);
+  });
+}
+function openChannel(connection, commandLine, cancelled, onChannel, onNotConnected) {
+  const { client, gate } = connection;
+  const attempt2 = (retry) => {
+    gate.acquire().then(() => {
+      if (cancelled()) return gate.release();
+      try {
+        client.exec(commandLine, (error, channel) => {
+          if (!error) {
+            channel.once("close", () => gate.release());
+            return onChannel(void 0, channel);
+          }
+          if (!isChannelRefusal(error)) {
+            gate.release();
+            return onChannel(error, channel);
+          }
+          if (gate.refused() > 0) return attempt2(retry);
+          const delay3 = REFUSAL_RETRY_DELAYS_MS[retry];
+          if (delay3 === void 0 || cancelled()) return onChannel(error, channel);
+          setTimeout(() => attempt2(retry + 1), delay3);
+        });
+      } catch {
+        gate.release();
+        onNotConnected();
+      }
+    });
+  };
+  attempt2(0);
+}
+async function loginShellError(context, connection, said) {
+  const shell = await new Promise((resolve2) => {
+    const onProbe = (error, channel) => {
+      if (error) return resolve2(void 0);
+      let output = "";
+      channel.on("data", (chunk) => {
+        output += chunk.toString("utf8");
+      });
+      channel.stderr.resume();
+      channel.on("close", () => resolve2(parseLoginShell(output)));
+      channel.end();
+    };
+    openChannel(
+      connection,
+      LOGIN_SHELL_PROBE,
+      () => false,
+      onProbe,
+      () => resolve2(void 0)
+    );
+  });
+  const user = context.user();
+  return new LoginShellError(context.host, user, shell, said);
+}
+function abortError(host, command, signal) {
+  const error = new Error(`Host ${host}: \`${summarize(command)}\` was aborted.`, {
+    cause: signal.reason
+  });
+  error.name = "AbortError";
+  return error;
+}
+function sendSignal(channel, name) {
+  const internals = channel;
+  const outgoing = internals.outgoing;
+  if (!outgoing || outgoing.state !== "open" && outgoing.state !== "eof") return;
+  try {
+    internals._client?._protocol?.signal(outgoing.id, name);
+  } catch {
+  }
+}
+function normalizeSignal(name) {
+  return name.startsWith("SIG") ? name : `SIG${name}`;
+}
+
+// src/transport/ssh-host-keys.ts
+init_define_DEPLOYER_PACKAGE();
+var import_promises4 = require("node:fs/promises");
+var import_node_path4 = require("node:path");
 var SUPPORTED_HOST_KEY_ALGORITHMS = [
   "ssh-ed25519",
   "ecdsa-sha2-nistp256",
@@ -58252,17 +58166,120 @@ var SUPPORTED_HOST_KEY_ALGORITHMS = [
   "ssh-rsa",
   "ssh-dss"
 ];
+async function readKnownHosts(endpoint, hop) {
+  const name = endpoint.hostKeyAlias ? knownHostName(endpoint.hostKeyAlias, 22) : knownHostName(endpoint.hostname, endpoint.port);
+  const known = { name, entries: [], certAuthorities: [] };
+  for (const file of endpoint.knownHostsFiles) {
+    let text;
+    try {
+      text = (await readOnce(file)).toString("utf8");
+    } catch (error) {
+      if (error.code === "ENOENT") continue;
+      throw new HostKeyError(
+        hop.host,
+        `${hop.where}cannot read the known_hosts file ${file} (${error.code ?? error}).`,
+        "Make it readable by this user, or point ssh.known_hosts at another file."
+      );
+    }
+    const entries = endpoint.hostKeyAlias ? lookupHostKeys(text, endpoint.hostKeyAlias, 22) : lookupHostKeys(text, endpoint.hostname, endpoint.port);
+    known.entries.push(...entries.map((entry) => ({ ...entry, file })));
+    known.certAuthorities.push(...certAuthorityLines(text, name).map((line) => `${file}:${line}`));
+  }
+  return known;
+}
+async function recordHostKey(endpoint, hop, name, key) {
+  const file = endpoint.knownHostsFiles[0];
+  try {
+    await (0, import_promises4.mkdir)((0, import_node_path4.dirname)(file), { recursive: true, mode: 448 });
+    const again = await readKnownHosts({ ...endpoint, knownHostsFiles: [file] }, hop);
+    if (checkHostKey(again.entries, key).status === "known") return false;
+    const existing = (await readOnce(file).catch(() => Buffer.alloc(0))).toString("utf8");
+    const separator = existing === "" || existing.endsWith("\n") ? "" : "\n";
+    await (0, import_promises4.appendFile)(file, `${separator}${name} ${keyTypeOf(key)} ${key.toString("base64")}
+`, {
+      mode: 384
+    });
+    return true;
+  } catch (error) {
+    if (error instanceof HostKeyError) throw error;
+    throw new HostKeyError(
+      hop.host,
+      `${hop.where}cannot record the host key of ${name} in ${file}: ${error.message}.`,
+      `Make ${file} and its directory writable by this user, or record the key yourself with ${keyscanCommand(endpoint)}.`
+    );
+  }
+}
+function hostKeyError(endpoint, hop, known, check, key) {
+  const files = endpoint.knownHostsFiles.join(", ");
+  const name = known.name;
+  const offered = `${keyTypeOf(key)} key ${fingerprint(key)}`;
+  const where = hop.where;
+  const alias = endpoint.hostKeyAlias ? ` (HostKeyAlias${withSources(endpoint, ["hostKeyAlias"], " from ")})` : "";
+  switch (check.status) {
+    case "unknown":
+      if (known.certAuthorities.length > 0) {
+        return new HostKeyError(
+          hop.host,
+          `${where}${name}${alias} is vouched for only by the host CA at ${known.certAuthorities.join(", ")} (@cert-authority), and deployer's built-in SSH client (ssh2) cannot check host certificates; the host offered its plain ${offered}.`,
+          `Set \`ssh.client: openssh\` in deployer.yml to let the system ssh check the certificate, or record the host's own key once checked with ${keyscanCommand(endpoint)}.`
+        );
+      }
+      return new HostKeyError(
+        hop.host,
+        `${where}${name}${alias} is not in ${files}; it offered the ${offered}.`,
+        `Check that fingerprint with whoever runs the host (\`ssh-keygen -lf /etc/ssh/ssh_host_${keyTypeOf(key).replace(/^ssh-|-.*$/g, "")}_key.pub\` there), then record it with ${keyscanCommand(endpoint)}; or set \`host_key: accept-new\` to record it on first connection.`
+      );
+    case "revoked":
+      return new HostKeyError(
+        hop.host,
+        `${where}${name}${alias} offered the ${offered}, which ${check.entry.file}:${check.entry.line} marks @revoked.`,
+        "A revoked key is never accepted: the host needs a new host key, recorded in known_hosts once checked."
+      );
+    case "changed":
+      return new HostKeyError(
+        hop.host,
+        `${where}the host key of ${name}${alias} has changed: it offered the ${offered}, but ${files} records ${describeEntries(check.entries)}.`,
+        `This can be a man-in-the-middle attack, and deployer never replaces a recorded key. If the host was reinstalled, confirm the new fingerprint out of band, remove the old key with \`ssh-keygen -R ${quote(name)} -f ${quote(check.entries[0]?.file ?? files)}\`, and connect again.`
+      );
+  }
+}
+function preferredAlgorithms(entries) {
+  const recorded = hostKeyAlgorithmsFor(
+    entries.filter((entry) => !entry.revoked).map((entry) => entry.keyType)
+  );
+  const preferred = SUPPORTED_HOST_KEY_ALGORITHMS.filter((algorithm) => recorded.includes(algorithm)).sort(
+    (a, b) => recorded.indexOf(a) - recorded.indexOf(b)
+  );
+  if (preferred.length === 0) return void 0;
+  return { serverHostKey: { remove: preferred, prepend: preferred, append: [] } };
+}
+function describeEntries(entries) {
+  return entries.map((entry) => `${entry.keyType} key ${fingerprint(entry.key)} at ${entry.file}:${entry.line}`).join(", ");
+}
+
+// src/transport/ssh.ts
+var { Client } = import_ssh22.default;
+var KEEPALIVE_COUNT_MAX = 3;
+var CLOSE_GRACE_MS = 2e3;
+var HANDSHAKE_RETRY_DELAYS_MS = [100, 250, 500, 1e3, 2e3, 4e3, 8e3, 8e3];
 var SshTransport = class {
   name;
   host;
   connection;
   /** The route of the last connection attempt, for messages. */
   route;
+  /** What a command's messages name: this host, its address and login user. */
+  commandContext;
   /** Host keys recorded in known_hosts by `accept-new` (as `name type`), on any hop. */
   recordedHostKeys = [];
   constructor(host) {
     this.host = host;
     this.name = host.name;
+    this.commandContext = {
+      host: host.name,
+      target: () => this.target,
+      user: () => this.route?.at(-1)?.user ?? this.host.user ?? "the SSH user"
+    };
   }
   /** Opens the connection now instead of on the first command (to fail fast on every host at once). */
   async connect() {
@@ -58270,11 +58287,11 @@ var SshTransport = class {
   }
   exec(command, options = {}) {
     const { signal } = options;
-    if (signal?.aborted) return Promise.reject(this.abortError(command, signal));
+    if (signal?.aborted) return Promise.reject(abortError(this.name, command, signal));
     const connection = this.openConnection();
     return connection.ready.then(() => {
-      if (signal?.aborted) throw this.abortError(command, signal);
-      return this.runCommand(connection, command, options);
+      if (signal?.aborted) throw abortError(this.name, command, signal);
+      return runCommand(this.commandContext, connection, command, options);
     });
   }
   /** Ends the connection and its jump hosts' connections. Idempotent; a later `exec` opens a new one. */
@@ -58290,13 +58307,13 @@ var SshTransport = class {
       });
       if (!connection.established) return;
     }
-    await new Promise((resolve) => {
-      if (connection.closed) return resolve();
-      const grace = setTimeout(resolve, CLOSE_GRACE_MS);
+    await new Promise((resolve2) => {
+      if (connection.closed) return resolve2();
+      const grace = setTimeout(resolve2, CLOSE_GRACE_MS);
       grace.unref();
       connection.client.once("close", () => {
         clearTimeout(grace);
-        resolve();
+        resolve2();
       });
       connection.client.end();
     });
@@ -58373,7 +58390,7 @@ var SshTransport = class {
         if (pause === void 0 || connection.closing || !droppedBeforeBanner(error)) throw error;
         for (const hop of connection.hops) hop.destroy();
         connection.hops = [];
-        await new Promise((resolve) => setTimeout(resolve, pause * (0.5 + Math.random())));
+        await new Promise((resolve2) => setTimeout(resolve2, pause * (0.5 + Math.random())));
         if (connection.closing) throw error;
         connection.client = new Client();
         this.watchClient(connection);
@@ -58396,7 +58413,10 @@ var SshTransport = class {
     }
     this.route = route;
     const target = route.at(-1);
-    if (target.identity) await this.checkIdentity(target.identity);
+    if (target.identity) {
+      const refusal = identityError(this.name, await loadKey(target.identity));
+      if (refusal) throw refusal;
+    }
     let previous;
     for (const endpoint of route) {
       const isTarget = endpoint === target;
@@ -58414,10 +58434,10 @@ var SshTransport = class {
   }
   /** A channel from a jump host to the next endpoint's SSH port, to run the next connection over. */
   forward(client, via, to) {
-    return new Promise((resolve, reject) => {
+    return new Promise((resolve2, reject) => {
       try {
         client.forwardOut("127.0.0.1", 0, to.hostname, to.port, (error, channel) => {
-          if (!error) return resolve(channel);
+          if (!error) return resolve2(channel);
           reject(
             new ConnectionError(
               this.name,
@@ -58433,9 +58453,11 @@ var SshTransport = class {
     });
   }
   async connectEndpoint(connection, client, endpoint, sock) {
-    const knownHosts = await this.readKnownHosts(endpoint);
-    const attempts = { keys: [], skipped: [] };
-    await new Promise((resolve, reject) => {
+    const hop = this.hop(endpoint);
+    const knownHosts = await readKnownHosts(endpoint, hop);
+    const attempts = noAttempts();
+    let certificatesEnabled = false;
+    await new Promise((resolve2, reject) => {
       let settled = false;
       let hostKeyRefusal;
       let verifiedKey;
@@ -58452,7 +58474,7 @@ var SshTransport = class {
         const check = checkHostKey(knownHosts.entries, key);
         if (check.status === "unknown" && endpoint.hostKeyPolicy === "accept-new") keyToRecord = key;
         else if (check.status !== "known") {
-          hostKeyRefusal = this.hostKeyError(endpoint, knownHosts, check, key);
+          hostKeyRefusal = hostKeyError(endpoint, hop, knownHosts, check, key);
           return false;
         }
         verifiedKey = key;
@@ -58460,17 +58482,20 @@ var SshTransport = class {
       };
       client.on("handshake", () => {
         if (!keyToRecord) return;
-        recording = this.recordHostKey(endpoint, knownHosts.name, keyToRecord);
+        const recorded = `${knownHosts.name} ${keyTypeOf(keyToRecord)}`;
+        recording = recordHostKey(endpoint, hop, knownHosts.name, keyToRecord).then((written) => {
+          if (written) this.recordedHostKeys.push(recorded);
+        });
         keyToRecord = void 0;
       });
       client.on("ready", () => {
         recording.then(() => {
           if (settled) return;
           settled = true;
-          resolve();
+          resolve2();
         }, fail);
       });
-      client.on("error", (error) => fail(hostKeyRefusal ?? this.connectError(endpoint, error, attempts)));
+      client.on("error", (error) => fail(hostKeyRefusal ?? connectError(endpoint, hop, error, attempts)));
       client.on(
         "close",
         () => fail(
@@ -58496,6 +58521,8 @@ var SshTransport = class {
             ...endpoint.identity ? { identity: endpoint.identity } : {},
             identityFiles: endpoint.identityFiles,
             identitiesOnly: endpoint.identitiesOnly,
+            certificateFiles: endpoint.certificateFiles,
+            certificatesEnabled: () => certificatesEnabled,
             ...process.env.SSH_AUTH_SOCK ? { agentSocket: process.env.SSH_AUTH_SOCK } : {}
           },
           attempts
@@ -58514,6 +58541,7 @@ var SshTransport = class {
       }
       try {
         client.connect(config);
+        certificatesEnabled = enableCertificateAuth(client);
         if (!sock) client.setNoDelay(true);
       } catch (error) {
         fail(
@@ -58527,449 +58555,15 @@ var SshTransport = class {
       }
     });
   }
-  runCommand(connection, command, options) {
-    const { signal, onOutput, stdin } = options;
-    const wrapped = wrapScript(command, { hasInput: stdin !== void 0 });
-    const frames = { stdout: new OutputFrame(wrapped.marker), stderr: new OutputFrame(wrapped.marker) };
-    return new Promise((resolve, reject) => {
-      const stdout = [];
-      const stderr = [];
-      let channel;
-      let exit = { code: null };
-      let settled = false;
-      let drainTimer;
-      const settle = (finish) => {
-        if (settled) return;
-        settled = true;
-        clearTimeout(drainTimer);
-        signal?.removeEventListener("abort", onAbort);
-        connection.inFlight.delete(onConnectionClose);
-        if (stdin instanceof import_node_stream2.Readable && channel) stdin.unpipe(channel);
-        finish();
-      };
-      const onAbort = () => {
-        if (channel) {
-          sendSignal(channel, "TERM");
-          channel.close();
-        }
-        settle(() => reject(this.abortError(command, signal)));
-      };
-      const onConnectionClose = () => {
-        const cause = connection.lastError;
-        settle(
-          () => reject(
-            new ConnectionError(
-              this.name,
-              `the connection to ${this.target} dropped while running \`${summarize(command)}\`` + (cause ? ` (${cause.message}).` : "."),
-              "The command may or may not have finished on the host: check its effect before running it again.",
-              cause
-            )
-          )
-        );
-      };
-      signal?.addEventListener("abort", onAbort, { once: true });
-      connection.inFlight.add(onConnectionClose);
-      const onChannel = (error, opened) => {
-        if (error) {
-          settle(
-            () => reject(
-              new ConnectionError(
-                this.name,
-                `${this.target} refused to run \`${summarize(command)}\`: ${error.message}.`,
-                "sshd limits the commands running at once on one connection (MaxSessions, default 10): run fewer in parallel.",
-                error
-              )
-            )
-          );
-          return;
-        }
-        if (settled) {
-          opened.close();
-          return;
-        }
-        channel = opened;
-        const collect = (name, into) => (chunk) => {
-          const own = frames[name].push(chunk);
-          if (own.length === 0) return;
-          into.push(own);
-          onOutput?.(own.toString("utf8"), name);
-        };
-        opened.on("data", collect("stdout", stdout));
-        opened.stderr.on("data", collect("stderr", stderr));
-        opened.on("exit", (code, signalName) => {
-          exit = { code: code ?? null, signal: signalName ? normalizeSignal(signalName) : void 0 };
-          drainTimer = setTimeout(() => {
-            opened.close();
-            finish();
-          }, DRAIN_AFTER_EXIT_MS);
-        });
-        opened.on("error", (channelError) => {
-          settle(
-            () => reject(
-              new ConnectionError(
-                this.name,
-                `the channel running \`${summarize(command)}\` on ${this.target} failed: ${channelError.message}.`,
-                "Run the command again; if it keeps failing, check the sshd log on the host.",
-                channelError
-              )
-            )
-          );
-        });
-        const finish = () => {
-          if (!frames.stdout.started) {
-            const said = frames.stderr.unframed().trim() || frames.stdout.unframed();
-            settle(() => this.loginShellError(connection, said).then(reject, reject));
-            return;
-          }
-          settle(
-            () => resolve({
-              code: exit.code,
-              signal: exit.signal,
-              stdout: Buffer.concat(stdout).toString("utf8"),
-              stderr: Buffer.concat(stderr).toString("utf8")
-            })
-          );
-        };
-        opened.on("close", () => {
-          if (opened.stderr.readableEnded) finish();
-          else opened.stderr.once("end", finish);
-        });
-        if (stdin instanceof import_node_stream2.Readable) {
-          stdin.once("error", (inputError) => {
-            opened.close();
-            settle(() => reject(inputError));
-          });
-        }
-        opened.write(wrapped.preamble);
-        pipeInput(stdin, opened);
-      };
-      this.openChannel(connection, wrapped.command, () => settled, onChannel, onConnectionClose);
-    });
-  }
-  /**
-   * Opens an exec channel for `commandLine` through the connection's gate: queued while as many channels are
-   * open as sshd allows (MaxSessions), retried when sshd refuses one it has not freed yet.
-   */
-  openChannel(connection, commandLine, cancelled, onChannel, onNotConnected) {
-    const { client, gate } = connection;
-    const attempt2 = (retry) => {
-      gate.acquire().then(() => {
-        if (cancelled()) return gate.release();
-        try {
-          client.exec(commandLine, (error, channel) => {
-            if (!error) {
-              channel.once("close", () => gate.release());
-              return onChannel(void 0, channel);
-            }
-            if (!isChannelRefusal(error)) {
-              gate.release();
-              return onChannel(error, channel);
-            }
-            if (gate.refused() > 0) return attempt2(retry);
-            const delay3 = REFUSAL_RETRY_DELAYS_MS[retry];
-            if (delay3 === void 0 || cancelled()) return onChannel(error, channel);
-            setTimeout(() => attempt2(retry + 1), delay3);
-          });
-        } catch {
-          gate.release();
-          onNotConnected();
-        }
-      });
-    };
-    attempt2(0);
-  }
-  /** Why the wrapper did not run, naming the login shell when the host tells it. */
-  async loginShellError(connection, said) {
-    const shell = await new Promise((resolve) => {
-      const onProbe = (error, channel) => {
-        if (error) return resolve(void 0);
-        let output = "";
-        channel.on("data", (chunk) => {
-          output += chunk.toString("utf8");
-        });
-        channel.stderr.resume();
-        channel.on("close", () => resolve(parseLoginShell(output)));
-        channel.end();
-      };
-      this.openChannel(
-        connection,
-        LOGIN_SHELL_PROBE,
-        () => false,
-        onProbe,
-        () => resolve(void 0)
-      );
-    });
-    const user = this.route?.at(-1)?.user ?? this.host.user ?? "the SSH user";
-    return new LoginShellError(this.name, user, shell, said);
-  }
-  /** Refuses an ssh.identity that cannot be used, with what to do about it, before connecting. */
-  async checkIdentity(identity) {
-    const load2 = await loadKey(identity);
-    if (load2.ok) return;
-    const problem = load2.problem;
-    switch (problem.kind) {
-      case "missing":
-      case "unreadable":
-        if (problem.kind === "missing" || !/parse|unsupported|format/i.test(problem.message)) {
-          throw new ConnectionError(
-            this.name,
-            `cannot read the private key ${identity} (${problem.kind === "missing" ? "ENOENT" : problem.message}).`,
-            "Point ssh.identity at a private key file this user can read, or remove it to use ssh-agent."
-          );
-        }
-        throw new ConnectionError(
-          this.name,
-          `cannot use the private key ${identity}: ${problem.message}.`,
-          "ssh.identity must be an OpenSSH, PEM or PuTTY private key file (ed25519, ecdsa or rsa)."
-        );
-      case "encrypted":
-        throw new ConnectionError(
-          this.name,
-          `the private key ${identity} is encrypted and ${PASSPHRASE_ENV} is not set.`,
-          `Export ${PASSPHRASE_ENV}, or load the key into ssh-agent (\`ssh-add ${identity}\`) and remove ssh.identity.`
-        );
-      case "wrong-passphrase":
-        throw new ConnectionError(
-          this.name,
-          `${PASSPHRASE_ENV} does not decrypt the private key ${identity}.`,
-          `Check the passphrase with \`ssh-keygen -y -f ${identity}\`.`
-        );
-      case "public":
-        throw new ConnectionError(
-          this.name,
-          `${identity} is a public key, not a private key.`,
-          "Point ssh.identity at the private half of the key (the file without .pub)."
-        );
-    }
-  }
-  /** Every known_hosts entry for the endpoint, from each file it checks (a pipe is read once). */
-  async readKnownHosts(endpoint) {
-    const name = endpoint.hostKeyAlias ? knownHostName(endpoint.hostKeyAlias, 22) : knownHostName(endpoint.hostname, endpoint.port);
-    const known = { name, entries: [], certAuthorities: [] };
-    for (const file of endpoint.knownHostsFiles) {
-      let text;
-      try {
-        text = (await readOnce(file)).toString("utf8");
-      } catch (error) {
-        if (error.code === "ENOENT") continue;
-        throw new HostKeyError(
-          this.name,
-          `${this.where(endpoint)}cannot read the known_hosts file ${file} (${error.code ?? error}).`,
-          "Make it readable by this user, or point ssh.known_hosts at another file."
-        );
-      }
-      const entries = endpoint.hostKeyAlias ? lookupHostKeys(text, endpoint.hostKeyAlias, 22) : lookupHostKeys(text, endpoint.hostname, endpoint.port);
-      known.entries.push(...entries.map((entry) => ({ ...entry, file })));
-      known.certAuthorities.push(...certAuthorityLines(text, name).map((line) => `${file}:${line}`));
-    }
-    return known;
-  }
-  async recordHostKey(endpoint, name, key) {
-    const file = endpoint.knownHostsFiles[0];
-    try {
-      await (0, import_promises4.mkdir)((0, import_node_path6.dirname)(file), { recursive: true, mode: 448 });
-      const again = await this.readKnownHosts({ ...endpoint, knownHostsFiles: [file] });
-      if (checkHostKey(again.entries, key).status === "known") return;
-      const existing = (await readOnce(file).catch(() => Buffer.alloc(0))).toString("utf8");
-      const separator = existing === "" || existing.endsWith("\n") ? "" : "\n";
-      await (0, import_promises4.appendFile)(file, `${separator}${name} ${keyTypeOf(key)} ${key.toString("base64")}
-`, {
-        mode: 384
-      });
-    } catch (error) {
-      if (error instanceof HostKeyError) throw error;
-      throw new HostKeyError(
-        this.name,
-        `${this.where(endpoint)}cannot record the host key of ${name} in ${file}: ${error.message}.`,
-        `Make ${file} and its directory writable by this user, or record the key yourself with ${keyscanCommand(endpoint)}.`
-      );
-    }
-  }
-  hostKeyError(endpoint, known, check, key) {
-    const files = endpoint.knownHostsFiles.join(", ");
-    const name = known.name;
-    const offered = `${keyTypeOf(key)} key ${fingerprint(key)}`;
-    const where = this.where(endpoint);
-    const alias = endpoint.hostKeyAlias ? ` (HostKeyAlias${withSources(endpoint, ["hostKeyAlias"], " from ")})` : "";
-    switch (check.status) {
-      case "unknown":
-        if (known.certAuthorities.length > 0) {
-          return new HostKeyError(
-            this.name,
-            `${where}${name}${alias} is vouched for only by the host CA at ${known.certAuthorities.join(", ")} (@cert-authority), and deployer's built-in SSH client (ssh2) cannot check host certificates; the host offered its plain ${offered}.`,
-            `Set \`ssh.client: openssh\` in deployer.yml to let the system ssh check the certificate, or record the host's own key once checked with ${keyscanCommand(endpoint)}.`
-          );
-        }
-        return new HostKeyError(
-          this.name,
-          `${where}${name}${alias} is not in ${files}; it offered the ${offered}.`,
-          `Check that fingerprint with whoever runs the host (\`ssh-keygen -lf /etc/ssh/ssh_host_${keyTypeOf(key).replace(/^ssh-|-.*$/g, "")}_key.pub\` there), then record it with ${keyscanCommand(endpoint)}; or set \`host_key: accept-new\` to record it on first connection.`
-        );
-      case "revoked":
-        return new HostKeyError(
-          this.name,
-          `${where}${name}${alias} offered the ${offered}, which ${check.entry.file}:${check.entry.line} marks @revoked.`,
-          "A revoked key is never accepted: the host needs a new host key, recorded in known_hosts once checked."
-        );
-      case "changed":
-        return new HostKeyError(
-          this.name,
-          `${where}the host key of ${name}${alias} has changed: it offered the ${offered}, but ${files} records ${describeEntries(check.entries)}.`,
-          `This can be a man-in-the-middle attack, and deployer never replaces a recorded key. If the host was reinstalled, confirm the new fingerprint out of band, remove the old key with \`ssh-keygen -R ${quote(name)} -f ${quote(check.entries[0]?.file ?? files)}\`, and connect again.`
-        );
-    }
-  }
-  /** `jump host bastion (hop 1 of 2 to web1), ops@10.0.0.2:22: ` for a jump host; nothing for the host itself. */
-  where(endpoint) {
-    return endpoint === this.route?.at(-1) || !this.route ? "" : `${endpoint.label}, ${endpointAddress(endpoint)}: `;
+  /** The host, and `jump host bastion (hop 1 of 2 to web1), ops@10.0.0.2:22: ` for a jump host. */
+  hop(endpoint) {
+    const where = endpoint === this.route?.at(-1) || !this.route ? "" : `${endpoint.label}, ${endpointAddress(endpoint)}: `;
+    return { host: this.name, where };
   }
   make(endpoint, message, hint, cause) {
-    return new ConnectionError(this.name, `${this.where(endpoint)}${message}`, hint, cause);
-  }
-  connectError(endpoint, error, attempts) {
-    const code = error.code;
-    const level = error.level;
-    const address = `${endpoint.hostname}:${endpoint.port}`;
-    const settings = withSources(endpoint, ["hostname", "port", "user", "proxyJump"]);
-    const make = (message, hint) => this.make(endpoint, message, hint, error);
-    if (code === "ECONNREFUSED") {
-      return make(
-        `nothing is listening on ${address} (connection refused).`,
-        `Check hostname and port of ${this.name} in deployer.yml${settings}, and that sshd is running on the host.`
-      );
-    }
-    if (code === "ENOTFOUND" || code === "EAI_AGAIN") {
-      return make(
-        `the name ${endpoint.hostname} does not resolve (${code}).`,
-        code === "EAI_AGAIN" ? "The DNS server did not answer: check the network, or use an IP address." : `Check the spelling of hostname in deployer.yml${settings}, or use an IP address.`
-      );
-    }
-    if (code === "EHOSTUNREACH" || code === "ENETUNREACH" || code === "ETIMEDOUT") {
-      return make(
-        `${address} is unreachable (${code}).`,
-        "Check the address, the network route and firewalls between here and the host."
-      );
-    }
-    if (level === "client-timeout") {
-      return make(
-        `no SSH handshake with ${address} within ${endpoint.connectTimeout} s.`,
-        "Check that the port is an SSH server reachable from here (a firewall that drops packets looks like this), or raise ssh.connect_timeout."
-      );
-    }
-    if (level === "client-authentication") return this.authError(endpoint, attempts, make);
-    return make(
-      `cannot connect to ${address}: ${error.message}.`,
-      `Run \`${sshCommand(endpoint)} -v true\` to see where it fails.`
-    );
-  }
-  /** Says what was offered and refused, and which keys could not even be offered. */
-  authError(endpoint, attempts, make) {
-    const target = endpointAddress(endpoint);
-    const home = `~${endpoint.user}/.ssh/authorized_keys`;
-    const certificates = certificateNote(endpoint);
-    const offered = [
-      ...attempts.agent ? [`the SSH agent's ${attempts.agent.keys} key(s) (SSH_AUTH_SOCK=${attempts.agent.socket})`] : [],
-      ...attempts.keys.map((key) => `${key.path} (${key.fingerprint})`)
-    ];
-    const skipped = attempts.skipped.map((entry) => `${entry.path} ${describeProblem(entry.problem)}`);
-    const skippedText = skipped.length > 0 ? ` Not offered: ${skipped.join("; ")}.` : "";
-    if (endpoint.identity && attempts.keys.length === 1) {
-      const key = attempts.keys[0];
-      return make(
-        `${target} refused the key ${key.path} (${key.fingerprint}).${certificates.message}`,
-        certificates.hint || `Add ${key.path}.pub to ${home} on ${endpoint.hostname} (\`ssh-copy-id -i ${quote(key.path)} -p ${endpoint.port} ${endpoint.user}@${endpoint.hostname}\`), or check user and ssh.identity.`
-      );
-    }
-    if (offered.length === 0) {
-      return make(
-        `no SSH credentials for ${target}: ssh.identity is not set, no SSH agent is running (SSH_AUTH_SOCK is empty), and none of ${endpoint.identityFiles.join(", ")} could be used.${skippedText}${certificates.message}`,
-        certificates.hint || "Set ssh.identity to a private key file, or start ssh-agent and add your key with `ssh-add`."
-      );
-    }
-    return make(
-      `${target} refused every credential offered: ${offered.join(", ")}.${skippedText}${certificates.message}`,
-      certificates.hint || `Check that the right key is offered (\`ssh-add -l\`, IdentityFile${withSources(endpoint, ["identityFiles"], " at ")}) and that its public half is in ${home} on ${endpoint.hostname}.`
-    );
-  }
-  abortError(command, signal) {
-    const error = new Error(`Host ${this.name}: \`${summarize(command)}\` was aborted.`, {
-      cause: signal.reason
-    });
-    error.name = "AbortError";
-    return error;
+    return new ConnectionError(this.name, `${this.hop(endpoint).where}${message}`, hint, cause);
   }
 };
-function preferredAlgorithms(entries) {
-  const recorded = hostKeyAlgorithmsFor(
-    entries.filter((entry) => !entry.revoked).map((entry) => entry.keyType)
-  );
-  const preferred = SUPPORTED_HOST_KEY_ALGORITHMS.filter((algorithm) => recorded.includes(algorithm)).sort(
-    (a, b) => recorded.indexOf(a) - recorded.indexOf(b)
-  );
-  if (preferred.length === 0) return void 0;
-  return { serverHostKey: { remove: preferred, prepend: preferred, append: [] } };
-}
-function describeEntries(entries) {
-  return entries.map((entry) => `${entry.keyType} key ${fingerprint(entry.key)} at ${entry.file}:${entry.line}`).join(", ");
-}
-function droppedBeforeBanner(error) {
-  if (!(error instanceof ConnectionError) || error instanceof HostKeyError) return false;
-  const cause = error.cause;
-  if (!cause) return /closed the connection before it was ready/.test(error.message);
-  return /Connection lost before handshake/i.test(cause.message) || cause.code === "ECONNRESET";
-}
-function summarize(command) {
-  const firstLine2 = command.split("\n", 1)[0];
-  return firstLine2.length > 60 || firstLine2 !== command ? `${firstLine2.slice(0, 60)}...` : firstLine2;
-}
-function sendSignal(channel, name) {
-  const internals = channel;
-  const outgoing = internals.outgoing;
-  if (!outgoing || outgoing.state !== "open" && outgoing.state !== "eof") return;
-  try {
-    internals._client?._protocol?.signal(outgoing.id, name);
-  } catch {
-  }
-}
-function normalizeSignal(name) {
-  return name.startsWith("SIG") ? name : `SIG${name}`;
-}
-function endpointAddress(endpoint) {
-  return `${endpoint.user}@${endpoint.hostname}:${endpoint.port}`;
-}
-function sshCommand(endpoint) {
-  return `ssh -p ${endpoint.port} ${quote(`${endpoint.user}@${endpoint.hostname}`)}`;
-}
-function keyscanCommand(endpoint) {
-  const port = endpoint.port === 22 ? "" : `-p ${endpoint.port} `;
-  return `\`ssh-keyscan ${port}${quote(endpoint.hostname)} >> ${quote(endpoint.knownHostsFiles[0])}\``;
-}
-function withSources(endpoint, keys, lead = " (ssh_config: ") {
-  const text = describeSources(endpoint, keys);
-  if (text === "") return "";
-  return lead === " (ssh_config: " ? `${lead}${text})` : `${lead}${text}`;
-}
-function describeProblem(problem) {
-  switch (problem.kind) {
-    case "missing":
-      return "does not exist";
-    case "encrypted":
-      return `is encrypted (set ${PASSPHRASE_ENV}, run on a terminal to be asked, or add it to ssh-agent)`;
-    case "wrong-passphrase":
-      return `is not decrypted by ${PASSPHRASE_ENV}`;
-    case "public":
-      return "is a public key";
-    case "unreadable":
-      return `cannot be used (${problem.message})`;
-  }
-}
-function certificateNote(endpoint) {
-  if (endpoint.certificateFiles.length === 0) return { message: "", hint: "" };
-  return {
-    message: ` ssh_config names the user certificate ${endpoint.certificateFiles.join(", ")}${withSources(endpoint, ["certificateFiles"], " at ")}, which deployer's built-in SSH client (ssh2) cannot use.`,
-    hint: "Set `ssh.client: openssh` in deployer.yml so the system ssh authenticates with the certificate, or authorize the plain key on the host."
-  };
-}
 
 // src/transport/openssh.ts
 var SSH = "ssh";
@@ -59054,8 +58648,8 @@ var OpenSshTransport = class {
   }
   startMaster() {
     const pending = (async () => {
-      const dir = await (0, import_promises5.mkdtemp)((0, import_node_path7.join)((0, import_node_os6.tmpdir)(), "deployer-ssh-"));
-      const master = { dir, socket: (0, import_node_path7.join)(dir, "master") };
+      const dir = await (0, import_promises5.mkdtemp)((0, import_node_path5.join)((0, import_node_os8.tmpdir)(), "deployer-ssh-"));
+      const master = { dir, socket: (0, import_node_path5.join)(dir, "master") };
       try {
         if (this.target.ssh.hostKey === "accept-new") await this.prepareKnownHosts();
         const started = await this.ssh(master, { kind: "master", persistSeconds: MASTER_IDLE_SECONDS });
@@ -59084,13 +58678,13 @@ var OpenSshTransport = class {
   async prepareKnownHosts() {
     const file = this.target.ssh.knownHosts;
     try {
-      await (0, import_promises5.mkdir)((0, import_node_path7.dirname)(file), { recursive: true, mode: 448 });
+      await (0, import_promises5.mkdir)((0, import_node_path5.dirname)(file), { recursive: true, mode: 448 });
       await (await (0, import_promises5.open)(file, "a", 384)).close();
     } catch (error) {
       throw new HostKeyError(
         this.name,
         `cannot create the known_hosts file ${file} to record the host key in: ${error.message}.`,
-        `Make ${(0, import_node_path7.dirname)(file)} writable by this user, or point ssh.known_hosts at another file.`
+        `Make ${(0, import_node_path5.dirname)(file)} writable by this user, or point ssh.known_hosts at another file.`
       );
     }
   }
@@ -59102,7 +58696,7 @@ ${command}`, {
     });
     const frames = { stdout: new OutputFrame(wrapped.marker), stderr: new OutputFrame(wrapped.marker) };
     const args = buildSshArgs(this.target, master.socket, { kind: "exec", command: wrapped.command });
-    return new Promise((resolve, reject) => {
+    return new Promise((resolve2, reject) => {
       const child = (0, import_node_child_process6.spawn)(SSH, args, { stdio: ["pipe", "pipe", "pipe"] });
       const pidLine = new PidLineFilter(this.marker);
       const stdout = [];
@@ -59152,9 +58746,9 @@ ${command}`, {
           stdout: Buffer.concat(stdout).toString("utf8"),
           stderr: Buffer.concat(stderr).toString("utf8")
         };
-        if (code !== 255) return settle(() => resolve(result));
+        if (code !== 255) return settle(() => resolve2(result));
         this.explainExit255(master, command, pidLine, result).then(
-          (value) => settle(() => resolve(value)),
+          (value) => settle(() => resolve2(value)),
           (error) => settle(() => reject(error))
         );
       });
@@ -59207,7 +58801,7 @@ ${command}`, {
   }
   /** Runs `ssh` for a role and collects what it prints; never rejects on an exit code. */
   ssh(master, role) {
-    return new Promise((resolve, reject) => {
+    return new Promise((resolve2, reject) => {
       const child = (0, import_node_child_process6.spawn)(SSH, buildSshArgs(this.target, master.socket, role), {
         // The master (-f) goes to the background with its stdio on /dev/null, so 'close' comes at once.
         stdio: ["ignore", "pipe", "pipe"]
@@ -59219,7 +58813,7 @@ ${command}`, {
       child.on("error", (error) => reject(this.spawnError(error)));
       child.on(
         "close",
-        (code) => resolve({
+        (code) => resolve2({
           code,
           stdout: Buffer.concat(stdout).toString("utf8"),
           stderr: Buffer.concat(stderr).toString("utf8")
@@ -59254,7 +58848,941 @@ function openTransport(host) {
   return host.ssh.client === "openssh" ? new OpenSshTransport(host) : new SshTransport(host);
 }
 
-// src/fleet/sessions.ts
+// src/hosts/host-session.ts
+init_define_DEPLOYER_PACKAGE();
+var import_node_path8 = require("node:path");
+
+// src/guard/live-dirs.ts
+init_define_DEPLOYER_PACKAGE();
+var SCAN = [
+  "root=$1; shift",
+  "for p; do",
+  '  [ "$p" = "/proc/$$" ] && continue',
+  "  pid=${p#/proc/}",
+  `  cmd=$({ tr '\\0\\n\\t' '   ' < "$p/cmdline"; } 2>/dev/null | head -c 160)`,
+  '  if ! cwd=$(readlink "$p/cwd" 2>/dev/null); then',
+  // Its ids come from status, which everyone may read: whether it could enter releases/ at all.
+  `    [ -e "$p" ] && printf 'hidden\\t%s\\t%s\\t%s\\t%s\\t%s\\n' "$pid" "$(stat -c '%u:%U' "$p" 2>/dev/null)" \\`,
+  `      "$(sed -n 's/^Gid:[[:space:]]*\\([0-9]*\\).*/\\1/p' "$p/status" 2>/dev/null)" "$(sed -n 's/^Groups:[[:space:]]*//p' "$p/status" 2>/dev/null | tr ' ' ',')" "$cmd"`,
+  "    continue",
+  "  fi",
+  `  printf 'seen\\t%s\\n' "$pid"`,
+  `  case "$cwd" in "$root"/*) printf 'cwd\\t%s\\t%s\\t%s\\n' "$pid" "$cwd" "$cmd";; esac`,
+  '  if [ -r "$p/maps" ]; then',
+  `    grep -F "$root/" "$p/maps" 2>/dev/null | sed 's/^[^/]*//' | sort -u | while IFS= read -r f; do printf 'map\\t%s\\t%s\\t%s\\n' "$pid" "$f" "$cmd"; done`,
+  "  fi",
+  "done"
+].join("\n");
+function findLiveDirsCommand(releasesDir, options = {}) {
+  const escalate = [
+    'if [ -n "$hidden" ] && command -v sudo >/dev/null 2>&1; then',
+    `  if sudo -n true 2>/dev/null; then printf 'escalated\\troot\\n'; sudo -n sh -c "$scan" sh "$root" $hidden`,
+    ...options.asUser ? [
+      `  elif sudo -n -u ${quote(options.asUser)} true 2>/dev/null; then printf 'escalated\\t%s\\n' ${quote(options.asUser)}`,
+      `    sudo -n -u ${quote(options.asUser)} sh -c "$scan" sh "$root" $hidden`
+    ] : [],
+    "  fi",
+    "fi"
+  ];
+  return [
+    `root=$(cd ${quote(releasesDir)} 2>/dev/null && pwd -P) || exit 0`,
+    `scan=${quote(SCAN)}`,
+    'self=$(sh -c "$scan" sh "$root" /proc/[0-9]*)',
+    `printf '%s\\n' "$self" | grep -v '^seen'`,
+    `hidden=$(printf '%s\\n' "$self" | awk -F'\\t' '$1 == "hidden" { print "/proc/" $2 }')`,
+    ...escalate,
+    // Mode and owner of releases/ and each directory above it: who may search its way in.
+    `d=$root; while :; do printf 'dir\\t%s\\n' "$(stat -c '%a %u %g' "$d")"; [ "$d" = / ] && break; d=$(dirname "$d"); done`,
+    `printf 'root\\t%s\\n' "$root"`
+  ].join("\n");
+}
+function parseLiveDirs(output) {
+  const lines = output.split("\n");
+  const root = lines.find((line) => line.startsWith("root	"))?.slice(5);
+  const result = { byRelease: /* @__PURE__ */ new Map(), hidden: 0, unseen: [], path: [] };
+  const hidden2 = /* @__PURE__ */ new Map();
+  const seen = /* @__PURE__ */ new Set();
+  for (const line of lines) {
+    const [tag, pidText, path13, command] = line.split("	");
+    const pid = Number(pidText);
+    if (tag === "escalated") result.escalated = pidText;
+    if (tag === "seen") seen.add(pid);
+    if (tag === "dir") {
+      const [mode, uid, gid] = (pidText ?? "").split(" ");
+      result.path.push({ mode: Number.parseInt(mode ?? "", 8), uid: Number(uid), gid: Number(gid) });
+    }
+    if (tag === "hidden" && Number.isSafeInteger(pid)) {
+      const [, , ids, gid, groups, cmd] = line.split("	");
+      const [uid, user] = (ids ?? "").split(":");
+      const gids = [gid, ...(groups ?? "").split(",")].filter(Boolean).map(Number);
+      hidden2.set(pid, { pid, uid: Number(uid || -1), user: user ?? "", gids, command: (cmd ?? "").trim() });
+    }
+    if (tag !== "cwd" && tag !== "map" || !root || path13 === void 0) continue;
+    seen.add(pid);
+    const release = releaseOf(root, path13);
+    if (release === null) continue;
+    const holders = result.byRelease.get(release) ?? [];
+    if (!holders.some((holder) => holder.pid === pid && holder.via === tag)) {
+      holders.push({
+        pid,
+        via: tag,
+        path: path13.replace(/ \(deleted\)$/, ""),
+        command: (command ?? "").trim()
+      });
+    }
+    result.byRelease.set(release, holders);
+  }
+  result.unseen = [...hidden2.values()].filter((process9) => !seen.has(process9.pid));
+  result.hidden = result.unseen.length;
+  return result;
+}
+function mayUseReleases(unseen, deployTo, path13 = []) {
+  const paths = deployTo.filter((path14) => Boolean(path14));
+  return unseen.filter((process9) => {
+    if (process9.command === "") return false;
+    if (/^sshd: \S+/.test(process9.command)) return false;
+    if (process9.uid !== 0) return canSearch(path13, process9);
+    return paths.some((path14) => process9.command.includes(path14));
+  });
+}
+function canSearch(path13, process9) {
+  if (path13.length === 0 || !process9.gids) return true;
+  return path13.every((dir) => {
+    if (!Number.isSafeInteger(dir.mode)) return true;
+    if (dir.uid === process9.uid) return (dir.mode & 64) !== 0;
+    if (process9.gids?.includes(dir.gid)) return (dir.mode & 8) !== 0;
+    return (dir.mode & 1) !== 0;
+  });
+}
+function releaseOf(root, path13) {
+  if (!path13.startsWith(`${root}/`)) return null;
+  const first = path13.slice(root.length + 1).split("/")[0] ?? "";
+  const cleaned = first.replace(/ \(deleted\)$/, "");
+  return /^\d+$/.test(cleaned) ? Number(cleaned) : null;
+}
+
+// src/release/disk-space.ts
+init_define_DEPLOYER_PACKAGE();
+function spaceCommand(dir) {
+  return [
+    `d=${quote(dir)}`,
+    'while [ ! -d "$d" ] && [ "$d" != / ]; do d=$(dirname -- "$d"); done',
+    'df -P -i -- "$d" | tail -n 1',
+    'df -P -k -- "$d" | tail -n 1'
+  ].join("\n");
+}
+function parseSpace(output) {
+  const [inodeLine, blockLine] = output.trim().split("\n");
+  const fields = (line) => line?.trim().split(/\s+/) ?? [];
+  const inode = fields(inodeLine);
+  const block = fields(blockLine);
+  const numbers = [inode[1], inode[3], block[1], block[3]].map((value) => Number(value));
+  if (numbers.some((value) => !Number.isFinite(value)) || inode.length < 6 || block.length < 6) return null;
+  const [inodes, inodesFree, kib, kibFree] = numbers;
+  return { inodes, inodesFree, kib, kibFree };
+}
+function outOfInodes(reading) {
+  if (reading === null || reading.inodes <= 0) return false;
+  const fewInodes = reading.inodesFree <= Math.max(16, reading.inodes * 1e-3);
+  const spaceLeft = reading.kibFree >= Math.max(1024, reading.kib * 0.01);
+  return fewInodes && spaceLeft;
+}
+function inodesError(deployTo, reading, error) {
+  return {
+    because: `the disk holding ${deployTo} has no free inodes left (${error}: ${reading.inodesFree} of ${reading.inodes} inodes free, while ${Math.floor(reading.kibFree / 1024)} MiB of space is free)`,
+    hint: `Every file and directory takes an inode: delete many small files on that disk (\`df -i ${quote(deployTo)}\` on the host; \`deployer prune --keep N\` deletes old releases, each holding one inode per file), then run the command again.`
+  };
+}
+
+// src/release/host-state.ts
+init_define_DEPLOYER_PACKAGE();
+
+// src/release/history.ts
+init_define_DEPLOYER_PACKAGE();
+function parseHistory(text) {
+  const events = [];
+  for (const line of text.split("\n")) {
+    if (!line.trim()) continue;
+    try {
+      const value = JSON.parse(line);
+      if (value && typeof value === "object" && typeof value.event === "string") events.push(value);
+    } catch {
+    }
+  }
+  return events;
+}
+function serializeEvent(event) {
+  return JSON.stringify(event);
+}
+
+// src/release/layout.ts
+init_define_DEPLOYER_PACKAGE();
+var import_node_path6 = require("node:path");
+function layoutFor(deployTo) {
+  const meta = import_node_path6.posix.join(deployTo, ".deployer");
+  return {
+    deployTo,
+    releases: import_node_path6.posix.join(deployTo, "releases"),
+    current: import_node_path6.posix.join(deployTo, "current"),
+    shared: import_node_path6.posix.join(deployTo, "shared"),
+    meta,
+    lock: import_node_path6.posix.join(meta, "lock"),
+    lockOwner: import_node_path6.posix.join(meta, "lock", "owner.json"),
+    history: import_node_path6.posix.join(meta, "history.jsonl"),
+    sequence: import_node_path6.posix.join(meta, "sequence")
+  };
+}
+function releasePath(layout, release) {
+  return import_node_path6.posix.join(layout.releases, String(assertReleaseNumber(release)));
+}
+function partialPath(layout, release) {
+  return import_node_path6.posix.join(layout.releases, `.${assertReleaseNumber(release)}.partial`);
+}
+function deletingPath(layout, release) {
+  return import_node_path6.posix.join(layout.releases, `.${assertReleaseNumber(release)}.deleting`);
+}
+function currentTarget(release) {
+  return `releases/${assertReleaseNumber(release)}`;
+}
+function releaseFromTarget(target) {
+  if (!target) return null;
+  const match3 = /(?:^|\/)releases\/(\d+)\/?$/.exec(target.trim());
+  return match3 ? Number(match3[1]) : null;
+}
+function assertReleaseNumber(release) {
+  if (!Number.isSafeInteger(release) || release < 1) {
+    throw new Error(`Invalid release number: ${String(release)}`);
+  }
+  return release;
+}
+function isInside(root, path13) {
+  const normalRoot = import_node_path6.posix.normalize(root).replace(/\/+$/, "");
+  const normalPath = import_node_path6.posix.normalize(path13);
+  if (!import_node_path6.posix.isAbsolute(normalRoot) || normalRoot === "" || normalPath !== path13.replace(/\/+$/, ""))
+    return false;
+  return normalPath.startsWith(`${normalRoot}/`) && normalPath.length > normalRoot.length + 1;
+}
+
+// src/release/host-state.ts
+function parseHostState(output) {
+  const state = {
+    exists: true,
+    realDeployTo: null,
+    currentTarget: null,
+    current: null,
+    currentIsNotLink: false,
+    releases: [],
+    unfinished: [],
+    deleting: [],
+    foreign: [],
+    sequence: null,
+    lock: void 0,
+    history: []
+  };
+  const historyLines = [];
+  for (const line of output.split("\n")) {
+    const [tag, ...fields] = line.split("	");
+    switch (tag) {
+      case "absent":
+        state.exists = false;
+        break;
+      case "real":
+        state.realDeployTo = fields.join("	") || null;
+        break;
+      case "current":
+        state.currentTarget = fields.join("	");
+        state.current = releaseFromTarget(state.currentTarget);
+        break;
+      case "current-not-link":
+        state.currentIsNotLink = true;
+        break;
+      case "sequence": {
+        const value = Number.parseInt(fields[0] ?? "", 10);
+        state.sequence = Number.isSafeInteger(value) && value > 0 ? value : null;
+        break;
+      }
+      case "lock":
+        state.lock = parseLockOwner(Buffer.from(fields[0] ?? "", "base64").toString("utf8"));
+        break;
+      case "release": {
+        const number = Number(fields[0]);
+        if (Number.isSafeInteger(number) && number > 0) {
+          state.releases.push({ number, mtime: Number(fields[1]) || 0, revision: (fields[2] ?? "").trim() });
+        }
+        break;
+      }
+      case "other": {
+        const match3 = /^\.([1-9]\d*)\.(partial|deleting)$/.exec(fields[0] ?? "");
+        if (match3) {
+          state.unfinished.push(Number(match3[1]));
+          if (match3[2] === "deleting") state.deleting.push(Number(match3[1]));
+        } else if (fields[0]) state.foreign.push({ name: fields[0], type: "dir" });
+        break;
+      }
+      case "foreign": {
+        const type = fields[0];
+        const name = fields.slice(1).join("	");
+        if (name)
+          state.foreign.push({
+            name,
+            type: type === "file" || type === "dir" || type === "symlink" ? type : "other"
+          });
+        break;
+      }
+      case "history":
+        historyLines.push(fields.join("	"));
+        break;
+    }
+  }
+  state.releases.sort((a, b) => a.number - b.number);
+  state.history = parseHistory(historyLines.join("\n"));
+  return state;
+}
+function parseLockOwner(text) {
+  try {
+    const value = JSON.parse(text);
+    return value && typeof value.token === "string" ? value : null;
+  } catch {
+    return null;
+  }
+}
+
+// src/release/remote-commands.ts
+init_define_DEPLOYER_PACKAGE();
+var import_node_path7 = require("node:path");
+function inspectCommand(layout) {
+  const d = quote(layout.deployTo);
+  return [
+    `d=${d}`,
+    `if [ ! -d "$d" ]; then echo absent; exit 0; fi`,
+    `printf 'real\\t%s\\n' "$(cd "$d" && pwd -P)"`,
+    `if [ -L "$d/current" ]; then printf 'current\\t%s\\n' "$(readlink "$d/current")"; elif [ -e "$d/current" ]; then echo 'current-not-link'; fi`,
+    `if [ -f "$d/.deployer/sequence" ]; then printf 'sequence\\t%s\\n' "$(head -c 32 "$d/.deployer/sequence")"; fi`,
+    `if [ -d "$d/.deployer/lock" ]; then printf 'lock\\t%s\\n' "$(head -c 4096 "$d/.deployer/lock/owner.json" 2>/dev/null | base64 | tr -d '\\n')"; fi`,
+    // Every entry, dotfiles too, with its type: only a real directory named N is a release. A file `7`,
+    // a symlink `8` pointing elsewhere, `tmp` or an editor's `3~` are someone else's (foreign entries).
+    `if [ -d "$d/releases" ]; then for e in "$d"/releases/* "$d"/releases/.[!.]* "$d"/releases/..?*; do`,
+    `  [ -e "$e" ] || [ -L "$e" ] || continue; n=\${e##*/}`,
+    `  if [ -L "$e" ]; then t=symlink; elif [ -d "$e" ]; then t=dir; elif [ -f "$e" ]; then t=file; else t=other; fi`,
+    `  case "$t:$n" in`,
+    `  dir:*[!0-9]*|dir:0*) case "$n" in .[1-9]*.partial|.[1-9]*.deleting) printf 'other\\t%s\\n' "$n";; *) printf 'foreign\\t%s\\t%s\\n' "$t" "$(printf '%s' "$n" | tr '\\n\\t' '??')";; esac;;`,
+    `  dir:*) printf 'release\\t%s\\t%s\\t%s\\n' "$n" "$(stat -c %Y "$e")" "$(head -c 128 "$e/REVISION" 2>/dev/null | head -n 1)";;`,
+    `  *) printf 'foreign\\t%s\\t%s\\n' "$t" "$(printf '%s' "$n" | tr '\\n\\t' '??')";;`,
+    `  esac`,
+    `done; fi`,
+    `if [ -f "$d/.deployer/history.jsonl" ]; then tail -n 5000 "$d/.deployer/history.jsonl" | sed 's/^/history\\t/'; fi`
+  ].join("\n");
+}
+function acquireLockCommand(layout, owner) {
+  return [
+    `mkdir -p ${quote(layout.meta)}`,
+    `if mkdir ${quote(layout.lock)} 2>/dev/null; then`,
+    `  printf '%s\\n' ${quote(JSON.stringify(owner))} > ${quote(layout.lockOwner)} && echo acquired`,
+    `else echo held; cat ${quote(layout.lockOwner)} 2>/dev/null; fi`
+  ].join("\n");
+}
+function acquireLockAndInspectCommand(layout, owner, mark) {
+  return [
+    acquireLockCommand(layout, owner),
+    `if grep -qF ${quote(owner.token)} ${quote(layout.lockOwner)} 2>/dev/null; then echo ${quote(mark)}`,
+    inspectCommand(layout),
+    "fi"
+  ].join("\n");
+}
+function releaseLockCommand(layout, owner) {
+  return `if grep -qF ${quote(owner.token)} ${quote(layout.lockOwner)} 2>/dev/null; then rm -rf -- ${quote(layout.lock)}; fi`;
+}
+function breakLockCommand(layout) {
+  return `rm -rf -- ${quote(guardedPath(layout, layout.lock))}`;
+}
+function prepareCommand(layout, release) {
+  const partial = partialPath(layout, release);
+  return [
+    "set -e",
+    `mkdir -p ${quote(layout.releases)} ${quote(layout.shared)} ${quote(layout.meta)}`,
+    `printf '%s\\n' ${release} > ${quote(layout.sequence)}.tmp && mv -f ${quote(layout.sequence)}.tmp ${quote(layout.sequence)}`,
+    `for stale in ${quote(layout.releases)}/.[0-9]*.partial ${quote(layout.releases)}/.[0-9]*.deleting; do`,
+    // One that cannot be removed (files another user owns) must not block every later release: it is
+    // reported and left for someone with the rights to remove it.
+    `  if [ -e "$stale" ]; then ${writableDirs('"$stale"')}`,
+    `    if rm -rf -- "$stale" 2>/dev/null; then printf 'removed-stale\\t%s\\n' "$stale"; else printf 'stuck\\t%s\\n' "$stale"; fi`,
+    "  fi",
+    "done",
+    `if [ -e ${quote(releasePath(layout, release))} ]; then echo "release ${release} already exists" >&2; exit 3; fi`,
+    `mkdir ${quote(partial)}`
+  ].join("\n");
+}
+function writableDirs(quotedPath) {
+  return `find ${quotedPath} -type d ! -perm -u+w -exec chmod u+w {} + 2>/dev/null || true`;
+}
+function readManifestCommand(layout, release) {
+  return `cat ${quote(import_node_path7.posix.join(releasePath(layout, release), ".deployer", "manifest.json"))} 2>/dev/null || true`;
+}
+function publishedRecord(dir) {
+  return import_node_path7.posix.join(dir, ".deployer", "published.tsv");
+}
+function publishedListing(dir) {
+  return `( cd ${quote(dir)} && find . -type f ! -path './.deployer/*' -printf '%i %s %T@ %P\\n' | LC_ALL=C sort )`;
+}
+function recordPublishedCommand(layout, release) {
+  const partial = partialPath(layout, release);
+  return `mkdir -p ${quote(import_node_path7.posix.join(partial, ".deployer"))} && ${publishedListing(partial)} > ${quote(publishedRecord(partial))}`;
+}
+function modifiedFilesCommand(layout, release, limit = 1e3) {
+  const dir = releasePath(layout, release);
+  const record = quote(publishedRecord(dir));
+  return [
+    `if [ -f ${record} ]; then`,
+    `  ${publishedListing(dir)} | LC_ALL=C comm -3 ${record} - | sed 's/^\\t//' | cut -d' ' -f4- | LC_ALL=C sort -u | head -n ${limit}`,
+    "fi"
+  ].join("\n");
+}
+function linkFromCommand(layout, from, release) {
+  const partial = quote(partialPath(layout, release));
+  return [
+    `cd ${quote(releasePath(layout, from))} || exit 1`,
+    "list=$(mktemp) && err=$(mktemp) || exit 1",
+    `trap 'rm -f "$list" "$err"' EXIT`,
+    'cat > "$list"',
+    `xargs -0 -r cp -l --parents -t ${partial} -- < "$list" 2> "$err" && exit 0`,
+    // fs.protected_hardlinks=1 lets only a file's owner (or who may read and write it) link it: in a team
+    // deploying as several users, the previous release is often another user's. Copy instead; any other
+    // failure stays one.
+    `if grep -v ${LINK_REFUSED} "$err" | grep -q .; then cat "$err" >&2; exit 1; fi`,
+    `xargs -0 -r cp -p --remove-destination --parents -t ${partial} -- < "$list" || exit 1`,
+    `printf '${LINKS_COPIED}	%s
+' "$(grep -c ${LINK_REFUSED} "$err")"`
+  ].join("\n");
+}
+var LINK_REFUSED = quote("Operation not permitted");
+var LINKS_COPIED = "copied-instead-of-linking";
+function seedVendorCommand(layout, from, release, vendor) {
+  const source = import_node_path7.posix.join(releasePath(layout, from), vendor);
+  const target = import_node_path7.posix.join(partialPath(layout, release), vendor);
+  return [
+    `if [ -d ${quote(source)} ] && [ ! -e ${quote(target)} ]; then`,
+    `  mkdir -p ${quote(import_node_path7.posix.dirname(target))} || exit 1`,
+    `  if err=$(cp -al ${quote(source)} ${quote(target)} 2>&1); then echo seeded`,
+    // Linking refused (another user's files, see linkFromCommand): a copy still saves the install's time.
+    `  elif printf '%s' "$err" | grep -q ${LINK_REFUSED}; then rm -rf -- ${quote(target)} && cp -a ${quote(source)} ${quote(target)} && echo seeded && printf '${LINKS_COPIED}	0
+'`,
+    `  else printf '%s
+' "$err" >&2; exit 1; fi`,
+    "fi"
+  ].join("\n");
+}
+function installMarker(layout, release) {
+  return import_node_path7.posix.join(layout.meta, `install.${assertReleaseNumber(release)}.marker`);
+}
+function sharedFilesListing(dir) {
+  return `find ${quote(dir)} -type f -links +1 -printf '%i %s %T@ %P\\n' 2>/dev/null | LC_ALL=C sort`;
+}
+function sharedWritesCommand(layout, release) {
+  const marker = installMarker(layout, release);
+  return [
+    `if [ -e ${quote(marker)} ]; then`,
+    `  ${sharedFilesListing(partialPath(layout, release))} | LC_ALL=C comm -13 ${quote(marker)} - | cut -d' ' -f4- | head -n 20`,
+    `  rm -f ${quote(marker)}`,
+    "fi"
+  ].join("\n");
+}
+function extractCommand(layout, release) {
+  return `tar -x -p --no-same-owner -f - -C ${quote(partialPath(layout, release))}`;
+}
+function linkSharedCommand(layout, release, dirs, files) {
+  const partial = partialPath(layout, release);
+  const lines = ["set -e"];
+  for (const dir of dirs) {
+    const inShared = import_node_path7.posix.join(layout.shared, dir);
+    const inRelease = import_node_path7.posix.join(partial, dir);
+    lines.push(
+      `mkdir -p ${quote(inShared)} ${quote(import_node_path7.posix.dirname(inRelease))}`,
+      `rm -rf -- ${quote(inRelease)}`,
+      `ln -s ${quote(inShared)} ${quote(inRelease)}`
+    );
+  }
+  for (const file of files) {
+    const inShared = import_node_path7.posix.join(layout.shared, file);
+    const inRelease = import_node_path7.posix.join(partial, file);
+    lines.push(
+      `mkdir -p ${quote(import_node_path7.posix.dirname(inShared))} ${quote(import_node_path7.posix.dirname(inRelease))}`,
+      `if [ ! -e ${quote(inShared)} ]; then`,
+      `  if [ -f ${quote(inRelease)} ] && [ ! -L ${quote(inRelease)} ]; then cp -p ${quote(inRelease)} ${quote(inShared)}`,
+      `  else echo ${quote(`shared file ${inShared} does not exist`)} >&2; exit 4; fi`,
+      "fi",
+      `rm -rf -- ${quote(inRelease)}`,
+      `ln -s ${quote(inShared)} ${quote(inRelease)}`
+    );
+  }
+  return lines.join("\n");
+}
+var INSTALL_TIMED_OUT = [124, 137];
+function installCommand(layout, release, command, timeoutSeconds) {
+  const partial = partialPath(layout, release);
+  const marker = quote(installMarker(layout, release));
+  const seconds = Math.max(1, Math.ceil(timeoutSeconds));
+  return [
+    // Kept when it exists: an install after a failed check is compared with the state before the check.
+    `[ -e ${marker} ] || ${sharedFilesListing(partial)} > ${marker}`,
+    `cd ${quote(partial)}`,
+    `export DEPLOYER_RELEASE=${release} DEPLOYER_RELEASE_PATH=${quote(partial)} DEPLOYER_DEPLOY_TO=${quote(layout.deployTo)}`,
+    `DEPLOYER_INSTALL=${quote(command)} timeout -k 10 ${seconds} /bin/sh -c 'c=$DEPLOYER_INSTALL; unset DEPLOYER_INSTALL; eval "$c"' < /dev/null &`,
+    "pid=$!",
+    `trap 'kill -TERM -$pid $pid 2>/dev/null; exit 143' TERM HUP INT`,
+    "wait $pid; status=$?",
+    `trap - TERM HUP INT`,
+    // dash's kill takes no `--`: a negative pid right after the signal names the group.
+    "kill -TERM -$pid 2>/dev/null",
+    "exit $status"
+  ].join("\n");
+}
+function publishCommand(layout, release) {
+  const partial = partialPath(layout, release);
+  const final = releasePath(layout, release);
+  return [
+    "set -e",
+    `if [ -e ${quote(final)} ]; then echo "release ${release} already exists" >&2; exit 3; fi`,
+    `mv -T -- ${quote(partial)} ${quote(final)}`
+  ].join("\n");
+}
+function flipCommand(layout, release) {
+  assertReleaseNumber(release);
+  const temporary = import_node_path7.posix.join(layout.deployTo, `.current.${release}.tmp`);
+  return [
+    "set -e",
+    // A real directory: a symlink named N (someone else's) is never made current.
+    `test -d ${quote(releasePath(layout, release))} && test ! -L ${quote(releasePath(layout, release))}`,
+    `rm -f -- ${quote(temporary)}`,
+    `ln -s ${quote(currentTarget(release))} ${quote(temporary)}`,
+    `mv -T -f -- ${quote(temporary)} ${quote(layout.current)}`
+  ].join("\n");
+}
+function appendHistoryCommand(layout, event) {
+  const history = quote(layout.history);
+  return [
+    `mkdir -p ${quote(layout.meta)}`,
+    // In a team's setgid .deployer (several SSH users in one group), the history starts group-writable,
+    // so the next user can append to it.
+    `{ [ -e ${history} ] || [ ! -g ${quote(layout.meta)} ] || (umask 002 && : > ${history}); }`,
+    // Through cat: it names the error (No space left on device) where dash's printf says only "I/O error".
+    `{ if [ -s ${history} ] && [ -n "$(tail -c 1 ${history})" ]; then printf '\\n%s\\n' ${quote(serializeEvent(event))}; else printf '%s\\n' ${quote(serializeEvent(event))}; fi; } | cat >> ${history}`
+  ].join(" && ");
+}
+function discardPartialCommand(layout, release) {
+  const partial = guardedPath(layout, partialPath(layout, release));
+  return `if [ -e ${quote(partial)} ]; then ${writableDirs(quote(partial))}; rm -rf -- ${quote(partial)}; fi`;
+}
+function removeReleasesCommand(layout, releases) {
+  const lines = ["set -e"];
+  for (const release of releases) {
+    const final = guardedPath(layout, releasePath(layout, release));
+    const deleting = guardedPath(layout, deletingPath(layout, release));
+    lines.push(
+      `if [ "$(readlink ${quote(layout.current)} 2>/dev/null)" = ${quote(currentTarget(release))} ]; then echo "release ${release} is current" >&2; exit 5; fi`,
+      `if [ -d ${quote(final)} ] && [ ! -L ${quote(final)} ]; then mv -T -- ${quote(final)} ${quote(deleting)}; ${writableDirs(quote(deleting))}`,
+      // Files another user owns stay: the release is out of the namespace (.N.deleting) and reported.
+      `  if rm -rf -- ${quote(deleting)} 2>/dev/null; then printf 'removed\\t%s\\n' ${release}; else printf 'stuck\\t%s\\n' ${release}; fi`,
+      "fi"
+    );
+  }
+  return lines.join("\n");
+}
+function guardedPath(layout, path13) {
+  if (!isInside(layout.deployTo, path13)) {
+    throw new Error(`Refusing to delete ${path13}: it is not inside deploy_to ${layout.deployTo}`);
+  }
+  return path13;
+}
+function writeFileCommand(path13, content) {
+  return `mkdir -p ${quote(import_node_path7.posix.dirname(path13))} && printf '%s' ${quote(content)} > ${quote(path13)}`;
+}
+
+// src/release/unwritten-history.ts
+init_define_DEPLOYER_PACKAGE();
+function describeEvent(event) {
+  switch (event.event) {
+    case "release":
+      return `release ${event.release}`;
+    case "restart":
+      return `restart ${event.release} (${event.kind})`;
+    case "failed":
+      return `failed ${event.release}`;
+    case "rollback":
+      return `rollback ${event.from ?? "none"} -> ${event.to}`;
+    case "prune":
+      return `prune ${event.deleted.join(", ")}`;
+  }
+}
+function describeUnwritten(deployTo, history, unwritten) {
+  const reasons = [...new Set(unwritten.map((entry) => entry.reason.split("\n")[0] || "unknown error"))];
+  const full = unwritten.map((entry) => diskFullError(entry.reason)).find((found) => found !== null);
+  const lines = [
+    `the history ${history} could not be written (${reasons.join("; ")}); it lacks ${unwritten.length} event${unwritten.length === 1 ? "" : "s"}: ${unwritten.map((entry) => describeEvent(entry.event)).join(", ")}.`,
+    "What is live is as reported (current, releases/ and Puma are read from the host, not from the history)."
+  ];
+  const failed = unwritten.flatMap((entry) => entry.event.event === "failed" ? [entry.event.release] : []);
+  if (failed.length > 0)
+    lines.push(
+      `Release ${failed.join(", ")} failed but is not marked so: do not roll back to it with \`deployer rollback --to\`.`
+    );
+  lines.push(
+    full ? `Free space on that disk (\`df -h ${quote(deployTo)}\` on the host; \`deployer prune --keep N\` deletes old releases) before the next run.` : `Make ${history} writable by the SSH user before the next run.`
+  );
+  return lines.join(" ");
+}
+function attachSessionWarnings(sessions, outcomes) {
+  sessions.forEach((session, index) => {
+    const warnings = session.warnings();
+    const outcome = outcomes[index];
+    if (warnings.length > 0 && outcome) outcome.warnings = [...outcome.warnings ?? [], ...warnings];
+  });
+}
+
+// src/hosts/host-session.ts
+var MANIFEST_MARK = "--deployer-manifest--";
+var MODIFIED_MARK = "--deployer-modified--";
+var LINK_REFUSED_WHY = "With fs.protected_hardlinks=1 only a file\u2019s owner (or a user who may read and write it) may link it, and that release belongs to another user: deploying as one user for the whole team keeps repeat releases linked.";
+function linksRefused(output) {
+  const line = output.split("\n").find((entry) => entry.startsWith(`${LINKS_COPIED}	`));
+  return line === void 0 ? null : Number(line.split("	")[1]) || 0;
+}
+var UNWRITTEN_MARK = "--deployer-history-unwritten--";
+var STATE_MARK = "--deployer-state--";
+function formatSeconds(seconds) {
+  return seconds >= 60 && seconds % 60 === 0 ? `${seconds / 60} min` : `${seconds} s`;
+}
+function parseManifestFiles(text) {
+  try {
+    const manifest = JSON.parse(text);
+    return Array.isArray(manifest.files) ? manifest.files : null;
+  } catch {
+    return null;
+  }
+}
+var LockHeldError = class extends DeployerError {
+  owner;
+  constructor(host, message, hint, owner) {
+    super(message, { exitCode: ExitCode.locked, hint, host });
+    this.owner = owner;
+  }
+};
+var HostSession = class {
+  host;
+  transport;
+  layout;
+  lockedState;
+  /** History events that could not be appended in this session (see record). */
+  unwrittenHistory = [];
+  /** What went differently than asked without failing (copies where links were refused), for the report. */
+  notes = [];
+  constructor(host, transport) {
+    this.host = host;
+    this.transport = transport;
+    this.layout = layoutFor(host.deployTo);
+  }
+  get name() {
+    return this.host.name;
+  }
+  /** Connects now rather than on the first command, so the handshake overlaps with local work. */
+  async connect() {
+    await this.transport.connect?.();
+  }
+  async inspect() {
+    const output = await this.run("reading the state of deploy_to", inspectCommand(this.layout));
+    return parseHostState(output);
+  }
+  /**
+   * Takes the lock, or returns the current owner (null when unreadable) when someone else has it. With
+   * `readState`, the host's state is read in the same round trip right after the lock is taken (kept
+   * for `takeLockedState`): a release saves a round trip it would spend inspecting next.
+   */
+  async tryLock(owner, options = {}) {
+    const command = options.readState ? acquireLockAndInspectCommand(this.layout, owner, STATE_MARK) : acquireLockCommand(this.layout, owner);
+    const output = await this.run("taking the deploy lock", command, {
+      hint: `Check that ${this.layout.deployTo} (or its parent) is writable by the SSH user.`
+    });
+    if (output.startsWith("acquired")) {
+      const [, state] = output.split(`${STATE_MARK}
+`);
+      this.lockedState = state === void 0 ? void 0 : parseHostState(state);
+      return { acquired: true };
+    }
+    return { acquired: false, holder: parseLockOwner(output.replace(/^held\n/, "")) };
+  }
+  /** The state read when the lock was taken (once; later reads go to the host). */
+  takeLockedState() {
+    const state = this.lockedState;
+    this.lockedState = void 0;
+    return state;
+  }
+  async unlock(owner) {
+    await this.run("releasing the deploy lock", releaseLockCommand(this.layout, owner));
+  }
+  async breakLock() {
+    await this.run("breaking the deploy lock", breakLockCommand(this.layout));
+  }
+  /**
+   * Prepares `.N.partial` and, in the same round trip, reads the manifest of release `from` (what a
+   * repeat release compares with). Returns the stale partial releases it removed and that manifest.
+   */
+  async prepare(release, from = null) {
+    const command = [
+      prepareCommand(this.layout, release),
+      ...from === null ? [] : [
+        `echo ${MANIFEST_MARK}`,
+        readManifestCommand(this.layout, from),
+        `echo ${MODIFIED_MARK}`,
+        modifiedFilesCommand(this.layout, from)
+      ]
+    ];
+    const output = await this.run(`preparing release ${release}`, command.join("\n"), {
+      hint: `Check that ${this.layout.deployTo} is writable by the SSH user and the disk is not full.`
+    });
+    const [head = "", rest] = output.split(`${MANIFEST_MARK}
+`);
+    const [manifest, modifiedText = ""] = rest === void 0 ? [] : rest.split(`${MODIFIED_MARK}
+`);
+    const modified = modifiedText.split("\n").filter(Boolean);
+    const removedStale = head.split("\n").filter((line) => line.startsWith("removed-stale	")).map((line) => line.slice("removed-stale	".length));
+    const stuck = head.split("\n").filter((line) => line.startsWith("stuck	")).map((line) => line.slice("stuck	".length));
+    return {
+      removedStale,
+      stuck,
+      modified,
+      previous: manifest === void 0 ? null : parseManifestFiles(manifest)
+    };
+  }
+  async upload(release, archive, signal) {
+    let sourceError;
+    archive.once("error", (error) => {
+      if (error instanceof DeployerError) sourceError = error;
+    });
+    try {
+      await this.run(`uploading release ${release}`, extractCommand(this.layout, release), {
+        stdin: archive,
+        signal,
+        hint: "Check free disk space on the host (`df -h`) and that GNU tar is installed."
+      });
+    } catch (error) {
+      throw sourceError ?? error;
+    }
+    if (sourceError) throw sourceError;
+  }
+  /** Hard-links unchanged files from release `from` into the partial release. */
+  async linkFrom(from, release, paths, signal) {
+    if (paths.length === 0) return;
+    const output = await this.run(
+      `reusing unchanged files of release ${from}`,
+      linkFromCommand(this.layout, from, release),
+      {
+        stdin: Buffer.from(`${paths.join("\0")}\0`, "utf8"),
+        signal,
+        hint: "Hard links need releases/ on one filesystem; check free inodes (`df -i`)."
+      }
+    );
+    const refused = linksRefused(output);
+    if (refused !== null)
+      this.notes.push(
+        `copied the ${paths.length} unchanged file${paths.length === 1 ? "" : "s"} of release ${from} instead of hard-linking ${paths.length === 1 ? "it" : "them"}: ${refused} link${refused === 1 ? " was" : "s were"} refused (Operation not permitted). ${LINK_REFUSED_WHY}`
+      );
+  }
+  /** Seeds `vendor` from release `from` with hard links; true when it did. */
+  async seedVendor(from, release, vendor) {
+    const output = await this.run(
+      `reusing ${vendor} of release ${from}`,
+      seedVendorCommand(this.layout, from, release, vendor)
+    );
+    if (linksRefused(output) !== null)
+      this.notes.push(
+        `copied ${vendor} of release ${from} instead of hard-linking it: linking was refused (Operation not permitted). ${LINK_REFUSED_WHY}`
+      );
+    return output.includes("seeded");
+  }
+  /** Files shared with another release that the install wrote in place (see sharedWritesCommand). */
+  async sharedWrites(release) {
+    const output = await this.run(
+      "checking what the install wrote",
+      sharedWritesCommand(this.layout, release)
+    );
+    return output.split("\n").filter(Boolean);
+  }
+  async linkShared(release, dirs, files) {
+    if (dirs.length === 0 && files.length === 0) return;
+    await this.run(
+      `linking shared files into release ${release}`,
+      linkSharedCommand(this.layout, release, dirs, files),
+      {
+        hint: `Create missing shared files under ${this.layout.shared} on the host (they hold server-side data such as .env).`
+      }
+    );
+  }
+  /**
+   * Runs `command` in the partial release within `timeout` seconds; messages name it as `shown` (see
+   * InstallSettings.commandAsWritten).
+   */
+  async install(release, command, options) {
+    const shown = options.shown ?? command;
+    const what = `install (\`${shown}\`) in release ${release}`;
+    try {
+      await this.run(what, installCommand(this.layout, release, command, options.timeout), {
+        ...options,
+        exitCode: ExitCode.install,
+        hint: "Fix the install (run it by hand in the release directory to see it fail); `current` was not changed."
+      });
+    } catch (error) {
+      const timedOut = error instanceof RemoteCommandError && INSTALL_TIMED_OUT.includes(error.code);
+      if (!timedOut) throw error;
+      throw new RemoteCommandError(this.name, what, error, {
+        exitCode: ExitCode.install,
+        because: `it did not finish within install.timeout (${formatSeconds(options.timeout)}); it and every process it started in its process group were stopped`,
+        hint: "Find what it waits for (a prompt for input, a server it started in the foreground), or raise install.timeout in deployer.yml. `current` was not changed."
+      });
+    }
+  }
+  /** Runs `install.check` like the install; false when it fails (then the install runs). */
+  async check(release, command, options) {
+    const result = await this.transport.exec(
+      installCommand(this.layout, release, command, options.timeout),
+      { signal: options.signal }
+    );
+    return result.code === 0;
+  }
+  async discardPartial(release) {
+    await this.run(
+      `removing the partial release ${release}`,
+      discardPartialCommand(this.layout, release)
+    );
+  }
+  async publish(release) {
+    await this.run(`publishing release ${release}`, publishCommand(this.layout, release));
+  }
+  /**
+   * Writes the release's last file, publishes it, flips `current` and records the event in one round
+   * trip (each step stops the rest on failure, so a failed publish never flips).
+   */
+  async publishAndFlip(release, files, event) {
+    const partial = partialPath(this.layout, release);
+    const output = await this.run(
+      `publishing release ${release} and pointing current at it`,
+      [
+        // Runs to the end even if the connection drops half way (sshd then sends SIGHUP), so a host
+        // never keeps a published release that `current` and the history do not know about.
+        "trap '' HUP PIPE",
+        "set -e",
+        ...files.map((file) => writeFileCommand(import_node_path8.posix.join(partial, file.path), file.content)),
+        recordPublishedCommand(this.layout, release),
+        publishCommand(this.layout, release),
+        flipCommand(this.layout, release),
+        // Past the flip the release is live: a history that cannot be written (a full disk) is
+        // reported with what is live, never as a failed publish (see UnwrittenEvent).
+        `if ! unwritten=$( { ${appendHistoryCommand(this.layout, event)}; } 2>&1 ); then printf '%s\\n%s\\n' ${quote(UNWRITTEN_MARK)} "$unwritten"; fi`
+      ].join("\n"),
+      { hint: `If ${this.layout.current} is a real directory (not a symlink), move it away first.` }
+    );
+    const [, unwritten] = output.split(`${UNWRITTEN_MARK}
+`);
+    if (unwritten !== void 0) this.unwrittenHistory.push({ event, reason: unwritten.trim() });
+  }
+  async flip(release) {
+    await this.run(`pointing current at release ${release}`, flipCommand(this.layout, release), {
+      hint: `If ${this.layout.current} is a real directory (not a symlink), move it away first.`
+    });
+  }
+  /**
+   * Appends an event to the history. Every event records a change already made on the host, so a
+   * failed append (a full disk) does not throw: it is kept in `unwrittenHistory` for the command to
+   * report with what is live. Only a lost connection throws. Returns whether the event was written.
+   */
+  async record(event) {
+    const result = await this.transport.exec(appendHistoryCommand(this.layout, event));
+    if (result.code === 0) return true;
+    this.unwrittenHistory.push({ event, reason: `${result.stderr}${result.stdout}`.trim() });
+    return false;
+  }
+  /** The warning for the events `record` and `publishAndFlip` could not append; null when none. */
+  unwrittenHistoryWarning() {
+    if (this.unwrittenHistory.length === 0) return null;
+    return describeUnwritten(this.layout.deployTo, this.layout.history, this.unwrittenHistory);
+  }
+  /** Everything this session has to warn about once its command is done: notes, then the history. */
+  warnings() {
+    const history = this.unwrittenHistoryWarning();
+    return history === null ? [...this.notes] : [...this.notes, history];
+  }
+  async liveDirs() {
+    return parseLiveDirs(
+      await this.run("listing processes that use releases", findLiveDirsCommand(this.layout.releases))
+    );
+  }
+  /**
+   * Deletes releases; `stuck` are those renamed to `.N.deleting` but not fully deleted (files another
+   * user owns): out of the release namespace, left for someone with the rights.
+   */
+  /** Files changed since publishing, by release (only releases with a change are listed). */
+  async modifiedReleases(releases) {
+    const modified = /* @__PURE__ */ new Map();
+    if (releases.length === 0) return modified;
+    const script = releases.map(
+      (release) => `echo ${quote(`${MODIFIED_MARK}${release}`)}
+${modifiedFilesCommand(this.layout, release, 20)}`
+    ).join("\n");
+    const output = await this.run("comparing releases with what was published", script);
+    for (const part of output.split(MODIFIED_MARK).slice(1)) {
+      const [number = "", ...paths] = part.split("\n").filter(Boolean);
+      if (paths.length > 0) modified.set(Number(number), paths);
+    }
+    return modified;
+  }
+  async removeReleases(releases) {
+    if (releases.length === 0) return { removed: [], stuck: [] };
+    const output = await this.run(
+      `deleting releases ${releases.join(", ")}`,
+      removeReleasesCommand(this.layout, releases)
+    );
+    const tagged = (tag) => output.split("\n").filter((line) => line.startsWith(`${tag}	`)).map((line) => Number(line.slice(tag.length + 1)));
+    return { removed: tagged("removed"), stuck: tagged("stuck") };
+  }
+  async close() {
+    await this.transport.close();
+  }
+  /** After ENOSPC: the disk's reading when it is its inodes, not its space, that ran out. */
+  async inodesExhausted() {
+    try {
+      const result = await this.transport.exec(spaceCommand(this.layout.deployTo));
+      const reading = parseSpace(result.stdout);
+      return outOfInodes(reading) ? reading : null;
+    } catch {
+      return null;
+    }
+  }
+  /**
+   * Runs a command whose exit status is an answer, not a failure (is this pid alive? does the file
+   * exist?): the result as it came, for the caller to read. Only a lost connection throws.
+   */
+  async ask(command, options = {}) {
+    return this.transport.exec(command, options);
+  }
+  /** Runs a command and returns its stdout; a non-zero exit becomes a RemoteCommandError. */
+  async run(what, command, options = {}) {
+    const result = await this.transport.exec(command, options);
+    if (result.code !== 0) {
+      const diskFull = diskFullError(`${result.stderr}
+${result.stdout}`);
+      const deployTo = this.layout.deployTo;
+      const inodes = diskFull ? await this.inodesExhausted() : null;
+      throw new RemoteCommandError(this.name, what, result, {
+        exitCode: options.exitCode,
+        ...inodes && diskFull ? inodesError(deployTo, inodes, diskFull) : diskFull ? {
+          because: `the disk holding ${deployTo} is full (${diskFull})`,
+          hint: `Free space on that disk (\`df -h ${quote(deployTo)}\` on the host; \`deployer prune --keep N\` deletes old releases), then run the command again.`
+        } : { hint: options.hint }
+      });
+    }
+    return result.stdout;
+  }
+};
+
+// src/hosts/sessions.ts
 async function withSessions(hosts, work, open2 = openTransport) {
   const sessions = hosts.map((host) => new HostSession(host, open2(host)));
   try {
@@ -59299,8 +59827,13 @@ async function withLocks(sessions, actor, command, reporter, work, now = () => /
   try {
     return await work(owner);
   } finally {
+    warnSessionNotes(locked, reporter);
     await unlockAll(locked, owner, reporter);
   }
+}
+function warnSessionNotes(sessions, reporter) {
+  for (const session of sessions)
+    for (const message of session.warnings()) reporter.emit({ kind: "warn", host: session.name, message });
 }
 async function unlockAll(sessions, owner, reporter) {
   const results = await settleAll(sessions, sessions.length, (session) => session.unlock(owner));
@@ -59319,7 +59852,7 @@ async function unlockAll(sessions, owner, reporter) {
 function isLockOwnerAlive(owner) {
   return judgeLockOwner(
     owner,
-    { machine: (0, import_node_os7.hostname)(), process: readProcessIdentity() },
+    { machine: (0, import_node_os9.hostname)(), process: readProcessIdentity() },
     readStartTicks(owner.pid)
   );
 }
@@ -59735,8 +60268,10 @@ function serverProbeCommand(options) {
     "  case ${ruby_bin##*/} in *ruby*) ;; *) ruby_bin= ;; esac",
     "fi",
     'if [ -z "$ruby_bin" ]; then echo "deployer: no ruby on PATH to probe Puma with" >&2; exit 127; fi',
-    // `--` ends Ruby's own options, so an argument starting with `-` stays an argument.
-    `exec "$ruby_bin" -e ${quote(SERVER_PROBE_RB)} -- "$pidfile" ${quote(options.controlUrl ?? "")} ${quote(configs)} ${quote(options.deployTo)} ${quote(CONFIG_FACTS_RB)} ${quote(JSON.stringify(options.expectMaster ?? null))}`
+    // `--` ends Ruby's own options, so an argument starting with `-` stays an argument. No RubyGems:
+    // it needs only the standard library (the config is evaluated in a child with the release's
+    // bundle), and without it a look costs a sixth of the CPU, taken from a restart being waited for.
+    `exec "$ruby_bin" --disable-gems -e ${quote(SERVER_PROBE_RB)} -- "$pidfile" ${quote(options.controlUrl ?? "")} ${quote(configs)} ${quote(options.deployTo)} ${quote(CONFIG_FACTS_RB)} ${quote(JSON.stringify(options.expectMaster ?? null))}`
   ].join("\n");
 }
 function parseServerProbe(stdout) {
@@ -59896,8 +60431,8 @@ function num(value) {
 init_define_DEPLOYER_PACKAGE();
 var import_node_crypto5 = require("node:crypto");
 var import_promises7 = require("node:fs/promises");
-var import_node_os8 = require("node:os");
-var import_node_path8 = require("node:path");
+var import_node_os10 = require("node:os");
+var import_node_path9 = require("node:path");
 var HashCache = class _HashCache {
   file;
   known;
@@ -59908,8 +60443,8 @@ var HashCache = class _HashCache {
   }
   /** The cache for `root`, under `$XDG_CACHE_HOME/deployer` (or `~/.cache/deployer`). */
   static async open(root, env2 = process.env) {
-    const base = env2.XDG_CACHE_HOME || (0, import_node_path8.join)((0, import_node_os8.homedir)(), ".cache");
-    const file = (0, import_node_path8.join)(
+    const base = env2.XDG_CACHE_HOME || (0, import_node_path9.join)((0, import_node_os10.homedir)(), ".cache");
+    const file = (0, import_node_path9.join)(
       base,
       "deployer",
       `hashes-${(0, import_node_crypto5.createHash)("sha256").update(root).digest("hex").slice(0, 16)}.json`
@@ -59922,19 +60457,19 @@ var HashCache = class _HashCache {
     return new _HashCache(file, known);
   }
   /** The remembered hash for a file whose identity has not changed, else undefined. */
-  lookup(path12, identity) {
-    const entry = this.known.get(path12);
+  lookup(path13, identity) {
+    const entry = this.known.get(path13);
     if (!entry) return void 0;
     const [storedIdentity, hash] = entry.split(" ");
     return storedIdentity === identity ? hash : void 0;
   }
-  remember(path12, identity, hash) {
-    this.seen.set(path12, `${identity} ${hash}`);
+  remember(path13, identity, hash) {
+    this.seen.set(path13, `${identity} ${hash}`);
   }
   /** Writes what this scan saw (files that are gone are forgotten); failures are not fatal. */
   async save() {
     try {
-      await (0, import_promises7.mkdir)((0, import_node_path8.dirname)(this.file), { recursive: true });
+      await (0, import_promises7.mkdir)((0, import_node_path9.dirname)(this.file), { recursive: true });
       const temporary = `${this.file}.${process.pid}.tmp`;
       await (0, import_promises7.writeFile)(temporary, JSON.stringify(Object.fromEntries(this.seen)));
       await (0, import_promises7.rename)(temporary, this.file);
@@ -59951,8 +60486,40 @@ init_define_DEPLOYER_PACKAGE();
 var import_node_crypto6 = require("node:crypto");
 var import_node_fs6 = require("node:fs");
 var import_promises8 = require("node:fs/promises");
-var import_node_path9 = require("node:path");
+var import_node_path11 = require("node:path");
 var import_picomatch2 = __toESM(require_picomatch2(), 1);
+
+// src/upload/source-errors.ts
+init_define_DEPLOYER_PACKAGE();
+var import_node_path10 = require("node:path");
+var SourceFileError = class extends DeployerError {
+  path;
+  constructor(message, path13, hint) {
+    super(message, { exitCode: ExitCode.failure, hint });
+    this.path = path13;
+  }
+};
+var BUILD_HINT = "Release from a finished build nothing writes to while deployer runs (build into its own directory, then release it), or leave files that keep changing out with `exclude:`.";
+function sourceChanged(root, path13, expected, actual) {
+  const now = actual === void 0 ? "" : ` (${expected} bytes when the source was scanned, ${actual} now)`;
+  return new SourceFileError(
+    `The source file ${(0, import_node_path10.join)(root, path13)} changed while it was being uploaded${now}; nothing was published.`,
+    path13,
+    BUILD_HINT
+  );
+}
+function sourceUnreadable(root, path13, error, when) {
+  const code = error?.code;
+  const reason = code === "ENOENT" ? "it was removed" : code === "EACCES" || code === "EPERM" ? "permission denied" : error instanceof Error ? error.message : String(error);
+  const hint = code === "EACCES" || code === "EPERM" ? "Make it readable by the user running deployer, or leave it out with `exclude:`." : BUILD_HINT;
+  return new SourceFileError(
+    `The source file ${(0, import_node_path10.join)(root, path13)} could not be read while it was being ${when} (${reason}${code && !reason.includes(code) ? `, ${code}` : ""}); nothing was published.`,
+    path13,
+    hint
+  );
+}
+
+// src/upload/local-tree.ts
 async function scanTree(root, exclude, cache2) {
   const rootStat = await (0, import_promises8.stat)(root).catch(() => null);
   if (!rootStat?.isDirectory()) {
@@ -59971,39 +60538,41 @@ async function scanTree(root, exclude, cache2) {
   const quiet = [];
   async function walk(relativeDir) {
     await new Promise(setImmediate);
-    for (const { name, raw } of readNames((0, import_node_path9.join)(root, relativeDir))) {
-      const relative = relativeDir ? `${relativeDir}/${name}` : name;
-      if (isExcluded(relative)) continue;
+    for (const { name, raw } of readSourceDir(root, relativeDir)) {
+      const relative2 = relativeDir ? `${relativeDir}/${name}` : name;
+      if (isExcluded(relative2)) continue;
       if (!Buffer.from(name, "utf8").equals(raw)) {
-        undecodable.push(relative);
+        undecodable.push(relative2);
         continue;
       }
-      const absolute = (0, import_node_path9.join)(root, relative);
-      const stat3 = (0, import_node_fs6.lstatSync)(absolute);
-      const base = { path: relative, mode: stat3.mode & 4095, mtime: Math.floor(stat3.mtimeMs / 1e3) };
+      const absolute = (0, import_node_path11.join)(root, relative2);
+      const stat3 = sourceStep(root, relative2, () => (0, import_node_fs6.lstatSync)(absolute));
+      const base = { path: relative2, mode: stat3.mode & 4095, mtime: Math.floor(stat3.mtimeMs / 1e3) };
       if (stat3.isDirectory()) {
         entries.push({ ...base, type: "dir", size: 0 });
-        await walk(relative);
+        await walk(relative2);
       } else if (stat3.isSymbolicLink()) {
         const target = (0, import_node_fs6.readlinkSync)(absolute);
-        if (symlinkEscapes(relative, target)) escaping.push(`${relative} -> ${target}`);
+        if (symlinkEscapes(relative2, target)) escaping.push(`${relative2} -> ${target}`);
         entries.push({ ...base, type: "symlink", size: 0, target });
       } else if (stat3.isFile()) {
         const identity = fileIdentity(stat3);
         const entry = { ...base, type: "file", size: stat3.size };
         entries.push(entry);
-        entry.sha256 = cache2?.lookup(relative, identity);
+        entry.sha256 = cache2?.lookup(relative2, identity);
         if (entry.sha256 === void 0) unhashed.push({ entry, absolute });
         if (Math.max(stat3.mtimeMs, stat3.ctimeMs) < scanStarted - RACY_MS) quiet.push({ entry, identity });
       } else {
-        skipped.push(relative);
+        skipped.push(relative2);
       }
     }
   }
   await walk("");
   await Promise.all(
     unhashed.map(async ({ entry, absolute }) => {
-      entry.sha256 = await hashLimited(absolute, entry.size);
+      entry.sha256 = await hashLimited(absolute, entry.size).catch((error) => {
+        throw sourceUnreadable(root, entry.path, error, "scanned");
+      });
     })
   );
   for (const { entry, identity } of quiet) cache2?.remember(entry.path, identity, entry.sha256);
@@ -60047,6 +60616,16 @@ async function scanTree(root, exclude, cache2) {
     skipped
   };
 }
+function sourceStep(root, relative2, step) {
+  try {
+    return step();
+  } catch (error) {
+    throw sourceUnreadable(root, relative2 || ".", error, "scanned");
+  }
+}
+function readSourceDir(root, relative2) {
+  return sourceStep(root, relative2, () => readNames((0, import_node_path11.join)(root, relative2)));
+}
 function readNames(dir) {
   return (0, import_node_fs6.readdirSync)(dir, { encoding: "buffer" }).map((raw) => ({ name: raw.toString("utf8"), raw })).sort((a, b) => a.name < b.name ? -1 : a.name > b.name ? 1 : 0);
 }
@@ -60055,35 +60634,35 @@ function excludeMatcher(patterns) {
     const anchored = pattern2.includes("/");
     const clean = pattern2.replace(/^\/+/, "").replace(/\/+$/, "");
     const match3 = (0, import_picomatch2.default)(clean, { dot: true });
-    return (relative) => anchored ? match3(relative) : relative.split("/").some((name) => match3(name));
+    return (relative2) => anchored ? match3(relative2) : relative2.split("/").some((name) => match3(name));
   });
-  return (relative) => matchers.some((matches) => matches(relative));
+  return (relative2) => matchers.some((matches) => matches(relative2));
 }
 function symlinkEscapes(linkPath, target) {
-  if (import_node_path9.posix.isAbsolute(target)) return true;
-  const resolved = import_node_path9.posix.normalize(import_node_path9.posix.join(import_node_path9.posix.dirname(linkPath), target));
+  if (import_node_path11.posix.isAbsolute(target)) return true;
+  const resolved = import_node_path11.posix.normalize(import_node_path11.posix.join(import_node_path11.posix.dirname(linkPath), target));
   return resolved === ".." || resolved.startsWith("../");
 }
 var RACY_MS = 2e3;
 var HASH_CONCURRENCY = 64;
 var hashing = 0;
 var waiting = [];
-async function hashLimited(path12, size) {
-  while (hashing >= HASH_CONCURRENCY) await new Promise((resolve) => waiting.push(resolve));
+async function hashLimited(path13, size) {
+  while (hashing >= HASH_CONCURRENCY) await new Promise((resolve2) => waiting.push(resolve2));
   hashing++;
   try {
     if (size <= 1024 * 1024)
-      return (0, import_node_crypto6.createHash)("sha256").update(await (0, import_promises8.readFile)(path12)).digest("hex");
-    return await hashFile(path12);
+      return (0, import_node_crypto6.createHash)("sha256").update(await (0, import_promises8.readFile)(path13)).digest("hex");
+    return await hashFile(path13);
   } finally {
     hashing--;
     waiting.shift()?.();
   }
 }
-function hashFile(path12) {
-  return new Promise((resolve, reject) => {
+function hashFile(path13) {
+  return new Promise((resolve2, reject) => {
     const hash = (0, import_node_crypto6.createHash)("sha256");
-    (0, import_node_fs6.createReadStream)(path12).on("error", reject).on("data", (chunk) => hash.update(chunk)).on("end", () => resolve(hash.digest("hex")));
+    (0, import_node_fs6.createReadStream)(path13).on("error", reject).on("data", (chunk) => hash.update(chunk)).on("end", () => resolve2(hash.digest("hex")));
   });
 }
 function hashTree(entries) {
@@ -60101,11 +60680,11 @@ init_define_DEPLOYER_PACKAGE();
 
 // src/check/assess-puma.ts
 init_define_DEPLOYER_PACKAGE();
-var import_node_path11 = require("node:path");
+var import_node_path13 = require("node:path");
 
 // src/check/assess-puma-config.ts
 init_define_DEPLOYER_PACKAGE();
-var import_node_path10 = require("node:path");
+var import_node_path12 = require("node:path");
 var import_semver2 = __toESM(require_semver2(), 1);
 
 // src/restart/preload.ts
@@ -60293,13 +60872,13 @@ function wiringFindings(config, name, settings) {
   return findings;
 }
 function samePidfile(configured, expected, deployTo) {
-  if (import_node_path10.posix.isAbsolute(configured)) return import_node_path10.posix.normalize(configured) === expected;
-  const relative = import_node_path10.posix.normalize(configured);
-  return import_node_path10.posix.join(deployTo, "current", relative) === expected || import_node_path10.posix.join(deployTo, "shared", relative) === expected;
+  if (import_node_path12.posix.isAbsolute(configured)) return import_node_path12.posix.normalize(configured) === expected;
+  const relative2 = import_node_path12.posix.normalize(configured);
+  return import_node_path12.posix.join(deployTo, "current", relative2) === expected || import_node_path12.posix.join(deployTo, "shared", relative2) === expected;
 }
 function pidfileOf(settings) {
   const pidfile = settings.server.pidfile;
-  return import_node_path10.posix.isAbsolute(pidfile) ? pidfile : import_node_path10.posix.join(settings.deployTo, pidfile);
+  return import_node_path12.posix.isAbsolute(pidfile) ? pidfile : import_node_path12.posix.join(settings.deployTo, pidfile);
 }
 
 // src/check/assess-puma.ts
@@ -60332,7 +60911,7 @@ function assessPuma(facts, settings) {
         message: `Nothing is deployed yet: the Puma checks read ${name} with Puma ${config.pumaVersion ?? "?"} on this machine.`
       });
     }
-    const current = import_node_path11.posix.join(settings.deployTo, "current");
+    const current = import_node_path13.posix.join(settings.deployTo, "current");
     findings.push(directoryFinding(config, name, current, facts.realDeployTo));
     findings.push(...workerFindings(facts, config, name));
     findings.push(...pruneBundlerFindings(facts, config, name, settings.server));
@@ -60344,7 +60923,7 @@ function assessPuma(facts, settings) {
   return asSentences(findings);
 }
 function configName(facts, settings) {
-  return facts.configOrigin === "current" ? import_node_path11.posix.join(settings.deployTo, "current", settings.server.config) : `the source's ${settings.server.config}`;
+  return facts.configOrigin === "current" ? import_node_path13.posix.join(settings.deployTo, "current", settings.server.config) : `the source's ${settings.server.config}`;
 }
 function processFindings(facts, settings) {
   const probe = facts.probe;
@@ -60439,7 +61018,7 @@ function directoryFinding(config, name, current, realDeployTo) {
       message: `\`directory\` is ${current}: restarts follow the current symlink.`
     };
   }
-  const viaRealPath = realDeployTo !== null && import_node_path11.posix.normalize(config.directory) === `${realDeployTo}/current`;
+  const viaRealPath = realDeployTo !== null && import_node_path13.posix.normalize(config.directory) === `${realDeployTo}/current`;
   if (viaRealPath) {
     return {
       check: "puma-directory",
@@ -60492,12 +61071,12 @@ function toolFindings(tools, remote, user, config, pumaRunning) {
       });
       continue;
     }
-    const path12 = remote.tools[tool.name];
-    if (!path12) {
+    const path13 = remote.tools[tool.name];
+    if (!path13) {
       findings.push(missingTool(tool, user, config, pumaRunning));
       continue;
     }
-    const gnu = gnuFinding(tool.name, path12, remote.versions);
+    const gnu = gnuFinding(tool.name, path13, remote.versions);
     if (gnu) findings.push(gnu);
     else
       found.push(tool.name === "tar" || tool.name === "cp" ? describeVersion(tool.name, remote) : tool.name);
@@ -60536,12 +61115,12 @@ function missingTool(tool, user, config, pumaRunning) {
   }
   return { check: "tool", severity: "blocking", message, hint };
 }
-function gnuFinding(name, path12, versions) {
+function gnuFinding(name, path13, versions) {
   if (name === "tar" && !versions.tar?.includes("GNU tar")) {
     return {
       check: "tool",
       severity: "blocking",
-      message: `${path12} is not GNU tar (${versions.tar ? `it says "${versions.tar}"` : "`tar --version` prints nothing"}); deployer unpacks uploads with GNU tar's options.`,
+      message: `${path13} is not GNU tar (${versions.tar ? `it says "${versions.tar}"` : "`tar --version` prints nothing"}); deployer unpacks uploads with GNU tar's options.`,
       hint: "Install GNU tar on the host (the `tar` package) and put it first on the PATH."
     };
   }
@@ -60549,7 +61128,7 @@ function gnuFinding(name, path12, versions) {
     return {
       check: "tool",
       severity: "warning",
-      message: `${path12} is not GNU cp (${versions.cp ? `it says "${versions.cp}"` : "`cp --version` prints nothing"}); repeat releases hard-link unchanged files with \`cp -l --parents -t\`, which other cp implementations may lack.`,
+      message: `${path13} is not GNU cp (${versions.cp ? `it says "${versions.cp}"` : "`cp --version` prints nothing"}); repeat releases hard-link unchanged files with \`cp -l --parents -t\`, which other cp implementations may lack.`,
       hint: "Install GNU coreutils on the host."
     };
   }
@@ -60980,9 +61559,26 @@ function count(n, singular, plural = `${singular}s`) {
 init_define_DEPLOYER_PACKAGE();
 var import_promises10 = require("node:fs/promises");
 
+// src/progress.ts
+init_define_DEPLOYER_PACKAGE();
+async function timedPhase(reporter, host, phase, step, describe2) {
+  const started = performance.now();
+  reporter.emit({ kind: "phase", host, phase, status: "start" });
+  try {
+    const value = await step();
+    const ms = Math.round(performance.now() - started);
+    reporter.emit({ kind: "phase", host, phase, status: "done", ms, detail: describe2?.(value) });
+    return { value, ms };
+  } catch (error) {
+    const ms = Math.round(performance.now() - started);
+    reporter.emit({ kind: "phase", host, phase, status: "failed", ms });
+    throw error;
+  }
+}
+
 // src/restart/puma-commands.ts
 init_define_DEPLOYER_PACKAGE();
-var import_node_path12 = require("node:path");
+var import_node_path14 = require("node:path");
 function signalMasterCommand(pidfile, signal) {
   return [
     // Paths reach the messages through quote() too: inside "..." a `$(...)` in deploy_to would run.
@@ -60993,7 +61589,7 @@ function signalMasterCommand(pidfile, signal) {
 }
 function startCommand(currentPath, start, log) {
   return [
-    `mkdir -p ${quote(import_node_path12.posix.dirname(log))}`,
+    `mkdir -p ${quote(import_node_path14.posix.dirname(log))}`,
     `cd ${quote(currentPath)}`,
     `export PWD=${quote(currentPath)}`,
     `printf '\\n== deployer: starting Puma at %s\\n' "$(date -u +%FT%TZ)" >> ${quote(log)}`,
@@ -61022,7 +61618,7 @@ function envFilesHashCommand(files) {
   return `{ ${lines.join("; ")}; } | sha256sum | cut -c1-64`;
 }
 function healthCheckCommand(url, timeoutSeconds) {
-  return `DEPLOYER_HEALTH_URL=${quote(url)} ruby -e ${quote(HEALTH_CHECK_RB)} ${quote(timeoutSeconds)}`;
+  return `DEPLOYER_HEALTH_URL=${quote(url)} ruby --disable-gems -e ${quote(HEALTH_CHECK_RB)} ${quote(timeoutSeconds)}`;
 }
 function readFileCommand(file, options = {}) {
   return `cat ${quote(file)}${options.quiet ? " 2>/dev/null" : ""}`;
@@ -61041,31 +61637,34 @@ function parseHealth(output) {
 
 // src/restart/restart-host.ts
 init_define_DEPLOYER_PACKAGE();
-var import_node_path16 = require("node:path");
+var import_node_path18 = require("node:path");
 
 // src/restart/poll.ts
 init_define_DEPLOYER_PACKAGE();
 var systemClock = {
   now: () => Date.now(),
-  sleep: (ms) => new Promise((resolve) => setTimeout(resolve, ms))
+  sleep: (ms) => new Promise((resolve2) => setTimeout(resolve2, ms))
 };
 async function pollUntil(options, look) {
   const clock = options.clock ?? systemClock;
   const deadline = clock.now() + options.deadlineMs;
+  const maxIntervalMs = options.maxIntervalMs ?? options.intervalMs * 4;
+  let intervalMs = options.intervalMs;
   for (; ; ) {
     options.signal?.throwIfAborted();
     const seen = await look();
     if (seen.state === "done") return { ok: true, value: seen.value };
     if (seen.state === "failed") return { ok: false, detail: seen.detail, timedOut: false };
     if (clock.now() > deadline) return { ok: false, detail: seen.detail, timedOut: true };
-    await clock.sleep(options.intervalMs);
+    await clock.sleep(intervalMs);
+    intervalMs = Math.min(maxIntervalMs, Math.round(intervalMs * 1.5));
   }
 }
 var RESTART_POLL_MS = 250;
 
 // src/restart/puma-paths.ts
 init_define_DEPLOYER_PACKAGE();
-var import_node_path13 = require("node:path");
+var import_node_path15 = require("node:path");
 var PumaPaths = class {
   constructor(layout, server) {
     this.layout = layout;
@@ -61079,7 +61678,7 @@ var PumaPaths = class {
   }
   /** Where deployer's start command writes Puma's output (boot errors happen before stdout_redirect). */
   get startLog() {
-    return import_node_path13.posix.join(this.layout.shared, "log", "puma.deployer.log");
+    return import_node_path15.posix.join(this.layout.shared, "log", "puma.deployer.log");
   }
   /** Env files the process manager loads into the master (absolute paths). */
   get envFiles() {
@@ -61092,29 +61691,29 @@ var PumaPaths = class {
   /** `unix://` with a relative path is relative to deploy_to, like the pidfile. */
   get controlUrl() {
     const url = this.server.controlUrl;
-    const path12 = url?.startsWith("unix://") ? url.slice("unix://".length) : void 0;
-    if (path12 === void 0 || path12.startsWith("/") || path12.startsWith("@")) return url;
-    return `unix://${import_node_path13.posix.join(this.layout.deployTo, path12)}`;
+    const path13 = url?.startsWith("unix://") ? url.slice("unix://".length) : void 0;
+    if (path13 === void 0 || path13.startsWith("/") || path13.startsWith("@")) return url;
+    return `unix://${import_node_path15.posix.join(this.layout.deployTo, path13)}`;
   }
   /** The logs worth showing when a restart fails, given the config's stdout_redirect. */
   logs(stdoutRedirect) {
     return pumaLogs(this.startLog, this.server.start, stdoutRedirect, this.layout.current);
   }
   hostFile(file) {
-    return import_node_path13.posix.isAbsolute(file) ? file : import_node_path13.posix.join(this.layout.deployTo, file);
+    return import_node_path15.posix.isAbsolute(file) ? file : import_node_path15.posix.join(this.layout.deployTo, file);
   }
 };
 function pumaLogs(startLog, start, stdoutRedirect, currentPath) {
   const fromStart = [...(start ?? "").matchAll(/--redirect-std(?:out|err)(?:=|\s+)(['"]?)([^\s'"]+)\1/g)].map(
-    (match3) => import_node_path13.posix.resolve(currentPath, match3[2] ?? "")
+    (match3) => import_node_path15.posix.resolve(currentPath, match3[2] ?? "")
   );
-  const redirect = stdoutRedirect ? [import_node_path13.posix.resolve(currentPath, stdoutRedirect)] : [];
+  const redirect = stdoutRedirect ? [import_node_path15.posix.resolve(currentPath, stdoutRedirect)] : [];
   return [.../* @__PURE__ */ new Set([startLog, ...redirect, ...fromStart])];
 }
 
 // src/restart/restart-plan.ts
 init_define_DEPLOYER_PACKAGE();
-var import_node_path15 = require("node:path");
+var import_node_path17 = require("node:path");
 
 // src/restart/deadline.ts
 init_define_DEPLOYER_PACKAGE();
@@ -61147,14 +61746,14 @@ init_define_DEPLOYER_PACKAGE();
 init_define_DEPLOYER_PACKAGE();
 var import_node_crypto7 = require("node:crypto");
 var import_promises9 = require("node:fs/promises");
-var import_node_path14 = require("node:path");
+var import_node_path16 = require("node:path");
 async function fingerprintTree(input) {
   const { tree } = input;
   const hashes = new Map(
     tree.entries.filter((entry) => entry.type === "file").map((entry) => [entry.path, entry.sha256])
   );
-  const read = async (path12) => hashes.has(path12) ? (0, import_promises9.readFile)((0, import_node_path14.join)(tree.root, path12), "utf8").catch(() => null) : null;
-  const lockfileHashes = input.lockfiles.filter((path12) => hashes.has(path12)).map((path12) => `${path12}\0${hashes.get(path12)}`);
+  const read = async (path13) => hashes.has(path13) ? (0, import_promises9.readFile)((0, import_node_path16.join)(tree.root, path13), "utf8").catch(() => null) : null;
+  const lockfileHashes = input.lockfiles.filter((path13) => hashes.has(path13)).map((path13) => `${path13}\0${hashes.get(path13)}`);
   const gemfileLock = await read("Gemfile.lock");
   return {
     pumaConfig: hashes.get(input.pumaConfig) ?? null,
@@ -61427,7 +62026,7 @@ async function planRestart(host, state, newDir, next, requested) {
     hasEnvFiles: paths.envFiles.length > 0,
     hasPumaEnvFiles: paths.pumaEnvFiles.length > 0
   });
-  const configPidfile = nextConfig?.pidfile ? import_node_path15.posix.resolve(newDir, nextConfig.pidfile) : null;
+  const configPidfile = nextConfig?.pidfile ? import_node_path17.posix.resolve(newDir, nextConfig.pidfile) : null;
   if (configPidfile && configPidfile !== paths.pidfile) {
     decision.warnings.push(
       `${server.config} writes its pidfile to ${configPidfile}, but server.pidfile is ${paths.pidfile}: deployer finds Puma through server.pidfile, so make them the same.`
@@ -61468,8 +62067,8 @@ function serverFacts(host, probe, config) {
   };
 }
 async function readFingerprints(host, dir, config) {
-  const file = import_node_path15.posix.join(dir, FINGERPRINTS_FILE);
-  const result = await host.session.transport.exec(readFileCommand(file, { quiet: true }));
+  const file = import_node_path17.posix.join(dir, FINGERPRINTS_FILE);
+  const result = await host.session.ask(readFileCommand(file, { quiet: true }));
   try {
     const stored = JSON.parse(result.stdout);
     return { ...stored.fingerprints, binds: config?.binds ?? stored.fingerprints.binds ?? null };
@@ -61523,16 +62122,45 @@ function tcpPortsOf(binds) {
 
 // src/restart/signal-puma.ts
 init_define_DEPLOYER_PACKAGE();
+
+// src/restart/signal-refused.ts
+init_define_DEPLOYER_PACKAGE();
+var SignalRefusedError = class extends DeployerError {
+  signal;
+  /** The master's user, when the host would tell. */
+  owner;
+  constructor(host, signal, sshUser, owner, pidfile) {
+    const who = owner ? `runs as ${owner}` : "runs as another user";
+    super(
+      `Host ${host}: Puma's master (the pid in ${pidfile}) ${who}, so ${sshUser ?? "the SSH user"} may not send it ${signal} (Operation not permitted): Puma was not restarted.`,
+      {
+        exitCode: ExitCode.failure,
+        hint: `Deploy as the user Puma runs as${owner ? ` (${owner})` : ""}, or set server.full_restart to a command allowed to restart it (such as \`sudo systemctl restart APP\`), then release again.`,
+        host
+      }
+    );
+    this.signal = signal;
+    this.owner = owner;
+  }
+};
+function isRefusedSignal(error) {
+  return error instanceof RemoteCommandError && /Operation not permitted/.test(error.stderr);
+}
+async function explainRefusedSignal(session, pidfile, signal, error) {
+  if (!isRefusedSignal(error)) throw error;
+  const who = await session.ask(`id -un; stat -c %U "/proc/$(cat ${quote(pidfile)})" 2>/dev/null`).catch(() => ({ stdout: "" }));
+  const [sshUser, owner] = who.stdout.trim().split("\n");
+  throw new SignalRefusedError(session.name, signal, sshUser || null, owner || null, pidfile);
+}
+
+// src/restart/signal-puma.ts
 async function triggerRestart(host, kind, plan) {
   const { session, server, paths } = host;
   if (kind === "phased" || kind === "hot") {
-    await session.run(
-      `sending ${kind === "phased" ? "USR1" : "USR2"} to Puma`,
-      signalMasterCommand(paths.pidfile, kind === "phased" ? "USR1" : "USR2"),
-      {
-        hint: `Check ${paths.pidfile} and that Puma runs as the SSH user.`
-      }
-    );
+    const signal = kind === "phased" ? "USR1" : "USR2";
+    await session.run(`sending ${signal} to Puma`, signalMasterCommand(paths.pidfile, signal), {
+      hint: `Check ${paths.pidfile} and that Puma runs as the SSH user.`
+    }).catch((error) => explainRefusedSignal(session, paths.pidfile, signal, error));
   } else if (kind === "start") {
     await startPuma(host, plan);
   } else if (kind === "full") {
@@ -61545,7 +62173,7 @@ async function triggerRestart(host, kind, plan) {
     }
     const pid = plan.baseline.masterPid;
     if (pid !== null) {
-      await session.run("stopping Puma (TERM)", signalMasterCommand(paths.pidfile, "TERM"));
+      await session.run("stopping Puma (TERM)", signalMasterCommand(paths.pidfile, "TERM")).catch((error) => explainRefusedSignal(session, paths.pidfile, "TERM", error));
       await waitForExit(host, pid, plan.workerShutdownTimeout + 15);
     }
     await startPuma(host, plan);
@@ -61554,7 +62182,7 @@ async function triggerRestart(host, kind, plan) {
 async function waitForExit(host, pid, waitS) {
   const stopped = await pollUntil(
     { deadlineMs: waitS * 1e3, intervalMs: RESTART_POLL_MS, clock: host.clock },
-    async () => (await host.session.transport.exec(isAliveCommand(pid))).code === 0 ? { state: "pending", detail: `pid ${pid} still alive` } : { state: "done", value: void 0 }
+    async () => (await host.session.ask(isAliveCommand(pid))).code === 0 ? { state: "pending", detail: `pid ${pid} still alive` } : { state: "done", value: void 0 }
   );
   if (stopped.ok) return;
   const name = host.session.name;
@@ -61972,7 +62600,7 @@ var PumaHost = class {
   /** The last lines of Puma's logs, for failure reports. */
   async logTail(plan, lines = 15) {
     const logs = this.paths.logs(plan?.pumaLog ?? null);
-    const result = await this.session.transport.exec(tailLogCommand(logs, lines)).catch(() => null);
+    const result = await this.session.ask(tailLogCommand(logs, lines)).catch(() => null);
     return result ? lastLines(result.stdout, lines * logs.length + logs.length) : "";
   }
   async verify(expectation, plan, baseline, signal) {
@@ -62003,8 +62631,8 @@ var PumaHost = class {
   async checkHealth(release, plan, signal) {
     const health = this.config.health;
     if (!health) return;
-    const revision = (await this.session.transport.exec(
-      readFileCommand(import_node_path16.posix.join(releasePath(this.session.layout, release), "REVISION"))
+    const revision = (await this.session.ask(
+      readFileCommand(import_node_path18.posix.join(releasePath(this.session.layout, release), "REVISION"))
     )).stdout.trim();
     const expected = health.expect?.replaceAll("{release}", String(release)).replaceAll("{revision}", revision);
     const healthy = await pollUntil(
@@ -62039,27 +62667,10 @@ var PumaHost = class {
   deadline(plan, kind) {
     return restartDeadlineFor(plan, kind, this.server.restartTimeout);
   }
-  async realPath(path12) {
-    return (await this.session.run("resolving the release path", realPathCommand(path12))).trim();
+  async realPath(path13) {
+    return (await this.session.run("resolving the release path", realPathCommand(path13))).trim();
   }
 };
-
-// src/ui/events.ts
-init_define_DEPLOYER_PACKAGE();
-async function timedPhase(reporter, host, phase, step, describe2) {
-  const started = performance.now();
-  reporter.emit({ kind: "phase", host, phase, status: "start" });
-  try {
-    const value = await step();
-    const ms = Math.round(performance.now() - started);
-    reporter.emit({ kind: "phase", host, phase, status: "done", ms, detail: describe2?.(value) });
-    return { value, ms };
-  } catch (error) {
-    const ms = Math.round(performance.now() - started);
-    reporter.emit({ kind: "phase", host, phase, status: "failed", ms });
-    throw error;
-  }
-}
 
 // src/check/gather.ts
 async function gatherHost(session, config, options) {
@@ -62190,7 +62801,7 @@ async function runCheck(config, options) {
         });
         const findings = assessHost(facts, config, {
           now: now(),
-          machine: (0, import_node_os9.hostname)(),
+          machine: (0, import_node_os11.hostname)(),
           source: await sourceSize
         });
         const check = {
@@ -62276,13 +62887,13 @@ var import_core = __toESM(require_lib(), 1);
 // src/config/load.ts
 init_define_DEPLOYER_PACKAGE();
 var import_promises11 = require("node:fs/promises");
-var import_node_os10 = __toESM(require("node:os"), 1);
-var import_node_path20 = __toESM(require("node:path"), 1);
+var import_node_os12 = __toESM(require("node:os"), 1);
+var import_node_path22 = __toESM(require("node:path"), 1);
 var import_yaml4 = __toESM(require_dist3(), 1);
 
 // src/config/schema.ts
 init_define_DEPLOYER_PACKAGE();
-var import_node_path18 = __toESM(require("node:path"), 1);
+var import_node_path20 = __toESM(require("node:path"), 1);
 var import_yaml3 = __toESM(require_dist3(), 1);
 
 // src/config/hosts.ts
@@ -62291,7 +62902,7 @@ var import_yaml2 = __toESM(require_dist3(), 1);
 
 // src/config/value-rules.ts
 init_define_DEPLOYER_PACKAGE();
-var import_node_path17 = __toESM(require("node:path"), 1);
+var import_node_path19 = __toESM(require("node:path"), 1);
 
 // src/config/yaml-reader.ts
 init_define_DEPLOYER_PACKAGE();
@@ -62562,8 +63173,8 @@ function deployToProblem(deployTo) {
   if (/[\x00-\x1f\x7f]/.test(deployTo)) return "must not contain control characters such as newlines";
   if (!deployTo.startsWith("/")) return "must be an absolute path";
   if (deployTo.split("/").includes("..")) return "must not contain .. segments";
-  if (import_node_path17.default.posix.normalize(deployTo) === "/") return "must not be / itself";
-  if (import_node_path17.default.posix.normalize(deployTo) !== deployTo || deployTo.endsWith("/")) {
+  if (import_node_path19.default.posix.normalize(deployTo) === "/") return "must not be / itself";
+  if (import_node_path19.default.posix.normalize(deployTo) !== deployTo || deployTo.endsWith("/")) {
     return "must be normalised: no //, no /./ and no trailing /";
   }
   if (SYSTEM_DIRS.has(deployTo)) return "is a system directory: use a directory of its own, such as /srv/APP";
@@ -62581,13 +63192,13 @@ function relativePath(ctx, text) {
     report(ctx, text, `${show(text)} ${problem}`);
     return void 0;
   }
-  return import_node_path17.default.posix.normalize(text.value).replace(/\/+$/, "");
+  return import_node_path19.default.posix.normalize(text.value).replace(/\/+$/, "");
 }
 function relativePathProblem(value) {
   if (/[\x00-\x1f\x7f]/.test(value)) return "must not contain control characters such as newlines";
   if (value.startsWith("/")) return "must be a relative path, not an absolute one";
   if (value.split("/").includes("..")) return "must not contain .. segments";
-  if (import_node_path17.default.posix.normalize(value).replace(/\/+$/, "") === ".") return "must name something inside the release";
+  if (import_node_path19.default.posix.normalize(value).replace(/\/+$/, "") === ".") return "must name something inside the release";
   return void 0;
 }
 function hostPath(ctx, text) {
@@ -62601,17 +63212,17 @@ function hostPath(ctx, text) {
 function readLocalPath(ctx, text) {
   const value = text.value;
   if (value === "~") return ctx.homeDir;
-  if (value.startsWith("~/")) return import_node_path17.default.join(ctx.homeDir, value.slice(2));
+  if (value.startsWith("~/")) return import_node_path19.default.join(ctx.homeDir, value.slice(2));
   if (value.startsWith("~"))
     report(ctx, text, `${show(text)}: only ~ and ~/ are expanded; write the full path`);
-  return import_node_path17.default.resolve(ctx.configDir, value);
+  return import_node_path19.default.resolve(ctx.configDir, value);
 }
 function readDeployTo(ctx, field) {
   const text = readText(ctx, field);
   if (!text) return void 0;
   const problem = deployToProblem(text.value);
   if (!problem) return text.value;
-  const normalised = import_node_path17.default.posix.normalize(text.value).replace(/(.)\/+$/, "$1");
+  const normalised = import_node_path19.default.posix.normalize(text.value).replace(/(.)\/+$/, "$1");
   const fix = !text.fromEnv && normalised !== text.value && !deployToProblem(normalised) ? `; write ${normalised}` : "";
   report(ctx, text, `${show(text)} ${problem}${fix}`);
   return void 0;
@@ -62950,7 +63561,7 @@ function readSsh(ctx, field) {
   return {
     settings: {
       ...identity ? { identity: readLocalPath(ctx, identity) } : {},
-      knownHosts: knownHosts ? readLocalPath(ctx, knownHosts) : import_node_path18.default.join(ctx.homeDir, DEFAULTS.ssh.knownHosts),
+      knownHosts: knownHosts ? readLocalPath(ctx, knownHosts) : import_node_path20.default.join(ctx.homeDir, DEFAULTS.ssh.knownHosts),
       hostKey: hostKey ?? DEFAULTS.ssh.hostKey,
       connectTimeout: connectTimeout ?? DEFAULTS.ssh.connectTimeout,
       config: readSshConfigChoice(ctx, optional(fields, "config")),
@@ -63063,7 +63674,7 @@ function readHealth(ctx, field) {
 
 // src/config/ssh-env.ts
 init_define_DEPLOYER_PACKAGE();
-var import_node_path19 = __toESM(require("node:path"), 1);
+var import_node_path21 = __toESM(require("node:path"), 1);
 var SSH_ENV = {
   /** Replaces `ssh.identity`. */
   identity: "DEPLOYER_SSH_IDENTITY",
@@ -63084,7 +63695,7 @@ function applySshEnv(config, env2, options) {
       { exitCode: ExitCode.config, hint: `Unset ${SSH_ENV.hostKey} to use ssh.host_key from the config.` }
     );
   }
-  const local = (value) => value === "~" || value.startsWith("~/") ? import_node_path19.default.join(options.homeDir, value.slice(2)) : import_node_path19.default.resolve(options.cwd, value);
+  const local = (value) => value === "~" || value.startsWith("~/") ? import_node_path21.default.join(options.homeDir, value.slice(2)) : import_node_path21.default.resolve(options.cwd, value);
   const given = [
     ...identity ? ["identity"] : [],
     ...knownHosts ? ["knownHosts"] : [],
@@ -63109,8 +63720,8 @@ function applySshEnv(config, env2, options) {
 async function loadConfig(file, options = {}) {
   const env2 = options.env ?? process.env;
   const cwd = options.cwd ?? process.cwd();
-  const homeDir = env2.HOME || import_node_os10.default.homedir();
-  const absolute = import_node_path20.default.resolve(cwd, file);
+  const homeDir = env2.HOME || import_node_os12.default.homedir();
+  const absolute = import_node_path22.default.resolve(cwd, file);
   let text;
   try {
     text = await (0, import_promises11.readFile)(absolute, "utf8");
@@ -63136,7 +63747,7 @@ function parseConfig2(text, file, env2, homeDir) {
   const doc = (0, import_yaml4.parseDocument)(text, { lineCounter, prettyErrors: false });
   const format2 = (problems) => formatProblems(file, lineCounter, problems);
   if (doc.errors.length > 0) throw new ConfigError(file, format2(doc.errors.map(syntaxProblem)));
-  const ctx = { doc, env: env2, homeDir, configDir: import_node_path20.default.dirname(file), problems: [] };
+  const ctx = { doc, env: env2, homeDir, configDir: import_node_path22.default.dirname(file), problems: [] };
   const config = readConfig(ctx, file);
   if (ctx.problems.length > 0) throw new ConfigError(file, format2(ctx.problems));
   return config;
@@ -63148,30 +63759,18 @@ init_define_DEPLOYER_PACKAGE();
 // src/ui/host-progress.ts
 init_define_DEPLOYER_PACKAGE();
 
-// src/ui/plain-reporter.ts
+// src/format.ts
 init_define_DEPLOYER_PACKAGE();
-var PlainReporter = class {
-  write;
-  width;
-  constructor(hostNames, write = (line) => process.stderr.write(`${line}
-`)) {
-    this.write = write;
-    this.width = Math.max(4, ...hostNames.map((name) => name.length));
+function formatBytes(bytes) {
+  const units = ["B", "KiB", "MiB", "GiB", "TiB"];
+  let value = bytes;
+  let unit = 0;
+  while (value >= 1024 && unit < units.length - 1) {
+    value /= 1024;
+    unit++;
   }
-  emit(event) {
-    if (event.kind === "progress") return;
-    if (event.kind === "phase") {
-      if (event.status === "start") return;
-      const time = event.ms === void 0 ? "" : ` ${formatMs(event.ms)}`;
-      const detail = event.detail ? `  ${event.detail}` : "";
-      const mark = event.status === "done" ? "ok" : "FAILED";
-      this.write(`${event.host.padEnd(this.width)}  ${event.phase.padEnd(8)} ${mark}${time}${detail}`);
-    } else {
-      const prefix = event.host ? `${event.host.padEnd(this.width)}  ` : "";
-      this.write(`${prefix}${event.kind === "warn" ? "warning: " : ""}${event.message}`);
-    }
-  }
-};
+  return unit === 0 ? `${value} ${units[0]}` : `${value.toFixed(1)} ${units[unit]}`;
+}
 function formatMs(ms) {
   return ms < 1e3 ? `${ms}ms` : `${(ms / 1e3).toFixed(1)}s`;
 }
@@ -63219,10 +63818,10 @@ var ListrReporter = class {
       const list = new Listr2(
         hostNames.map((name) => ({
           title: name,
-          task: (_, task) => new Promise((resolve, reject) => {
+          task: (_, task) => new Promise((resolve2, reject) => {
             const entry = this.hosts.get(name);
             entry.task = task;
-            entry.finish = (error) => error ? reject(error) : resolve();
+            entry.finish = (error) => error ? reject(error) : resolve2();
             this.draw(entry, this.closed);
             if (this.closed) this.finish(entry);
           }),
@@ -63271,6 +63870,31 @@ var ListrReporter = class {
     entry.task.title = progressTitle(entry.progress, finished);
     const steps = progressSteps(entry.progress);
     entry.task.output = [steps, ...entry.progress.notes].filter(Boolean).join("\n");
+  }
+};
+
+// src/ui/plain-reporter.ts
+init_define_DEPLOYER_PACKAGE();
+var PlainReporter = class {
+  write;
+  width;
+  constructor(hostNames, write = (line) => process.stderr.write(`${line}
+`)) {
+    this.write = write;
+    this.width = Math.max(4, ...hostNames.map((name) => name.length));
+  }
+  emit(event) {
+    if (event.kind === "progress") return;
+    if (event.kind === "phase") {
+      if (event.status === "start") return;
+      const time = event.ms === void 0 ? "" : ` ${formatMs(event.ms)}`;
+      const detail = event.detail ? `  ${event.detail}` : "";
+      const mark = event.status === "done" ? "ok" : "FAILED";
+      this.write(`${event.host.padEnd(this.width)}  ${event.phase.padEnd(8)} ${mark}${time}${detail}`);
+    } else {
+      const prefix = event.host ? `${event.host.padEnd(this.width)}  ` : "";
+      this.write(`${prefix}${event.kind === "warn" ? "warning: " : ""}${event.message}`);
+    }
   }
 };
 
@@ -63468,13 +64092,13 @@ var Check = class _Check extends DeployerCommand {
 
 // commands/init.ts
 init_define_DEPLOYER_PACKAGE();
-var import_node_path24 = __toESM(require("node:path"), 1);
+var import_node_path26 = __toESM(require("node:path"), 1);
 var import_core2 = __toESM(require_lib(), 1);
 
 // src/cli/templates.ts
 init_define_DEPLOYER_PACKAGE();
 var import_promises12 = require("node:fs/promises");
-var import_node_path21 = __toESM(require("node:path"), 1);
+var import_node_path23 = __toESM(require("node:path"), 1);
 var assets;
 function useTemplateAssets(read) {
   assets = read;
@@ -63482,20 +64106,20 @@ function useTemplateAssets(read) {
 function templateReader(root) {
   const read = assets;
   if (read) return async (name) => read(`templates/${name}`);
-  return (name) => (0, import_promises12.readFile)(import_node_path21.default.join(root, "templates", name), "utf8");
+  return (name) => (0, import_promises12.readFile)(import_node_path23.default.join(root, "templates", name), "utf8");
 }
 
 // src/init/run.ts
 init_define_DEPLOYER_PACKAGE();
 var import_promises13 = require("node:fs/promises");
-var import_node_path23 = __toESM(require("node:path"), 1);
+var import_node_path25 = __toESM(require("node:path"), 1);
 
 // src/init/plan.ts
 init_define_DEPLOYER_PACKAGE();
 
 // src/init/settings.ts
 init_define_DEPLOYER_PACKAGE();
-var import_node_path22 = __toESM(require("node:path"), 1);
+var import_node_path24 = __toESM(require("node:path"), 1);
 var import_yaml5 = __toESM(require_dist3(), 1);
 var INIT_PARTS = ["puma", "systemd", "github-actions"];
 var DEFAULT_ACTION = "OWNER/deployer@v1";
@@ -63555,7 +64179,7 @@ function resolveInitSettings(request) {
     user,
     port: request.port,
     action,
-    config: import_node_path22.default.posix.normalize(request.config),
+    config: import_node_path24.default.posix.normalize(request.config),
     parts: INIT_PARTS.filter((part) => request.parts.includes(part))
   };
 }
@@ -63589,7 +64213,7 @@ function yamlScalar(value) {
 function configPathProblem(config) {
   if (!SAFE_CONFIG.test(config)) return "may hold only letters, digits, /, ., _ and -, and not start with -";
   if (config.split("/").includes("..")) return "must stay inside --dir: no .. segments";
-  const normal = import_node_path22.default.posix.normalize(config);
+  const normal = import_node_path24.default.posix.normalize(config);
   if (normal === "." || normal.endsWith("/")) return "must name a file";
   return void 0;
 }
@@ -63691,7 +64315,7 @@ async function runInit(settings, options) {
     plan.map(async (file) => renderTemplate(await options.readTemplate(file.template), values))
   );
   const config = plan.findIndex((file) => file.template === "deployer.yml");
-  checkRenderedConfig(texts[config] ?? "", import_node_path23.default.join(options.dir, settings.config), settings);
+  checkRenderedConfig(texts[config] ?? "", import_node_path25.default.join(options.dir, settings.config), settings);
   const error = refusalError(plan, options.dir);
   const result = {
     dir: options.dir,
@@ -63704,7 +64328,7 @@ async function runInit(settings, options) {
   };
   if (options.dryRun || error) return result;
   for (const [index, file] of plan.entries()) {
-    await writeOne(import_node_path23.default.join(options.dir, file.path), texts[index] ?? "", file.status === "overwrite");
+    await writeOne(import_node_path25.default.join(options.dir, file.path), texts[index] ?? "", file.status === "overwrite");
   }
   return { ...result, written: true };
 }
@@ -63720,11 +64344,11 @@ function checkRenderedConfig(text, file, settings) {
 }
 async function existingPaths(dir, paths) {
   const found = /* @__PURE__ */ new Set();
-  for (const relative of paths) {
-    const absolute = import_node_path23.default.join(dir, relative);
+  for (const relative2 of paths) {
+    const absolute = import_node_path25.default.join(dir, relative2);
     try {
       await (0, import_promises13.lstat)(absolute);
-      found.add(relative);
+      found.add(relative2);
     } catch (error) {
       const code = error.code;
       if (code !== "ENOENT") throw fileError("check", absolute, error);
@@ -63734,7 +64358,7 @@ async function existingPaths(dir, paths) {
 }
 async function writeOne(file, text, overwrite) {
   try {
-    await (0, import_promises13.mkdir)(import_node_path23.default.dirname(file), { recursive: true });
+    await (0, import_promises13.mkdir)(import_node_path25.default.dirname(file), { recursive: true });
     if (!overwrite) {
       await (0, import_promises13.writeFile)(file, text, { flag: "wx" });
       return;
@@ -63831,9 +64455,9 @@ var Init = class _Init extends DeployerCommand {
         hint: "Add --github-actions (or --all), or leave out --action."
       });
     }
-    const dir = import_node_path24.default.resolve(flags.dir ?? ".");
+    const dir = import_node_path26.default.resolve(flags.dir ?? ".");
     const settings = resolveInitSettings({
-      dirName: import_node_path24.default.basename(dir),
+      dirName: import_node_path26.default.basename(dir),
       app: flags.app,
       deployTo: flags["deploy-to"],
       hosts: flags.host ?? [],
@@ -63864,7 +64488,7 @@ var import_core3 = __toESM(require_lib(), 1);
 // src/fleet/prune.ts
 init_define_DEPLOYER_PACKAGE();
 
-// src/release/prune-plan.ts
+// src/plan/prune-plan.ts
 init_define_DEPLOYER_PACKAGE();
 
 // src/release/states.ts
@@ -63890,7 +64514,7 @@ function isGood(state) {
   return state === "live" || state === "previous" || state === "rolled-back";
 }
 
-// src/release/prune-plan.ts
+// src/plan/prune-plan.ts
 function planPrune(releases, current, keep, holders, unseen = []) {
   if (!Number.isSafeInteger(keep) || keep < 1) throw new Error(`keep must be a positive integer, got ${keep}`);
   const newestFirst = [...releases].sort((a, b) => b.number - a.number);
@@ -64056,13 +64680,170 @@ async function runPrune(config, options) {
 
 // src/ui/render.ts
 init_define_DEPLOYER_PACKAGE();
+function renderReleasePlan(config, result) {
+  const plan = result.plan;
+  const lines = [
+    `Plan: release ${result.release} of ${config.app} (revision ${result.revision}, ${result.files} entries, ${formatBytes(result.bytes)}); nothing was changed.`
+  ];
+  for (const host of plan?.hosts ?? []) {
+    lines.push(`  ${host.host} (${host.deployTo}): current ${host.current ?? "none"} -> ${result.release}`);
+    lines.push(`    steps: ${host.steps.join(", ")}`);
+    lines.push(
+      `    upload: ${host.reuseFrom === null ? "every file" : `changed files; unchanged ones hard-linked from release ${host.reuseFrom}`}`
+    );
+    if (host.restart)
+      lines.push(
+        host.restart.when === "predicted" ? `    restart: ${host.restart.decision.kind} because ${host.restart.decision.reasons.join("; ")} (predicted; the new puma.rb is evaluated after the upload)` : "    restart: decided after the upload, when the new release is probed"
+      );
+    lines.push(
+      `    prune: ${host.prune.length > 0 ? `releases ${host.prune.join(", ")} (unless a process still uses one)` : "nothing"}`
+    );
+  }
+  if (plan && plan.waves.length > 1)
+    lines.push(
+      `Waves (${plan.strategy}, on failure ${plan.onFailure}): ${plan.waves.map((wave) => wave.join(" + ")).join(" -> ")}`
+    );
+  const steps = [
+    "take the lock .deployer/lock",
+    `remove stale releases/.N.partial, build releases/.${result.release}.partial from ${config.source}`
+  ];
+  if (config.shared.dirs.length + config.shared.files.length > 0)
+    steps.push(`link shared: ${[...config.shared.dirs, ...config.shared.files].join(", ")}`);
+  if (config.install) steps.push(`install: ${config.install.commandAsWritten ?? config.install.command}`);
+  if (config.server) steps.push(`probe: evaluate ${config.server.config} and decide the restart`);
+  steps.push(`publish releases/${result.release} on every host, then flip current`);
+  if (config.server) steps.push("restart Puma and verify every worker serves the new release");
+  steps.push(`prune to keep ${config.keepReleases} releases (never current, never one a process uses)`);
+  lines.push("Steps on each host:", ...steps.map((step, index) => `  ${index + 1}. ${step}`));
+  return lines.join("\n");
+}
+function renderReleaseResult(result) {
+  const lines = result.hosts.map((host) => {
+    const pruned = host.pruned.length > 0 ? `, pruned ${host.pruned.join(", ")}` : "";
+    const restart = host.restart ? `, ${host.restart.kind} restart` : "";
+    if (host.status === "released")
+      return `${host.host}: release ${host.release} is live (was ${host.previous ?? "none"})${restart}${pruned}`;
+    if (host.status === "rolled-back")
+      return host.note ? `${host.host}: release ${host.release} went live, then was ${host.note}` : `${host.host}: release ${host.release} failed verification and was rolled back to ${host.previous}`;
+    if (host.status === "skipped")
+      return `${host.host}: release ${host.release} ${host.note ?? "not started"}; current unchanged (${host.previous ?? "none"})`;
+    if (host.status === "discarded")
+      return `${host.host}: release ${host.release ?? "?"} discarded, current unchanged (${host.previous ?? "none"})${host.error ? `: ${firstLine(host.error.message)}` : ""}`;
+    const note = host.note ? ` (${host.note})` : "";
+    return `${host.host}: ${host.status}${note}${host.error ? `: ${firstLine(host.error.message)}` : ""}`;
+  });
+  for (const host of result.hosts)
+    for (const warning of host.warnings ?? []) lines.push(`${host.host}: warning: ${warning}`);
+  const released = result.hosts.filter((host) => host.status === "released").length;
+  if (released === result.hosts.length && !result.error)
+    lines.push(`Released ${result.release} (${result.revision}) to ${released} host(s).`);
+  return lines.join("\n");
+}
+function renderRollback(outcomes, dryRun, configFile) {
+  const lines = outcomes.map((outcome) => {
+    const restart = outcome.restart ? `; ${outcome.restart.kind} restart because ${outcome.restart.reasons.join("; ")}` : "";
+    return `${outcome.host}: current ${dryRun ? "would go" : "went"} from ${outcome.from ?? "none"} to ${outcome.to}${restart}`;
+  });
+  const froms = [...new Set(outcomes.map((outcome) => outcome.from))];
+  if (!dryRun && froms.length === 1 && froms[0] !== null && froms[0] !== void 0) {
+    lines.push(`Undo with: deployer rollback --to ${froms[0]} --config ${quote(configFile)}`);
+  } else if (!dryRun) {
+    for (const outcome of outcomes) {
+      if (outcome.from !== null)
+        lines.push(
+          `Undo on ${outcome.host}: deployer rollback --to ${outcome.from} --host ${quote(outcome.host)} --config ${quote(configFile)}`
+        );
+    }
+  }
+  return lines.join("\n");
+}
+function renderPrune(outcomes, dryRun) {
+  const lines = [];
+  for (const outcome of outcomes) {
+    const verb = dryRun ? "would remove" : "removed";
+    lines.push(
+      `${outcome.host}: ${outcome.removed.length > 0 ? `${verb} ${outcome.removed.join(", ")}` : "nothing to remove"}`
+    );
+    for (const kept of outcome.kept.filter((entry) => entry.reason === "in-use")) {
+      lines.push(`  kept ${kept.number}: in use by ${describeHolders(kept.holders)}`);
+    }
+    for (const kept of outcome.kept.filter((entry) => entry.reason === "unproven")) {
+      lines.push(`  kept ${kept.number}: not proven unused (${describeHolders(kept.holders)})`);
+    }
+    for (const number of outcome.stuck ?? [])
+      lines.push(`  could not fully delete ${number}: left as releases/.${number}.deleting`);
+  }
+  return lines.join("\n");
+}
+function renderReleases(hosts) {
+  const lines = [];
+  for (const host of hosts) {
+    lines.push(`${host.host} (${host.deployTo})${host.locked ? "  [locked]" : ""}`);
+    if (host.error) {
+      lines.push(`  error: ${firstLine(host.error)}`);
+      continue;
+    }
+    if (host.releases.length === 0) lines.push("  no releases");
+    for (const release of [...host.releases].reverse()) {
+      const mark = release.current ? "*" : " ";
+      lines.push(
+        `  ${mark} ${String(release.number).padStart(4)}  ${release.state.padEnd(11)}  ${release.time.replace("T", " ").slice(0, 19)}  ${release.revision}`
+      );
+      if (release.modified)
+        lines.push(`          modified after publishing: ${release.modified.slice(0, 5).join(", ")}`);
+    }
+    for (const number of host.unfinished.filter((number2) => !host.deleting.includes(number2)))
+      lines.push(`    ${String(number).padStart(4)}  unfinished (being built, or left by a killed run)`);
+    for (const number of host.deleting)
+      lines.push(
+        `    ${String(number).padStart(4)}  half-deleted (releases/.${number}.deleting: files the SSH user may not remove)`
+      );
+    for (const entry of host.foreign)
+      lines.push(
+        `          foreign ${entry.type} releases/${entry.name} (not a release: never counted, pruned or rolled back to)`
+      );
+  }
+  return lines.join("\n");
+}
+function firstLine(text) {
+  return text.split("\n")[0] ?? "";
+}
+
+// commands/prune.ts
+var Prune = class _Prune extends DeployerCommand {
+  static summary = "delete the oldest releases beyond --keep";
+  static description = "Never deletes `current`, a release being built, or a release that a process on the host uses as its cwd or through a mapped file; each release kept for that reason is reported with the pid and command holding it.";
+  static examples = [
+    "<%= config.bin %> prune --keep 3",
+    "<%= config.bin %> prune --keep 3 --dry-run"
+  ];
+  static flags = {
+    keep: import_core3.Flags.integer({ description: "good releases to keep, current included (default: keep_releases)" }),
+    "dry-run": import_core3.Flags.boolean({ description: "print what would be deleted and change nothing" })
+  };
+  async run() {
+    const { flags } = await this.parse(_Prune);
+    const config = await this.loadDeployConfig(flags);
+    this.trapSignals();
+    const outcomes = await runPrune(config, {
+      keep: flags.keep ?? config.keepReleases,
+      dryRun: flags["dry-run"],
+      reporter: this.reporterFor(config),
+      actor: currentActor()
+    });
+    await this.output(
+      { ok: true, dryRun: flags["dry-run"], hosts: outcomes },
+      () => renderPrune(outcomes, flags["dry-run"])
+    );
+  }
+};
+
+// commands/release.ts
+init_define_DEPLOYER_PACKAGE();
+var import_core4 = __toESM(require_lib(), 1);
 
 // src/fleet/release.ts
 init_define_DEPLOYER_PACKAGE();
-
-// src/config/types.ts
-init_define_DEPLOYER_PACKAGE();
-var DEFAULT_INSTALL_TIMEOUT = 15 * 60;
 
 // src/fault/failpoint.ts
 init_define_DEPLOYER_PACKAGE();
@@ -64079,19 +64860,26 @@ async function failpoint(name, host, signal, env2 = process.env) {
   process.stderr.write(`failpoint ${name} ${host}
 `);
   if (signal?.aborted) return;
-  await new Promise((resolve) => {
+  await new Promise((resolve2) => {
     const keepAlive = setInterval(() => {
     }, 6e4);
     const done = () => {
       clearInterval(keepAlive);
       process.off("SIGUSR2", done);
       signal?.removeEventListener("abort", done);
-      resolve();
+      resolve2();
     };
     process.once("SIGUSR2", done);
     signal?.addEventListener("abort", done, { once: true });
   });
 }
+
+// src/pipeline/build.ts
+init_define_DEPLOYER_PACKAGE();
+
+// src/config/types.ts
+init_define_DEPLOYER_PACKAGE();
+var DEFAULT_INSTALL_TIMEOUT = 15 * 60;
 
 // src/install/reuse.ts
 init_define_DEPLOYER_PACKAGE();
@@ -64099,9 +64887,9 @@ function changedLockfiles(entries, previous, lockfiles) {
   if (previous === null) return [...lockfiles];
   const now = new Map(entries.map((entry) => [entry.path, entry]));
   const before = new Map(previous.map((entry) => [entry.path, entry]));
-  return lockfiles.filter((path12) => {
-    const a = now.get(path12);
-    const b = before.get(path12);
+  return lockfiles.filter((path13) => {
+    const a = now.get(path13);
+    const b = before.get(path13);
     if (!a && !b) return false;
     return !a || !b || a.type !== "file" || b.type !== "file" || a.sha256 !== b.sha256;
   });
@@ -64112,38 +64900,6 @@ function decideInstallStep(input) {
   if (input.changedLockfiles.length > 0)
     return { run: "install", reason: `${input.changedLockfiles.join(", ")} changed` };
   return { run: "check", reason: "lockfiles unchanged" };
-}
-
-// src/release/release-number.ts
-init_define_DEPLOYER_PACKAGE();
-function nextReleaseNumber(reports) {
-  let highest = 0;
-  for (const report2 of reports) {
-    for (const number of report2.seen) highest = Math.max(highest, number);
-    if (report2.sequence !== null) highest = Math.max(highest, report2.sequence);
-  }
-  return highest + 1;
-}
-
-// src/restart/recorded-recovery.ts
-init_define_DEPLOYER_PACKAGE();
-async function recordUnverifiedRestart(session, release, kind, plan, why, actor, now) {
-  if (kind === "none") return;
-  const attempt2 = { kind, fellBackToHot: false, startedAt: null, verified: false };
-  await session.record(restartEvent(release, attempt2, plan.running, [why], now(), actor));
-}
-async function recoverRecorded(pumaHost, back, plan, after, actor, now) {
-  try {
-    return await pumaHost.recover(back, plan);
-  } catch (error) {
-    const tried = pumaHost.lastRecovery;
-    if (tried) {
-      const why = `recovery after ${after} did not verify: ${error instanceof Error ? error.message : String(error)}`;
-      await recordUnverifiedRestart(pumaHost.session, back, tried.kind, plan, why, actor, now).catch(() => {
-      });
-    }
-    throw error;
-  }
 }
 
 // src/upload/delta-plan.ts
@@ -64203,25 +64959,13 @@ function countBytes(source, report2, options = {}) {
   return counter;
 }
 
-// src/upload/revision.ts
-init_define_DEPLOYER_PACKAGE();
-async function readGitRevision(local, source) {
-  const head = await local.exec(`git -C ${quote(source)} rev-parse --verify -q HEAD 2>/dev/null`);
-  const commit = head.stdout.trim();
-  if (head.code !== 0 || !/^[0-9a-f]{40,64}$/.test(commit)) return null;
-  const status = await local.exec(
-    `git -C ${quote(source)} status --porcelain --untracked-files=no -- . 2>/dev/null`
-  );
-  return status.code === 0 && status.stdout.trim() !== "" ? `${commit}+dirty` : commit;
-}
-
 // src/upload/tar-pack.ts
 init_define_DEPLOYER_PACKAGE();
+var import_node_events = require("node:events");
 var import_node_fs7 = require("node:fs");
 var import_promises14 = require("node:fs/promises");
-var import_node_path25 = require("node:path");
+var import_node_path27 = require("node:path");
 var import_node_stream5 = require("node:stream");
-var import_promises15 = require("node:stream/promises");
 var import_tar_stream = __toESM(require_tar_stream(), 1);
 var SMALL_FILE = 256 * 1024;
 var READ_AHEAD = 32;
@@ -64232,7 +64976,7 @@ function packTree(root, entries, generated) {
   const readAhead = (index) => {
     const entry = entries[index];
     if (entry?.type !== "file" || entry.size > SMALL_FILE) return;
-    const read = (0, import_promises14.readFile)((0, import_node_path25.join)(root, entry.path));
+    const read = (0, import_promises14.readFile)((0, import_node_path27.join)(root, entry.path));
     read.catch(() => {
     });
     reads.set(index, read);
@@ -64253,16 +64997,14 @@ function packTree(root, entries, generated) {
       } else if (entry.type === "symlink") {
         await addEntry(pack, { ...header, type: "symlink", linkname: entry.target });
       } else if (reads.has(index)) {
-        const body = await reads.get(index);
+        const body = await reads.get(index).catch((error) => {
+          throw sourceUnreadable(root, entry.path, error, "uploaded");
+        });
         reads.delete(index);
-        if (body.length !== entry.size)
-          throw new Error(
-            `${entry.path} changed while it was being uploaded; build the app first, then release.`
-          );
+        if (body.length !== entry.size) throw sourceChanged(root, entry.path, entry.size, body.length);
         await addEntry(pack, { ...header, type: "file", size: entry.size }, body);
       } else {
-        const sink = pack.entry({ ...header, type: "file", size: entry.size });
-        await (0, import_promises15.pipeline)((0, import_node_fs7.createReadStream)((0, import_node_path25.join)(root, entry.path)), sink);
+        await streamFile(pack, { ...header, type: "file", size: entry.size }, root, entry.path);
       }
     }
     const now = /* @__PURE__ */ new Date();
@@ -64293,12 +65035,326 @@ async function* coalesce(source, size) {
   }
   if (length > 0) yield Buffer.concat(parts, length);
 }
+async function streamFile(pack, header, root, path13) {
+  let settle = () => {
+  };
+  const done = new Promise((resolve2, reject) => {
+    settle = (error) => error ? reject(error) : resolve2();
+  });
+  const sink = pack.entry(header, (error) => settle(error));
+  sink.on("error", () => {
+  });
+  let written = 0;
+  try {
+    for await (const chunk of (0, import_node_fs7.createReadStream)((0, import_node_path27.join)(root, path13))) {
+      written += chunk.length;
+      if (written > header.size) throw sourceChanged(root, path13, header.size);
+      if (!sink.write(chunk)) await (0, import_node_events.once)(sink, "drain");
+    }
+    if (written !== header.size) throw sourceChanged(root, path13, header.size, written);
+  } catch (error) {
+    const named = error instanceof SourceFileError ? error : sourceUnreadable(root, path13, error, "uploaded");
+    done.catch(() => {
+    });
+    sink.destroy(named);
+    throw named;
+  }
+  sink.end(Buffer.alloc(0));
+  await done;
+}
 function addEntry(pack, header, body) {
-  return new Promise((resolve, reject) => {
-    const done = (error) => error ? reject(error) : resolve();
+  return new Promise((resolve2, reject) => {
+    const done = (error) => error ? reject(error) : resolve2();
     if (body) pack.entry(header, body, done);
     else pack.entry(header, done);
   });
+}
+
+// src/pipeline/build.ts
+async function buildOnHost(run, session, state, plan, outcome) {
+  const { config, options, release, tree } = run;
+  const { reporter, signal } = options;
+  outcome.release = release;
+  const phase = async (name, step, detail) => {
+    signal?.throwIfAborted();
+    const { ms } = await timedPhase(reporter, session.name, name, step, detail);
+    outcome.timings[name] = ms;
+  };
+  const from = plan.reuseFrom;
+  let delta = planDelta(tree.entries, null, null);
+  let previousFiles = null;
+  await phase(
+    "prepare",
+    async () => {
+      const prepared = await session.prepare(release, from);
+      outcome.removedStale = prepared.removedStale;
+      if (prepared.stuck.length > 0)
+        reporter.emit({
+          kind: "warn",
+          host: session.name,
+          message: `could not remove ${prepared.stuck.join(", ")} (files this SSH user may not delete, another user's perhaps): left in place; remove it as that user or root.`
+        });
+      const changed = new Set(prepared.modified);
+      previousFiles = prepared.previous?.filter((entry) => !changed.has(entry.path)) ?? null;
+      if (prepared.modified.length > 0)
+        reporter.emit({
+          kind: "warn",
+          host: session.name,
+          message: `release ${from} was modified after publishing (${prepared.modified.slice(0, 5).join(", ")}${prepared.modified.length > 5 ? `, ${prepared.modified.length - 5} more` : ""}): those files are uploaded, not reused.`
+        });
+      delta = planDelta(tree.entries, previousFiles, from);
+    },
+    () => outcome.removedStale.length > 0 ? `removed stale ${outcome.removedStale.join(", ")}` : `releases/.${release}.partial`
+  );
+  await phase(
+    "upload",
+    async () => {
+      if (delta.from !== null) await session.linkFrom(delta.from, release, delta.link, signal);
+      const archive = countBytes(
+        packTree(tree.root, delta.upload, run.generated),
+        (bytes) => reporter.emit({
+          kind: "progress",
+          host: session.name,
+          phase: "upload",
+          detail: `${formatBytes(bytes)} of ~${formatBytes(delta.uploadBytes)}`
+        }),
+        { pauseAfterFirstChunk: () => failpoint("upload", session.name, signal) }
+      );
+      await session.upload(release, archive, signal);
+    },
+    () => delta.from === null ? `${formatBytes(delta.uploadBytes)}, ${delta.upload.length} entries` : `${formatBytes(delta.uploadBytes)} sent (${delta.upload.length} entries), ${delta.link.length} files reused from release ${delta.from}`
+  );
+  outcome.upload = {
+    from: delta.from,
+    sentBytes: delta.uploadBytes,
+    sentEntries: delta.upload.length,
+    linkedFiles: delta.link.length
+  };
+  await phase("link", () => session.linkShared(release, config.shared.dirs, config.shared.files));
+  const install = config.install;
+  if (install) {
+    await phase(
+      "install",
+      async () => {
+        const vendorSeeded = install.vendor !== void 0 && from !== null ? await session.seedVendor(from, release, install.vendor) : false;
+        outcome.upload.vendorReused = vendorSeeded;
+        const step = decideInstallStep({
+          check: install.check,
+          vendorSeeded,
+          changedLockfiles: changedLockfiles(tree.entries, previousFiles, install.lockfiles)
+        });
+        await failpoint("install", session.name, signal);
+        signal?.throwIfAborted();
+        const timeout = install.timeout ?? DEFAULT_INSTALL_TIMEOUT;
+        const checked = step.run === "check" && await session.check(release, install.check, { signal, timeout });
+        if (!checked)
+          await session.install(release, install.command, {
+            signal,
+            shown: install.commandAsWritten,
+            timeout
+          });
+        outcome.install = checked ? { ran: "check", reason: step.reason } : { ran: "install", reason: step.run === "check" ? "install.check failed" : step.reason };
+        const written = await session.sharedWrites(release);
+        if (written.length > 0)
+          throw sharedWriteError(
+            session.name,
+            checked ? install.checkAsWritten ?? install.check : install.commandAsWritten ?? install.command,
+            written
+          );
+      },
+      () => {
+        const check = install.checkAsWritten ?? install.check;
+        const ran = outcome.install?.ran === "check" ? `\`${check}\` passed` : "installed";
+        const reuse = outcome.upload?.vendorReused ? `, ${install.vendor} reused from release ${from}` : "";
+        return `${ran}${reuse} (${outcome.install?.reason})`;
+      }
+    );
+  }
+  let restart = null;
+  if (config.server) {
+    const pumaHost = new PumaHost(session, config);
+    const requested = options.restart ?? config.server.restart;
+    await phase(
+      "probe",
+      async () => {
+        restart = await pumaHost.plan(
+          state,
+          partialPath(session.layout, release),
+          run.fingerprints,
+          requested
+        );
+      },
+      () => restart ? `restart: ${describeDecision(restart.decision)}` : ""
+    );
+    const decided2 = restart;
+    if (decided2) {
+      outcome.restart = { ...decided2.decision };
+      for (const warning of decided2.decision.warnings)
+        reporter.emit({ kind: "warn", host: session.name, message: warning });
+    }
+  }
+  const decided = restart;
+  const record = {
+    fingerprints: decided?.fingerprints ?? run.fingerprints,
+    restart: decided?.decision ?? null
+  };
+  return { plan: decided, fingerprintsFile: `${JSON.stringify(record, null, 2)}
+` };
+}
+function sharedWriteError(host, command, files) {
+  return new DeployerError(
+    `Host ${host}: the install (\`${command}\`) rewrote files in place that are hard links shared with an older release:
+  ${files.join("\n  ")}`,
+    {
+      exitCode: ExitCode.install,
+      hint: "Make the install write new files (write to a temporary name and rename) or remove them first; those files of the older release changed too.",
+      host
+    }
+  );
+}
+function describeDecision(decision) {
+  const signal = { phased: "USR1", hot: "USR2", full: "stop/start", none: "no restart", start: "start" }[decision.kind];
+  return `${decision.kind} (${signal}) because ${decision.reasons.join("; ")}`;
+}
+
+// src/pipeline/outcome.ts
+init_define_DEPLOYER_PACKAGE();
+function newOutcome(session) {
+  return {
+    host: session.name,
+    deployTo: session.layout.deployTo,
+    status: "failed",
+    previous: null,
+    release: null,
+    removedStale: [],
+    pruned: [],
+    timings: {}
+  };
+}
+function summarize2(error) {
+  if (error instanceof DeployerError)
+    return { message: error.message, hint: error.hint, exitCode: error.exitCode };
+  return { message: errorMessage(error), exitCode: ExitCode.failure };
+}
+function errorMessage(error) {
+  return error instanceof Error ? error.message : String(error);
+}
+function isAbort(error) {
+  return error instanceof Error && (error.name === "AbortError" || error instanceof InterruptedError);
+}
+function throwIfInterrupted(signal) {
+  if (signal?.aborted) throw new InterruptedError(abortReason(signal));
+}
+function abortReason(signal) {
+  return typeof signal.reason === "string" ? signal.reason : "a signal";
+}
+function toDeployerError(outcome) {
+  return new DeployerError(outcome.error?.message ?? `Host ${outcome.host} failed.`, {
+    exitCode: outcome.error?.exitCode ?? ExitCode.failure,
+    hint: outcome.error?.hint,
+    host: outcome.host
+  });
+}
+
+// src/plan/release-plan.ts
+init_define_DEPLOYER_PACKAGE();
+function planRelease(input) {
+  const { config, release } = input;
+  const steps = ["prepare", "upload", "link"];
+  if (config.install) steps.push("install");
+  if (config.server) steps.push("probe");
+  steps.push("publish");
+  if (config.server) steps.push("restart");
+  const waves = input.waves.map((wave) => wave.map((index) => input.hosts[index]?.name ?? ""));
+  return {
+    app: config.app,
+    release,
+    revision: input.revision,
+    strategy: config.strategy,
+    onFailure: config.onFailure,
+    waves,
+    hosts: input.hosts.map((host, index) => {
+      const predicted = input.predicted?.[index];
+      return {
+        host: host.name,
+        deployTo: host.deployTo,
+        current: host.state.current,
+        reuseFrom: reuseFrom(host.state),
+        steps,
+        ...config.server ? {
+          restart: predicted ? { when: "predicted", decision: predicted } : { when: "after-upload" }
+        } : {},
+        prune: pruneAfter(host.state, release, config.keepReleases)
+      };
+    })
+  };
+}
+function reuseFrom(state) {
+  if (state.current !== null && state.releases.some((release) => release.number === state.current))
+    return state.current;
+  return state.releases.at(-1)?.number ?? null;
+}
+function pruneAfter(state, release, keep) {
+  const numbers = [...state.releases.map((entry) => entry.number), release];
+  return planPrune(deriveStates(numbers, release, state.history), release, keep, /* @__PURE__ */ new Map()).remove;
+}
+function waveIndices(plan, names) {
+  return plan.waves.map((wave) => wave.map((name) => names.indexOf(name)));
+}
+
+// src/release/release-number.ts
+init_define_DEPLOYER_PACKAGE();
+function nextReleaseNumber(reports) {
+  let highest = 0;
+  for (const report2 of reports) {
+    for (const number of report2.seen) highest = Math.max(highest, number);
+    if (report2.sequence !== null) highest = Math.max(highest, report2.sequence);
+  }
+  return highest + 1;
+}
+
+// src/upload/source-overlap.ts
+init_define_DEPLOYER_PACKAGE();
+var import_promises15 = require("node:fs/promises");
+var import_node_path28 = require("node:path");
+function overlap(source, deployTo) {
+  const inside = (parent, child) => {
+    const path13 = (0, import_node_path28.relative)(parent, child);
+    return path13 !== "" && path13 !== ".." && !path13.startsWith(`..${import_node_path28.sep}`) && !(0, import_node_path28.isAbsolute)(path13);
+  };
+  if (source === deployTo) return "same";
+  if (inside(deployTo, source)) return "source-in-deploy-to";
+  if (inside(source, deployTo)) return "deploy-to-in-source";
+  return null;
+}
+async function resolvedPath(path13) {
+  const absolute = (0, import_node_path28.resolve)(path13);
+  try {
+    return await (0, import_promises15.realpath)(absolute);
+  } catch {
+    const parent = (0, import_node_path28.dirname)(absolute);
+    if (parent === absolute) return absolute;
+    return (0, import_node_path28.resolve)(await resolvedPath(parent), absolute.slice(parent.length + 1));
+  }
+}
+async function refuseOverlappingSource(source, hosts) {
+  const local = hosts.filter((host) => host.kind === "local");
+  if (local.length === 0) return;
+  const resolvedSource = await resolvedPath(source);
+  for (const host of local) {
+    const how = overlap(resolvedSource, await resolvedPath(host.deployTo));
+    if (how === null) continue;
+    const what = {
+      same: `is deploy_to itself (${host.deployTo})`,
+      "source-in-deploy-to": `lies inside deploy_to ${host.deployTo}: it would be released into itself, and prune could delete it`,
+      "deploy-to-in-source": `holds deploy_to ${host.deployTo}: every release would upload the releases before it`
+    }[how];
+    throw new DeployerError(`Host ${host.name}: the source ${source} ${what}.`, {
+      exitCode: ExitCode.config,
+      hint: "Build the app in a directory of its own, apart from deploy_to (for example ./build next to deployer.yml, deploy_to under /srv), and set `source:` or --source to it.",
+      host: host.name
+    });
+  }
 }
 
 // src/fleet/agreement.ts
@@ -64355,10 +65411,221 @@ var DisagreementError = class extends DeployerError {
   }
 };
 
+// src/fleet/go-live.ts
+init_define_DEPLOYER_PACKAGE();
+
+// src/pipeline/go-live.ts
+init_define_DEPLOYER_PACKAGE();
+
+// src/pipeline/flip-back.ts
+init_define_DEPLOYER_PACKAGE();
+async function flipBackUnrestarted(session, error, release, previous, context) {
+  const { actor, now, reporter } = context;
+  reporter.emit({
+    kind: "warn",
+    host: session.name,
+    message: `Puma refused ${error.signal}; pointing current back at release ${previous}, which it still serves`
+  });
+  await session.flip(previous);
+  await session.record({
+    event: "rollback",
+    from: release,
+    to: previous,
+    time: now().toISOString(),
+    by: actor
+  });
+  const live = `current points at releases/${previous} again, and Puma, never restarted, still serves what it served before.`;
+  return {
+    error: new DeployerError(`${error.message}
+${live}`, {
+      exitCode: error.exitCode,
+      hint: error.hint,
+      host: session.name
+    }),
+    note: `rolled back to release ${previous} because Puma refused the restart signal (${error.signal}); Puma was not restarted`
+  };
+}
+async function revertReleaseIfRefused(error, session, outcome, release, context) {
+  if (!(error instanceof SignalRefusedError) || outcome.previous === null) throw error;
+  const back = await flipBackUnrestarted(session, error, release, outcome.previous, context);
+  Object.assign(outcome, { status: "rolled-back", error: summarize2(back.error), note: back.note });
+  return void 0;
+}
+async function revertRollbackIfRefused(error, session, outcome, context) {
+  if (!(error instanceof SignalRefusedError) || outcome.from === null) throw error;
+  outcome.done = false;
+  throw (await flipBackUnrestarted(session, error, outcome.to, outcome.from, context)).error;
+}
+
+// src/pipeline/restart-or-revert.ts
+init_define_DEPLOYER_PACKAGE();
+
+// src/restart/recorded-recovery.ts
+init_define_DEPLOYER_PACKAGE();
+async function recordUnverifiedRestart(session, release, kind, plan, why, actor, now) {
+  if (kind === "none") return;
+  const attempt2 = { kind, fellBackToHot: false, startedAt: null, verified: false };
+  await session.record(restartEvent(release, attempt2, plan.running, [why], now(), actor));
+}
+async function recoverRecorded(pumaHost, back, plan, after, actor, now) {
+  try {
+    return await pumaHost.recover(back, plan);
+  } catch (error) {
+    const tried = pumaHost.lastRecovery;
+    if (tried) {
+      const why = `recovery after ${after} did not verify: ${error instanceof Error ? error.message : String(error)}`;
+      await recordUnverifiedRestart(pumaHost.session, back, tried.kind, plan, why, actor, now).catch(() => {
+      });
+    }
+    throw error;
+  }
+}
+
+// src/pipeline/restart-or-revert.ts
+async function restartOrRevert(context, plan, step) {
+  const { session, reporter, actor, now } = context;
+  const { target, back, after } = step;
+  const pumaHost = new PumaHost(session, context.config);
+  const failpoints = after === "release";
+  let done;
+  let ms;
+  try {
+    ;
+    ({ value: done, ms } = await timedPhase(
+      reporter,
+      session.name,
+      "restart",
+      async () => {
+        if (failpoints) await failpoint("restart", session.name, context.signal);
+        return pumaHost.restart(plan, target, void 0, {
+          afterSignal: failpoints ? () => failpoint("verify", session.name, context.signal) : void 0
+        });
+      },
+      (value) => `${value.kind}${value.fellBackToHot ? " (Puma fell back to hot)" : ""}: ${value.detail}`
+    ));
+  } catch (error) {
+    if (!(error instanceof VerifyError) || back === null) throw error;
+    reporter.emit({
+      kind: "warn",
+      host: session.name,
+      message: `${error.detail}; rolling back to release ${back}`
+    });
+    await recordUnverifiedRestart(session, target, plan.decision.kind, plan, error.detail, actor, now);
+    await session.flip(back);
+    step.flippedBack?.(error);
+    if (after === "release")
+      await session.record({
+        event: "failed",
+        release: target,
+        reason: error.detail,
+        time: now().toISOString(),
+        by: actor
+      });
+    await session.record({ event: "rollback", from: target, to: back, time: now().toISOString(), by: actor });
+    const what = after === "release" ? `release ${target} failed` : `rollback to ${target} failed`;
+    const recovered = await timedPhase(
+      reporter,
+      session.name,
+      "rollback",
+      () => recoverRecorded(pumaHost, back, plan, what, actor, now),
+      (value) => `current -> releases/${back}, ${value.kind}: ${value.detail}`
+    );
+    if (recovered.value.unhealthy !== void 0)
+      reporter.emit({
+        kind: "warn",
+        host: session.name,
+        message: `release ${back} fails the health check too: ${recovered.value.unhealthy}`
+      });
+    const reason = after === "release" ? `recovery after ${what}: ${error.detail}` : `recovery after ${what}`;
+    await session.record(restartEvent(back, recovered.value, plan.running, [reason], now(), actor));
+    return { reverted: true, error, back, recovered: recovered.value };
+  }
+  if (done.kind !== "none")
+    await session.record(
+      restartEvent(target, { ...done, kind: done.kind }, plan.running, plan.decision.reasons, now(), actor)
+    );
+  return { reverted: false, done, ms };
+}
+
+// src/pipeline/go-live.ts
+async function goLiveOnHost(run, session, outcome, built) {
+  const { options, release, now } = run;
+  const event = {
+    event: "release",
+    release,
+    previous: outcome.previous,
+    revision: run.revision,
+    time: now().toISOString(),
+    by: options.actor
+  };
+  const files = [{ path: FINGERPRINTS_FILE, content: built?.fingerprintsFile ?? "" }];
+  await failpoint("publish", session.name, options.signal);
+  throwIfInterrupted(options.signal);
+  try {
+    const publish = await timedPhase(
+      options.reporter,
+      session.name,
+      "publish",
+      () => session.publishAndFlip(release, files, event),
+      () => `releases/${release}, current -> releases/${release}`
+    );
+    outcome.timings.publish = publish.ms;
+  } catch (error2) {
+    if (await flippedAnyway(session, release)) {
+      outcome.status = "released";
+      outcome.note = `the connection failed during the publish, but current -> releases/${release}`;
+    }
+    throw error2;
+  }
+  outcome.status = "released";
+  await failpoint("flip", session.name, options.signal);
+  const plan = built?.plan ?? null;
+  if (!plan || !run.config.server) return;
+  const restarted = await restartOrRevert(
+    {
+      session,
+      config: run.config,
+      reporter: options.reporter,
+      actor: options.actor,
+      now,
+      signal: options.signal
+    },
+    plan,
+    {
+      target: release,
+      back: outcome.previous,
+      after: "release",
+      // From here `current` is back on the previous release, whatever the recovery then does.
+      flippedBack: (error2) => {
+        outcome.status = "rolled-back";
+        outcome.error = summarize2(error2);
+      }
+    }
+  ).catch((error2) => revertReleaseIfRefused(error2, session, outcome, release, { ...options, now }));
+  if (!restarted) return;
+  if (!restarted.reverted) {
+    const { kind: _kind, ...done } = restarted.done;
+    outcome.timings.restart = restarted.ms;
+    if (outcome.restart) outcome.restart.done = done;
+    return;
+  }
+  const { error, back, recovered } = restarted;
+  if (recovered.unhealthy !== void 0)
+    outcome.error = summarize2(failedOnBothReleases(error, back, recovered.unhealthy));
+  if (outcome.restart) outcome.restart.recovered = `${recovered.kind}: ${recovered.detail}`;
+}
+async function flippedAnyway(session, release) {
+  try {
+    return (await session.inspect()).current === release;
+  } catch {
+    return false;
+  }
+}
+
 // src/fleet/rollback.ts
 init_define_DEPLOYER_PACKAGE();
 
-// src/release/rollback-target.ts
+// src/plan/rollback-target.ts
 init_define_DEPLOYER_PACKAGE();
 function chooseRollbackTarget(host, releases, current, to) {
   if (to !== void 0) {
@@ -64512,70 +65779,196 @@ async function rollBackHost(config, session, planned, options, now) {
     by: actor
   });
   if (!plan || !config.server) return;
-  const pumaHost = new PumaHost(session, config);
-  try {
-    const { value } = await timedPhase(
-      reporter,
-      session.name,
-      "restart",
-      () => pumaHost.restart(plan, outcome.to),
-      (done) => `${done.kind}: ${done.detail}`
-    );
-    if (outcome.restart) outcome.restart.detail = value.detail;
-    if (value.kind !== "none") {
-      await session.record(
-        restartEvent(
-          outcome.to,
-          { ...value, kind: value.kind },
-          plan.running,
-          plan.decision.reasons,
-          now(),
-          actor
-        )
-      );
-    }
-  } catch (error) {
-    if (!(error instanceof VerifyError) || outcome.from === null) throw error;
-    const back = outcome.from;
-    await recordUnverifiedRestart(session, outcome.to, plan.decision.kind, plan, error.detail, actor, now);
-    await session.flip(back);
-    await session.record({
-      event: "rollback",
-      from: outcome.to,
-      to: back,
-      time: now().toISOString(),
-      by: actor
-    });
-    const recovered = await recoverRecorded(
-      pumaHost,
-      back,
-      plan,
-      `rollback to ${outcome.to} failed`,
-      actor,
-      now
-    );
-    await session.record(
-      restartEvent(
-        back,
-        recovered,
-        plan.running,
-        [`recovery after rollback to ${outcome.to} failed`],
-        now(),
-        actor
-      )
-    );
-    outcome.done = false;
-    const health = recovered.unhealthy ? `, but fails the health check too: ${recovered.unhealthy}` : "";
-    throw new DeployerError(
-      `${error.message}
-current was put back on release ${back}, which serves again${health}.`,
-      {
-        exitCode: ExitCode.verify,
-        hint: error.stage === "health" ? `Release ${outcome.to} fails the health check (its answer is above); pick another with \`deployer rollback --to N\`, or check health.url and health.expect.` : `Release ${outcome.to} does not boot any more (see the log above); pick another with \`deployer rollback --to N\`.`,
-        host: session.name
-      }
-    );
+  const restarted = await restartOrRevert({ session, config, reporter, actor, now }, plan, {
+    target: outcome.to,
+    back: outcome.from,
+    after: "rollback"
+  }).catch((error2) => revertRollbackIfRefused(error2, session, outcome, { reporter, actor, now }));
+  if (!restarted.reverted) {
+    if (outcome.restart) outcome.restart.detail = restarted.done.detail;
+    return;
   }
+  const { error, back, recovered } = restarted;
+  outcome.done = false;
+  const health = recovered.unhealthy ? `, but fails the health check too: ${recovered.unhealthy}` : "";
+  throw new DeployerError(
+    `${error.message}
+current was put back on release ${back}, which serves again${health}.`,
+    {
+      exitCode: ExitCode.verify,
+      hint: error.stage === "health" ? `Release ${outcome.to} fails the health check (its answer is above); pick another with \`deployer rollback --to N\`, or check health.url and health.expect.` : `Release ${outcome.to} does not boot any more (see the log above); pick another with \`deployer rollback --to N\`.`,
+      host: session.name
+    }
+  );
+}
+
+// src/fleet/rollout.ts
+init_define_DEPLOYER_PACKAGE();
+function waveStop(wave, outcomes, interrupted2) {
+  const failed = wave.map((index) => outcomes[index]).find((outcome) => outcome.status !== "released" || outcome.error);
+  if (!failed) return null;
+  if (failed.error?.exitCode === ExitCode.interrupted && interrupted2 !== null)
+    return { host: null, error: new InterruptedError(interrupted2) };
+  return { host: failed.host, error: toDeployerError(failed) };
+}
+function stoppedRollout(outcomes, reached, stop, onFailure) {
+  const indices = outcomes.map((_, index) => index);
+  const skip = indices.filter((index) => !reached.has(index));
+  const live = indices.filter((index) => outcomes[index]?.status === "released");
+  return {
+    skip,
+    discard: indices.filter((index) => reached.has(index) && outcomes[index]?.status === "failed"),
+    rollBack: onFailure === "rollback" ? live.filter((index) => outcomes[index].previous !== null) : [],
+    stay: onFailure === "rollback" ? live.filter((index) => outcomes[index].previous === null) : [],
+    skipNote: stop.host ? `not started: the rollout stopped when ${stop.host} failed` : "not started: the rollout was interrupted",
+    why: stop.host ? `${stop.host} failed` : "the rollout was interrupted"
+  };
+}
+function rolloutError(release, stop, outcomes, onFailure) {
+  const names = (status) => outcomes.filter((outcome) => outcome.status === status).map((outcome) => outcome.host);
+  const stillLive = names("released");
+  const parts = [
+    stop.host ? `Release ${release} failed on ${stop.host}: ${stop.error.message}` : `Release ${release} was interrupted while going live.`,
+    names("rolled-back").length > 0 ? `Rolled back: ${names("rolled-back").join(", ")}.` : "",
+    names("skipped").length > 0 ? `Not started: ${names("skipped").join(", ")}.` : "",
+    stillLive.length > 0 ? `Still on release ${release}: ${stillLive.join(", ")}.` : ""
+  ].filter(Boolean);
+  if (stillLive.length > 0) {
+    return new DeployerError(parts.join("\n"), {
+      exitCode: ExitCode.partial,
+      hint: onFailure === "stop" ? `on_failure is stop: bring the fleet back together with \`deployer rollback --host ${stillLive.join(" --host ")}\`, or fix the failing host and release again.` : `Roll them back by hand with \`deployer rollback --host ${stillLive.join(" --host ")}\`.`,
+      host: stop.host ?? void 0
+    });
+  }
+  return new DeployerError(parts.join("\n"), {
+    exitCode: stop.error.exitCode,
+    hint: stop.error.hint,
+    host: stop.host ?? void 0
+  });
+}
+
+// src/fleet/go-live.ts
+async function goLive(run, built, waves) {
+  const { config, options, sessions, outcomes } = run;
+  const { reporter, signal } = options;
+  throwIfInterrupted(signal);
+  let stop = null;
+  const reached = /* @__PURE__ */ new Set();
+  for (const [number, wave] of waves.entries()) {
+    if (signal?.aborted) {
+      stop = { host: null, error: interrupted(signal) };
+      break;
+    }
+    if (waves.length > 1) {
+      const names = wave.map((index) => sessions[index]?.name).join(", ");
+      reporter.emit({
+        kind: "info",
+        message: `${config.strategy} wave ${number + 1}/${waves.length}: ${names}`
+      });
+    }
+    for (const index of wave) reached.add(index);
+    const settled = await settleAll(
+      wave,
+      config.concurrency,
+      (index) => goLiveOnHost(run, sessions[index], outcomes[index], built[index])
+    );
+    settled.forEach((entry, position) => {
+      if (entry.status === "fulfilled") return;
+      const outcome = outcomes[wave[position]];
+      if (outcome.status !== "released") outcome.status = "failed";
+      outcome.error = summarize2(entry.reason);
+    });
+    stop = waveStop(wave, outcomes, signal?.aborted ? abortReason(signal) : null);
+    if (stop) break;
+  }
+  if (!stop) return void 0;
+  const after = stoppedRollout(outcomes, reached, stop, config.onFailure);
+  for (const index of after.skip) {
+    const outcome = outcomes[index];
+    outcome.status = "skipped";
+    outcome.note = after.skipNote;
+  }
+  const discard = /* @__PURE__ */ new Set([...after.skip, ...after.discard]);
+  await settleAll(
+    sessions.filter((_, index) => discard.has(index)),
+    sessions.length,
+    (session) => session.discardPartial(run.release)
+  );
+  for (const index of after.stay)
+    outcomes[index].note = `left on release ${run.release}: it had no release to go back to`;
+  await settleAll(after.rollBack, config.concurrency, (index) => rollBackLive(run, index, after.why));
+  return rolloutError(run.release, stop, outcomes, config.onFailure);
+}
+function interrupted(signal) {
+  return new InterruptedError(abortReason(signal));
+}
+async function rollBackLive(run, index, why) {
+  const session = run.sessions[index];
+  const outcome = run.outcomes[index];
+  const previous = outcome.previous;
+  run.options.reporter.emit({
+    kind: "warn",
+    host: session.name,
+    message: `${why}: rolling back to release ${previous}`
+  });
+  try {
+    await rollBackHostTo(run.config, session, previous, { ...run.options, now: run.now });
+    outcome.status = "rolled-back";
+    outcome.note = `rolled back to release ${previous} because ${why}`;
+  } catch (error) {
+    outcome.error = summarize2(error);
+    outcome.note = `tried to roll back because ${why}, but could not; still on release ${outcome.release}`;
+  }
+}
+
+// src/fleet/source.ts
+init_define_DEPLOYER_PACKAGE();
+
+// src/upload/revision.ts
+init_define_DEPLOYER_PACKAGE();
+async function readGitRevision(local, source) {
+  const head = await local.exec(`git -C ${quote(source)} rev-parse --verify -q HEAD 2>/dev/null`);
+  const commit = head.stdout.trim();
+  if (head.code !== 0 || !/^[0-9a-f]{40,64}$/.test(commit)) return null;
+  const status = await local.exec(
+    `git -C ${quote(source)} status --porcelain --untracked-files=no -- . 2>/dev/null`
+  );
+  return status.code === 0 && status.stdout.trim() !== "" ? `${commit}+dirty` : commit;
+}
+
+// src/fleet/source.ts
+var generatedExcludes = GENERATED_NAMES.map((name) => `/${name}`);
+async function readSource(config, reporter, local = new LocalTransport()) {
+  const [tree, gitRevision] = await Promise.all([
+    HashCache.open(config.source).then(
+      (cache2) => scanTree(config.source, [...config.exclude, ...generatedExcludes], cache2)
+    ),
+    readGitRevision(local, config.source)
+  ]);
+  if (tree.skipped.length > 0) {
+    reporter.emit({
+      kind: "warn",
+      message: `left out ${tree.skipped.length} special files (sockets, FIFOs): ${tree.skipped.slice(0, 5).join(", ")}`
+    });
+  }
+  const revision = gitRevision ?? `content-${tree.contentHash.slice(0, 16)}`;
+  reporter.emit({
+    kind: "info",
+    message: `source ${config.source}: ${tree.entries.length} entries, ${formatBytes(tree.totalBytes)}, revision ${revision}`
+  });
+  const fingerprints = await fingerprintTree({
+    tree,
+    pumaConfig: config.server?.config ?? "config/puma.rb",
+    lockfiles: config.install?.lockfiles ?? ["Gemfile.lock"]
+  });
+  return { tree, revision, fingerprints };
+}
+async function connectWhileReading(sessions, reading) {
+  const connecting = settleAll(sessions, sessions.length, (session) => session.connect());
+  const source = await reading;
+  const failure = firstFailure(await connecting);
+  if (failure !== void 0) throw failure;
+  return source;
 }
 
 // src/fleet/waves.ts
@@ -64605,7 +65998,6 @@ function planWaves(hostCount, options) {
 }
 
 // src/fleet/release.ts
-var generatedExcludes = GENERATED_NAMES.map((name) => `/${name}`);
 async function runRelease(asConfigured, options) {
   const config = {
     ...asConfigured,
@@ -64616,7 +66008,8 @@ async function runRelease(asConfigured, options) {
   };
   const now = options.now ?? (() => /* @__PURE__ */ new Date());
   const { reporter } = options;
-  const reading = readSource(config, options);
+  await refuseOverlappingSource(config.source, config.hosts);
+  const reading = readSource(config, reporter, options.local);
   reading.catch(() => {
   });
   return withSessions(
@@ -64639,14 +66032,32 @@ async function runRelease(asConfigured, options) {
         result.bytes = source2.tree.totalBytes;
         return source2;
       };
+      const makePlan = (states, predicted) => {
+        result.release = nextReleaseNumber(numberingReports(sessions, states));
+        const plan = planRelease({
+          config,
+          release: result.release,
+          revision: result.revision,
+          hosts: sessions.map((session, index) => ({
+            name: session.name,
+            deployTo: session.layout.deployTo,
+            state: states[index]
+          })),
+          waves: planWaves(sessions.length, config),
+          predicted
+        });
+        result.plan = plan;
+        return plan;
+      };
       if (options.dryRun) {
         const firstLook = await inspectAll(sessions, outcomes, config.concurrency, reporter, "connect");
         requireAgreement(sessions, firstLook, reporter);
-        await sourceRead();
-        result.release = nextReleaseNumber(numberingReports(sessions, firstLook));
+        const source2 = await sourceRead();
+        const predicted = await predictRestarts(config, options, sessions, firstLook, source2);
+        const plan = makePlan(firstLook, predicted);
         for (const outcome of outcomes) {
           outcome.status = "planned";
-          outcome.release = result.release;
+          outcome.release = plan.release;
         }
         return result;
       }
@@ -64661,20 +66072,19 @@ async function runRelease(asConfigured, options) {
           throwIfInterrupted(options.signal);
           const states = await inspectAll(sessions, outcomes, config.concurrency, reporter, "inspect");
           requireAgreement(sessions, states, reporter);
-          result.release = nextReleaseNumber(numberingReports(sessions, states));
-          const built = await buildEverywhere(
-            config,
-            options,
-            sessions,
-            outcomes,
-            source.tree,
-            source.fingerprints,
-            states,
-            result,
-            now
+          const plan = makePlan(states);
+          const built = await buildEverywhere(config, options, sessions, outcomes, source, states, plan, now);
+          const error = await goLive(
+            { config, options, sessions, outcomes, release: plan.release, revision: plan.revision, now },
+            built,
+            waveIndices(
+              plan,
+              sessions.map((session) => session.name)
+            )
           );
-          await goLive(config, options, sessions, outcomes, built, result, now);
+          if (error) result.error = error;
           await pruneEverywhere(config, options, sessions, outcomes, states, now);
+          attachSessionWarnings(sessions, outcomes);
           return result;
         },
         now,
@@ -64683,51 +66093,6 @@ async function runRelease(asConfigured, options) {
     },
     options.open
   );
-}
-async function connectWhileReading(sessions, reading) {
-  const connecting = settleAll(sessions, sessions.length, (session) => session.connect());
-  const source = await reading;
-  const failure = firstFailure(await connecting);
-  if (failure !== void 0) throw failure;
-  return source;
-}
-async function readSource(config, options) {
-  const { reporter } = options;
-  const [tree, gitRevision] = await Promise.all([
-    HashCache.open(config.source).then(
-      (cache2) => scanTree(config.source, [...config.exclude, ...generatedExcludes], cache2)
-    ),
-    readGitRevision(options.local ?? new LocalTransport(), config.source)
-  ]);
-  if (tree.skipped.length > 0) {
-    reporter.emit({
-      kind: "warn",
-      message: `left out ${tree.skipped.length} special files (sockets, FIFOs): ${tree.skipped.slice(0, 5).join(", ")}`
-    });
-  }
-  const revision = gitRevision ?? `content-${tree.contentHash.slice(0, 16)}`;
-  reporter.emit({
-    kind: "info",
-    message: `source ${config.source}: ${tree.entries.length} entries, ${formatBytes(tree.totalBytes)}, revision ${revision}`
-  });
-  const fingerprints = await fingerprintTree({
-    tree,
-    pumaConfig: config.server?.config ?? "config/puma.rb",
-    lockfiles: config.install?.lockfiles ?? ["Gemfile.lock"]
-  });
-  return { tree, revision, fingerprints };
-}
-function newOutcome(session) {
-  return {
-    host: session.name,
-    deployTo: session.layout.deployTo,
-    status: "failed",
-    previous: null,
-    release: null,
-    removedStale: [],
-    pruned: [],
-    timings: {}
-  };
 }
 async function inspectAll(sessions, outcomes, concurrency, reporter, phase) {
   const results = await settleAll(sessions, concurrency, async (session, index) => {
@@ -64792,134 +66157,42 @@ function numberingReports(sessions, states) {
     sequence: state.sequence
   }));
 }
-async function buildEverywhere(config, options, sessions, outcomes, tree, fingerprints, states, result, now) {
-  const { reporter, signal } = options;
-  const release = result.release;
-  const manifest = buildManifest(config.app, release, result.revision, tree, options.actor, now());
-  const generated = releaseFiles(manifest);
-  const results = await settleAll(sessions, config.concurrency, async (session, index) => {
-    const outcome = outcomes[index];
-    outcome.release = release;
-    const phase = async (name, step, detail) => {
-      signal?.throwIfAborted();
-      const { ms } = await timedPhase(reporter, session.name, name, step, detail);
-      outcome.timings[name] = ms;
-    };
+async function predictRestarts(config, options, sessions, states, source) {
+  const server = config.server;
+  if (!server) return sessions.map(() => null);
+  const predictions = await settleAll(sessions, config.concurrency, async (session, index) => {
     const state = states[index];
-    const from = previousRelease(state);
-    let delta = planDelta(tree.entries, null, null);
-    let previousFiles = null;
-    await phase(
-      "prepare",
-      async () => {
-        const prepared = await session.prepare(release, from);
-        outcome.removedStale = prepared.removedStale;
-        if (prepared.stuck.length > 0)
-          reporter.emit({
-            kind: "warn",
-            host: session.name,
-            message: `could not remove ${prepared.stuck.join(", ")} (files this SSH user may not delete, another user's perhaps): left in place; remove it as that user or root.`
-          });
-        const changed = new Set(prepared.modified);
-        previousFiles = prepared.previous?.filter((entry) => !changed.has(entry.path)) ?? null;
-        if (prepared.modified.length > 0)
-          reporter.emit({
-            kind: "warn",
-            host: session.name,
-            message: `release ${from} was modified after publishing (${prepared.modified.slice(0, 5).join(", ")}${prepared.modified.length > 5 ? `, ${prepared.modified.length - 5} more` : ""}): those files are uploaded, not reused.`
-          });
-        delta = planDelta(tree.entries, previousFiles, from);
-      },
-      () => outcome.removedStale.length > 0 ? `removed stale ${outcome.removedStale.join(", ")}` : `releases/.${release}.partial`
-    );
-    await phase(
-      "upload",
-      async () => {
-        if (delta.from !== null) await session.linkFrom(delta.from, release, delta.link, signal);
-        const archive = countBytes(
-          packTree(tree.root, delta.upload, generated),
-          (bytes) => reporter.emit({
-            kind: "progress",
-            host: session.name,
-            phase: "upload",
-            detail: `${formatBytes(bytes)} of ~${formatBytes(delta.uploadBytes)}`
-          }),
-          { pauseAfterFirstChunk: () => failpoint("upload", session.name, signal) }
-        );
-        await session.upload(release, archive, signal);
-      },
-      () => delta.from === null ? `${formatBytes(delta.uploadBytes)}, ${delta.upload.length} entries` : `${formatBytes(delta.uploadBytes)} sent (${delta.upload.length} entries), ${delta.link.length} files reused from release ${delta.from}`
-    );
-    outcome.upload = {
-      from: delta.from,
-      sentBytes: delta.uploadBytes,
-      sentEntries: delta.upload.length,
-      linkedFiles: delta.link.length
-    };
-    await phase("link", () => session.linkShared(release, config.shared.dirs, config.shared.files));
-    const install = config.install;
-    if (install) {
-      await phase(
-        "install",
-        async () => {
-          const vendorSeeded = install.vendor !== void 0 && from !== null ? await session.seedVendor(from, release, install.vendor) : false;
-          outcome.upload.vendorReused = vendorSeeded;
-          const step = decideInstallStep({
-            check: install.check,
-            vendorSeeded,
-            changedLockfiles: changedLockfiles(tree.entries, previousFiles, install.lockfiles)
-          });
-          await failpoint("install", session.name, signal);
-          signal?.throwIfAborted();
-          const timeout = install.timeout ?? DEFAULT_INSTALL_TIMEOUT;
-          const checked = step.run === "check" && await session.check(release, install.check, { signal, timeout });
-          if (!checked)
-            await session.install(release, install.command, {
-              signal,
-              shown: install.commandAsWritten,
-              timeout
-            });
-          outcome.install = checked ? { ran: "check", reason: step.reason } : { ran: "install", reason: step.run === "check" ? "install.check failed" : step.reason };
-          const written = await session.sharedWrites(release);
-          if (written.length > 0)
-            throw sharedWriteError(
-              session.name,
-              checked ? install.checkAsWritten ?? install.check : install.commandAsWritten ?? install.command,
-              written
-            );
-        },
-        () => {
-          const check = install.checkAsWritten ?? install.check;
-          const ran = outcome.install?.ran === "check" ? `\`${check}\` passed` : "installed";
-          const reuse = outcome.upload?.vendorReused ? `, ${install.vendor} reused from release ${from}` : "";
-          return `${ran}${reuse} (${outcome.install?.reason})`;
-        }
-      );
-    }
-    let plan = null;
-    const partial = partialPath(session.layout, release);
-    if (config.server) {
-      const pumaHost = new PumaHost(session, config);
-      const requested = options.restart ?? config.server.restart;
-      await phase(
-        "probe",
-        async () => {
-          plan = await pumaHost.plan(states[index], partial, fingerprints, requested);
-        },
-        () => plan ? `restart: ${describeDecision(plan.decision)}` : ""
-      );
-      const decided2 = plan;
-      if (decided2) {
-        outcome.restart = { ...decided2.decision };
-        for (const warning of decided2.decision.warnings)
-          reporter.emit({ kind: "warn", host: session.name, message: warning });
-      }
-    }
-    const decided = plan;
-    const record = { fingerprints: decided?.fingerprints ?? fingerprints, restart: decided?.decision ?? null };
-    return { plan: decided, fingerprintsFile: `${JSON.stringify(record, null, 2)}
-` };
+    if (state.current === null) return null;
+    const pumaHost = new PumaHost(session, config);
+    const current = releasePath(session.layout, state.current);
+    const plan = await pumaHost.plan(state, current, source.fingerprints, options.restart ?? server.restart);
+    return plan.decision;
   });
+  return predictions.map((entry) => entry.status === "fulfilled" ? entry.value : null);
+}
+async function buildEverywhere(config, options, sessions, outcomes, source, states, plan, now) {
+  const { signal } = options;
+  const release = plan.release;
+  const manifest = buildManifest(config.app, release, plan.revision, source.tree, options.actor, now());
+  const run = {
+    config,
+    options,
+    release,
+    tree: source.tree,
+    fingerprints: source.fingerprints,
+    generated: releaseFiles(manifest)
+  };
+  const results = await settleAll(
+    sessions,
+    config.concurrency,
+    (session, index) => buildOnHost(
+      run,
+      session,
+      states[index],
+      plan.hosts[index],
+      outcomes[index]
+    )
+  );
   const failed = results.some((entry) => entry.status === "rejected");
   if (!failed && !signal?.aborted)
     return results.map((entry) => entry.value);
@@ -64932,160 +66205,6 @@ async function buildEverywhere(config, options, sessions, outcomes, tree, finger
   if (signal?.aborted) throw new InterruptedError(abortReason(signal));
   const failure = results.find((entry) => entry.status === "rejected");
   throw failure.reason;
-}
-async function goLive(config, options, sessions, outcomes, built, result, now) {
-  const { reporter, signal } = options;
-  const release = result.release;
-  const strategy = config.strategy;
-  const waves = planWaves(sessions.length, config);
-  throwIfInterrupted(signal);
-  let stoppedBy = null;
-  const reached = /* @__PURE__ */ new Set();
-  for (const [number, wave] of waves.entries()) {
-    if (signal?.aborted) {
-      stoppedBy = { host: null, error: new InterruptedError(abortReason(signal)) };
-      break;
-    }
-    if (waves.length > 1) {
-      const names = wave.map((index) => sessions[index]?.name).join(", ");
-      reporter.emit({ kind: "info", message: `${strategy} wave ${number + 1}/${waves.length}: ${names}` });
-    }
-    for (const index of wave) reached.add(index);
-    const settled = await settleAll(
-      wave,
-      config.concurrency,
-      (index) => goLiveOnHost(
-        config,
-        options,
-        sessions[index],
-        outcomes[index],
-        built[index],
-        result,
-        now
-      )
-    );
-    settled.forEach((entry, position) => {
-      if (entry.status === "fulfilled") return;
-      const outcome = outcomes[wave[position]];
-      if (outcome.status !== "released") outcome.status = "failed";
-      outcome.error = summarize2(entry.reason);
-    });
-    const failed = wave.map((index) => outcomes[index]).find((outcome) => outcome.status !== "released" || outcome.error);
-    if (failed) {
-      stoppedBy = failed.error?.exitCode === ExitCode.interrupted && signal?.aborted ? { host: null, error: new InterruptedError(abortReason(signal)) } : { host: failed.host, error: toDeployerError(failed) };
-      break;
-    }
-  }
-  if (!stoppedBy) return;
-  const notReached = sessions.map((_, index) => index).filter((index) => !reached.has(index));
-  for (const index of notReached) {
-    const outcome = outcomes[index];
-    outcome.status = "skipped";
-    outcome.note = stoppedBy.host ? `not started: the rollout stopped when ${stoppedBy.host} failed` : "not started: the rollout was interrupted";
-  }
-  await settleAll(sessions, sessions.length, async (session, index) => {
-    const status = outcomes[index].status;
-    if (status === "skipped" || status === "failed") await session.discardPartial(release);
-  });
-  const live = outcomes.filter((outcome) => outcome.status === "released");
-  const onFailure = config.onFailure;
-  if (onFailure === "rollback" && live.length > 0)
-    await rollBackLive(config, options, sessions, outcomes, stoppedBy.host, now);
-  result.error = rolloutError(release, stoppedBy, outcomes, onFailure);
-}
-async function goLiveOnHost(config, options, session, outcome, built, result, now) {
-  const release = result.release;
-  const event = {
-    event: "release",
-    release,
-    previous: outcome.previous,
-    revision: result.revision,
-    time: now().toISOString(),
-    by: options.actor
-  };
-  const files = [{ path: FINGERPRINTS_FILE, content: built?.fingerprintsFile ?? "" }];
-  await failpoint("publish", session.name, options.signal);
-  throwIfInterrupted(options.signal);
-  try {
-    const publish = await timedPhase(
-      options.reporter,
-      session.name,
-      "publish",
-      () => session.publishAndFlip(release, files, event),
-      () => `releases/${release}, current -> releases/${release}`
-    );
-    outcome.timings.publish = publish.ms;
-  } catch (error) {
-    if (await flippedAnyway(session, release)) {
-      outcome.status = "released";
-      outcome.note = `the connection failed during the publish, but current -> releases/${release}`;
-    }
-    throw error;
-  }
-  outcome.status = "released";
-  await failpoint("flip", session.name, options.signal);
-  const plan = built?.plan ?? null;
-  if (plan && config.server) await restartOrRollBack(config, options, session, outcome, plan, release, now);
-}
-async function flippedAnyway(session, release) {
-  try {
-    return (await session.inspect()).current === release;
-  } catch {
-    return false;
-  }
-}
-async function rollBackLive(config, options, sessions, outcomes, failedHost, now) {
-  const why = failedHost ? `${failedHost} failed` : "the rollout was interrupted";
-  await settleAll(sessions, config.concurrency, async (session, index) => {
-    const outcome = outcomes[index];
-    if (outcome.status !== "released") return;
-    if (outcome.previous === null) {
-      outcome.note = `left on release ${outcome.release}: it had no release to go back to`;
-      return;
-    }
-    options.reporter.emit({
-      kind: "warn",
-      host: session.name,
-      message: `${why}: rolling back to release ${outcome.previous}`
-    });
-    try {
-      await rollBackHostTo(config, session, outcome.previous, { ...options, now });
-      outcome.status = "rolled-back";
-      outcome.note = `rolled back to release ${outcome.previous} because ${why}`;
-    } catch (error) {
-      outcome.error = summarize2(error);
-      outcome.note = `tried to roll back because ${why}, but could not; still on release ${outcome.release}`;
-    }
-  });
-}
-function toDeployerError(outcome) {
-  return new DeployerError(outcome.error?.message ?? `Host ${outcome.host} failed.`, {
-    exitCode: outcome.error?.exitCode ?? ExitCode.failure,
-    hint: outcome.error?.hint,
-    host: outcome.host
-  });
-}
-function rolloutError(release, stoppedBy, outcomes, onFailure) {
-  const names = (status) => outcomes.filter((outcome) => outcome.status === status).map((outcome) => outcome.host);
-  const stillLive = names("released");
-  const parts = [
-    stoppedBy.host ? `Release ${release} failed on ${stoppedBy.host}: ${stoppedBy.error.message}` : `Release ${release} was interrupted while going live.`,
-    names("rolled-back").length > 0 ? `Rolled back: ${names("rolled-back").join(", ")}.` : "",
-    names("skipped").length > 0 ? `Not started: ${names("skipped").join(", ")}.` : "",
-    stillLive.length > 0 ? `Still on release ${release}: ${stillLive.join(", ")}.` : ""
-  ].filter(Boolean);
-  if (stillLive.length > 0) {
-    return new DeployerError(parts.join("\n"), {
-      exitCode: ExitCode.partial,
-      hint: onFailure === "stop" ? `on_failure is stop: bring the fleet back together with \`deployer rollback --host ${stillLive.join(" --host ")}\`, or fix the failing host and release again.` : `Roll them back by hand with \`deployer rollback --host ${stillLive.join(" --host ")}\`.`,
-      host: stoppedBy.host ?? void 0
-    });
-  }
-  return new DeployerError(parts.join("\n"), {
-    exitCode: stoppedBy.error.exitCode,
-    hint: stoppedBy.error.hint,
-    host: stoppedBy.host ?? void 0
-  });
 }
 async function pruneEverywhere(config, options, sessions, outcomes, states, now) {
   await settleAll(sessions, config.concurrency, async (session, index) => {
@@ -65110,120 +66229,6 @@ async function pruneEverywhere(config, options, sessions, outcomes, states, now)
     }
   });
 }
-function summarize2(error) {
-  if (error instanceof DeployerError)
-    return { message: error.message, hint: error.hint, exitCode: error.exitCode };
-  return { message: errorMessage(error), exitCode: ExitCode.failure };
-}
-function errorMessage(error) {
-  return error instanceof Error ? error.message : String(error);
-}
-function isAbort(error) {
-  return error instanceof Error && (error.name === "AbortError" || error instanceof InterruptedError);
-}
-function throwIfInterrupted(signal) {
-  if (signal?.aborted) throw new InterruptedError(abortReason(signal));
-}
-function abortReason(signal) {
-  return typeof signal.reason === "string" ? signal.reason : "a signal";
-}
-function formatBytes(bytes) {
-  if (bytes < 1024) return `${bytes} B`;
-  if (bytes < 1024 * 1024) return `${(bytes / 1024).toFixed(1)} KiB`;
-  return `${(bytes / 1024 / 1024).toFixed(1)} MiB`;
-}
-async function restartOrRollBack(config, options, session, outcome, plan, release, now) {
-  const { reporter } = options;
-  const pumaHost = new PumaHost(session, config);
-  try {
-    const { value, ms } = await timedPhase(
-      reporter,
-      session.name,
-      "restart",
-      async () => {
-        await failpoint("restart", session.name, options.signal);
-        return pumaHost.restart(plan, release, void 0, {
-          afterSignal: () => failpoint("verify", session.name, options.signal)
-        });
-      },
-      (done) => `${done.kind}${done.fellBackToHot ? " (Puma fell back to hot)" : ""}: ${done.detail}`
-    );
-    outcome.timings.restart = ms;
-    if (outcome.restart)
-      outcome.restart.done = {
-        detail: value.detail,
-        fellBackToHot: value.fellBackToHot,
-        ms: value.ms,
-        startedAt: value.startedAt,
-        workers: value.workers
-      };
-    if (value.kind !== "none") {
-      await session.record(
-        restartEvent(
-          release,
-          { ...value, kind: value.kind },
-          plan.running,
-          plan.decision.reasons,
-          now(),
-          options.actor
-        )
-      );
-    }
-  } catch (error) {
-    if (!(error instanceof VerifyError) || outcome.previous === null) throw error;
-    outcome.error = summarize2(error);
-    outcome.status = "rolled-back";
-    const previous = outcome.previous;
-    reporter.emit({
-      kind: "warn",
-      host: session.name,
-      message: `${error.detail}; rolling back to release ${previous}`
-    });
-    await recordUnverifiedRestart(
-      session,
-      release,
-      plan.decision.kind,
-      plan,
-      error.detail,
-      options.actor,
-      now
-    );
-    await session.flip(previous);
-    await session.record({
-      event: "failed",
-      release,
-      reason: error.detail,
-      time: now().toISOString(),
-      by: options.actor
-    });
-    await session.record({
-      event: "rollback",
-      from: release,
-      to: previous,
-      time: now().toISOString(),
-      by: options.actor
-    });
-    const recovered = await timedPhase(
-      reporter,
-      session.name,
-      "rollback",
-      () => recoverRecorded(pumaHost, previous, plan, `release ${release} failed`, options.actor, now),
-      (done) => `current -> releases/${previous}, ${done.kind}: ${done.detail}`
-    );
-    const unhealthy = recovered.value.unhealthy;
-    if (unhealthy !== void 0) {
-      reporter.emit({
-        kind: "warn",
-        host: session.name,
-        message: `release ${previous} fails the health check too: ${unhealthy}`
-      });
-      outcome.error = summarize2(failedOnBothReleases(error, previous, unhealthy));
-    }
-    const reasons = [`recovery after release ${release} failed: ${error.detail}`];
-    await session.record(restartEvent(previous, recovered.value, plan.running, reasons, now(), options.actor));
-    if (outcome.restart) outcome.restart.recovered = `${recovered.value.kind}: ${recovered.value.detail}`;
-  }
-}
 function withPublished(state, release, time) {
   return {
     ...state,
@@ -65235,171 +66240,8 @@ function withPublished(state, release, time) {
     ]
   };
 }
-function previousRelease(state) {
-  if (state.current !== null && state.releases.some((release) => release.number === state.current))
-    return state.current;
-  return state.releases.at(-1)?.number ?? null;
-}
-function sharedWriteError(host, command, files) {
-  return new DeployerError(
-    `Host ${host}: the install (\`${command}\`) rewrote files in place that are hard links shared with an older release:
-  ${files.join("\n  ")}`,
-    {
-      exitCode: ExitCode.install,
-      hint: "Make the install write new files (write to a temporary name and rename) or remove them first; those files of the older release changed too.",
-      host
-    }
-  );
-}
-function describeDecision(decision) {
-  const signal = { phased: "USR1", hot: "USR2", full: "stop/start", none: "no restart", start: "start" }[decision.kind];
-  return `${decision.kind} (${signal}) because ${decision.reasons.join("; ")}`;
-}
-
-// src/ui/render.ts
-function renderReleasePlan(config, result) {
-  const lines = [
-    `Plan: release ${result.release} of ${config.app} (revision ${result.revision}, ${result.files} entries, ${formatBytes(result.bytes)}); nothing was changed.`
-  ];
-  for (const host of result.hosts) {
-    lines.push(`  ${host.host} (${host.deployTo}): current ${host.previous ?? "none"} -> ${result.release}`);
-  }
-  const steps = [
-    `take the lock ${".deployer/lock"}`,
-    `remove stale releases/.N.partial, build releases/.${result.release}.partial from ${config.source}`
-  ];
-  if (config.shared.dirs.length + config.shared.files.length > 0)
-    steps.push(`link shared: ${[...config.shared.dirs, ...config.shared.files].join(", ")}`);
-  if (config.install) steps.push(`install: ${config.install.commandAsWritten ?? config.install.command}`);
-  steps.push(
-    `publish releases/${result.release} on every host, then flip current`,
-    `prune to keep ${config.keepReleases} releases (never current, never one a process uses)`
-  );
-  lines.push("Steps on each host:", ...steps.map((step, index) => `  ${index + 1}. ${step}`));
-  return lines.join("\n");
-}
-function renderReleaseResult(result) {
-  const lines = result.hosts.map((host) => {
-    const pruned = host.pruned.length > 0 ? `, pruned ${host.pruned.join(", ")}` : "";
-    const restart = host.restart ? `, ${host.restart.kind} restart` : "";
-    if (host.status === "released")
-      return `${host.host}: release ${host.release} is live (was ${host.previous ?? "none"})${restart}${pruned}`;
-    if (host.status === "rolled-back")
-      return host.note ? `${host.host}: release ${host.release} went live, then was ${host.note}` : `${host.host}: release ${host.release} failed verification and was rolled back to ${host.previous}`;
-    if (host.status === "skipped")
-      return `${host.host}: release ${host.release} ${host.note ?? "not started"}; current unchanged (${host.previous ?? "none"})`;
-    if (host.status === "discarded")
-      return `${host.host}: release ${host.release ?? "?"} discarded, current unchanged (${host.previous ?? "none"})${host.error ? `: ${firstLine(host.error.message)}` : ""}`;
-    const note = host.note ? ` (${host.note})` : "";
-    return `${host.host}: ${host.status}${note}${host.error ? `: ${firstLine(host.error.message)}` : ""}`;
-  });
-  const released = result.hosts.filter((host) => host.status === "released").length;
-  if (released === result.hosts.length && !result.error)
-    lines.push(`Released ${result.release} (${result.revision}) to ${released} host(s).`);
-  return lines.join("\n");
-}
-function renderRollback(outcomes, dryRun, configFile) {
-  const lines = outcomes.map((outcome) => {
-    const restart = outcome.restart ? `; ${outcome.restart.kind} restart because ${outcome.restart.reasons.join("; ")}` : "";
-    return `${outcome.host}: current ${dryRun ? "would go" : "went"} from ${outcome.from ?? "none"} to ${outcome.to}${restart}`;
-  });
-  const froms = [...new Set(outcomes.map((outcome) => outcome.from))];
-  if (!dryRun && froms.length === 1 && froms[0] !== null && froms[0] !== void 0) {
-    lines.push(`Undo with: deployer rollback --to ${froms[0]} --config ${quote(configFile)}`);
-  } else if (!dryRun) {
-    for (const outcome of outcomes) {
-      if (outcome.from !== null)
-        lines.push(
-          `Undo on ${outcome.host}: deployer rollback --to ${outcome.from} --host ${quote(outcome.host)} --config ${quote(configFile)}`
-        );
-    }
-  }
-  return lines.join("\n");
-}
-function renderPrune(outcomes, dryRun) {
-  const lines = [];
-  for (const outcome of outcomes) {
-    const verb = dryRun ? "would remove" : "removed";
-    lines.push(
-      `${outcome.host}: ${outcome.removed.length > 0 ? `${verb} ${outcome.removed.join(", ")}` : "nothing to remove"}`
-    );
-    for (const kept of outcome.kept.filter((entry) => entry.reason === "in-use")) {
-      lines.push(`  kept ${kept.number}: in use by ${describeHolders(kept.holders)}`);
-    }
-    for (const kept of outcome.kept.filter((entry) => entry.reason === "unproven")) {
-      lines.push(`  kept ${kept.number}: not proven unused (${describeHolders(kept.holders)})`);
-    }
-    for (const number of outcome.stuck ?? [])
-      lines.push(`  could not fully delete ${number}: left as releases/.${number}.deleting`);
-  }
-  return lines.join("\n");
-}
-function renderReleases(hosts) {
-  const lines = [];
-  for (const host of hosts) {
-    lines.push(`${host.host} (${host.deployTo})${host.locked ? "  [locked]" : ""}`);
-    if (host.error) {
-      lines.push(`  error: ${firstLine(host.error)}`);
-      continue;
-    }
-    if (host.releases.length === 0) lines.push("  no releases");
-    for (const release of [...host.releases].reverse()) {
-      const mark = release.current ? "*" : " ";
-      lines.push(
-        `  ${mark} ${String(release.number).padStart(4)}  ${release.state.padEnd(11)}  ${release.time.replace("T", " ").slice(0, 19)}  ${release.revision}`
-      );
-      if (release.modified)
-        lines.push(`          modified after publishing: ${release.modified.slice(0, 5).join(", ")}`);
-    }
-    for (const number of host.unfinished.filter((number2) => !host.deleting.includes(number2)))
-      lines.push(`    ${String(number).padStart(4)}  unfinished (being built, or left by a killed run)`);
-    for (const number of host.deleting)
-      lines.push(
-        `    ${String(number).padStart(4)}  half-deleted (releases/.${number}.deleting: files the SSH user may not remove)`
-      );
-    for (const entry of host.foreign)
-      lines.push(
-        `          foreign ${entry.type} releases/${entry.name} (not a release: never counted, pruned or rolled back to)`
-      );
-  }
-  return lines.join("\n");
-}
-function firstLine(text) {
-  return text.split("\n")[0] ?? "";
-}
-
-// commands/prune.ts
-var Prune = class _Prune extends DeployerCommand {
-  static summary = "delete the oldest releases beyond --keep";
-  static description = "Never deletes `current`, a release being built, or a release that a process on the host uses as its cwd or through a mapped file; each release kept for that reason is reported with the pid and command holding it.";
-  static examples = [
-    "<%= config.bin %> prune --keep 3",
-    "<%= config.bin %> prune --keep 3 --dry-run"
-  ];
-  static flags = {
-    keep: import_core3.Flags.integer({ description: "good releases to keep, current included (default: keep_releases)" }),
-    "dry-run": import_core3.Flags.boolean({ description: "print what would be deleted and change nothing" })
-  };
-  async run() {
-    const { flags } = await this.parse(_Prune);
-    const config = await this.loadDeployConfig(flags);
-    this.trapSignals();
-    const outcomes = await runPrune(config, {
-      keep: flags.keep ?? config.keepReleases,
-      dryRun: flags["dry-run"],
-      reporter: this.reporterFor(config),
-      actor: currentActor()
-    });
-    await this.output(
-      { ok: true, dryRun: flags["dry-run"], hosts: outcomes },
-      () => renderPrune(outcomes, flags["dry-run"])
-    );
-  }
-};
 
 // commands/release.ts
-init_define_DEPLOYER_PACKAGE();
-var import_core4 = __toESM(require_lib(), 1);
 var Release = class _Release extends DeployerCommand {
   static summary = "build a new release on every host, publish it and flip current";
   static description = "Uploads the built app into releases/N on each host (unchanged files hard-linked from the previous release), links shared files and runs the install. Only when every host built it does it go live, in waves set by --strategy: each host renames it into place, flips `current` atomically, restarts Puma the least disruptive correct way and verifies it. A failed or interrupted build changes nothing that serves; a host that fails to go live stops the rollout and, with --on-failure rollback, takes the hosts already live back.";
@@ -65607,7 +66449,7 @@ async function runStandalone() {
   const sea = process.getBuiltinModule?.("node:sea");
   const inSea = sea?.isSea() ?? false;
   if (sea && inSea) useTemplateAssets((key) => sea.getAsset(key, "utf8"));
-  const root = import_node_path26.default.dirname(inSea ? process.execPath : import_node_path26.default.resolve(process.argv[1] ?? "."));
+  const root = import_node_path29.default.dirname(inSea ? process.execPath : import_node_path29.default.resolve(process.argv[1] ?? "."));
   const pjson = define_DEPLOYER_PACKAGE_default;
   const plugin = new import_core6.Plugin({ isRoot: true, root, pjson });
   plugin.commandCache = COMMANDS;
