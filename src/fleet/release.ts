@@ -252,7 +252,7 @@ async function predictRestarts(
   return predictions.map((entry) => (entry.status === 'fulfilled' ? entry.value : null))
 }
 
-/** Builds the release on every host (build-host.ts); nothing is published unless every host built it. */
+/** Builds the release on every host (pipeline/build.ts); nothing is published unless every host built it. */
 async function buildEverywhere(
   config: DeployConfig,
   options: ReleaseOptions,

@@ -1,3 +1,9 @@
+/*
+ * Over 400 lines on purpose: HostSession is the one door to a host. Every remote operation of every
+ * command (lock, inspect, prepare, upload, link, install, publish, flip, record, prune, ask, run) is a
+ * method here, each a thin call to a builder in release/remote-commands.ts and its parser, so that
+ * what deployer does on a host is listed in one place and nothing else reaches the transport.
+ */
 import { posix } from 'node:path'
 import type { Readable } from 'node:stream'
 import type { HostConfig } from '../config/types.js'
