@@ -64,7 +64,8 @@ describe('deployer init', function () {
   })
 
   it('writes a config that `release --dry-run` plans a release from', async () => {
-    const deployTo = join(dir, 'srv')
+    // Beside the app, not inside it: a source that holds deploy_to is refused (every release would upload the ones before it).
+    const deployTo = `${dir}-srv`
     await writeFile(join(dir, 'config.ru'), 'run ->(env) { [200, {}, ["ok"]] }\n')
     const init = await runCli(
       ['init', '--puma', '--app', 'shop', '--host', 'local', '--deploy-to', deployTo],
