@@ -55548,6 +55548,36 @@ function parseStartTicks(stat3) {
 // src/release/lock.ts
 init_define_DEPLOYER_PACKAGE();
 var import_node_crypto = require("node:crypto");
+
+// src/format.ts
+init_define_DEPLOYER_PACKAGE();
+function formatBytes(bytes) {
+  const units = ["B", "KiB", "MiB", "GiB", "TiB"];
+  let value = bytes;
+  let unit = 0;
+  while (value >= 1024 && unit < units.length - 1) {
+    value /= 1024;
+    unit++;
+  }
+  return unit === 0 ? `${value} ${units[0]}` : `${value.toFixed(1)} ${units[unit]}`;
+}
+function formatMs(ms) {
+  return ms < 1e3 ? `${ms}ms` : `${(ms / 1e3).toFixed(1)}s`;
+}
+function formatSeconds(seconds) {
+  return seconds >= 60 && seconds % 60 === 0 ? `${seconds / 60} min` : `${seconds} s`;
+}
+function formatAge(seconds) {
+  if (seconds < 90) return `${seconds}s`;
+  if (seconds < 90 * 60) return `${Math.round(seconds / 60)} min`;
+  if (seconds < 36 * 3600) return `${Math.round(seconds / 3600)} h`;
+  return `${Math.round(seconds / 86400)} days`;
+}
+function count(n, singular, plural = `${singular}s`) {
+  return `${n} ${n === 1 ? singular : plural}`;
+}
+
+// src/release/lock.ts
 function newLockOwner(actor, command, now, process9) {
   return {
     ...actor,
@@ -55589,12 +55619,6 @@ function describeHeldLock(host, deployTo, owner, now, localMachine, ownerAlive) 
     hint: `Wait for that run to finish. If you are sure it is dead, break the lock with \`${unlock}\`.`,
     stale: false
   };
-}
-function formatAge(seconds) {
-  if (seconds < 90) return `${seconds}s`;
-  if (seconds < 90 * 60) return `${Math.round(seconds / 60)} min`;
-  if (seconds < 36 * 3600) return `${Math.round(seconds / 3600)} h`;
-  return `${Math.round(seconds / 86400)} days`;
 }
 
 // src/transport/index.ts
@@ -59448,9 +59472,6 @@ function linksRefused(output) {
 }
 var UNWRITTEN_MARK = "--deployer-history-unwritten--";
 var STATE_MARK = "--deployer-state--";
-function formatSeconds(seconds) {
-  return seconds >= 60 && seconds % 60 === 0 ? `${seconds / 60} min` : `${seconds} s`;
-}
 function parseManifestFiles(text) {
   try {
     const manifest = JSON.parse(text);
@@ -61401,7 +61422,7 @@ function diskFindings(remote, source) {
       }
     ];
   }
-  const free = `${formatSize(fs5.availableBytes)} free on the ${fs5.type} filesystem of ${remote.target}`;
+  const free = `${formatBytes(fs5.availableBytes)} free on the ${fs5.type} filesystem of ${remote.target}`;
   if ("error" in source) {
     return [
       {
@@ -61412,7 +61433,7 @@ function diskFindings(remote, source) {
     ];
   }
   const findings = [];
-  const size = formatSize(source.bytes);
+  const size = formatBytes(source.bytes);
   if (fs5.availableBytes < source.bytes) {
     findings.push({
       check: "disk",
@@ -61424,7 +61445,7 @@ function diskFindings(remote, source) {
     findings.push({
       check: "disk",
       severity: "warning",
-      message: `Only ${free}: less than twice the release (${size}) plus ${formatSize(DISK_MARGIN_BYTES)}, which a release with its install can need.`,
+      message: `Only ${free}: less than twice the release (${size}) plus ${formatBytes(DISK_MARGIN_BYTES)}, which a release with its install can need.`,
       hint: "Free space (old releases with `deployer prune --keep 2`, logs), or grow the filesystem."
     });
   } else {
@@ -61540,19 +61561,6 @@ function withoutHostPrefix(host, message) {
   const prefix = `Host ${host}: `;
   const text = message.startsWith(prefix) ? message.slice(prefix.length) : message;
   return sentence(text);
-}
-function formatSize(bytes) {
-  const units = ["B", "KiB", "MiB", "GiB", "TiB"];
-  let value = bytes;
-  let unit = 0;
-  while (value >= 1024 && unit < units.length - 1) {
-    value /= 1024;
-    unit++;
-  }
-  return unit === 0 ? `${value} ${units[0]}` : `${value.toFixed(1)} ${units[unit]}`;
-}
-function count(n, singular, plural = `${singular}s`) {
-  return `${n} ${n === 1 ? singular : plural}`;
 }
 
 // src/check/gather.ts
@@ -63758,24 +63766,6 @@ init_define_DEPLOYER_PACKAGE();
 
 // src/ui/host-progress.ts
 init_define_DEPLOYER_PACKAGE();
-
-// src/format.ts
-init_define_DEPLOYER_PACKAGE();
-function formatBytes(bytes) {
-  const units = ["B", "KiB", "MiB", "GiB", "TiB"];
-  let value = bytes;
-  let unit = 0;
-  while (value >= 1024 && unit < units.length - 1) {
-    value /= 1024;
-    unit++;
-  }
-  return unit === 0 ? `${value} ${units[0]}` : `${value.toFixed(1)} ${units[unit]}`;
-}
-function formatMs(ms) {
-  return ms < 1e3 ? `${ms}ms` : `${(ms / 1e3).toFixed(1)}s`;
-}
-
-// src/ui/host-progress.ts
 function newHostProgress(host) {
   return { host, done: [], notes: [], failed: false };
 }
@@ -64027,7 +64017,7 @@ function renderCheck(result) {
   const lines = [];
   const source = result.source;
   lines.push(
-    source.error ? `Source ${source.path}: could not be read (${source.error.split("\n")[0]}); disk space is checked without the release size.` : `Source ${source.path}: ${formatSize(source.bytes ?? 0)} in ${count(source.entries ?? 0, "entry", "entries")}.`
+    source.error ? `Source ${source.path}: could not be read (${source.error.split("\n")[0]}); disk space is checked without the release size.` : `Source ${source.path}: ${formatBytes(source.bytes ?? 0)} in ${count(source.entries ?? 0, "entry", "entries")}.`
   );
   const width = Math.max(
     0,

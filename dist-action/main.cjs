@@ -31508,6 +31508,18 @@ var SCAN = [
   "done"
 ].join("\n");
 
+// src/format.ts
+function formatBytes(bytes) {
+  const units = ["B", "KiB", "MiB", "GiB", "TiB"];
+  let value = bytes;
+  let unit = 0;
+  while (value >= 1024 && unit < units.length - 1) {
+    value /= 1024;
+    unit++;
+  }
+  return unit === 0 ? `${value} ${units[0]}` : `${value.toFixed(1)} ${units[unit]}`;
+}
+
 // src/transport/pid-line.ts
 var MAX_HELD = 64 * 1024;
 
@@ -31536,18 +31548,6 @@ var import_semver = __toESM(require_semver2(), 1);
 // src/fleet/prune.ts
 function describeHolders(holders) {
   return holders.slice(0, 5).map((holder) => `pid ${holder.pid} (${holder.command || "?"}) via ${holder.via} ${holder.path}`).join("; ");
-}
-
-// src/format.ts
-function formatBytes(bytes) {
-  const units = ["B", "KiB", "MiB", "GiB", "TiB"];
-  let value = bytes;
-  let unit = 0;
-  while (value >= 1024 && unit < units.length - 1) {
-    value /= 1024;
-    unit++;
-  }
-  return unit === 0 ? `${value} ${units[0]}` : `${value.toFixed(1)} ${units[unit]}`;
 }
 
 // src/action/summary.ts

@@ -1,4 +1,5 @@
 import type { DeployConfig } from '../config/types.js'
+import { count, formatBytes } from '../format.js'
 import type { HostState } from '../release/host-state.js'
 import { describeHeldLock } from '../release/lock.js'
 import { assessPuma, type PumaFacts } from './assess-puma.js'
@@ -188,7 +189,7 @@ function diskFindings(remote: RemoteFacts, source: SourceSize): Finding[] {
       },
     ]
   }
-  const free = `${formatSize(fs.availableBytes)} free on the ${fs.type} filesystem of ${remote.target}`
+  const free = `${formatBytes(fs.availableBytes)} free on the ${fs.type} filesystem of ${remote.target}`
   if ('error' in source) {
     return [
       {
@@ -199,7 +200,7 @@ function diskFindings(remote: RemoteFacts, source: SourceSize): Finding[] {
     ]
   }
   const findings: Finding[] = []
-  const size = formatSize(source.bytes)
+  const size = formatBytes(source.bytes)
   if (fs.availableBytes < source.bytes) {
     findings.push({
       check: 'disk',
@@ -211,7 +212,7 @@ function diskFindings(remote: RemoteFacts, source: SourceSize): Finding[] {
     findings.push({
       check: 'disk',
       severity: 'warning',
-      message: `Only ${free}: less than twice the release (${size}) plus ${formatSize(DISK_MARGIN_BYTES)}, which a release with its install can need.`,
+      message: `Only ${free}: less than twice the release (${size}) plus ${formatBytes(DISK_MARGIN_BYTES)}, which a release with its install can need.`,
       hint: 'Free space (old releases with `deployer prune --keep 2`, logs), or grow the filesystem.',
     })
   } else {
@@ -336,21 +337,4 @@ export function withoutHostPrefix(host: string, message: string): string {
   const prefix = `Host ${host}: `
   const text = message.startsWith(prefix) ? message.slice(prefix.length) : message
   return sentence(text)
-}
-
-/** Bytes for people: `512 B`, `12.3 MiB`, `41.7 GiB`. */
-export function formatSize(bytes: number): string {
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB']
-  let value = bytes
-  let unit = 0
-  while (value >= 1024 && unit < units.length - 1) {
-    value /= 1024
-    unit++
-  }
-  return unit === 0 ? `${value} ${units[0]}` : `${value.toFixed(1)} ${units[unit]}`
-}
-
-/** `1 entry`, `2 entries`. */
-export function count(n: number, singular: string, plural = `${singular}s`): string {
-  return `${n} ${n === 1 ? singular : plural}`
 }

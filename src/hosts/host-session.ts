@@ -8,6 +8,7 @@ import { posix } from 'node:path'
 import type { Readable } from 'node:stream'
 import type { HostConfig } from '../config/types.js'
 import { DeployerError, diskFullError, ExitCode, type ExitCodeValue, RemoteCommandError } from '../errors.js'
+import { formatSeconds } from '../format.js'
 import { findLiveDirsCommand, type LiveDirs, parseLiveDirs } from '../guard/live-dirs.js'
 import {
   inodesError,
@@ -45,11 +46,6 @@ function linksRefused(output: string): number | null {
 const UNWRITTEN_MARK = '--deployer-history-unwritten--'
 /** Separates the lock's answer from the state read right after it. */
 const STATE_MARK = '--deployer-state--'
-
-/** `90` → `90 s`, `900` → `15 min`. */
-function formatSeconds(seconds: number): string {
-  return seconds >= 60 && seconds % 60 === 0 ? `${seconds / 60} min` : `${seconds} s`
-}
 
 function parseManifestFiles(text: string): PreviousEntry[] | null {
   try {

@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto'
+import { formatAge } from '../format.js'
 import type { Actor } from './history.js'
 
 /** Written into `.deployer/lock/owner.json` by whoever holds the lock. */
@@ -101,11 +102,4 @@ export function describeHeldLock(
     hint: `Wait for that run to finish. If you are sure it is dead, break the lock with \`${unlock}\`.`,
     stale: false,
   }
-}
-
-export function formatAge(seconds: number): string {
-  if (seconds < 90) return `${seconds}s`
-  if (seconds < 90 * 60) return `${Math.round(seconds / 60)} min`
-  if (seconds < 36 * 3600) return `${Math.round(seconds / 3600)} h`
-  return `${Math.round(seconds / 86400)} days`
 }

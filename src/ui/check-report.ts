@@ -1,6 +1,6 @@
-import { count, formatSize } from '../check/assess-host.js'
 import type { HostCheck, Severity } from '../check/findings.js'
 import type { CheckResult } from '../check/run-check.js'
+import { count, formatBytes } from '../format.js'
 
 const LABEL: Record<Severity, string> = { ok: 'ok', info: 'info', warning: 'warning', blocking: 'BLOCKING' }
 
@@ -11,7 +11,7 @@ export function renderCheck(result: CheckResult): string {
   lines.push(
     source.error
       ? `Source ${source.path}: could not be read (${source.error.split('\n')[0]}); disk space is checked without the release size.`
-      : `Source ${source.path}: ${formatSize(source.bytes ?? 0)} in ${count(source.entries ?? 0, 'entry', 'entries')}.`,
+      : `Source ${source.path}: ${formatBytes(source.bytes ?? 0)} in ${count(source.entries ?? 0, 'entry', 'entries')}.`,
   )
   const width = Math.max(
     0,

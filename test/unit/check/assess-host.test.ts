@@ -4,11 +4,11 @@ import {
   type CheckConfig,
   type CheckContext,
   DISK_MARGIN_BYTES,
-  formatSize,
   type HostFacts,
   withoutHostPrefix,
 } from '../../../src/check/assess-host.js'
 import type { Severity } from '../../../src/check/findings.js'
+import { formatBytes as formatSize } from '../../../src/format.js'
 import {
   CONFIG,
   CONTEXT,

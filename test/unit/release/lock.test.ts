@@ -1,8 +1,8 @@
 import { expect } from 'chai'
+import { formatAge } from '../../../src/format.js'
 import { parseStartTicks, readProcessIdentity } from '../../../src/release/actor.js'
 import {
   describeHeldLock,
-  formatAge,
   judgeLockOwner,
   type LockOwner,
   type ProcessIdentity,
