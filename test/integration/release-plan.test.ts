@@ -1,10 +1,10 @@
-import { readFile, rm, writeFile } from 'node:fs/promises'
+import { readFile, writeFile } from 'node:fs/promises'
 import { expect } from 'chai'
 import type { ReleasePlan } from '../../src/plan/release-plan.js'
 import { type ReleaseJson, releaseJson } from '../support/cli.js'
-import { DEPLOY_USER, makeWorkspace, type Workspace } from '../support/fixture.js'
-import { PUMA_TOKEN, stopPuma, writePumaApp, writePumaConfig } from '../support/puma-app.js'
-import { findFreePort, startSshd, type TestSshd } from '../support/sshd.js'
+import type { Workspace } from '../support/fixture.js'
+import { PUMA_TOKEN, writePumaApp, writePumaConfig } from '../support/puma-app.js'
+import { usePumaWorkspace } from '../support/suite.js'
 
 /**
  * `release --dry-run --json` returns the plan; the run that follows executes it: the same number, waves,
@@ -13,9 +13,17 @@ import { findFreePort, startSshd, type TestSshd } from '../support/sshd.js'
  */
 describe('the release plan: what --dry-run says is what the run does (real Puma, real sshd)', function () {
   this.timeout(240_000)
-  let sshd: TestSshd
   let ws: Workspace
   let port: number
+  usePumaWorkspace({
+    setup: async (env) => {
+      ;({ ws, port } = env)
+      await writePumaApp(ws, { port, version: 'v1' })
+      await writePumaConfig(ws, env.sshd, { port })
+      const config = await readFile(ws.config, 'utf8')
+      await writeFile(ws.config, config.replace('keep_releases: 10', 'keep_releases: 2'))
+    },
+  })
 
   const release = async (...args: string[]): Promise<ReleaseJson> => {
     const { result, json } = await releaseJson(ws.config, args, { PUMA_TOKEN })
@@ -45,25 +53,6 @@ describe('the release plan: what --dry-run says is what the run does (real Puma,
       if (host.restart?.when === 'predicted') expect(done?.restart?.kind).to.equal(host.restart.decision.kind)
     })
   }
-
-  before(async () => {
-    sshd = await startSshd({ user: DEPLOY_USER, createUser: true })
-  })
-  after(async () => {
-    await sshd?.stop()
-  })
-  beforeEach(async () => {
-    ws = await makeWorkspace(DEPLOY_USER)
-    port = await findFreePort()
-    await writePumaApp(ws, { port, version: 'v1' })
-    await writePumaConfig(ws, sshd, { port })
-    const config = await readFile(ws.config, 'utf8')
-    await writeFile(ws.config, config.replace('keep_releases: 10', 'keep_releases: 2'))
-  })
-  afterEach(async () => {
-    await stopPuma(ws)
-    await rm(ws.dir, { recursive: true, force: true })
-  })
 
   it('predicts phased for a code change and hot for a puma.rb change, and the runs do that, pruning what it listed', async () => {
     const first = await release()
